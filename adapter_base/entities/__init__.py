@@ -1,0 +1,24 @@
+"""The records the framework stores: items, datasets, annotations, models."""
+
+from .annotation import ANNOTATION_TYPES, Annotation, AnnotationCollection, ModelInfo, decode_mask, encode_mask
+from .dataset import Dataset
+from .filters import Filters
+from .item import SUPPORTED_MIMETYPES, Item
+from .model import MODEL_STATUSES, ArtifactFile, ArtifactManifest, Model
+
+__all__ = [
+    "ANNOTATION_TYPES",
+    "MODEL_STATUSES",
+    "SUPPORTED_MIMETYPES",
+    "Annotation",
+    "AnnotationCollection",
+    "ArtifactFile",
+    "ArtifactManifest",
+    "Dataset",
+    "Filters",
+    "Item",
+    "Model",
+    "ModelInfo",
+    "decode_mask",
+    "encode_mask",
+]

@@ -1,0 +1,149 @@
+"""Shared machinery of the entities: JSON round trip and field validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import uuid
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Mapping, TypeVar
+
+from ..errors import ValidationError
+
+E = TypeVar("E", bound="Entity")
+
+
+def new_id() -> str:
+    """A fresh random id (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def utc_now() -> str:
+    """The current time as an ISO-8601 UTC string."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Entity:
+    """Mixin for dataclass entities: ``to_dict``/``from_dict``/JSON, validated on load.
+
+    Subclasses are dataclasses that implement ``validate()`` and may override
+    ``_decode`` to turn nested dicts into nested entities.
+    """
+
+    kind: ClassVar[str] = "entity"
+
+    def validate(self) -> None:  # pragma: no cover - every entity overrides
+        """Raise ``ValidationError`` naming the first bad field."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def to_json(self, **kwargs: Any) -> str:
+        """This entity as a JSON string (strict JSON: no NaN)."""
+        return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+
+    @classmethod
+    def from_dict(cls: type[E], data: Mapping[str, Any]) -> E:
+        """Build and validate an entity from a dict; unknown keys are an error."""
+        if not isinstance(data, Mapping):
+            raise ValidationError(cls.kind, "<record>", f"expected an object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValidationError(cls.kind, unknown[0], "unknown field")
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        for name in required:
+            if name not in data:
+                raise ValidationError(cls.kind, name, "missing required field")
+        obj = cls(**cls._decode(dict(data)))  # type: ignore[call-arg]
+        obj.validate()
+        return obj
+
+    @classmethod
+    def from_json(cls: type[E], text: str | bytes) -> E:
+        """Parse and validate a JSON document; malformed JSON names the entity."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValidationError(cls.kind, "<json>", f"malformed JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def _decode(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Entity):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+# --- validation helpers: each raises ValidationError(entity, field, why) ----------------
+
+
+def check_str(entity: str, field: str, value: Any, *, empty: bool = False) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(entity, field, f"expected a string, got {type(value).__name__}")
+    if not empty and not value:
+        raise ValidationError(entity, field, "must not be empty")
+
+
+def check_optional_str(entity: str, field: str, value: Any) -> None:
+    if value is not None:
+        check_str(entity, field, value)
+
+
+def check_number(
+    entity: str, field: str, value: Any, *, lo: float | None = None, hi: float | None = None
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(entity, field, f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValidationError(entity, field, f"must be finite, got {value!r}")
+    if lo is not None and value < lo:
+        raise ValidationError(entity, field, f"must be >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ValidationError(entity, field, f"must be <= {hi}, got {value!r}")
+
+
+def check_int(entity: str, field: str, value: Any, *, lo: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(entity, field, f"expected an integer, got {type(value).__name__}")
+    if lo is not None and value < lo:
+        raise ValidationError(entity, field, f"must be >= {lo}, got {value!r}")
+
+
+def check_dict(entity: str, field: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError(entity, field, f"expected an object, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise ValidationError(entity, field, f"keys must be strings, got {key!r}")
+
+
+def check_str_list(entity: str, field: str, value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValidationError(entity, field, "expected a list of non-empty strings")
+
+
+def check_choice(entity: str, field: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValidationError(entity, field, f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+def check_jsonable(entity: str, field: str, value: Any) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(entity, field, f"not JSON-serialisable: {exc}") from None

@@ -1,0 +1,39 @@
+"""Exceptions raised by the framework, each naming the thing that is wrong."""
+
+from __future__ import annotations
+
+
+class AdapterError(Exception):
+    """Base class of every error the framework raises on purpose."""
+
+
+class ValidationError(AdapterError, ValueError):
+    """An entity field (or an input) has a bad value; ``field`` names it."""
+
+    def __init__(self, entity: str, field: str, message: str) -> None:
+        self.entity = entity
+        self.field = field
+        super().__init__(f"{entity}.{field}: {message}")
+
+
+class NotFoundError(AdapterError, KeyError):
+    """A dataset, item, model or stored object does not exist."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "not found"
+
+
+class ConflictError(AdapterError):
+    """A unique name is already taken, or a write lost a race."""
+
+
+class StoreError(AdapterError):
+    """The object store failed or refused an operation."""
+
+
+class InvalidKeyError(StoreError, ValueError):
+    """A store key is empty, absolute, or escapes its prefix."""
+
+
+class AdapterContractError(AdapterError):
+    """The user's adapter broke its contract (wrong result count or type, ...)."""

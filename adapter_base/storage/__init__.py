@@ -1,0 +1,59 @@
+"""Object storage: one small interface, a local-directory and an S3 backend, chosen by URI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..errors import StoreError
+from .base import ObjectInfo, ObjectStore
+from .keys import join_key, validate_key, validate_prefix
+from .local import LocalStore
+
+ENV_STORE = "MODEL_ADAPTER_STORE"
+ENV_HOME = "MODEL_ADAPTER_HOME"
+
+
+def adapter_home() -> Path:
+    """``$MODEL_ADAPTER_HOME``, default ``~/.model-adapter``."""
+    return Path(os.environ.get(ENV_HOME) or "~/.model-adapter").expanduser()
+
+
+def default_store_uri() -> str:
+    """``$MODEL_ADAPTER_STORE``, else the embedded local store under the home directory."""
+    return os.environ.get(ENV_STORE) or str(adapter_home() / "store")
+
+
+def open_store(uri: str | None = None) -> ObjectStore:
+    """Open a store from a URI: ``/path``, ``file:///path``, a relative path, or ``s3://bucket/prefix``.
+
+    S3 endpoint and credentials come from the environment (``AWS_ENDPOINT_URL``,
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``).
+    """
+    uri = uri or default_store_uri()
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        from .s3 import S3Store
+
+        return S3Store.from_uri(uri)
+    if parsed.scheme == "file":
+        return LocalStore(parsed.path)
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return LocalStore(uri)
+    raise StoreError(f"unsupported store URI scheme {parsed.scheme!r} in {uri!r} (use a path, file:// or s3://)")
+
+
+__all__ = [
+    "ENV_HOME",
+    "ENV_STORE",
+    "LocalStore",
+    "ObjectInfo",
+    "ObjectStore",
+    "adapter_home",
+    "default_store_uri",
+    "join_key",
+    "open_store",
+    "validate_key",
+    "validate_prefix",
+]

@@ -1,0 +1,97 @@
+"""The object-store interface every backend implements."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, ContextManager, Iterator
+
+from ..errors import NotFoundError, StoreError
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or ``stat`` says about one object."""
+
+    key: str
+    size: int
+    etag: str | None = None
+
+
+class ObjectStore(ABC):
+    """A flat key -> bytes store. Keys are validated by ``storage.keys.validate_key``.
+
+    Writes of one object are atomic: a reader sees the old object or the new one.
+    Large objects are streamed (``put_file``/``get_file``/``open_read``), never held whole in memory.
+    """
+
+    uri: str
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Write a small object."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """Read a small object whole; ``NotFoundError`` if missing."""
+
+    @abstractmethod
+    def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> None:
+        """Upload a local file, streaming (multipart where the backend has it)."""
+
+    @abstractmethod
+    def get_file(self, key: str, path: str | Path) -> None:
+        """Download to ``path`` (parents created); the file appears only when complete."""
+
+    @abstractmethod
+    def open_read(self, key: str) -> ContextManager[BinaryIO]:
+        """A streaming reader of the object."""
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Size and etag of an object; ``NotFoundError`` if missing."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object; a missing one is not an error."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Iterate every object under ``prefix`` (recursively), in key order, lazily."""
+
+    def exists(self, key: str) -> bool:
+        """True if the object exists."""
+        try:
+            self.stat(key)
+            return True
+        except NotFoundError:
+            return False
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under ``prefix``; returns how many."""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        keys = [info.key for info in self.list(prefix)]
+        for key in keys:
+            self.delete(key)
+        return len(keys)
+
+    def put_json(self, key: str, value: Any) -> None:
+        """Write a JSON document (strict: no NaN)."""
+        self.put_bytes(key, json.dumps(value, allow_nan=False, indent=1).encode(), "application/json")
+
+    def get_json(self, key: str) -> Any:
+        """Read a JSON document; malformed JSON is a ``StoreError`` naming the key."""
+        raw = self.get_bytes(key)
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{self.uri}: object {key!r} is not valid JSON: {exc}") from None
+
+    def close(self) -> None:
+        """Release connections and pools."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"

@@ -1,0 +1,127 @@
+"""The embedded default: objects as files under a local directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ..errors import NotFoundError
+from .base import ObjectInfo, ObjectStore
+from .keys import validate_key, validate_prefix
+
+_PARTIAL = ".partial"
+
+
+class LocalStore(ObjectStore):
+    """Objects are files under ``root``; writes go to a temp file then ``os.replace`` (atomic)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.uri = f"file://{self.root}"
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def _tmp(self) -> Path:
+        tmp_dir = self.root / _PARTIAL
+        tmp_dir.mkdir(exist_ok=True)
+        return tmp_dir / uuid.uuid4().hex
+
+    def _commit(self, tmp: Path, key: str) -> None:
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        validate_key(key)
+        tmp = self._tmp()
+        tmp.write_bytes(data)
+        self._commit(tmp, key)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFoundError(f"{self.uri}: no object {key!r}") from None
+
+    def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> None:
+        validate_key(key)
+        tmp = self._tmp()
+        try:
+            shutil.copyfile(path, tmp)
+            self._commit(tmp, key)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get_file(self, key: str, path: str | Path) -> None:
+        src = self._path(key)
+        dest = Path(path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            if not src.is_file():
+                raise NotFoundError(f"{self.uri}: no object {key!r}") from None
+            raise
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        try:
+            fh = open(self._path(key), "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFoundError(f"{self.uri}: no object {key!r}") from None
+        with fh:
+            yield fh
+
+    def stat(self, key: str) -> ObjectInfo:
+        p = self._path(key)
+        try:
+            st = p.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"{self.uri}: no object {key!r}") from None
+        if not p.is_file():
+            raise NotFoundError(f"{self.uri}: no object {key!r}")
+        return ObjectInfo(key=key, size=st.st_size, etag=f"{st.st_mtime_ns:x}-{st.st_size:x}")
+
+    def delete(self, key: str) -> None:
+        p = self._path(key)
+        p.unlink(missing_ok=True)
+        # Prune now-empty directories so listings stay fast.
+        parent = p.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        validate_prefix(prefix)
+        # Walk only the deepest directory that the prefix names, in sorted order.
+        base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root / base_dir if base_dir else self.root
+        yield from self._walk(start, prefix)
+
+    def _walk(self, directory: Path, prefix: str) -> Iterator[ObjectInfo]:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name + ("/" if e.is_dir() else ""))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if directory == self.root and entry.name == _PARTIAL:
+                continue
+            rel = os.path.relpath(entry.path, self.root).replace(os.sep, "/")
+            if entry.is_dir():
+                if rel.startswith(prefix) or prefix.startswith(rel + "/"):
+                    yield from self._walk(Path(entry.path), prefix)
+            elif rel.startswith(prefix) and not entry.name.endswith(".partial"):
+                yield ObjectInfo(key=rel, size=entry.stat().st_size)
