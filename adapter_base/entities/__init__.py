@@ -4,6 +4,7 @@ from .annotation import ANNOTATION_TYPES, Annotation, AnnotationCollection, Mode
 from .dataset import Dataset
 from .filters import Filters
 from .item import SUPPORTED_MIMETYPES, Item
+from .prediction import PredictionSet
 from .model import MODEL_STATUSES, ArtifactFile, ArtifactManifest, Model
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Item",
     "Model",
     "ModelInfo",
+    "PredictionSet",
     "decode_mask",
     "encode_mask",
 ]

@@ -48,11 +48,11 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    area_a = np.maximum(a[:, 2] - a[:, 0], 0) * np.maximum(a[:, 3] - a[:, 1], 0)
+    area_b = np.maximum(b[:, 2] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 1], 0)
     width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+    inter = np.maximum(width, 0) * np.maximum(height, 0)
     union = area_a[:, None] + area_b[None, :] - inter
     out = np.zeros_like(inter)
     np.divide(inter, union, out=out, where=union > 0)
@@ -104,11 +104,21 @@ def _interpolated_precision(tp: np.ndarray, num_gt: int) -> np.ndarray:
     return out
 
 
-def _as_box(box: Any) -> np.ndarray:
-    arr = np.asarray(box, dtype=np.float64)
-    if arr.shape != (4,) or not np.isfinite(arr).all():
-        raise ValueError(f"box must be 4 finite numbers (left, top, right, bottom), got {box!r}")
+def _as_boxes(boxes: list[Any]) -> np.ndarray:
+    try:
+        arr = np.asarray(boxes, dtype=np.float64).reshape(len(boxes), 4)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or not np.isfinite(arr).all():
+        raise ValueError(f"boxes must be 4 finite numbers (left, top, right, bottom), got {boxes!r}")
     return arr
+
+
+def _group(labels: list[str]) -> dict[str, np.ndarray]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        groups[label].append(i)
+    return {label: np.asarray(idx) for label, idx in groups.items()}
 
 
 def detection_metrics(
@@ -119,9 +129,12 @@ def detection_metrics(
 
     ``images`` yields one ``(ground_truths, predictions)`` pair per image; boxes of
     different labels never match. For every label and IoU threshold in 0.50:0.05:0.95,
-    predictions are matched greedily per image in descending score order; AP is the
-    mean over recall 0, 0.01, ..., 1 of the precision envelope (COCO 101-point
-    interpolation; no per-image detection cap, no crowd/area handling).
+    predictions are matched greedily per image in descending score order, each to
+    the unmatched ground truth with the highest IoU >= threshold; AP is the mean over
+    recall 0, 0.01, ..., 1 of the precision envelope (COCO 101-point interpolation;
+    no per-image detection cap, no crowd/area handling). Thresholds and recall levels
+    are the exact decimals, so results can differ from pycocotools' ``np.linspace``
+    grid only where a recall lands exactly on a level such as 0.35.
 
     Labels are ``labels`` in the given order followed by every other label seen,
     sorted. A label without ground truth has NaN AP and is left out of the mAP
@@ -145,30 +158,24 @@ def detection_metrics(
 
     for ground_truths, predictions in images:
         num_images += 1
-        gt_boxes: dict[str, list[np.ndarray]] = defaultdict(list)
-        pred_boxes: dict[str, list[np.ndarray]] = defaultdict(list)
-        pred_scores: dict[str, list[float]] = defaultdict(list)
-        for label, box in ground_truths:
-            gt_boxes[label].append(_as_box(box))
-        for label, box, score in predictions:
-            score = float(score)
-            if not np.isfinite(score):
-                raise ValueError(f"prediction score must be finite, got {score!r}")
-            pred_boxes[label].append(_as_box(box))
-            pred_scores[label].append(score)
+        gt_labels = [label for label, _ in ground_truths]
+        gt_boxes = _as_boxes([box for _, box in ground_truths])
+        pred_labels = [label for label, _, _ in predictions]
+        pred_boxes = _as_boxes([box for _, box, _ in predictions])
+        pred_scores = np.asarray([score for _, _, score in predictions], dtype=np.float64)
+        if not np.isfinite(pred_scores).all():
+            raise ValueError(f"prediction scores must be finite, got {pred_scores.tolist()!r}")
 
-        for label, boxes in gt_boxes.items():
-            num_gt[label] += len(boxes)
-        for label, boxes in pred_boxes.items():
-            s = np.asarray(pred_scores[label])
-            order = np.argsort(-s, kind="stable")
-            gts = gt_boxes.get(label)
-            if gts:
-                ious = iou_matrix(np.stack(boxes)[order], np.stack(gts))
-            else:
-                ious = np.zeros((len(boxes), 0))
-            scores[label].append(s[order])
-            flags[label].append(_match(ious))
+        # One IoU matrix across labels per image; each label then takes its sub-block.
+        ious = iou_matrix(pred_boxes, gt_boxes)
+        gt_groups = _group(gt_labels)
+        for label, idx in gt_groups.items():
+            num_gt[label] += len(idx)
+        for label, idx in _group(pred_labels).items():
+            idx = idx[np.argsort(-pred_scores[idx], kind="stable")]
+            gt_idx = gt_groups.get(label, np.empty(0, dtype=np.int64))
+            scores[label].append(pred_scores[idx])
+            flags[label].append(_match(ious[idx][:, gt_idx]))
 
     names = ordered_labels(labels, [*num_gt, *scores])
     per_label: dict[str, dict[str, Any]] = {}

@@ -67,7 +67,7 @@ def format_metric(value: Any, digits: int = 3) -> str:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, str):
-        return value if value in _ENCODED else value
+        return value
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):

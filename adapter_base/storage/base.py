@@ -61,6 +61,15 @@ class ObjectStore(ABC):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Iterate every object under ``prefix`` (recursively), in key order, lazily."""
 
+    def copy(self, src_key: str, dst_key: str) -> None:
+        """Copy an object within the store, streaming through a temp file by default."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="store-copy-") as tmp:
+            path = Path(tmp) / "object"
+            self.get_file(src_key, path)
+            self.put_file(dst_key, path)
+
     def exists(self, key: str) -> bool:
         """True if the object exists."""
         try:

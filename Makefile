@@ -1,0 +1,34 @@
+# model-adapter: `make demo` runs the whole flow on the embedded local store; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+IMAGE ?= model-adapter:dev
+DEMO_HOME ?= $(CURDIR)/.demo
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@echo ">> creating $(VENV) and installing the package with its dev extras"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install everything (idempotent)
+
+demo: venv ## Import the digits dataset, train, save, evaluate and predict on a local store (MODEL_ADAPTER_HOME=.demo)
+	@MODEL_ADAPTER_HOME=$(DEMO_HOME) $(VENV)/bin/model-adapter demo --fresh
+
+test: venv ## Run every test (S3 against a real SeaweedFS, KFP local runs, manifest checks)
+	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean: ## Remove the demo home, caches and build outputs
+	rm -rf $(DEMO_HOME) .pytest_cache .hypothesis build dist *.egg-info
+
+.PHONY: help venv demo test clean

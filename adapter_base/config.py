@@ -1,0 +1,41 @@
+"""Adapter configuration: framework defaults < adapter defaults < model configuration."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+#: Keys the framework itself reads; adapters add their own.
+FRAMEWORK_DEFAULTS: dict[str, Any] = {
+    "batch_size": 16,
+    "prefetch_batches": 4,
+    "io_workers": 16,
+    "predict_timeout_s": None,
+    "adaptive_batch_size": True,
+    "device": "auto",
+}
+
+
+def merge_configuration(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge layers left to right (later wins), nested dicts merged key by key."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+                out[key] = merge_configuration(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
+def resolve_device(requested: str | None) -> str:
+    """``requested`` unless it is ``auto``/empty: then ``cuda`` when PyTorch sees a GPU, else ``cpu``."""
+    if requested and requested != "auto":
+        return requested
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+    return "cpu"

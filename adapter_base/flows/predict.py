@@ -1,0 +1,408 @@
+"""``predict_items`` / ``predict_dataset``: streaming batched prediction with a per-item report.
+
+Three stages overlap: a producer thread lists items and prepares them on an I/O
+pool (``prepare_item_func``) into batches; the calling thread runs ``predict``;
+a write pool stamps and stores each item's ``PredictionSet``. Queues and windows
+are bounded, so memory does not grow with the number of items. A failing item or
+batch is recorded (item id, stage, error) and the rest go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from ..concurrency import ordered_map
+from ..entities import Annotation, AnnotationCollection, Dataset, Filters, Item, Model, ModelInfo, PredictionSet
+from ..entities._base import utc_now
+from ..errors import AdapterContractError, ValidationError
+from ..registry import layout
+from ..secrets import redact
+from ._common import resolve_dataset
+
+if TYPE_CHECKING:
+    from ..adapter import BaseModelAdapter
+
+log = logging.getLogger(__name__)
+
+ItemSource = Iterable[tuple[str, "Item | BaseException"]]
+ResultCallback = Callable[[Item, PredictionSet], None]
+
+_DONE = object()
+_SKIP = object()
+
+
+@dataclass
+class ItemFailure:
+    """Why one item has no predictions from this run."""
+
+    item_id: str
+    stage: str  # list | input | prepare | predict | write
+    error: str
+    path: str | None = None
+
+
+@dataclass
+class PredictionReport:
+    """What a prediction run did, item by item for the failures."""
+
+    run_id: str
+    model_id: str
+    model_name: str
+    model_version: int
+    batch_size: int
+    batch_size_used: int = 0
+    total: int = 0
+    succeeded: int = 0
+    skipped: int = 0
+    failures: list[ItemFailure] = field(default_factory=list)
+    started_at: str = field(default_factory=utc_now)
+    duration_s: float = 0.0
+    fatal_error: str | None = None
+
+    @property
+    def failed(self) -> int:
+        """Items that failed at any stage."""
+        return len(self.failures)
+
+    @property
+    def ok(self) -> bool:
+        """True when every item succeeded (or was already done)."""
+        return not self.failures and self.fatal_error is None
+
+    @property
+    def items_per_second(self) -> float:
+        """Items predicted and written per second of wall time."""
+        return self.succeeded / self.duration_s if self.duration_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (with ``failed`` and ``items_per_second``)."""
+        d = asdict(self)
+        d["failed"] = self.failed
+        d["items_per_second"] = round(self.items_per_second, 3)
+        return d
+
+    def summary(self) -> str:
+        """A few lines for people: counts, throughput, and each failure."""
+        lines = [
+            f"prediction run {self.run_id}: model {self.model_name} v{self.model_version}: "
+            f"{self.succeeded} predicted, {self.skipped} already done, {self.failed} failed "
+            f"of {self.total} in {self.duration_s:.1f}s ({self.items_per_second:.1f} items/s, batch size {self.batch_size_used})"
+        ]
+        lines += [f"  FAILED {f.item_id}{f' ({f.path})' if f.path else ''} at {f.stage}: {f.error}" for f in self.failures]
+        if self.fatal_error:
+            lines.append(f"  ABORTED: {self.fatal_error}")
+        return "\n".join(lines)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for ``MemoryError`` and accelerator OOM errors (e.g. ``torch.cuda.OutOfMemoryError``)."""
+    return isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc).lower()
+
+
+def _error_text(exc: BaseException) -> str:
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+class _Run:
+    """One streaming prediction run."""
+
+    def __init__(
+        self,
+        adapter: "BaseModelAdapter",
+        model: Model,
+        *,
+        batch_size: int,
+        resume: bool,
+        write: bool,
+        on_result: ResultCallback | None,
+        progress: bool,
+        run_id: str | None,
+    ) -> None:
+        cfg = adapter.configuration
+        self.adapter = adapter
+        self.registry = adapter.registry
+        self.model = model
+        self.batch_size = batch_size
+        self.effective_batch = batch_size
+        self.prefetch_batches = max(1, int(cfg.get("prefetch_batches") or 4))
+        self.io_workers = max(1, int(cfg.get("io_workers") or 16))
+        self.timeout_s = cfg.get("predict_timeout_s")
+        self.adaptive = bool(cfg.get("adaptive_batch_size", True))
+        self.resume = resume
+        self.write = write
+        self.on_result = on_result
+        self.report = PredictionReport(
+            run_id=run_id or uuid.uuid4().hex[:12],
+            model_id=model.id,
+            model_name=model.name,
+            model_version=model.version,
+            batch_size=batch_size,
+        )
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._predict_exec: ThreadPoolExecutor | None = None
+        self._bar: Any = None
+        if progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(unit="item", desc=f"predict {model.name}", dynamic_ncols=True)
+
+    # --- bookkeeping ------------------------------------------------------------------
+
+    def _fail(self, item_id: str, stage: str, exc: BaseException | str, path: str | None = None) -> None:
+        text = exc if isinstance(exc, str) else _error_text(exc)
+        log.error("item %s failed at %s: %s", item_id, stage, text)
+        with self._lock:
+            self.report.failures.append(ItemFailure(item_id=item_id, stage=stage, error=text, path=path))
+        self._tick()
+
+    def _tick(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    # --- stage 1: list + prepare (producer thread) ------------------------------------
+
+    def _prepare(self, entry: tuple[str, Item | BaseException]) -> Any:
+        _, item = entry
+        if isinstance(item, BaseException):
+            raise item
+        if self.resume:
+            done = self.registry.get_predictions(item, self.model.id)
+            if done is not None and done.model_version == self.model.version:
+                return _SKIP
+        prepared = self.adapter.prepare_item_func(item)
+        if prepared is None:
+            raise AdapterContractError(f"prepare_item_func returned None for item {item.id}")
+        return prepared
+
+    def _produce(self, source: ItemSource, out: "queue.Queue[Any]", pool: ThreadPoolExecutor) -> None:
+        batch: list[tuple[Item, Any]] = []
+        try:
+            window = self.prefetch_batches * self.batch_size
+            for (item_id, item), result in ordered_map(self._prepare, source, pool=pool, window=window):
+                if self._stop.is_set():
+                    return
+                with self._lock:
+                    self.report.total += 1
+                if isinstance(item, BaseException):
+                    self._fail(item_id, "list", item)
+                elif not isinstance(item, Item):
+                    self._fail(str(item_id), "input", f"expected an Item, got {type(item).__name__}")
+                elif isinstance(result, BaseException):
+                    self._fail(item.id, "prepare", result, item.path)
+                elif result is _SKIP:
+                    with self._lock:
+                        self.report.skipped += 1
+                    self._tick()
+                else:
+                    batch.append((item, result))
+                    if len(batch) >= self.batch_size:
+                        self._put(out, batch)
+                        batch = []
+            if batch:
+                self._put(out, batch)
+        except BaseException as exc:  # noqa: BLE001 - the listing itself failed: end the run
+            self.report.fatal_error = _error_text(exc)
+            log.error("listing items failed, stopping: %s", self.report.fatal_error)
+        finally:
+            self._put(out, _DONE)
+
+    def _put(self, out: "queue.Queue[Any]", value: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                out.put(value, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    # --- stage 2: predict (calling thread) --------------------------------------------
+
+    def _call_predict(self, inputs: list[Any], items: list[Item]) -> Any:
+        if not self.timeout_s:
+            return self.adapter.predict(inputs, items=items)
+        if self._predict_exec is None:
+            self._predict_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        fut = self._predict_exec.submit(self.adapter.predict, inputs, items=items)
+        try:
+            return fut.result(timeout=float(self.timeout_s))
+        except FutureTimeout:
+            # A hung predict cannot be killed: abandon its thread and go on with a new one.
+            self._predict_exec.shutdown(wait=False)
+            self._predict_exec = None
+            raise TimeoutError(f"predict did not return within predict_timeout_s={self.timeout_s}") from None
+
+    def _predict_batch(self, batch: list[tuple[Item, Any]]) -> Iterator[tuple[Item, Any]]:
+        """Yield (item, result or exception) for each item, shrinking the batch on OOM."""
+        i = 0
+        while i < len(batch):
+            size = self.effective_batch
+            chunk = batch[i : i + size]
+            items = [it for it, _ in chunk]
+            try:
+                results = self._call_predict([x for _, x in chunk], items)
+            except Exception as exc:  # noqa: BLE001 - recorded per item
+                if self.adaptive and len(chunk) > 1 and is_out_of_memory(exc):
+                    self.effective_batch = max(1, len(chunk) // 2)
+                    log.warning("predict ran out of memory on %d items; retrying with batch size %d", len(chunk), self.effective_batch)
+                    continue
+                for it in items:
+                    yield it, exc
+                i += len(chunk)
+                continue
+            if not isinstance(results, Sequence) or isinstance(results, (str, bytes)):
+                err = AdapterContractError(f"predict returned a {type(results).__name__}, expected a list with one result per item")
+                for it in items:
+                    yield it, err
+            elif len(results) != len(chunk):
+                err = AdapterContractError(f"predict returned {len(results)} results for a batch of {len(chunk)}")
+                for it in items:
+                    yield it, err
+            else:
+                yield from zip(items, results)
+            i += len(chunk)
+
+    # --- stage 3: stamp + write (write pool) ------------------------------------------
+
+    def _stamp(self, item: Item, result: Any) -> PredictionSet:
+        if isinstance(result, AnnotationCollection):
+            anns = list(result.annotations)
+        elif isinstance(result, list) and all(isinstance(a, Annotation) for a in result):
+            anns = result
+        else:
+            raise AdapterContractError(f"predict result is a {type(result).__name__}, expected an AnnotationCollection or a list of Annotation")
+        stamped = []
+        for n, ann in enumerate(anns):
+            if not isinstance(ann, Annotation):
+                raise AdapterContractError(f"result annotation {n} is a {type(ann).__name__}, not an Annotation")
+            info = ModelInfo(
+                confidence=1.0 if ann.model is None else ann.model.confidence,
+                model_id=self.model.id,
+                model_name=self.model.name,
+                model_version=self.model.version,
+            )
+            new = replace(ann, model=info)
+            try:
+                new.validate()
+            except ValidationError as exc:
+                raise ValidationError(f"prediction {n}", exc.field, str(exc).split(": ", 1)[-1]) from None
+            stamped.append(new)
+        return PredictionSet(
+            item_id=item.id,
+            model_id=self.model.id,
+            model_name=self.model.name,
+            model_version=self.model.version,
+            annotations=stamped,
+            run_id=self.report.run_id,
+        )
+
+    def _write(self, item: Item, pset: PredictionSet) -> None:
+        if self.write:
+            self.registry.put_predictions(pset, item.dataset_id)
+
+    # --- the run ----------------------------------------------------------------------
+
+    def run(self, source: ItemSource) -> PredictionReport:
+        start = time.monotonic()
+        batches: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch_batches)
+        prepare_pool = ThreadPoolExecutor(max_workers=self.io_workers, thread_name_prefix="prepare")
+        write_pool = ThreadPoolExecutor(max_workers=self.io_workers, thread_name_prefix="write")
+        in_flight = threading.BoundedSemaphore(4 * self.io_workers)
+        producer = threading.Thread(target=self._produce, args=(source, batches, prepare_pool), name="producer", daemon=True)
+        producer.start()
+
+        def finish(fut: Future[None], item: Item) -> None:
+            in_flight.release()
+            exc = fut.exception()
+            if exc is not None:
+                self._fail(item.id, "write", exc, item.path)
+                return
+            with self._lock:
+                self.report.succeeded += 1
+            self._tick()
+
+        try:
+            while (batch := batches.get()) is not _DONE:
+                for item, result in self._predict_batch(batch):
+                    if isinstance(result, BaseException):
+                        self._fail(item.id, "predict", result, item.path)
+                        continue
+                    try:
+                        pset = self._stamp(item, result)
+                    except Exception as exc:  # noqa: BLE001 - recorded per item
+                        self._fail(item.id, "predict", exc, item.path)
+                        continue
+                    if self.on_result is not None:
+                        self.on_result(item, pset)
+                    in_flight.acquire()
+                    fut = write_pool.submit(self._write, item, pset)
+                    fut.add_done_callback(lambda f, it=item: finish(f, it))
+        finally:
+            self._stop.set()
+            write_pool.shutdown(wait=True)
+            prepare_pool.shutdown(wait=True, cancel_futures=True)
+            producer.join()
+            if self._predict_exec is not None:
+                self._predict_exec.shutdown(wait=False)
+            if self._bar is not None:
+                self._bar.close()
+        self.report.batch_size_used = self.effective_batch
+        self.report.duration_s = time.monotonic() - start
+        return self.report
+
+
+def _bound_model(adapter: "BaseModelAdapter") -> Model:
+    if adapter.model_entity is None:
+        raise ValueError("the adapter has no model: call load_from_model(model) before predicting")
+    return adapter.model_entity
+
+
+def run_predictions(
+    adapter: "BaseModelAdapter",
+    source: ItemSource,
+    *,
+    batch_size: int | None = None,
+    resume: bool = False,
+    write: bool = True,
+    on_result: ResultCallback | None = None,
+    progress: bool = False,
+    run_id: str | None = None,
+    save_report: bool = True,
+) -> PredictionReport:
+    """Run the streaming prediction over ``(item_id, Item or error)`` pairs; returns the report."""
+    model = _bound_model(adapter)
+    size = int(batch_size or adapter.configuration.get("batch_size") or 16)
+    if size < 1:
+        raise ValidationError("predict", "batch_size", f"must be >= 1, got {size}")
+    run = _Run(adapter, model, batch_size=size, resume=resume, write=write, on_result=on_result, progress=progress, run_id=run_id)
+    report = run.run(source)
+    log.info(report.summary().splitlines()[0])
+    if save_report and write:
+        adapter.registry.store.put_json(layout.run_prefix(report.run_id) + "prediction-report.json", report.to_dict())
+    return report
+
+
+def predict_items(adapter: "BaseModelAdapter", items: Iterable[Item], *, batch_size: int | None = None, **kwargs: Any) -> PredictionReport:
+    """Predict the given items (any iterable, consumed lazily)."""
+    source = ((getattr(it, "id", repr(it)), it) for it in items)
+    return run_predictions(adapter, source, batch_size=batch_size, **kwargs)
+
+
+def predict_dataset(
+    adapter: "BaseModelAdapter",
+    dataset: Dataset | str,
+    *,
+    filters: Filters | Mapping[str, Any] | None = None,
+    batch_size: int | None = None,
+    **kwargs: Any,
+) -> PredictionReport:
+    """Predict every item of ``dataset`` matching ``filters``, streaming the listing."""
+    ds = resolve_dataset(adapter, dataset)
+    return run_predictions(adapter, adapter.registry.iter_item_results(ds, filters), batch_size=batch_size, **kwargs)

@@ -1,0 +1,141 @@
+"""``train_model``: train on the model's subsets and save the result as a new version.
+
+Status goes ``training`` then ``trained``; on any error it is ``failed`` with the
+error recorded, and nothing the failed run produced becomes the current version.
+Checkpoints the adapter writes to ``checkpoint_dir`` are copied to the store at each
+epoch end and handed back as ``resume_checkpoint`` on the next run; they are
+removed once a run succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..entities import Model
+from ..errors import ValidationError
+from ..registry import layout
+from ..registry.artifacts import local_files
+from ._common import fresh_dir, resolve_model
+from .load import load_from_model
+from .prepare_data import default_root, prepare_data
+from .save import save_to_model
+
+if TYPE_CHECKING:
+    from ..adapter import BaseModelAdapter
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[..., None]
+
+
+class CheckpointSync:
+    """Mirror a local checkpoint directory into the store (changed files only)."""
+
+    def __init__(self, adapter: "BaseModelAdapter", model: Model, local_dir: Path) -> None:
+        self.store = adapter.registry.store
+        self.prefix = layout.checkpoints_prefix(model.id)
+        self.local_dir = local_dir
+        self._sent: dict[str, tuple[int, int]] = {}
+
+    def restore(self) -> Path | None:
+        """Download stored checkpoints; the directory if there were any, else None."""
+        found = False
+        for obj in self.store.list(self.prefix):
+            rel = obj.key[len(self.prefix) :]
+            dest = self.local_dir / rel
+            self.store.get_file(obj.key, dest)
+            st = dest.stat()
+            self._sent[rel] = (st.st_size, st.st_mtime_ns)
+            found = True
+        return self.local_dir if found else None
+
+    def push(self) -> int:
+        """Upload new or changed checkpoint files; returns how many."""
+        sent = 0
+        for rel in local_files(self.local_dir):
+            st = (self.local_dir / rel).stat()
+            sig = (st.st_size, st.st_mtime_ns)
+            if self._sent.get(rel) != sig:
+                self.store.put_file(self.prefix + rel, self.local_dir / rel)
+                self._sent[rel] = sig
+                sent += 1
+        return sent
+
+    def clear(self) -> None:
+        """Remove the stored checkpoints (after a successful run)."""
+        self.store.delete_prefix(self.prefix)
+
+
+def _progress_reporter(progress: Any) -> Callable[[int, int, dict[str, Any] | None], None]:
+    """Adapt ``progress`` (None, a callable, or an object with ``update``) to one call shape."""
+    if progress is None:
+        return lambda i, n, metrics: None
+    if hasattr(progress, "update") and not callable(progress):
+        return lambda i, n, metrics: progress.update(progress=int(100 * (i + 1) / max(n, 1)), message=f"epoch {i + 1}/{n}")
+    if callable(progress):
+        return lambda i, n, metrics: progress(i, n, metrics)
+    raise ValidationError("train_model", "progress", f"expected a callable or an object with update(), got {type(progress).__name__}")
+
+
+def train_model(
+    adapter: "BaseModelAdapter",
+    model: Model | str,
+    *,
+    cleanup: bool = False,
+    progress: Any = None,
+    dataset: str | None = None,
+    **kwargs: Any,
+) -> Model:
+    """Load, prepare data, ``train``, save as a new version; returns the trained model record."""
+    registry = adapter.registry
+    entity = resolve_model(adapter, model)
+    dataset_ref = dataset or entity.dataset_id
+    if not dataset_ref:
+        raise ValidationError("Model", "dataset_id", f"model {entity.name!r} has no dataset to train on")
+    registry.set_status(entity, "training")
+    log.info("training %s (%s) from version %d", entity.name, entity.id, entity.version)
+    report = _progress_reporter(progress)
+    root: Path | None = None
+    try:
+        load_from_model(adapter, entity)
+        root = default_root(adapter)
+        data_path, output_path = prepare_data(adapter, dataset_ref, root_path=str(root))
+        checkpoints = CheckpointSync(adapter, entity, fresh_dir(root / "checkpoints", True))
+        resume = checkpoints.restore()
+        if resume is not None:
+            log.info("resuming from the checkpoints of an interrupted run: %s", resume)
+        history: list[dict[str, Any]] = []
+
+        def on_epoch_end_callback(i_epoch: int, n_epochs: int, metrics: dict[str, Any] | None = None) -> None:
+            history.append({"epoch": i_epoch, **(metrics or {})})
+            pushed = checkpoints.push()
+            log.info("epoch %d/%d done%s%s", i_epoch + 1, n_epochs, f" {metrics}" if metrics else "", f" ({pushed} checkpoint file(s) kept)" if pushed else "")
+            report(i_epoch, n_epochs, metrics)
+
+        adapter.train(
+            str(data_path),
+            str(output_path),
+            on_epoch_end_callback=on_epoch_end_callback,
+            checkpoint_dir=str(checkpoints.local_dir),
+            resume_checkpoint=str(resume) if resume else None,
+            **kwargs,
+        )
+        saved = save_to_model(adapter, local_path=str(output_path), model=entity)
+        trained = registry.update_model(
+            saved, status="trained", status_message=None, metrics={**saved.metrics, "training": history[-1] if history else {}}
+        )
+        checkpoints.clear()
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        registry.set_status(entity, "failed", message)
+        log.error("training %s failed: %s (the current version stays %d)", entity.name, message, entity.version)
+        raise
+    finally:
+        if cleanup and root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+    adapter.bind_model(trained)
+    log.info("trained %s: now version %d", trained.name, trained.version)
+    return trained

@@ -1,0 +1,271 @@
+"""Human-facing renderings of a metrics dict: a self-contained HTML page and a markdown summary."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from adapter_base.metrics.finite import format_metric
+
+_DISPLAY_NAMES = {
+    "count": "samples",
+    "num_images": "images",
+    "map": "mAP@[.50:.95]",
+    "map50": "mAP@.50",
+    "map75": "mAP@.75",
+    "ap": "AP@[.50:.95]",
+    "ap50": "AP@.50",
+    "ap75": "AP@.75",
+    "num_gt": "ground truths",
+    "num_pred": "predictions",
+}
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; }
+td.label, th.label { text-align: left; }
+dl.context { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+dl.context dt { font-weight: bold; }
+dl.context dd { margin: 0; }
+img { max-width: 100%; }
+"""
+
+_MAX_ANNOTATED_CELLS = 30
+_MAX_TICK_LABELS = 100
+_MAX_LEGEND_ENTRIES = 20
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _display(key: str) -> str:
+    return _DISPLAY_NAMES.get(key, key)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (int, float, str, np.generic))
+
+
+def _summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Top-level scalars and one level of scalar dicts (e.g. macro/micro), task excluded."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in metrics.items():
+        if key == "task":
+            continue
+        if _is_scalar(value):
+            rows.append((_display(key), value))
+        elif isinstance(value, Mapping) and value and all(_is_scalar(v) for v in value.values()):
+            rows.extend((f"{key} {_display(sub)}", v) for sub, v in value.items())
+    return rows
+
+
+def _per_label_columns(per_label: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(key for row in per_label.values() for key in row))
+
+
+def _png_data_uri(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _new_figure(width: float, height: float) -> Any:
+    # A bare Figure on an Agg canvas is never registered with pyplot, so nothing
+    # global needs closing and rendering is safe off the main thread.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def confusion_matrix_png(confusion: Mapping[str, Any]) -> str | None:
+    """The confusion matrix as a PNG data URI (colour = share of the true label), or None if empty."""
+    rows_labels = [str(x) for x in confusion.get("labels", [])]
+    col_labels = [str(x) for x in confusion.get("columns", rows_labels)]
+    counts = np.asarray(confusion.get("rows", []), dtype=np.float64)
+    if not rows_labels or counts.size == 0:
+        return None
+    counts = counts.reshape(len(rows_labels), len(col_labels))
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+    side = min(max(0.45 * max(len(rows_labels), len(col_labels)) + 3, 4), 24)
+    fig = _new_figure(side + 1, side)
+    ax = fig.add_subplot()
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    fig.colorbar(image, ax=ax, label="share of true label")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if max(len(rows_labels), len(col_labels)) <= _MAX_TICK_LABELS:
+        # parse_math=False: labels are data, "$" must not start mathtext.
+        ax.set_xticks(range(len(col_labels)), labels=col_labels, rotation=90, parse_math=False)
+        ax.set_yticks(range(len(rows_labels)), labels=rows_labels, parse_math=False)
+    if max(len(rows_labels), len(col_labels)) <= _MAX_ANNOTATED_CELLS:
+        for (i, j), count in np.ndenumerate(counts):
+            colour = "white" if shares[i, j] > 0.5 else "black"
+            ax.text(j, i, f"{count:.0f}", ha="center", va="center", color=colour, fontsize=8)
+    return _png_data_uri(fig)
+
+
+def pr_curves_png(metrics: Mapping[str, Any]) -> str | None:
+    """The detection PR curves (IoU 0.5) of all labels with ground truth, or None if there are none."""
+    curves = {
+        label: curve
+        for label, curve in metrics.get("pr_curves", {}).items()
+        if curve.get("recall") and curve.get("precision")
+    }
+    if not curves:
+        return None
+    per_label = metrics.get("per_label", {})
+    fig = _new_figure(7, 5)
+    ax = fig.add_subplot()
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10" if len(curves) <= 10 else "tab20"]
+    handles, names = [], []
+    for i, (label, curve) in enumerate(curves.items()):
+        (line,) = ax.plot(
+            np.asarray(curve["recall"], dtype=np.float64),
+            np.asarray(curve["precision"], dtype=np.float64),
+            color=palette(i % palette.N),
+            linestyle=("-", "--", ":", "-.")[(i // palette.N) % 4],
+        )
+        handles.append(line)
+        ap50 = per_label.get(label, {}).get("ap50")
+        names.append(f"{label} (AP@.50 {format_metric(ap50)})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("interpolated precision")
+    ax.set_title("Precision-recall at IoU 0.50")
+    ax.grid(True, alpha=0.3)
+    if len(handles) <= _MAX_LEGEND_ENTRIES:
+        # Explicit labels: matplotlib would otherwise hide labels starting with "_".
+        legend = ax.legend(handles, names, loc="lower left", fontsize=8)
+        for text in legend.get_texts():
+            text.set_parse_math(False)
+    return _png_data_uri(fig)
+
+
+def _html_table(header: list[str], body: list[list[str]], label_columns: int = 1) -> str:
+    """A table from already-escaped cells; the first ``label_columns`` are left-aligned."""
+
+    def cells(tag: str, row: list[str]) -> str:
+        return "".join(
+            f'<{tag} class="label">{c}</{tag}>' if i < label_columns else f"<{tag}>{c}</{tag}>"
+            for i, c in enumerate(row)
+        )
+
+    rows = "".join(f"<tr>{cells('td', row)}</tr>" for row in body)
+    return f"<table><thead><tr>{cells('th', header)}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _per_label_html(per_label: Mapping[str, Mapping[str, Any]]) -> str:
+    columns = _per_label_columns(per_label)
+    header = ["label", *(_esc(_display(c)) for c in columns)]
+    body = [
+        [_esc(label), *(_esc(format_metric(row.get(c))) for c in columns)]
+        for label, row in per_label.items()
+    ]
+    return _html_table(header, body)
+
+
+def _confusion_html(confusion: Mapping[str, Any]) -> str:
+    labels = confusion.get("labels", [])
+    columns = confusion.get("columns", labels)
+    header = ["true \\ predicted", *(_esc(c) for c in columns)]
+    body = [
+        [_esc(label), *(_esc(format_metric(v)) for v in row)]
+        for label, row in zip(labels, confusion.get("rows", []))
+    ]
+    return _html_table(header, body)
+
+
+def render_html_report(
+    metrics: Mapping[str, Any],
+    *,
+    title: str,
+    context: Mapping[str, str] | None = None,
+) -> str:
+    """A self-contained HTML page (inline CSS, images as data URIs) presenting ``metrics``.
+
+    ``metrics`` is a dict from ``classification_metrics`` or ``detection_metrics``,
+    raw or ``json_safe``-encoded. ``context`` (model id, version, dataset, time, ...)
+    is shown under the title. Every label and context string is HTML-escaped.
+    """
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_esc(title)}</h1>",
+    ]
+    if context:
+        items = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in context.items())
+        parts.append(f'<dl class="context">{items}</dl>')
+
+    task = metrics.get("task")
+    if task:
+        parts.append(f"<p>Task: {_esc(task)}</p>")
+    summary = [[_esc(name), _esc(format_metric(value))] for name, value in _summary_rows(metrics)]
+    parts += ["<h2>Summary</h2>", _html_table(["metric", "value"], summary)]
+
+    per_label = metrics.get("per_label")
+    if per_label:
+        parts += ["<h2>Per label</h2>", _per_label_html(per_label)]
+
+    confusion = metrics.get("confusion_matrix")
+    if confusion and confusion.get("labels"):
+        parts.append("<h2>Confusion matrix</h2>")
+        uri = confusion_matrix_png(confusion)
+        if uri:
+            parts.append(f'<p><img alt="Confusion matrix" src="{uri}"></p>')
+        parts.append(_confusion_html(confusion))
+
+    if task == "detection":
+        parts.append("<h2>Precision-recall curves</h2>")
+        uri = pr_curves_png(metrics)
+        if uri:
+            parts.append(f'<p><img alt="Precision-recall curves" src="{uri}"></p>')
+        else:
+            parts.append("<p>No label has ground truth: no curve to draw.</p>")
+
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _md_cell(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def render_markdown_summary(metrics: Mapping[str, Any], *, max_labels: int = 50) -> str:
+    """A short markdown summary (for the KFP UI): summary table, then up to ``max_labels`` label rows."""
+    lines = ["| metric | value |", "| --- | --- |"]
+    lines += [
+        f"| {_md_cell(name)} | {_md_cell(format_metric(value))} |"
+        for name, value in _summary_rows(metrics)
+    ]
+    per_label = metrics.get("per_label") or {}
+    if per_label:
+        columns = _per_label_columns(per_label)
+        lines += [
+            "",
+            "| label | " + " | ".join(_md_cell(_display(c)) for c in columns) + " |",
+            "| --- " * (len(columns) + 1) + "|",
+        ]
+        for label, row in list(per_label.items())[:max_labels]:
+            values = " | ".join(_md_cell(format_metric(row.get(c))) for c in columns)
+            lines.append(f"| {_md_cell(label)} | {values} |")
+        if len(per_label) > max_labels:
+            lines += ["", f"... and {len(per_label) - max_labels} more labels."]
+    return "\n".join(lines) + "\n"

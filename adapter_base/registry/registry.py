@@ -1,0 +1,397 @@
+"""The registry: datasets, items, annotations and versioned models, kept in an object store.
+
+It is the stand-in for a hosted platform: everything is keyed by id, names are
+unique per kind, and every record is one JSON object written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from ..concurrency import ordered_map
+from ..entities import (
+    AnnotationCollection,
+    ArtifactManifest,
+    Dataset,
+    Filters,
+    Item,
+    Model,
+    PredictionSet,
+)
+from ..entities._base import utc_now
+from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
+from ..storage import ObjectStore, open_store
+from . import layout
+from .artifacts import download_tree, upload_tree
+
+log = logging.getLogger(__name__)
+
+_MIMETYPE_FALLBACKS = {".txt": "text/plain", ".json": "application/json"}
+
+
+def guess_mimetype(path: str) -> str:
+    """The mimetype of a file name, ``application/octet-stream`` when unknown."""
+    suffix = Path(path).suffix.lower()
+    return _MIMETYPE_FALLBACKS.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+class Registry:
+    """Datasets, items, annotations and models over one ``ObjectStore``."""
+
+    def __init__(self, store: ObjectStore, *, io_workers: int = 16) -> None:
+        self.store = store
+        self.io_workers = io_workers
+        self.pool = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="registry-io")
+
+    @classmethod
+    def open(cls, uri: str | None = None, **kwargs: Any) -> "Registry":
+        """A registry over the store at ``uri`` (default: the embedded local store)."""
+        return cls(open_store(uri), **kwargs)
+
+    def close(self) -> None:
+        """Stop the I/O pool and release the store's connections."""
+        self.pool.shutdown(wait=True)
+        self.store.close()
+
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- datasets -----------------------------------------------------------------------
+
+    def create_dataset(self, name: str, labels: Iterable[str] = (), metadata: Mapping[str, Any] | None = None) -> Dataset:
+        """Create a dataset with a unique name."""
+        layout.check_name("Dataset", name)
+        if self.store.exists(layout.dataset_name(name)):
+            raise ConflictError(f"a dataset named {name!r} already exists")
+        ds = Dataset(name=name, labels=list(labels), metadata=dict(metadata or {}))
+        ds.validate()
+        self.store.put_json(layout.dataset_record(ds.id), ds.to_dict())
+        self.store.put_json(layout.dataset_name(name), {"id": ds.id})
+        log.info("created dataset %s (%s)", name, ds.id)
+        return ds.bind(self)
+
+    def get_dataset(self, name_or_id: str) -> Dataset:
+        """A dataset by id or by name."""
+        ds_id = self._resolve(name_or_id, layout.dataset_name, layout.dataset_record, "dataset")
+        return Dataset.from_dict(self.store.get_json(layout.dataset_record(ds_id))).bind(self)
+
+    def update_dataset(self, dataset: Dataset) -> Dataset:
+        """Persist changed labels or metadata of a dataset."""
+        dataset.validate()
+        self.store.put_json(layout.dataset_record(dataset.id), dataset.to_dict())
+        return dataset
+
+    def list_datasets(self) -> list[Dataset]:
+        """Every dataset, by name."""
+        return [self.get_dataset(self.store.get_json(o.key)["id"]) for o in self.store.list(layout.datasets_prefix())]
+
+    def delete_dataset(self, dataset: Dataset) -> None:
+        """Remove a dataset with its items and annotations."""
+        self.store.delete_prefix(f"datasets/{dataset.id}/")
+        self.store.delete(layout.dataset_name(dataset.name))
+
+    # --- items --------------------------------------------------------------------------
+
+    def add_item(
+        self,
+        dataset: Dataset,
+        path: str,
+        data: bytes | str | Path,
+        *,
+        mimetype: str | None = None,
+        subsets: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        annotations: AnnotationCollection | None = None,
+        item_id: str | None = None,
+    ) -> Item:
+        """Store a file (bytes or a local path) as a new item, with optional ground truth."""
+        size = len(data) if isinstance(data, bytes) else Path(data).stat().st_size
+        fields: dict[str, Any] = dict(
+            dataset_id=dataset.id,
+            path=path,
+            mimetype=mimetype or guess_mimetype(path),
+            size=size,
+            subsets=list(subsets),
+            metadata=dict(metadata or {}),
+        )
+        if item_id:
+            fields["id"] = item_id
+        item = Item(**fields)
+        item.validate()
+        if annotations is not None:
+            self._check_ground_truth(annotations)
+        if isinstance(data, bytes):
+            self.store.put_bytes(layout.item_binary(dataset.id, item.id), data, item.mimetype)
+        else:
+            self.store.put_file(layout.item_binary(dataset.id, item.id), data, item.mimetype)
+        if annotations is not None:
+            self.set_ground_truth(item, annotations)
+        # The record is written last: an item is listed only once its bytes are there.
+        self.store.put_json(layout.item_record(dataset.id, item.id), item.to_dict())
+        return item
+
+    def get_item(self, dataset_id: str, item_id: str) -> Item:
+        """An item record by dataset and item id."""
+        return Item.from_dict(self.store.get_json(layout.item_record(dataset_id, item_id)))
+
+    def update_item(self, item: Item) -> Item:
+        """Persist changed subsets or metadata of an item."""
+        item.validate()
+        self.store.put_json(layout.item_record(item.dataset_id, item.id), item.to_dict())
+        return item
+
+    def iter_item_results(
+        self, dataset: Dataset | str, filters: Filters | Mapping[str, Any] | None = None
+    ) -> Iterator[tuple[str, Item | BaseException]]:
+        """Yield ``(item_id, Item or the error that made its record unreadable)`` for matching items.
+
+        Lazy: records are fetched a bounded window ahead, in id order; memory does not
+        grow with the dataset. Unreadable records are yielded as errors so callers can
+        report them and go on.
+        """
+        ds_id = dataset if isinstance(dataset, str) else dataset.id
+        flt = Filters.coerce(filters)
+        if flt.item_ids is not None:
+            keys: Iterable[str] = (layout.item_record(ds_id, i) for i in flt.item_ids)
+        else:
+            keys = (o.key for o in self.store.list(layout.item_records_prefix(ds_id)) if o.key.endswith(".json"))
+
+        def load(key: str) -> Item:
+            return Item.from_dict(self.store.get_json(key))
+
+        for key, result in ordered_map(load, keys, pool=self.pool, window=4 * self.io_workers):
+            item_id = key.rsplit("/", 1)[-1][: -len(".json")]
+            if isinstance(result, BaseException):
+                yield item_id, result
+            elif flt.matches(result):
+                yield item_id, result
+
+    def iter_items(self, dataset: Dataset | str, filters: Filters | Mapping[str, Any] | None = None) -> Iterator[Item]:
+        """Iterate matching items lazily; unreadable records are logged and skipped."""
+        for item_id, result in self.iter_item_results(dataset, filters):
+            if isinstance(result, BaseException):
+                log.error("skipping item %s: %s", item_id, result)
+                continue
+            yield result
+
+    def count_items(self, dataset: Dataset | str, filters: Filters | Mapping[str, Any] | None = None) -> int:
+        """How many items match."""
+        return sum(1 for _ in self.iter_items(dataset, filters))
+
+    def read_item(self, item: Item) -> bytes:
+        """The item's bytes."""
+        return self.store.get_bytes(layout.item_binary(item.dataset_id, item.id))
+
+    def download_item(self, item: Item, dest: str | Path) -> Path:
+        """Write the item's bytes to ``dest``; returns the path."""
+        dest = Path(dest)
+        self.store.get_file(layout.item_binary(item.dataset_id, item.id), dest)
+        return dest
+
+    # --- annotations --------------------------------------------------------------------
+
+    @staticmethod
+    def _check_ground_truth(annotations: AnnotationCollection) -> None:
+        annotations.validate()
+        for i, ann in enumerate(annotations):
+            if ann.model is not None:
+                raise ValidationError("AnnotationCollection", f"annotations[{i}].model", "ground truth must not carry model info")
+
+    def set_ground_truth(self, item: Item, annotations: AnnotationCollection) -> None:
+        """Replace the item's ground-truth annotations."""
+        self._check_ground_truth(annotations)
+        coll = AnnotationCollection(annotations=list(annotations), item_id=item.id)
+        self.store.put_json(layout.ground_truth(item.dataset_id, item.id), coll.to_dict())
+
+    def get_ground_truth(self, item: Item) -> AnnotationCollection:
+        """The item's ground truth (empty when none); predictions are never included."""
+        try:
+            data = self.store.get_json(layout.ground_truth(item.dataset_id, item.id))
+        except NotFoundError:
+            return AnnotationCollection(item_id=item.id)
+        coll = AnnotationCollection.from_dict(data)
+        return AnnotationCollection(annotations=coll.ground_truth(), item_id=item.id)
+
+    def put_predictions(self, prediction: PredictionSet, dataset_id: str) -> None:
+        """Write a model's predictions on an item, replacing that model's earlier ones (atomic)."""
+        prediction.validate()
+        self.store.put_json(layout.predictions(dataset_id, prediction.item_id, prediction.model_id), prediction.to_dict())
+
+    def get_predictions(self, item: Item, model_id: str) -> PredictionSet | None:
+        """The model's prediction set on the item, or None."""
+        try:
+            data = self.store.get_json(layout.predictions(item.dataset_id, item.id, model_id))
+        except NotFoundError:
+            return None
+        return PredictionSet.from_dict(data)
+
+    def delete_predictions(self, item: Item, model_id: str) -> None:
+        """Remove the model's predictions from the item."""
+        self.store.delete(layout.predictions(item.dataset_id, item.id, model_id))
+
+    def prediction_model_ids(self, item: Item) -> list[str]:
+        """Ids of every model with predictions on the item."""
+        prefix = layout.predictions_prefix(item.dataset_id, item.id)
+        return [o.key[len(prefix) : -len(".json")] for o in self.store.list(prefix)]
+
+    def get_annotations(self, item: Item) -> AnnotationCollection:
+        """Ground truth plus every model's predictions on the item."""
+        coll = self.get_ground_truth(item)
+        for model_id in self.prediction_model_ids(item):
+            pred = self.get_predictions(item, model_id)
+            if pred is not None:
+                coll.annotations.extend(pred.annotations)
+        return coll
+
+    # --- models -------------------------------------------------------------------------
+
+    def create_model(self, name: str, **fields: Any) -> Model:
+        """Create a model with a unique name (``fields`` are ``Model`` fields)."""
+        layout.check_name("Model", name)
+        if self.store.exists(layout.model_name(name)):
+            raise ConflictError(f"a model named {name!r} already exists")
+        model = Model(name=name, **fields)
+        model.validate()
+        self.store.put_json(layout.model_record(model.id), model.to_dict())
+        self.store.put_json(layout.model_name(name), {"id": model.id})
+        log.info("created model %s (%s)", name, model.id)
+        return model
+
+    def get_model(self, name_or_id: str) -> Model:
+        """A model by id or by name."""
+        model_id = self._resolve(name_or_id, layout.model_name, layout.model_record, "model")
+        data = self.store.get_json(layout.model_record(model_id))
+        try:
+            return Model.from_dict(data)
+        except ValidationError as exc:
+            raise ValidationError("Model", exc.field, f"record {model_id} is invalid: {str(exc).split(': ', 1)[-1]}") from None
+
+    def list_models(self) -> list[Model]:
+        """Every model, by name."""
+        return [self.get_model(self.store.get_json(o.key)["id"]) for o in self.store.list(layout.models_prefix())]
+
+    def update_model(self, model: Model, **changes: Any) -> Model:
+        """Persist ``model`` with ``changes`` applied; returns the updated record."""
+        updated = replace(model, **changes, updated_at=utc_now())
+        updated.validate()
+        self.store.put_json(layout.model_record(updated.id), updated.to_dict())
+        return updated
+
+    def set_status(self, model: Model, status: str, message: str | None = None) -> Model:
+        """Record the model's status (and the error, for ``failed``) on the latest record."""
+        return self.update_model(self.get_model(model.id), status=status, status_message=message)
+
+    def clone_model(self, model: Model, name: str, **changes: Any) -> Model:
+        """A new model (new id, unique name) that starts from ``model``'s current artifacts."""
+        fields = {
+            "adapter": model.adapter,
+            "configuration": dict(model.configuration),
+            "labels": list(model.labels),
+            "input_type": model.input_type,
+            "output_type": model.output_type,
+            "dataset_id": model.dataset_id,
+            "subsets": dict(model.subsets),
+        }
+        fields.update(changes)
+        clone = self.create_model(name, parent_model_id=model.id, **fields)
+        if model.artifacts is not None:
+            # Copy the current artifact files so the clone is independent of the parent.
+            src = model.artifacts
+            for f in src.files:
+                self.store.copy(layout.artifact_file(model.id, src.version, f.path), layout.artifact_file(clone.id, 1, f.path))
+            manifest = ArtifactManifest(model_id=clone.id, version=1, files=list(src.files))
+            self.store.put_json(layout.manifest(clone.id, 1), manifest.to_dict())
+            clone = self.update_model(clone, version=1, artifacts=manifest)
+        return clone
+
+    def delete_model(self, model: Model) -> None:
+        """Remove a model with its versions, checkpoints and evaluations."""
+        self.store.delete_prefix(f"models/{model.id}/")
+        self.store.delete(layout.model_name(model.name))
+
+    # --- artifacts ----------------------------------------------------------------------
+
+    def upload_artifacts(self, model: Model, local_dir: str | Path, **changes: Any) -> Model:
+        """Upload ``local_dir`` as the model's next version and make it current.
+
+        Files go first, then the version manifest, then the model record: a reader
+        sees the previous version or the complete new one, never a partial one.
+        """
+        current = self.get_model(model.id)
+        version = max(current.version, self._latest_manifest_version(model.id)) + 1
+        files = upload_tree(
+            self.store, local_dir, lambda rel: layout.artifact_file(model.id, version, rel), self.pool
+        )
+        manifest = ArtifactManifest(model_id=model.id, version=version, files=files)
+        manifest.validate()
+        self.store.put_json(layout.manifest(model.id, version), manifest.to_dict())
+        log.info("uploaded %d artifact file(s), %d bytes, as %s version %d", len(files), manifest.total_size, model.name, version)
+        return self.update_model(current, version=version, artifacts=manifest, **changes)
+
+    def _latest_manifest_version(self, model_id: str) -> int:
+        latest = 0
+        for o in self.store.list(f"models/{model_id}/versions/"):
+            if o.key.endswith("/manifest.json"):
+                latest = max(latest, int(o.key.split("/")[3]))
+        return latest
+
+    def get_manifest(self, model: Model, version: int | None = None) -> ArtifactManifest:
+        """The manifest of ``version`` (default: the model's current one)."""
+        if version is None or version == model.version:
+            if model.artifacts is None:
+                raise NotFoundError(f"model {model.name!r} has no artifacts yet (version 0)")
+            return model.artifacts
+        return ArtifactManifest.from_dict(self.store.get_json(layout.manifest(model.id, version)))
+
+    def download_artifacts(self, model: Model, dest_dir: str | Path, version: int | None = None) -> ArtifactManifest:
+        """Download a version's files into ``dest_dir``, verifying every SHA-256 digest."""
+        manifest = self.get_manifest(model, version)
+        download_tree(
+            self.store, manifest.files, lambda rel: layout.artifact_file(model.id, manifest.version, rel), dest_dir, self.pool
+        )
+        return manifest
+
+    def set_alias(self, model: Model, alias: str, version: int | None = None) -> Model:
+        """Point ``alias`` (e.g. ``production``) at a version (default: the current one)."""
+        current = self.get_model(model.id)
+        version = current.version if version is None else version
+        if version < 1:
+            raise ValidationError("Model", "aliases", f"model {model.name!r} has no version to alias")
+        self.get_manifest(current, version)  # the version must exist
+        return self.update_model(current, aliases={**current.aliases, alias: version})
+
+    # --- evaluations --------------------------------------------------------------------
+
+    def write_evaluation(self, model: Model, metrics: Mapping[str, Any], report_html: str, report_md: str | None = None) -> str:
+        """Store an evaluation of the model's current version; returns its key prefix."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        prefix = layout.evaluation_prefix(model.id, model.version, stamp)
+        self.store.put_json(prefix + "metrics.json", dict(metrics))
+        self.store.put_bytes(prefix + "report.html", report_html.encode(), "text/html")
+        if report_md is not None:
+            self.store.put_bytes(prefix + "report.md", report_md.encode(), "text/markdown")
+        return prefix
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _resolve(self, name_or_id: str, name_key: Any, record_key: Any, what: str) -> str:
+        if not isinstance(name_or_id, str) or not name_or_id:
+            raise ValidationError(what, "name", f"expected a {what} name or id, got {name_or_id!r}")
+        try:
+            if self.store.exists(record_key(name_or_id)):
+                return name_or_id
+        except (StoreError, ValueError):
+            pass  # not a valid id: try it as a name
+        try:
+            return self.store.get_json(name_key(name_or_id))["id"]
+        except (NotFoundError, ValueError):
+            raise NotFoundError(f"no {what} named or with id {name_or_id!r} in {self.store.uri}") from None
