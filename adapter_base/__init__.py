@@ -1,0 +1,62 @@
+"""adapter_base: model adapters that run in-process, under KFP's local runner, and on Kubeflow.
+
+Write a ``BaseModelAdapter`` subclass with ``load``, ``save``, ``train``, ``predict``
+(and optionally ``prepare_item_func``); the wrapper functions move data and
+artifacts through the store, train, version, evaluate and predict in batches.
+"""
+
+from .adapter import BaseModelAdapter
+from .entities import (
+    Annotation,
+    AnnotationCollection,
+    ArtifactManifest,
+    Dataset,
+    Filters,
+    Item,
+    Model,
+    ModelInfo,
+    PredictionSet,
+)
+from .errors import (
+    AdapterContractError,
+    AdapterError,
+    ConflictError,
+    InvalidKeyError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
+from .flows.evaluate import EvaluationResult
+from .flows.predict import ItemFailure, PredictionReport
+from .loading import load_adapter_class
+from .registry import Registry
+from .storage import ObjectStore, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdapterContractError",
+    "AdapterError",
+    "Annotation",
+    "AnnotationCollection",
+    "ArtifactManifest",
+    "BaseModelAdapter",
+    "ConflictError",
+    "Dataset",
+    "EvaluationResult",
+    "Filters",
+    "InvalidKeyError",
+    "Item",
+    "ItemFailure",
+    "Model",
+    "ModelInfo",
+    "NotFoundError",
+    "ObjectStore",
+    "PredictionReport",
+    "PredictionSet",
+    "Registry",
+    "StoreError",
+    "ValidationError",
+    "load_adapter_class",
+    "open_store",
+]

@@ -1,0 +1,163 @@
+"""``evaluate_model``: predict a subset, score it against ground truth, store metrics and a report.
+
+Classification models get accuracy, per-label precision / recall / F1, macro and
+micro averages and a confusion matrix; box models get COCO-style AP. Metrics go to
+``models/<id>/evaluations/<version>/<stamp>/metrics.json`` next to ``report.html``,
+and a summary becomes the model's latest metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..concurrency import ordered_map
+from ..entities import Annotation, Dataset, Filters, Item, Model, PredictionSet
+from ..errors import ValidationError
+from ..metrics import classification_metrics, detection_metrics, json_safe, render_html_report, render_markdown_summary
+from ._common import resolve_dataset, resolve_model
+from .load import load_from_model
+from .predict import PredictionReport, predict_dataset
+
+if TYPE_CHECKING:
+    from ..adapter import BaseModelAdapter
+
+log = logging.getLogger(__name__)
+
+BOX_OUTPUTS = ("box", "detection")
+
+
+@dataclass
+class EvaluationResult:
+    """The stored evaluation: metrics, where they are, and the prediction run behind them."""
+
+    model: Model
+    metrics: dict[str, Any]
+    metrics_key: str
+    report_key: str
+    report_uri: str
+    prediction: PredictionReport
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers (as stored in the model's latest metrics)."""
+        return headline(self.metrics)
+
+
+def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The few numbers worth a glance: accuracy and macro-F1, or mAP figures."""
+    if metrics.get("task") == "detection":
+        keys = ("map", "map50", "map75")
+        out = {k: metrics.get(k) for k in keys}
+    else:
+        out = {"accuracy": metrics.get("accuracy"), "macro_f1": (metrics.get("macro") or {}).get("f1")}
+    out["count"] = metrics.get("count", metrics.get("num_images"))
+    return out
+
+
+def _top_label(anns: list[Annotation]) -> str | None:
+    cls = [a for a in anns if a.type == "classification"]
+    if not cls:
+        return None
+    return max(cls, key=lambda a: a.confidence if a.confidence is not None else 1.0).label
+
+
+def _boxes(anns: list[Annotation], with_score: bool) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for a in anns:
+        if a.type != "box":
+            continue
+        c = a.coordinates
+        box = (c["left"], c["top"], c["right"], c["bottom"])
+        out.append((a.label, box, a.confidence) if with_score else (a.label, box))
+    return out
+
+
+def evaluate_model(
+    adapter: "BaseModelAdapter",
+    model: Model | str,
+    dataset: Dataset | str,
+    *,
+    filters: Filters | Mapping[str, Any] | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    **kwargs: Any,
+) -> EvaluationResult:
+    """Predict the items matching ``filters`` (replacing this model's earlier predictions), then score them."""
+    entity = resolve_model(adapter, model)
+    if adapter.model_entity is None or adapter.model_entity.id != entity.id or adapter.model_entity.version != entity.version or adapter.model is None:
+        load_from_model(adapter, entity)
+    entity = adapter.model_entity
+    assert entity is not None
+    ds = resolve_dataset(adapter, dataset)
+    flt = Filters.coerce(filters)
+    detection = entity.output_type in BOX_OUTPUTS
+
+    predicted: dict[str, Any] = {}
+
+    def collect(item: Item, pset: PredictionSet) -> None:
+        predicted[item.id] = _boxes(pset.annotations, True) if detection else _top_label(pset.annotations)
+
+    run = predict_dataset(adapter, ds, filters=flt, batch_size=batch_size, on_result=collect, progress=progress, **kwargs)
+
+    registry = adapter.registry
+    y_true: list[str] = []
+    y_pred: list[str | None] = []
+    images: list[tuple[list[Any], list[Any]]] = []
+    without_gt = 0
+    candidates = (it for it in registry.iter_items(ds, flt) if it.id in predicted)
+    for item, gt in ordered_map(registry.get_ground_truth, candidates, pool=registry.pool, window=4 * registry.io_workers):
+        if isinstance(gt, BaseException):
+            log.error("item %s: cannot read ground truth: %s", item.id, gt)
+            without_gt += 1
+            continue
+        if detection:
+            images.append((_boxes(gt.annotations, False), predicted[item.id]))
+        else:
+            label = _top_label(gt.annotations)
+            if label is None:
+                without_gt += 1
+                continue
+            y_true.append(label)
+            y_pred.append(predicted[item.id])
+    if not (images if detection else y_true):
+        raise ValidationError(
+            "evaluate_model", "filters", f"no item of dataset {ds.name!r} matching {flt.to_dict()} has both ground truth and a prediction"
+        )
+
+    labels = entity.labels or ds.labels
+    metrics = detection_metrics(images, labels) if detection else classification_metrics(y_true, y_pred, labels)
+    metrics.update(
+        model_id=entity.id,
+        model_name=entity.name,
+        model_version=entity.version,
+        dataset_id=ds.id,
+        dataset_name=ds.name,
+        filters=flt.to_dict(),
+        items_failed=run.failed,
+        items_without_ground_truth=without_gt,
+        prediction_run_id=run.run_id,
+    )
+    safe = json_safe(metrics)
+    context = {
+        "model": f"{entity.name} ({entity.id})",
+        "version": str(entity.version),
+        "dataset": f"{ds.name} ({ds.id})",
+        "filters": str(flt.to_dict()),
+        "items": f"{run.succeeded} predicted, {run.failed} failed",
+    }
+    html = render_html_report(safe, title=f"Evaluation of {entity.name} v{entity.version}", context=context)
+    prefix = registry.write_evaluation(entity, safe, html, render_markdown_summary(safe))
+    summary = {**json_safe(headline(metrics)), "version": entity.version, "report": prefix + "report.html", "dataset_id": ds.id}
+    updated = registry.update_model(registry.get_model(entity.id), metrics={**registry.get_model(entity.id).metrics, "evaluation": summary})
+    adapter.bind_model(updated)
+    log.info("evaluated %s v%d on %s: %s; report %s", entity.name, entity.version, ds.name, headline(metrics), prefix + "report.html")
+    return EvaluationResult(
+        model=updated,
+        metrics=safe,
+        metrics_key=prefix + "metrics.json",
+        report_key=prefix + "report.html",
+        report_uri=f"{registry.store.uri.rstrip('/')}/{prefix}report.html",
+        prediction=run,
+    )
