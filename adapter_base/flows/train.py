@@ -87,9 +87,18 @@ def train_model(
     cleanup: bool = False,
     progress: Any = None,
     dataset: str | None = None,
+    save: bool = True,
+    run_id: str | None = None,
     **kwargs: Any,
 ) -> Model:
-    """Load, prepare data, ``train``, save as a new version; returns the trained model record."""
+    """Load, prepare data, ``train``, save as a new version; returns the trained model record.
+
+    With ``save=False`` the result is staged under ``run_id`` instead (status stays
+    ``training``); ``Registry.commit_staged`` later makes it the next version. Pipelines
+    use this to run training and saving as separate steps.
+    """
+    if not save and not run_id:
+        raise ValidationError("train_model", "run_id", "a run_id is needed to stage a training result (save=False)")
     registry = adapter.registry
     entity = resolve_model(adapter, model)
     dataset_ref = dataset or entity.dataset_id
@@ -123,10 +132,17 @@ def train_model(
             resume_checkpoint=str(resume) if resume else None,
             **kwargs,
         )
-        saved = save_to_model(adapter, local_path=str(output_path), model=entity)
-        trained = registry.update_model(
-            saved, status="trained", status_message=None, metrics={**saved.metrics, "training": history[-1] if history else {}}
-        )
+        training_metrics = {**entity.metrics, "training": history[-1] if history else {}}
+        if save:
+            saved = save_to_model(adapter, local_path=str(output_path), model=entity)
+            trained = registry.update_model(saved, status="trained", status_message=None, metrics=training_metrics)
+        else:
+            adapter.save(str(output_path))
+            assert run_id is not None
+            registry.stage_artifacts(entity, output_path, run_id)
+            trained = registry.update_model(
+                registry.get_model(entity.id), configuration=dict(adapter.configuration), metrics=training_metrics
+            )
         checkpoints.clear()
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"
@@ -137,5 +153,8 @@ def train_model(
         if cleanup and root is not None:
             shutil.rmtree(root, ignore_errors=True)
     adapter.bind_model(trained)
-    log.info("trained %s: now version %d", trained.name, trained.version)
+    if save:
+        log.info("trained %s: now version %d", trained.name, trained.version)
+    else:
+        log.info("trained %s: staged as run %s (commit it to make a version)", trained.name, run_id)
     return trained

@@ -10,6 +10,7 @@
     models/<model_id>/model.json
     models/<model_id>/versions/<NNNNNN>/files/<path>               artifact files
     models/<model_id>/versions/<NNNNNN>/manifest.json              written last
+    models/<model_id>/staging/<run_id>/files/<path>|manifest.json  trained, not yet a version
     models/<model_id>/checkpoints/<path>                           training checkpoints
     models/<model_id>/evaluations/<NNNNNN>/<stamp>/metrics.json|report.html
     runs/<run_id>/...                                              per-run reports
@@ -90,6 +91,10 @@ def artifact_file(model_id: str, version: int, path: str) -> str:
 
 def manifest(model_id: str, version: int) -> str:
     return join_key(version_prefix(model_id, version), "manifest.json")
+
+
+def staging_prefix(model_id: str, run_id: str) -> str:
+    return join_key("models", model_id, "staging", run_id) + "/"
 
 
 def checkpoints_prefix(model_id: str) -> str:

@@ -337,6 +337,42 @@ class Registry:
         log.info("uploaded %d artifact file(s), %d bytes, as %s version %d", len(files), manifest.total_size, model.name, version)
         return self.update_model(current, version=version, artifacts=manifest, **changes)
 
+    def stage_artifacts(self, model: Model, local_dir: str | Path, run_id: str) -> ArtifactManifest:
+        """Upload ``local_dir`` as a staged candidate of ``model`` (not a version yet).
+
+        ``commit_staged`` turns it into the next version; until then readers never see it.
+        """
+        layout.check_name("run", run_id)
+        prefix = layout.staging_prefix(model.id, run_id)
+        self.store.delete_prefix(prefix)
+        files = upload_tree(self.store, local_dir, lambda rel: f"{prefix}files/{rel}", self.pool)
+        staged = ArtifactManifest(model_id=model.id, version=max(1, model.version), files=files)
+        self.store.put_json(prefix + "manifest.json", staged.to_dict())
+        return staged
+
+    def commit_staged(self, model: Model, run_id: str, **changes: Any) -> Model:
+        """Make a staged candidate the model's next version (files copied, manifest last, record after)."""
+        prefix = layout.staging_prefix(model.id, run_id)
+        try:
+            staged = ArtifactManifest.from_dict(self.store.get_json(prefix + "manifest.json"))
+        except NotFoundError:
+            raise NotFoundError(f"model {model.name!r} has no staged artifacts for run {run_id!r}") from None
+        current = self.get_model(model.id)
+        version = max(current.version, self._latest_manifest_version(model.id)) + 1
+
+        def copy(f: Any) -> None:
+            self.store.copy(f"{prefix}files/{f.path}", layout.artifact_file(model.id, version, f.path))
+
+        for _, result in ordered_map(copy, staged.files, pool=self.pool, window=2 * self.io_workers):
+            if isinstance(result, BaseException):
+                raise result
+        manifest = ArtifactManifest(model_id=model.id, version=version, files=list(staged.files))
+        self.store.put_json(layout.manifest(model.id, version), manifest.to_dict())
+        updated = self.update_model(current, version=version, artifacts=manifest, **changes)
+        self.store.delete_prefix(prefix)
+        log.info("committed staged run %s of %s as version %d", run_id, model.name, version)
+        return updated
+
     def _latest_manifest_version(self, model_id: str) -> int:
         latest = 0
         for o in self.store.list(f"models/{model_id}/versions/"):

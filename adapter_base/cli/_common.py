@@ -1,0 +1,54 @@
+"""What every subcommand shares: the store option, opening the registry, building adapters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..adapter import BaseModelAdapter
+from ..entities import Model
+from ..errors import ValidationError
+from ..loading import load_adapter_class
+from ..registry import Registry
+from ..storage import default_store_uri
+
+
+def add_store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="store URI: a path, file:///path or s3://bucket/prefix (default: $MODEL_ADAPTER_STORE, "
+        "else the embedded local store under $MODEL_ADAPTER_HOME, default ~/.model-adapter)",
+    )
+
+
+def open_registry(args: argparse.Namespace) -> Registry:
+    """The registry over ``--store`` (or the default store)."""
+    return Registry.open(args.store or default_store_uri())
+
+
+def make_adapter(registry: Registry, model: Model, adapter_path: str | None, **kwargs: Any) -> BaseModelAdapter:
+    """An instance of the model's adapter class (``--adapter`` overrides the model's own)."""
+    path = adapter_path or model.adapter
+    if not path:
+        raise ValidationError("Model", "adapter", f"model {model.name!r} names no adapter; pass --adapter package.module:Class")
+    return load_adapter_class(path)(registry=registry, **kwargs)
+
+
+def parse_key_values(pairs: list[str] | None, what: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` to ``{"a": 1, "b": "x"}`` (values parsed as JSON when they are JSON)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValidationError(what, pair, "expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, allow_nan=False, default=str))

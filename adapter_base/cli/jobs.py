@@ -1,0 +1,88 @@
+"""``model-adapter train|predict|evaluate``: the wrapper functions from the shell."""
+
+from __future__ import annotations
+
+import argparse
+
+from tqdm import tqdm
+
+from ._common import add_store_option, make_adapter, open_registry, print_json
+
+
+def _subset_filters(args: argparse.Namespace) -> dict:
+    flt: dict = {}
+    if getattr(args, "subset", None):
+        flt["subset"] = args.subset
+    if getattr(args, "path_prefix", None):
+        flt["path_prefix"] = args.path_prefix
+    return flt
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        adapter = make_adapter(registry, model, args.adapter)
+        bar = tqdm(desc=f"train {model.name}", unit="epoch", dynamic_ncols=True)
+
+        def progress(i_epoch: int, n_epochs: int, metrics: dict | None) -> None:
+            bar.total = n_epochs
+            bar.set_postfix(metrics or {})
+            bar.update(1)
+
+        try:
+            trained = adapter.train_model(model, progress=progress)
+        finally:
+            bar.close()
+        print(f"trained {trained.name} ({trained.id}): version {trained.version}, {trained.metrics.get('training', {})}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        adapter = make_adapter(registry, model, args.adapter)
+        adapter.load_from_model(model)
+        report = adapter.predict_dataset(args.dataset, filters=_subset_filters(args), batch_size=args.batch_size, resume=args.resume, progress=True)
+        print(report.summary())
+        if args.report:
+            print_json(report.to_dict())
+    return 0 if report.ok else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        adapter = make_adapter(registry, model, args.adapter)
+        result = adapter.evaluate_model(model, args.dataset, filters=_subset_filters(args), progress=True)
+        print(f"evaluated {model.name} v{result.model.version}: {result.summary}")
+        print(f"report: {result.report_uri}")
+    return 0 if result.prediction.ok else 1
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model name or id")
+    p.add_argument("--adapter", help="adapter import path (default: the model's)")
+    add_store_option(p)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a model on its subsets and save a new version")
+    _common(train)
+    train.set_defaults(func=cmd_train)
+
+    predict = sub.add_parser("predict", help="predict a dataset in streaming batches; exits 1 if any item failed")
+    _common(predict)
+    predict.add_argument("--dataset", required=True, help="dataset name or id")
+    predict.add_argument("--subset", help="only items of this subset")
+    predict.add_argument("--path-prefix", help="only items under this path")
+    predict.add_argument("--batch-size", type=int, default=None)
+    predict.add_argument("--resume", action="store_true", help="skip items this model version already predicted")
+    predict.add_argument("--report", action="store_true", help="print the full per-item report as JSON")
+    predict.set_defaults(func=cmd_predict)
+
+    evaluate = sub.add_parser("evaluate", help="predict a subset and store metrics and an HTML report")
+    _common(evaluate)
+    evaluate.add_argument("--dataset", required=True, help="dataset name or id")
+    evaluate.add_argument("--subset", default="test", help="subset to evaluate on (default: test)")
+    evaluate.add_argument("--path-prefix", help="only items under this path")
+    evaluate.set_defaults(func=cmd_evaluate)

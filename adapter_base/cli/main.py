@@ -1,0 +1,54 @@
+"""Entry point of the ``model-adapter`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from ..secrets import redact
+from . import datasets, demo, jobs, models
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="model-adapter",
+        description="Run model adapters: datasets, models, training, prediction, evaluation and pipelines.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show what each step does (info logs)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    datasets.register(sub)
+    models.register(sub)
+    jobs.register(sub)
+    demo.register(sub)
+    try:
+        from pipelines import cli as pipeline_cli
+    except ImportError:  # pipelines are optional at import time (e.g. a trimmed image)
+        pipeline_cli = None
+    if pipeline_cli is not None:
+        pipeline_cli.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run the command; errors become one line on stderr (traceback with --debug)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place errors become a message
+        if args.debug:
+            raise
+        print(f"error: {redact(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
