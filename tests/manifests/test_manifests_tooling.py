@@ -1,0 +1,146 @@
+"""mk/kind.mk, the kind workflow and the Dockerfile agree with each other and with the manifests."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from manifests_support import K8S_VERSION, REPO, kind_cluster_config, one, render
+
+KIND_MK = REPO / "mk" / "kind.mk"
+WORKFLOW = REPO / ".github" / "workflows" / "kind.yml"
+DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+MAKE = shutil.which("make")
+needs_make = pytest.mark.skipif(MAKE is None, reason="make is not installed")
+
+
+def make_vars() -> dict[str, str]:
+    out = {}
+    for line in KIND_MK.read_text().splitlines():
+        m = re.match(r"^([A-Z_]+)\s*(?:\?=|:=|=)\s*(.*?)\s*$", line)
+        if m:
+            out.setdefault(m.group(1), m.group(2))
+    return out
+
+
+def make_targets() -> dict[str, str]:
+    """Public target -> its `## help` text ("" when it has none)."""
+    out = {}
+    for line in KIND_MK.read_text().splitlines():
+        m = re.match(r"^([a-zA-Z][a-zA-Z0-9_-]*):(?!=)(.*)$", line)
+        if m:
+            help_text = m.group(2).split("## ", 1)
+            out[m.group(1)] = help_text[1].strip() if len(help_text) == 2 else ""
+    return out
+
+
+def test_make_targets_exist_and_carry_help():
+    targets = make_targets()
+    assert {"image", "kind-up", "kind-test", "kind-down"} <= set(targets)
+    assert not [t for t, text in targets.items() if not text], "every public target needs a `## description`"
+    assert "$(" not in "".join(targets.values()), "`make help` greps the text: no make variables in it"
+
+
+def test_kind_test_runs_the_kind_suite():
+    recipe = KIND_MK.read_text().split("\nkind-test:", 1)[1].split("\n\n", 1)[0]
+    assert "$(VENV)/bin/pytest tests/kind -m kind" in recipe
+    # Under `make kind-test` a cluster is expected: the suite fails rather than skips without one.
+    assert "MODEL_ADAPTER_KIND_REQUIRED=1" in recipe
+
+
+def test_versions_are_pinned_and_consistent():
+    v = make_vars()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", v["KFP_VERSION"]), v["KFP_VERSION"]
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", v["KIND_VERSION"])
+    node = re.fullmatch(r"kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}", v["KIND_NODE_IMAGE"])
+    assert node, "pin the kind node image by digest (kind's release notes list them)"
+    # The offline checks validate against the Kubernetes minor the kind cluster runs.
+    assert node.group(1) == ".".join(K8S_VERSION.split(".")[:2])
+    assert v["KUBECTL_VERSION"].lstrip("v").rsplit(".", 1)[0] == node.group(1)
+    assert v["KIND_CLUSTER"] == kind_cluster_config()["name"]
+    assert v["KIND_CONFIG"] == "manifests/kind/cluster.yaml" and v["KIND_OVERLAY"] == "manifests/overlays/kind"
+    # The image kind-load puts in the nodes is the one the kind overlay runs.
+    image = one(render("overlays/kind"), "CronJob", "model-adapter-train")["spec"]["jobTemplate"]["spec"]
+    assert image["template"]["spec"]["containers"][0]["image"] == v["KIND_IMAGE"]
+    # No remote bases in the kustomizations (they cannot be fetched offline): KFP is installed by the Makefile.
+    assert f"?ref=$(KFP_VERSION)" in KIND_MK.read_text()
+
+
+def test_workflow_installs_the_pinned_tools_and_runs_the_suite():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    v = make_vars()
+    assert workflow["env"]["KIND_VERSION"] == v["KIND_VERSION"]
+    assert workflow["env"]["KUBECTL_VERSION"] == v["KUBECTL_VERSION"]
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest"
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert any("make venv kind-up kind-test" in r for r in runs)
+    assert any("kind-down" in r for r in runs)
+
+
+def _run_make(target: str, tmp_path: Path, docker: str | None, with_kind: bool = False) -> subprocess.CompletedProcess:
+    """Run a kind.mk target with a PATH holding only fakes (so nothing real can start)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if docker is not None:
+        (bin_dir / "docker").write_text(f"#!/bin/sh\n{docker}\n")
+        (bin_dir / "docker").chmod(0o755)
+    if with_kind:  # a kind that knows no clusters, and a kubectl
+        for tool in ("kind", "kubectl"):
+            (bin_dir / tool).write_text("#!/bin/sh\nexit 0\n")
+            (bin_dir / tool).chmod(0o755)
+        grep = shutil.which("grep")
+        if grep and not (bin_dir / "grep").exists():
+            (bin_dir / "grep").symlink_to(grep)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEFILES")}
+    env["PATH"] = str(bin_dir)
+    return subprocess.run(
+        [MAKE, "--no-print-directory", "-f", str(KIND_MK), target, "VENV=.venv", f"KUBECTL={bin_dir}/kubectl"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=30,
+    )
+
+
+@needs_make
+@pytest.mark.parametrize("target", ["image", "kind-up", "kind-test", "kind-down"])
+def test_targets_fail_clearly_without_docker(target, tmp_path):
+    missing = _run_make(target, tmp_path, docker=None)
+    assert missing.returncode != 0 and "not found" in missing.stderr and "Docker" in missing.stderr, missing.stderr
+    no_engine = _run_make(target, tmp_path, docker="exit 1")
+    assert no_engine.returncode != 0 and "engine is not reachable" in no_engine.stderr, no_engine.stderr
+
+
+@needs_make
+@pytest.mark.parametrize("target", ["kind-up", "kind-test", "kind-down"])
+def test_targets_fail_clearly_without_kind(target, tmp_path):
+    proc = _run_make(target, tmp_path, docker="exit 0")
+    assert proc.returncode != 0 and "'kind' not found" in proc.stderr and "kind.sigs.k8s.io" in proc.stderr, proc.stderr
+
+
+@needs_make
+def test_kind_test_refuses_without_a_cluster(tmp_path):
+    proc = _run_make("kind-test", tmp_path, docker="exit 0", with_kind=True)
+    assert proc.returncode != 0 and "no kind cluster 'model-adapter'" in proc.stderr, proc.stderr
+    assert "make kind-up" in proc.stderr
+
+
+def test_dockerfile_follows_the_project_conventions():
+    text = DOCKERFILE.read_text()
+    instructions = [line.split(None, 1) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    keywords = [i[0].upper() for i in instructions]
+    assert "ENTRYPOINT" not in keywords
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.M) or re.search(r"^FROM python:3\.11-slim", text, re.M)
+    assert "pip install --no-cache-dir" in text
+    assert re.search(r"useradd[^\n]*--uid 1000[^\n]*\badapter\b", text)
+    assert re.search(r"^USER (1000|adapter)", text, re.M)
+    assert re.search(r"^WORKDIR /home/adapter$", text, re.M)
+    assert "MODEL_ADAPTER_HOME=/home/adapter/.model-adapter" in text
+    assert re.search(r'^CMD \["model-adapter", "--help"\]$', text, re.M)
+    ignored = DOCKERIGNORE.read_text().split()
+    assert {".venv", ".git"} <= set(ignored)
