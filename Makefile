@@ -31,6 +31,6 @@ test: venv ## Run every test (S3 against a real SeaweedFS, KFP local runs, manif
 clean: ## Remove the demo home, caches and build outputs
 	rm -rf $(DEMO_HOME) .pytest_cache .hypothesis build dist *.egg-info
 
--include mk/kind.mk
+include mk/kind.mk
 
 .PHONY: help venv demo test clean
