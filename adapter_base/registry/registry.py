@@ -91,8 +91,9 @@ class Registry:
         return dataset
 
     def list_datasets(self) -> list[Dataset]:
-        """Every dataset, by name."""
-        return [self.get_dataset(self.store.get_json(o.key)["id"]) for o in self.store.list(layout.datasets_prefix())]
+        """Every dataset, sorted by name."""
+        found = [self.get_dataset(self.store.get_json(o.key)["id"]) for o in self.store.list(layout.datasets_prefix())]
+        return sorted(found, key=lambda d: d.name)
 
     def delete_dataset(self, dataset: Dataset) -> None:
         """Remove a dataset with its items and annotations."""
@@ -276,8 +277,9 @@ class Registry:
             raise ValidationError("Model", exc.field, f"record {model_id} is invalid: {str(exc).split(': ', 1)[-1]}") from None
 
     def list_models(self) -> list[Model]:
-        """Every model, by name."""
-        return [self.get_model(self.store.get_json(o.key)["id"]) for o in self.store.list(layout.models_prefix())]
+        """Every model, sorted by name."""
+        found = [self.get_model(self.store.get_json(o.key)["id"]) for o in self.store.list(layout.models_prefix())]
+        return sorted(found, key=lambda m: m.name)
 
     def update_model(self, model: Model, **changes: Any) -> Model:
         """Persist ``model`` with ``changes`` applied; returns the updated record."""
