@@ -15,6 +15,7 @@ from ..errors import ValidationError
 from ._base import (
     Entity,
     check_dict,
+    check_jsonable,
     check_int,
     check_number,
     check_optional_str,
@@ -131,6 +132,8 @@ class Annotation(Entity):
         check_str(self.kind, "label", self.label)
         check_dict(self.kind, "attributes", self.attributes)
         check_dict(self.kind, "metadata", self.metadata)
+        check_jsonable(self.kind, "attributes", self.attributes)
+        check_jsonable(self.kind, "metadata", self.metadata)
         if self.model is not None:
             if not isinstance(self.model, ModelInfo):
                 raise ValidationError(self.kind, "model", "expected ModelInfo")

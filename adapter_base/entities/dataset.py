@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 
-from ._base import Entity, check_dict, check_str, check_str_list, new_id, utc_now
+from ._base import Entity, check_dict, check_jsonable, check_str, check_str_list, new_id, utc_now
 from .filters import Filters
 from .item import Item
 
@@ -33,6 +33,7 @@ class Dataset(Entity):
         check_str(self.kind, "name", self.name)
         check_str_list(self.kind, "labels", self.labels)
         check_dict(self.kind, "metadata", self.metadata)
+        check_jsonable(self.kind, "metadata", self.metadata)
 
     def bind(self, registry: "Registry") -> "Dataset":
         """Attach the registry that lists this dataset's items."""

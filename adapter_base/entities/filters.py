@@ -16,6 +16,8 @@ _MISSING = object()
 class Filters(Entity):
     """Select items: all given conditions must hold.
 
+    ``path_prefix`` selects a directory (``train`` matches ``train/1.png``, not ``training/1.png``);
+
     ``metadata`` matches dotted keys (``{"source.camera": "a"}``) by equality;
     ``item_ids`` restricts to an explicit list.
     """
@@ -38,8 +40,10 @@ class Filters(Entity):
         """True when ``item`` satisfies every condition."""
         if self.subset is not None and self.subset not in item.subsets:
             return False
-        if self.path_prefix is not None and not ("/" + item.path).startswith("/" + self.path_prefix.lstrip("/")):
-            return False
+        if self.path_prefix is not None:
+            prefix = self.path_prefix.strip("/")
+            if prefix and item.path != prefix and not item.path.startswith(prefix + "/"):
+                return False
         if self.item_ids is not None and item.id not in self.item_ids:
             return False
         for key, want in self.metadata.items():

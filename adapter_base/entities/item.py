@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ValidationError
-from ._base import Entity, check_dict, check_int, check_str, check_str_list, new_id, utc_now
+from ._base import Entity, check_dict, check_jsonable, check_int, check_str, check_str_list, new_id, utc_now
 
 SUPPORTED_MIMETYPES: tuple[str, ...] = (
     "image/png",
@@ -71,4 +71,5 @@ class Item(Entity):
         check_int(self.kind, "size", self.size, lo=0)
         check_str_list(self.kind, "subsets", self.subsets)
         check_dict(self.kind, "metadata", self.metadata)
+        check_jsonable(self.kind, "metadata", self.metadata)
         check_str(self.kind, "created_at", self.created_at)

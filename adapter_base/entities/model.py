@@ -136,6 +136,7 @@ class Model(Entity):
             raise ValidationError(self.kind, "artifacts", f"version {self.version} has no manifest")
         check_optional_str(self.kind, "parent_model_id", self.parent_model_id)
         check_dict(self.kind, "metrics", self.metrics)
+        check_jsonable(self.kind, "metrics", self.metrics)
         check_dict(self.kind, "aliases", self.aliases)
         for alias, v in self.aliases.items():
             check_int(self.kind, f"aliases.{alias}", v, lo=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,9 @@ def load_from_model(
     fresh_dir(path, overwrite)
     if entity.version > 0 or version:
         manifest = adapter.registry.download_artifacts(entity, path, version)
+        if manifest.version != entity.version:
+            # Predictions must be stamped with the version actually loaded.
+            adapter.bind_model(replace(entity, version=manifest.version, artifacts=manifest))
         log.info("downloaded %s v%d: %d file(s), %d bytes -> %s", entity.name, manifest.version, len(manifest.files), manifest.total_size, path)
     else:
         log.info("model %s has no artifacts yet; loading from an empty %s", entity.name, path)

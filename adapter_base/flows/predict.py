@@ -148,7 +148,6 @@ class _Run:
         )
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._predict_exec: ThreadPoolExecutor | None = None
         self._bar: Any = None
         if progress:
             from tqdm import tqdm
@@ -228,15 +227,20 @@ class _Run:
     def _call_predict(self, inputs: list[Any], items: list[Item]) -> Any:
         if not self.timeout_s:
             return self.adapter.predict(inputs, items=items)
-        if self._predict_exec is None:
-            self._predict_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
-        fut = self._predict_exec.submit(self.adapter.predict, inputs, items=items)
+        # A daemon thread, not an executor: a hung predict cannot be killed, and an
+        # executor's worker would keep the process from exiting after the run.
+        fut: Future[Any] = Future()
+
+        def call() -> None:
+            try:
+                fut.set_result(self.adapter.predict(inputs, items=items))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                fut.set_exception(exc)
+
+        threading.Thread(target=call, name="predict", daemon=True).start()
         try:
             return fut.result(timeout=float(self.timeout_s))
         except FutureTimeout:
-            # A hung predict cannot be killed: abandon its thread and go on with a new one.
-            self._predict_exec.shutdown(wait=False)
-            self._predict_exec = None
             raise TimeoutError(f"predict did not return within predict_timeout_s={self.timeout_s}") from None
 
     def _predict_batch(self, batch: list[tuple[Item, Any]]) -> Iterator[tuple[Item, Any]]:
@@ -349,8 +353,6 @@ class _Run:
             write_pool.shutdown(wait=True)
             prepare_pool.shutdown(wait=True, cancel_futures=True)
             producer.join()
-            if self._predict_exec is not None:
-                self._predict_exec.shutdown(wait=False)
             if self._bar is not None:
                 self._bar.close()
         self.report.batch_size_used = self.effective_batch

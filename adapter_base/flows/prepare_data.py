@@ -33,6 +33,17 @@ def default_root(adapter: "BaseModelAdapter") -> Path:
     return adapter.home / "model_data" / f"{model.id}_{model.name}" / timestamp()
 
 
+def _convert(adapter: "BaseModelAdapter", data_path: str, **kwargs: Any) -> None:
+    """Call the adapter's conversion hook; an adapter that overrides only ``convert_from_dtlpy`` gets that."""
+    from ..adapter import BaseModelAdapter
+
+    cls = type(adapter)
+    if cls.convert_from_dtlpy is not BaseModelAdapter.convert_from_dtlpy and cls.convert_from_dataset is BaseModelAdapter.convert_from_dataset:
+        adapter.convert_from_dtlpy(data_path, **kwargs)
+    else:
+        adapter.convert_from_dataset(data_path, **kwargs)
+
+
 def prepare_data(
     adapter: "BaseModelAdapter",
     dataset: Dataset | str,
@@ -85,5 +96,5 @@ def prepare_data(
             )
         log.info("prepared subset %s: %d item(s) -> %s", subset, count, subset_dir)
 
-    adapter.convert_from_dataset(str(data_dir), **kwargs)
+    _convert(adapter, str(data_dir), **kwargs)
     return data_dir, out_dir

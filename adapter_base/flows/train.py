@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..entities import Model
 from ..errors import ValidationError
+from ..metrics import json_safe
+from ..secrets import redact
 from ..registry import layout
 from ..registry.artifacts import local_files
 from ._common import fresh_dir, resolve_model
@@ -104,10 +106,11 @@ def train_model(
     dataset_ref = dataset or entity.dataset_id
     if not dataset_ref:
         raise ValidationError("Model", "dataset_id", f"model {entity.name!r} has no dataset to train on")
+    report = _progress_reporter(progress)
     registry.set_status(entity, "training")
     log.info("training %s (%s) from version %d", entity.name, entity.id, entity.version)
-    report = _progress_reporter(progress)
     root: Path | None = None
+    checkpoints: CheckpointSync | None = None
     try:
         load_from_model(adapter, entity)
         root = default_root(adapter)
@@ -126,13 +129,13 @@ def train_model(
 
         adapter.train(
             str(data_path),
-            str(output_path),
+            output_path=str(output_path),
             on_epoch_end_callback=on_epoch_end_callback,
             checkpoint_dir=str(checkpoints.local_dir),
             resume_checkpoint=str(resume) if resume else None,
             **kwargs,
         )
-        training_metrics = {**entity.metrics, "training": history[-1] if history else {}}
+        training_metrics = {**entity.metrics, "training": json_safe(history[-1]) if history else {}}
         if save:
             saved = save_to_model(adapter, local_path=str(output_path), model=entity)
             trained = registry.update_model(saved, status="trained", status_message=None, metrics=training_metrics)
@@ -145,9 +148,14 @@ def train_model(
             )
         checkpoints.clear()
     except BaseException as exc:
-        message = f"{type(exc).__name__}: {exc}"
-        registry.set_status(entity, "failed", message)
-        log.error("training %s failed: %s (the current version stays %d)", entity.name, message, entity.version)
+        message = redact(f"{type(exc).__name__}: {exc}")
+        if checkpoints is not None:
+            try:  # keep what the adapter wrote after its last epoch-end callback
+                checkpoints.push()
+            except Exception as push_exc:  # noqa: BLE001 - the training error matters more
+                log.warning("could not keep the last checkpoints: %s", redact(str(push_exc)))
+        failed = registry.set_status(entity, "failed", message)
+        log.error("training %s failed: %s (the current version stays %d)", entity.name, message, failed.version)
         raise
     finally:
         if cleanup and root is not None:

@@ -5,6 +5,7 @@
     datasets/<dataset_id>/dataset.json
     datasets/<dataset_id>/records/<item_id>.json                   Item
     datasets/<dataset_id>/binaries/<item_id>                       the item's bytes
+    datasets/<dataset_id>/paths/<item.path>.json                   {"id": ...} (unique paths)
     datasets/<dataset_id>/annotations/<item_id>/ground_truth.json  AnnotationCollection
     datasets/<dataset_id>/annotations/<item_id>/predictions/<model_id>.json   PredictionSet
     models/<model_id>/model.json
@@ -59,6 +60,10 @@ def item_records_prefix(dataset_id: str) -> str:
 
 def item_record(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "records", f"{item_id}.json")
+
+
+def item_path(dataset_id: str, path: str) -> str:
+    return join_key("datasets", dataset_id, "paths", f"{path}.json")
 
 
 def item_binary(dataset_id: str, item_id: str) -> str:

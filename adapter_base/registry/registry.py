@@ -130,6 +130,10 @@ class Registry:
         item.validate()
         if annotations is not None:
             self._check_ground_truth(annotations)
+        path_key = layout.item_path(dataset.id, item.path)
+        if self.store.exists(path_key):
+            raise ConflictError(f"dataset {dataset.name!r} already has an item at {item.path!r} (item {self.store.get_json(path_key)['id']})")
+        self.store.put_json(path_key, {"id": item.id})
         if isinstance(data, bytes):
             self.store.put_bytes(layout.item_binary(dataset.id, item.id), data, item.mimetype)
         else:

@@ -463,15 +463,17 @@ class S3Store(ObjectStore):
     def open_read(self, key: str) -> Iterator[BinaryIO]:
         """A streaming reader over the GET response; closed and its connection released on exit.
 
-        Opening is retried; a failure in the middle of reading is not (the caller has data already).
+        Opening is retried; a connection lost in the middle of reading is resumed from the
+        last byte read with a ranged GET of the same object (``If-Match`` its ETag), retried
+        like any request (see ``_ResumingReader``).
         """
         name = self._full(key)
         resp = self._call(f"open_read {key!r}", lambda: self._client.get_object(self.bucket, name), key)
+        reader = _ResumingReader(self, key, name, resp)
         try:
-            yield resp  # type: ignore[misc]  # urllib3 HTTPResponse is a readable io.IOBase
+            yield reader  # type: ignore[misc]
         finally:
-            resp.close()
-            resp.release_conn()
+            reader.close()
 
     def stat(self, key: str) -> ObjectInfo:
         """Size and etag; ``NotFoundError`` if missing."""
@@ -591,3 +593,48 @@ class S3Store(ObjectStore):
 
     def __repr__(self) -> str:
         return f"S3Store({self.uri!r}, endpoint={self.endpoint!r})"
+
+
+class _ResumingReader:
+    """``read()`` over a GET response that survives a dropped connection (a server restart).
+
+    On a transient error mid-body it reopens the object at the current offset (a ranged
+    GET with ``If-Match`` the first response's ETag, so a replaced object is an error, not
+    a splice) through ``S3Store._call``'s retries. Bytes already returned are never re-read.
+    """
+
+    def __init__(self, store: S3Store, key: str, name: str, resp: Any) -> None:
+        self._store, self._key, self._name, self._resp = store, key, name, resp
+        self._etag = resp.headers.get("ETag")
+        self._pos = 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        while True:
+            try:
+                data = self._resp.read() if n is None or n < 0 else self._resp.read(n)
+            except Exception as exc:  # noqa: BLE001 - only transient errors are resumed
+                if not is_transient(exc):
+                    raise
+                log.warning("%s: reading %r broke at byte %d (%s); resuming", self._store.uri, self._key, self._pos, type(exc).__name__)
+                self._reopen()
+                continue
+            self._pos += len(data)
+            return data
+
+    def _reopen(self) -> None:
+        self._release()
+        headers = {"If-Match": self._etag} if self._etag else None
+        store, pos = self._store, self._pos
+        self._resp = store._call(
+            f"open_read {self._key!r} from byte {pos}",
+            lambda: store._client.get_object(store.bucket, self._name, offset=pos, request_headers=headers),
+            self._key,
+        )
+
+    def _release(self) -> None:
+        with contextlib.suppress(Exception):
+            self._resp.close()
+            self._resp.release_conn()
+
+    def close(self) -> None:
+        self._release()

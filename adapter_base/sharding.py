@@ -1,0 +1,248 @@
+"""Sharded prediction: split a dataset listing into shard manifests, merge the shard reports.
+
+A batched-prediction pipeline lists the matching item ids once, writes one manifest
+per shard to the store, runs one prediction step per shard, then merges the
+per-shard ``PredictionReport`` dicts into one summary. Only small things (shard
+indices, store keys) travel between steps; item lists live in the store::
+
+    runs/<run_id>/shards/index.json             the shard index (keys and counts)
+    runs/<run_id>/shards/<NNNN>.json            {"item_ids": [...], ...}  one per shard
+    runs/<run_id>/shards/<NNNN>.report.json     that shard's PredictionReport.to_dict()
+    runs/<run_id>/prediction-summary.json       the merged summary
+
+The functions here are pure (``split_evenly``, ``merge_reports``, ``summary_markdown``)
+or take the store / registry explicitly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+
+from .concurrency import ordered_map
+from .entities import Filters, Item
+from .errors import ValidationError
+from .registry import layout
+
+if TYPE_CHECKING:
+    from .registry import Registry
+    from .storage import ObjectStore
+
+MAX_SHARDS = 10_000
+
+
+def shards_prefix(run_id: str) -> str:
+    """``runs/<run_id>/shards/``."""
+    return layout.run_prefix(run_id) + "shards/"
+
+
+def shard_index_key(run_id: str) -> str:
+    """Key of the shard index of a run."""
+    return shards_prefix(run_id) + "index.json"
+
+
+def shard_key(run_id: str, shard: int) -> str:
+    """Key of one shard's manifest (its item ids)."""
+    return shards_prefix(run_id) + f"{int(shard):04d}.json"
+
+
+def shard_report_key(run_id: str, shard: int) -> str:
+    """Key of one shard's prediction report."""
+    return shards_prefix(run_id) + f"{int(shard):04d}.report.json"
+
+
+def summary_key(run_id: str) -> str:
+    """Key of a run's merged prediction summary."""
+    return layout.run_prefix(run_id) + "prediction-summary.json"
+
+
+def shard_run_id(run_id: str, shard: int) -> str:
+    """The prediction run id of one shard (stamped on its prediction sets)."""
+    return f"{run_id}-shard-{int(shard):04d}"
+
+
+def split_evenly(ids: Sequence[str], num_shards: int) -> list[list[str]]:
+    """Split ``ids`` into contiguous shards whose sizes differ by at most one, order kept.
+
+    There are ``min(num_shards, len(ids))`` shards, but always at least one (empty
+    when ``ids`` is), so a fan-out over the result never has zero iterations.
+    """
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or not 1 <= num_shards <= MAX_SHARDS:
+        raise ValidationError("shards", "num_shards", f"must be an integer from 1 to {MAX_SHARDS}, got {num_shards!r}")
+    n = max(1, min(num_shards, len(ids)))
+    base, extra = divmod(len(ids), n)
+    out: list[list[str]] = []
+    start = 0
+    for i in range(n):
+        stop = start + base + (1 if i < extra else 0)
+        out.append(list(ids[start:stop]))
+        start = stop
+    return out
+
+
+def list_item_ids(registry: "Registry", dataset_id: str, filters: Filters | Mapping[str, Any] | None = None) -> list[str]:
+    """Ids of the dataset's items matching ``filters``, in listing order.
+
+    Items whose record cannot be read are included: the prediction step reports
+    them as failures (stage ``list``) instead of dropping them silently.
+    """
+    return [item_id for item_id, _ in registry.iter_item_results(dataset_id, filters)]
+
+
+def write_shards(
+    store: "ObjectStore",
+    run_id: str,
+    dataset_id: str,
+    ids: Sequence[str],
+    num_shards: int,
+    filters: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write one manifest per shard and the shard index; returns the index.
+
+    The index is small whatever the dataset size: shard numbers, keys and counts.
+    """
+    layout.check_name("run", run_id)
+    parts = split_evenly(ids, num_shards)
+    shards = []
+    for i, part in enumerate(parts):
+        key = shard_key(run_id, i)
+        store.put_json(key, {"run_id": run_id, "dataset_id": dataset_id, "shard": i, "num_shards": len(parts), "item_ids": part})
+        shards.append({"shard": i, "key": key, "count": len(part)})
+    index = {
+        "run_id": run_id,
+        "dataset_id": dataset_id,
+        "filters": dict(filters or {}),
+        "requested_shards": num_shards,
+        "num_shards": len(parts),
+        "total": len(ids),
+        "shards": shards,
+    }
+    store.put_json(shard_index_key(run_id), index)
+    return index
+
+
+def read_shard(store: "ObjectStore", index: Mapping[str, Any], shard: int) -> list[str]:
+    """The item ids of shard ``shard`` of a shard index."""
+    entries = {int(s["shard"]): s for s in index.get("shards", [])}
+    if int(shard) not in entries:
+        raise ValidationError("shards", "shard", f"run {index.get('run_id')!r} has no shard {shard} (has {len(entries)})")
+    manifest = store.get_json(entries[int(shard)]["key"])
+    ids = manifest.get("item_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ValidationError("shards", "item_ids", f"manifest {entries[int(shard)]['key']!r} has no list of item ids")
+    return ids
+
+
+def iter_shard_items(registry: "Registry", dataset_id: str, item_ids: Iterable[str]) -> Iterator[tuple[str, Item | BaseException]]:
+    """Yield ``(item_id, Item or the error reading its record)`` lazily, a bounded window ahead.
+
+    The shape ``adapter_base.flows.predict.run_predictions`` takes, so an unreadable
+    record becomes one failed item (stage ``list``) and the rest go on.
+    """
+    def load(item_id: str) -> Item:
+        return registry.get_item(dataset_id, item_id)
+
+    yield from ordered_map(load, item_ids, pool=registry.pool, window=4 * registry.io_workers)
+
+
+def merge_reports(reports: Iterable[Mapping[str, Any]], *, run_id: str | None = None) -> dict[str, Any]:
+    """Merge per-shard ``PredictionReport.to_dict()`` dicts (each may carry ``shard``) into one summary.
+
+    Counts are summed; failures are listed with their shard; throughput is items
+    predicted per second of the slowest shard (shards run side by side), next to
+    the summed per-shard seconds.
+    """
+    reports = sorted(reports, key=lambda r: (r.get("shard") is None, r.get("shard", 0)))
+    total = succeeded = skipped = 0
+    failures: list[dict[str, Any]] = []
+    fatal: list[dict[str, Any]] = []
+    per_shard: list[dict[str, Any]] = []
+    versions: set[int] = set()
+    models: set[str] = set()
+    wall = busy = 0.0
+    for n, rep in enumerate(reports):
+        shard = rep.get("shard", n)
+        t, ok, sk = int(rep.get("total", 0)), int(rep.get("succeeded", 0)), int(rep.get("skipped", 0))
+        duration = float(rep.get("duration_s", 0.0) or 0.0)
+        total += t
+        succeeded += ok
+        skipped += sk
+        wall = max(wall, duration)
+        busy += duration
+        if rep.get("model_version") is not None:
+            versions.add(int(rep["model_version"]))
+        if rep.get("model_id"):
+            models.add(str(rep["model_id"]))
+        shard_failures = [{**f, "shard": shard} for f in rep.get("failures", [])]
+        failures.extend(shard_failures)
+        if rep.get("fatal_error"):
+            fatal.append({"shard": shard, "error": rep["fatal_error"]})
+        per_shard.append(
+            {
+                "shard": shard,
+                "run_id": rep.get("run_id"),
+                "total": t,
+                "succeeded": ok,
+                "skipped": sk,
+                "failed": len(shard_failures),
+                "duration_s": round(duration, 3),
+                "items_per_second": round(ok / duration, 3) if duration > 0 else 0.0,
+            }
+        )
+    return {
+        "run_id": run_id,
+        "shards": len(per_shard),
+        "model_ids": sorted(models),
+        "model_versions": sorted(versions),
+        "total": total,
+        "succeeded": succeeded,
+        "skipped": skipped,
+        "failed": len(failures),
+        "failures_by_stage": dict(sorted(Counter(f.get("stage", "?") for f in failures).items())),
+        "failures": failures,
+        "fatal_errors": fatal,
+        "duration_s": round(wall, 3),
+        "shard_seconds": round(busy, 3),
+        "items_per_second": round(succeeded / wall, 3) if wall > 0 else 0.0,
+        "per_shard": per_shard,
+        "ok": not failures and not fatal,
+    }
+
+
+def _md(value: Any) -> str:
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def summary_markdown(summary: Mapping[str, Any], *, max_failures: int = 100) -> str:
+    """The merged summary as markdown (for the KFP UI): counts, throughput, shards, failures."""
+    versions = ", ".join(str(v) for v in summary.get("model_versions", [])) or "-"
+    lines = [
+        f"### Prediction run {_md(summary.get('run_id') or '')}",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| items | {summary.get('total', 0)} |",
+        f"| predicted | {summary.get('succeeded', 0)} |",
+        f"| already done | {summary.get('skipped', 0)} |",
+        f"| failed | {summary.get('failed', 0)} |",
+        f"| shards | {summary.get('shards', 0)} |",
+        f"| model version(s) | {versions} |",
+        f"| wall time (slowest shard) | {summary.get('duration_s', 0.0):.1f} s |",
+        f"| throughput | {summary.get('items_per_second', 0.0):.1f} items/s |",
+        "",
+        "| shard | items | predicted | failed | seconds | items/s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in summary.get("per_shard", []):
+        lines.append(f"| {s['shard']} | {s['total']} | {s['succeeded']} | {s['failed']} | {s['duration_s']:.1f} | {s['items_per_second']:.1f} |")
+    failures = summary.get("failures", [])
+    if failures:
+        lines += ["", "| failed item | shard | stage | error |", "| --- | --- | --- | --- |"]
+        for f in failures[:max_failures]:
+            name = f["item_id"] + (f" ({f['path']})" if f.get("path") else "")
+            lines.append(f"| {_md(name)} | {f.get('shard', '')} | {_md(f.get('stage', ''))} | {_md(f.get('error', ''))} |")
+        if len(failures) > max_failures:
+            lines += ["", f"... and {len(failures) - max_failures} more failures."]
+    for f in summary.get("fatal_errors", []):
+        lines += ["", f"**shard {f['shard']} aborted:** {_md(f['error'])}"]
+    return "\n".join(lines) + "\n"
