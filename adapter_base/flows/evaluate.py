@@ -144,7 +144,7 @@ def evaluate_model(
         "model": f"{entity.name} ({entity.id})",
         "version": str(entity.version),
         "dataset": f"{ds.name} ({ds.id})",
-        "filters": str(flt.to_dict()),
+        "filters": str({k: v for k, v in flt.to_dict().items() if v not in (None, {}, [])} or "all items"),
         "items": f"{run.succeeded} predicted, {run.failed} failed",
     }
     html = render_html_report(safe, title=f"Evaluation of {entity.name} v{entity.version}", context=context)
