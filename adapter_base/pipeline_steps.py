@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -116,17 +116,37 @@ def recording_failure(registry: Registry, model: Model | str, run_id: str, step:
 # --- train -> save -> evaluate -> promote ---------------------------------------------
 
 
-def load_step(adapter_path: str, model: str, *, store_uri: str = "", configuration: Mapping[str, Any] | None = None, run_id: str = "") -> dict[str, Any]:
-    """Load the model's current version with the adapter (artifact digests verified); returns its reference."""
+def load_step(
+    adapter_path: str,
+    model: str,
+    *,
+    store_uri: str = "",
+    configuration: Mapping[str, Any] | None = None,
+    run_id: str = "",
+    record_failures: bool = True,
+    alias: str = "",
+) -> dict[str, Any]:
+    """Load a version of the model with the adapter (artifact digests verified); returns its reference.
+
+    The version is the one ``alias`` points at (e.g. ``production``), else the current one.
+    ``record_failures``: mark the model ``failed`` if loading fails (training runs do;
+    a prediction run does not change the model's status).
+    """
     with open_registry(store_uri) as registry:
         entity = registry.get_model(model)
-        with recording_failure(registry, entity, run_id or "-", "load"):
+        guard = recording_failure(registry, entity, run_id or "-", "load") if record_failures else nullcontext()
+        with guard:
+            version = None
+            if alias:
+                if alias not in entity.aliases:
+                    raise ValidationError("Model", "aliases", f"model {entity.name!r} has no alias {alias!r} (has: {', '.join(entity.aliases) or 'none'})")
+                version = int(entity.aliases[alias])
             adapter = make_adapter(adapter_path, registry, configuration)
-            path = adapter.load_from_model(entity)
+            path = adapter.load_from_model(entity, version=version)
             loaded = adapter.model_entity
             assert loaded is not None
             log.info("loaded %s v%d from %s (%s)", loaded.name, loaded.version, registry.store.uri, path)
-            return model_reference(loaded, registry.store.uri, adapter=adapter_path)
+            return model_reference(loaded, registry.store.uri, adapter=adapter_path, alias=alias)
 
 
 def train_step(
@@ -333,19 +353,21 @@ def predict_shard_step(
 ) -> dict[str, Any]:
     """Predict one shard's items (streaming); returns its report (also written to the store).
 
-    Items that fail are in the report; the step itself fails only when the listing
-    or the model load fails, so a retry can help.
+    The version loaded is the one in ``model_ref`` (pinned for every shard). Items that
+    fail are in the report; the step itself fails only when the listing or the model
+    load fails, so a retry can help.
     """
     shard = int(shard)
     run_id = index["run_id"]
     with open_registry(store_uri) as registry:
         ids = sharding.read_shard(registry.store, index, shard)
         adapter = make_adapter(adapter_path, registry, configuration)
-        adapter.load_from_model(model_ref["model_id"])
+        # Every shard loads the version the load step resolved, even if a newer one lands meanwhile.
+        adapter.load_from_model(model_ref["model_id"], version=int(model_ref["version"]) or None)
         loaded = adapter.model_entity
         assert loaded is not None
-        if loaded.version != int(model_ref["version"]):
-            log.warning("model %s is now at version %d (the run started with %s): predicting with %d", loaded.name, loaded.version, model_ref["version"], loaded.version)
+        if model_ref.get("digest") and manifest_digest(loaded.artifacts) != model_ref["digest"]:
+            raise ConflictError(f"model {loaded.name!r} version {loaded.version} no longer has the files the load step saw")
         report = run_predictions(
             adapter,
             sharding.iter_shard_items(registry, index["dataset_id"], ids),

@@ -1,0 +1,49 @@
+"""``evaluate_model``: evaluate the saved version on a test subset; metrics, confusion matrix, report."""
+
+from kfp.dsl import HTML, ClassificationMetrics, Input, Markdown, Metrics, Model, Output
+
+
+def evaluate_model(
+    adapter: str,
+    trained_model: Input[Model],
+    dataset: str,
+    filters: dict,
+    metric: str,
+    store_uri: str,
+    configuration: dict,
+    batch_size: int,
+    run_id: str,
+    metrics: Output[Metrics],
+    confusion_matrix: Output[ClassificationMetrics],
+    report: Output[HTML],
+    summary: Output[Markdown],
+) -> float:
+    """Run ``adapter.evaluate_model`` on the items matching ``filters``; returns the value of ``metric``.
+
+    The metrics and the HTML report are stored in the registry too (the model's
+    evaluations); the artifacts here are what the KFP UI shows.
+    """
+    import json
+    import logging
+
+    from adapter_base.pipeline_steps import evaluate_step, square_confusion
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    with open(trained_model.path) as f:
+        ref = json.load(f)
+    out = evaluate_step(
+        adapter, ref, run_id, dataset=dataset, filters=filters, metric=metric,
+        store_uri=store_uri, configuration=configuration, batch_size=batch_size,
+    )
+    for key, value in sorted(out.scalars.items()):
+        metrics.log_metric(key, value)
+    confusion = out.metrics.get("confusion_matrix")
+    if confusion:
+        categories, matrix = square_confusion(confusion)
+        confusion_matrix.log_confusion_matrix(categories, matrix)
+    with open(report.path, "w") as f:
+        f.write(out.report_html)
+    report.metadata.update({"report_uri": out.report_uri, "metrics_key": out.metrics_key, "version": ref["version"]})
+    with open(summary.path, "w") as f:
+        f.write(f"## {ref['model_name']} v{ref['version']}: {out.metric} = {out.value:.4f}\n\n{out.report_markdown}")
+    return out.value

@@ -1,0 +1,35 @@
+"""``load_from_model``: load a model version with the user's adapter (digests verified)."""
+
+from kfp.dsl import Model, Output
+
+
+def load_from_model(
+    adapter: str,
+    model: str,
+    store_uri: str,
+    configuration: dict,
+    run_id: str,
+    record_failures: bool,
+    alias: str,
+    base_model: Output[Model],
+):
+    """Load ``model`` with the adapter at ``adapter`` (``package.module:Class``); output its reference.
+
+    The version is the one ``alias`` points at (``""``: the current version).
+    With ``record_failures`` a failure marks the model ``failed`` (training runs).
+    The ``Model`` artifact holds a small JSON reference (model id, name, version,
+    store URI, manifest digest); the files stay in the store.
+    """
+    import json
+    import logging
+
+    from adapter_base.pipeline_steps import load_step
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ref = load_step(
+        adapter, model, store_uri=store_uri, configuration=configuration, run_id=run_id,
+        record_failures=record_failures, alias=alias,
+    )
+    with open(base_model.path, "w") as f:
+        json.dump(ref, f, indent=1)
+    base_model.metadata.update(ref)

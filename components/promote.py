@@ -1,0 +1,24 @@
+"""``promote``: point an alias (``production``) at the saved version; runs only behind the metric gate."""
+
+from kfp.dsl import Input, Model
+
+
+def promote(
+    trained_model: Input[Model],
+    alias: str,
+    metric: str,
+    value: float,
+    threshold: float,
+    store_uri: str,
+    run_id: str,
+):
+    """Set ``alias`` to the trained version (the pipeline's ``dsl.If`` checked ``value >= threshold``)."""
+    import json
+    import logging
+
+    from adapter_base.pipeline_steps import promote_step
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    with open(trained_model.path) as f:
+        ref = json.load(f)
+    promote_step(ref, alias, store_uri=store_uri, run_id=run_id, metric=metric, value=value, threshold=threshold)

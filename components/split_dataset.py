@@ -1,0 +1,31 @@
+"""``split_dataset``: list the matching items once and write N shard manifests to the store."""
+
+from typing import List
+
+from kfp.dsl import Dataset, Output
+
+
+def split_dataset(
+    dataset: str,
+    filters: dict,
+    num_shards: int,
+    store_uri: str,
+    run_id: str,
+    shards: Output[Dataset],
+) -> List[int]:
+    """Write ``runs/<run_id>/shards/<NNNN>.json`` (item ids) per shard; returns the shard numbers.
+
+    The ``Dataset`` artifact is the shard index (keys and counts, never item ids),
+    so only shard numbers travel as parameters.
+    """
+    import json
+    import logging
+
+    from adapter_base.pipeline_steps import split_step
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    index = split_step(dataset, num_shards, run_id, filters=filters, store_uri=store_uri)
+    with open(shards.path, "w") as f:
+        json.dump(index, f, indent=1)
+    shards.metadata.update({k: index[k] for k in ("run_id", "dataset_id", "num_shards", "total", "store_uri")})
+    return [s["shard"] for s in index["shards"]]

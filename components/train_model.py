@@ -1,0 +1,36 @@
+"""``train_model``: train from the loaded version and stage the result (no new version yet)."""
+
+from kfp.dsl import Input, Metrics, Model, Output
+
+
+def train_model(
+    adapter: str,
+    base_model: Input[Model],
+    dataset: str,
+    store_uri: str,
+    configuration: dict,
+    run_id: str,
+    staged_model: Output[Model],
+    training_metrics: Output[Metrics],
+):
+    """Run ``adapter.train_model(model, save=False, run_id=run_id)`` on the model's train/validation subsets.
+
+    The trained files are staged in the store under the run id; ``save_to_model``
+    turns them into the next version. Output: a reference to the staged result and
+    the last epoch's training metrics.
+    """
+    import json
+    import logging
+
+    from adapter_base.pipeline_steps import train_step
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    with open(base_model.path) as f:
+        ref = json.load(f)
+    staged = train_step(adapter, ref, run_id, dataset=dataset, store_uri=store_uri, configuration=configuration)
+    with open(staged_model.path, "w") as f:
+        json.dump(staged, f, indent=1)
+    staged_model.metadata.update({k: v for k, v in staged.items() if k != "training"})
+    for key, value in (staged.get("training") or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            training_metrics.log_metric(key, float(value))

@@ -1,0 +1,110 @@
+"""Running a pipeline under ``kfp.local`` in the current Python environment.
+
+``kfp.local.SubprocessRunner(use_venv=False)`` runs each step as a subprocess of
+this interpreter: the steps import ``adapter_base`` and the user's adapter from
+the current environment and inherit its environment variables (the store's
+``AWS_*`` settings, ``MODEL_ADAPTER_HOME``). Outputs go to a local
+``pipeline_root``; the Kubernetes platform config (secrets, node selectors,
+accelerators) does not apply locally. Retries, ``dsl.If``, ``ParallelFor``,
+``dsl.Collected`` and ``dsl.ExitHandler`` with ``PipelineTaskFinalStatus`` do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from adapter_base.errors import AdapterError, NotFoundError
+from adapter_base.storage import adapter_home
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class PipelineRunError(AdapterError):
+    """A local pipeline run failed."""
+
+
+@dataclass
+class LocalRunResult:
+    """What a local run did."""
+
+    kind: str
+    seconds: float
+    pipeline_root: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def default_pipeline_root() -> Path:
+    """``<MODEL_ADAPTER_HOME>/kfp-local``: where local runs keep their step outputs."""
+    return adapter_home() / "kfp-local"
+
+
+def _model_state(store_uri: str, model: str) -> dict[str, Any]:
+    from adapter_base.pipeline_steps import open_registry
+
+    with open_registry(store_uri) as registry:
+        m = registry.get_model(model)
+        return {
+            "model_id": m.id,
+            "model_name": m.name,
+            "version": m.version,
+            "status": m.status,
+            "status_message": m.status_message,
+            "aliases": dict(m.aliases),
+            "evaluation": m.metrics.get("evaluation"),
+        }
+
+
+def run_local(
+    kind: str,
+    arguments: Mapping[str, Any],
+    *,
+    pipeline_root: str | Path | None = None,
+    image: str | None = None,
+    profile: str = "cpu",
+    **options: Any,
+) -> LocalRunResult:
+    """Run pipeline ``kind`` with ``arguments`` under ``kfp.local``; returns timing and a summary.
+
+    ``train``: the summary is the model's record after the run (version, status,
+    aliases, evaluation). ``predict``: the merged prediction summary. A failed run
+    raises ``PipelineRunError`` (for ``train`` with the model's recorded status).
+    """
+    from kfp import local
+
+    from .build import build_pipeline
+
+    root = Path(pipeline_root) if pipeline_root else default_pipeline_root()
+    root.mkdir(parents=True, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root.resolve()), raise_on_error=True)
+    pipeline = build_pipeline(kind, image, profile, **options)
+    store_uri = str(arguments.get("store_uri") or "")
+    start = time.monotonic()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+            task = pipeline(**dict(arguments))
+    except Exception as exc:  # noqa: BLE001 - kfp.local raises RuntimeError with colour codes
+        seconds = time.monotonic() - start
+        message = _ANSI.sub("", str(exc)).rstrip(". ")
+        if kind == "train":
+            try:
+                state = _model_state(store_uri, str(arguments["model"]))
+                if state["status"] == "failed" and state["status_message"]:
+                    message += f"; model {state['model_name']} status failed: {state['status_message']}"
+            except (AdapterError, NotFoundError, KeyError):
+                pass
+        raise PipelineRunError(f"local {kind} run failed after {seconds:.1f}s: {message}") from None
+    seconds = time.monotonic() - start
+    if kind == "train":
+        summary = _model_state(store_uri, str(arguments["model"]))
+    else:
+        summary = json.loads(Path(task.output.path).read_text())
+    return LocalRunResult(kind=kind, seconds=seconds, pipeline_root=str(root), summary=summary)
+

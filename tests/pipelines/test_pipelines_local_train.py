@@ -1,0 +1,95 @@
+"""The train -> save -> evaluate DAG end to end under ``kfp.local`` with the digits example.
+
+Each step is a subprocess of this interpreter; the store (a local directory, or the
+suite's SeaweedFS S3 server) reaches it through the pipeline parameter and the
+inherited ``AWS_*`` environment.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from adapter_base import Registry
+from adapter_base.cli.main import main
+from adapter_base.registry import layout
+from pipelines.local import PipelineRunError, run_local
+from pipelines_support import ADAPTER, MODEL, make_digits, train_arguments
+
+pytestmark = [pytest.mark.kfp_local, pytest.mark.slow]
+
+
+def evaluation_keys(store, model_id: str, version: int) -> list[str]:
+    prefix = layout.evaluation_prefix(model_id, version, "x").rsplit("/x/", 1)[0] + "/"
+    return [o.key for o in store.list(prefix)]
+
+
+def test_train_dag_saves_evaluates_and_promotes_when_the_threshold_is_met(store_uri, pipeline_root, record_property):
+    digits = make_digits(store_uri)
+    start = time.monotonic()
+    result = run_local("train", train_arguments(store_uri, threshold=0.5), pipeline_root=pipeline_root)
+    record_property("train_dag_seconds", round(time.monotonic() - start, 2))
+    s = result.summary
+    assert (s["version"], s["status"], s["status_message"]) == (1, "trained", None)
+    assert s["aliases"] == {"production": 1}
+    assert s["evaluation"]["accuracy"] >= 0.5 and s["evaluation"]["version"] == 1
+
+    with Registry.open(store_uri) as registry:
+        model = registry.get_model(MODEL)
+        assert model.artifacts is not None and {f.path for f in model.artifacts.files} == {"weights.npz", "labels.json"}
+        assert "training" in model.metrics and model.metrics["training"].get("val_accuracy") is not None
+        keys = evaluation_keys(registry.store, model.id, 1)
+        assert any(k.endswith("/metrics.json") for k in keys) and any(k.endswith("/report.html") for k in keys)
+        metrics_key = next(k for k in keys if k.endswith("/metrics.json"))
+        metrics = registry.store.get_json(metrics_key)
+        assert metrics["model_version"] == 1 and metrics["count"] == 60 and metrics["filters"]["subset"] == "test"
+        report = registry.store.get_bytes(next(k for k in keys if k.endswith("/report.html")))
+        assert b"<html" in report[:500].lower()
+        assert not list(registry.store.list(f"models/{digits.model_id}/staging/")), "the staged result was committed and removed"
+
+
+def test_train_dag_does_not_promote_below_the_threshold(local_store_uri, pipeline_root):
+    make_digits(local_store_uri)
+    first = run_local("train", train_arguments(local_store_uri, threshold=0.5), pipeline_root=pipeline_root)
+    assert first.summary["aliases"] == {"production": 1}
+
+    second = run_local("train", train_arguments(local_store_uri, threshold=1.01), pipeline_root=pipeline_root)
+    s = second.summary
+    assert s["version"] == 2 and s["status"] == "trained", "the new version is saved and evaluated all the same"
+    assert s["aliases"] == {"production": 1}, "the alias stays on the version that met the threshold"
+    assert s["evaluation"]["version"] == 2
+
+    third = run_local("train", train_arguments(local_store_uri, threshold=0.0, metric="macro_f1", alias="canary"), pipeline_root=pipeline_root)
+    assert third.summary["aliases"] == {"production": 1, "canary": 3}
+
+
+def test_a_failing_step_marks_the_model_failed_with_the_run_and_the_cause(local_store_uri, pipeline_root):
+    make_digits(local_store_uri)
+    with pytest.raises(PipelineRunError, match="load-from-model") as err:
+        run_local("train", train_arguments(local_store_uri, adapter="examples.digits.adapter:NoSuchAdapter"), pipeline_root=pipeline_root)
+    assert "has no attribute 'NoSuchAdapter'" in str(err.value)
+    with Registry.open(local_store_uri) as registry:
+        model = registry.get_model(MODEL)
+    assert model.status == "failed" and model.version == 0
+    assert model.status_message.startswith("run ") and ": load: ValidationError:" in model.status_message
+
+
+def test_an_evaluation_failure_after_saving_is_recorded_too(local_store_uri, pipeline_root):
+    make_digits(local_store_uri)
+    with pytest.raises(PipelineRunError, match="evaluate-model"):
+        run_local("train", train_arguments(local_store_uri, test_filters={"subset": "no-such-subset"}), pipeline_root=pipeline_root)
+    with Registry.open(local_store_uri) as registry:
+        model = registry.get_model(MODEL)
+    assert model.version == 1, "the version was saved before evaluation failed"
+    assert model.status == "failed" and ": evaluate: ValidationError:" in model.status_message and "no-such-subset" in model.status_message
+    assert model.aliases == {}
+
+
+def test_cli_pipeline_run_train_local(local_store_uri, tmp_path, capsys):
+    make_digits(local_store_uri)
+    argv = ["pipeline", "run", "train", "--local", "--store", local_store_uri, "--adapter", ADAPTER, "--model", MODEL,
+            "--dataset", "digits", "--threshold", "0.5", "--pipeline-root", str(tmp_path / "root")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "train pipeline finished in" in out and "version 1, status trained" in out and "promoted: production -> version 1" in out
