@@ -16,8 +16,10 @@ def load_adapter_class(path: str) -> type:
     module_name, class_name = path.split(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValidationError("adapter", "import_path", f"cannot import module {module_name!r} of {path!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - ImportError, or whatever the module raises while importing
+        raise ValidationError(
+            "adapter", "import_path", f"cannot import module {module_name!r} of {path!r}: {type(exc).__name__}: {exc}"
+        ) from None
     cls = getattr(module, class_name, None)
     if cls is None:
         raise ValidationError("adapter", "import_path", f"module {module_name!r} has no attribute {class_name!r}")

@@ -33,7 +33,13 @@ from .flows.predict import run_predictions
 from .loading import load_adapter_class
 from .metrics import render_markdown_summary
 from .registry import Registry
-from .secrets import redact
+from .secrets import install_log_redaction, redact
+
+
+def configure_step_logging() -> None:
+    """Info-level logs for a pipeline step, with every line (the adapter's too) redacted."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,10 @@ def evaluate_model(
     evaluations); the artifacts here are what the KFP UI shows.
     """
     import json
-    import logging
 
-    from adapter_base.pipeline_steps import evaluate_step, square_confusion
+    from adapter_base.pipeline_steps import configure_step_logging, evaluate_step, square_confusion
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_step_logging()
     with open(trained_model.path) as f:
         ref = json.load(f)
     out = evaluate_step(

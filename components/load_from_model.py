@@ -21,11 +21,10 @@ def load_from_model(
     store URI, manifest digest); the files stay in the store.
     """
     import json
-    import logging
 
-    from adapter_base.pipeline_steps import load_step
+    from adapter_base.pipeline_steps import configure_step_logging, load_step
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_step_logging()
     ref = load_step(
         adapter, model, store_uri=store_uri, configuration=configuration, run_id=run_id,
         record_failures=record_failures, alias=alias,

@@ -15,12 +15,11 @@ def merge_reports(
 ):
     """Merge every shard's report; writes ``runs/<run_id>/prediction-summary.json`` to the store too."""
     import json
-    import logging
 
-    from adapter_base.pipeline_steps import merge_step
+    from adapter_base.pipeline_steps import configure_step_logging, merge_step
     from adapter_base.sharding import summary_markdown as render
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_step_logging()
     with open(shards.path) as f:
         index = json.load(f)
     loaded = []

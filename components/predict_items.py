@@ -22,11 +22,10 @@ def predict_items(
     be loaded.
     """
     import json
-    import logging
 
-    from adapter_base.pipeline_steps import predict_shard_step
+    from adapter_base.pipeline_steps import configure_step_logging, predict_shard_step
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_step_logging()
     with open(base_model.path) as f:
         ref = json.load(f)
     with open(shards.path) as f:

@@ -14,11 +14,10 @@ def promote(
 ):
     """Set ``alias`` to the trained version (the pipeline's ``dsl.If`` checked ``value >= threshold``)."""
     import json
-    import logging
 
-    from adapter_base.pipeline_steps import promote_step
+    from adapter_base.pipeline_steps import configure_step_logging, promote_step
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_step_logging()
     with open(trained_model.path) as f:
         ref = json.load(f)
     promote_step(ref, alias, store_uri=store_uri, run_id=run_id, metric=metric, value=value, threshold=threshold)

@@ -10,9 +10,8 @@ def record_status(
     status: dsl.PipelineTaskFinalStatus,
 ):
     """Runs after everything else (``dsl.ExitHandler``), even when a step failed or the run was cancelled."""
-    import logging
 
-    from adapter_base.pipeline_steps import finalize_step
+    from adapter_base.pipeline_steps import configure_step_logging, finalize_step
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_step_logging()
     print(finalize_step(model, run_id, status.state, status.error_message, store_uri=store_uri))

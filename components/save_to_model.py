@@ -10,11 +10,10 @@ def save_to_model(
 ):
     """Make the staged files the next version (status ``trained``); output the new version's reference."""
     import json
-    import logging
 
-    from adapter_base.pipeline_steps import save_step
+    from adapter_base.pipeline_steps import configure_step_logging, save_step
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_step_logging()
     with open(staged_model.path) as f:
         staged = json.load(f)
     ref = save_step(staged, store_uri=store_uri)

@@ -19,11 +19,10 @@ def split_dataset(
     so only shard numbers travel as parameters.
     """
     import json
-    import logging
 
-    from adapter_base.pipeline_steps import split_step
+    from adapter_base.pipeline_steps import configure_step_logging, split_step
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_step_logging()
     index = split_step(dataset, num_shards, run_id, filters=filters, store_uri=store_uri)
     with open(shards.path, "w") as f:
         json.dump(index, f, indent=1)

@@ -20,11 +20,10 @@ def train_model(
     the last epoch's training metrics.
     """
     import json
-    import logging
 
-    from adapter_base.pipeline_steps import train_step
+    from adapter_base.pipeline_steps import configure_step_logging, train_step
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_step_logging()
     with open(base_model.path) as f:
         ref = json.load(f)
     staged = train_step(adapter, ref, run_id, dataset=dataset, store_uri=store_uri, configuration=configuration)

@@ -34,6 +34,7 @@ class Dataset(Entity):
         check_str_list(self.kind, "labels", self.labels)
         check_dict(self.kind, "metadata", self.metadata)
         check_jsonable(self.kind, "metadata", self.metadata)
+        check_str(self.kind, "created_at", self.created_at)
 
     def bind(self, registry: "Registry") -> "Dataset":
         """Attach the registry that lists this dataset's items."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 from ..errors import ValidationError
-from ._base import Entity, check_dict, check_optional_str, check_str_list
+from ._base import Entity, check_dict, check_jsonable, check_optional_str, check_str_list
 from .item import Item
 
 _MISSING = object()
@@ -33,6 +33,7 @@ class Filters(Entity):
         check_optional_str(self.kind, "subset", self.subset)
         check_optional_str(self.kind, "path_prefix", self.path_prefix)
         check_dict(self.kind, "metadata", self.metadata)
+        check_jsonable(self.kind, "metadata", self.metadata)
         if self.item_ids is not None:
             check_str_list(self.kind, "item_ids", self.item_ids)
 

@@ -61,6 +61,7 @@ class ArtifactManifest(Entity):
     def validate(self) -> None:
         check_str(self.kind, "model_id", self.model_id)
         check_int(self.kind, "version", self.version, lo=1)
+        check_str(self.kind, "created_at", self.created_at)
         if not isinstance(self.files, list):
             raise ValidationError(self.kind, "files", "expected a list")
         seen: set[str] = set()
@@ -129,6 +130,8 @@ class Model(Entity):
         check_optional_str(self.kind, "status_message", self.status_message)
         check_int(self.kind, "version", self.version, lo=0)
         if self.artifacts is not None:
+            if not isinstance(self.artifacts, ArtifactManifest):
+                raise ValidationError(self.kind, "artifacts", f"expected an ArtifactManifest object, got {type(self.artifacts).__name__}")
             self.artifacts.validate()
             if self.artifacts.version != self.version:
                 raise ValidationError(self.kind, "artifacts", f"manifest is version {self.artifacts.version}, model is {self.version}")
@@ -138,6 +141,8 @@ class Model(Entity):
         check_dict(self.kind, "metrics", self.metrics)
         check_jsonable(self.kind, "metrics", self.metrics)
         check_dict(self.kind, "aliases", self.aliases)
+        check_str(self.kind, "created_at", self.created_at)
+        check_str(self.kind, "updated_at", self.updated_at)
         for alias, v in self.aliases.items():
             check_int(self.kind, f"aliases.{alias}", v, lo=1)
 

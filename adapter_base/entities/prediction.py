@@ -34,6 +34,7 @@ class PredictionSet(Entity):
         check_str(self.kind, "model_name", self.model_name)
         check_int(self.kind, "model_version", self.model_version, lo=0)
         check_optional_str(self.kind, "run_id", self.run_id)
+        check_str(self.kind, "created_at", self.created_at)
         AnnotationCollection(annotations=self.annotations).validate()
         for i, ann in enumerate(self.annotations):
             if ann.model is None or ann.model.model_id != self.model_id:

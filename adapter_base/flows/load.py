@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import sys
+import uuid
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no claims, one loader per home
+    fcntl = None  # type: ignore[assignment]
 
 from ..entities import Model
 from ._common import fresh_dir, resolve_model
@@ -21,6 +31,60 @@ def artifacts_dir(adapter: "BaseModelAdapter", model: Model) -> Path:
     return adapter.home / "models" / model.name / "artifacts"
 
 
+class _Claim:
+    """An adapter's hold on a shared local artifacts directory.
+
+    Every process and adapter using the same home downloads a model to the same default
+    directory; two loading it at once (two prediction shards on one machine) would wipe
+    each other's files. A claim is an ``flock`` on ``<dir>.lock``, held until the adapter
+    loads another model or is garbage-collected (the kernel drops it if the process dies).
+    An adapter that finds the directory claimed uses a private sibling instead, removed
+    with its claim.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.private = base.with_name(f"{base.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        self.path = base
+        self._fd: int | None = None
+
+    def acquire(self) -> Path:
+        """The shared directory if it is free, else the private one; the same one on every call."""
+        if self._fd is not None or self.path == self.private or fcntl is None:
+            return self.path
+        self.base.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f"{self.base}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            self.path = self.private
+        else:
+            self._fd = fd
+        return self.path
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # drops the flock
+            self._fd = None
+        shutil.rmtree(self.private, ignore_errors=True)
+
+
+def _claim(adapter: "BaseModelAdapter", base: Path) -> Path:
+    """The directory ``adapter`` may download to: ``base``, or a private one while another loader holds it."""
+    claim = adapter.__dict__.get("_artifacts_claim")
+    if claim is None or claim.base != base:
+        if claim is not None:
+            claim.release()
+        claim = _Claim(base)
+        adapter.__dict__["_artifacts_claim"] = claim
+        weakref.finalize(adapter, claim.release)
+    path = claim.acquire()
+    if path != base:
+        log.info("%s is in use by another loader; downloading to %s", base, path)
+    return path
+
+
 def load_from_model(
     adapter: "BaseModelAdapter",
     model: Model | str | None = None,
@@ -33,11 +97,13 @@ def load_from_model(
     """Download artifacts (digests verified), bind the model's configuration, call ``load``.
 
     A model with no artifacts yet (version 0) is loaded from an empty directory, so
-    ``load`` can build a fresh model. Returns the local artifacts directory.
+    ``load`` can build a fresh model. Returns the local artifacts directory: by default
+    ``artifacts_dir``, or a private sibling of it while another loader (a concurrent
+    process or adapter) is using that one.
     """
     entity = resolve_model(adapter, model)
     adapter.bind_model(entity)
-    path = Path(local_path) if local_path else artifacts_dir(adapter, entity)
+    path = Path(local_path) if local_path else _claim(adapter, artifacts_dir(adapter, entity))
     fresh_dir(path, overwrite)
     if entity.version > 0 or version:
         manifest = adapter.registry.download_artifacts(entity, path, version)
@@ -48,5 +114,14 @@ def load_from_model(
     else:
         log.info("model %s has no artifacts yet; loading from an empty %s", entity.name, path)
     adapter.load(str(path), **kwargs)
-    log.info("loaded %s (%s) on %s", entity.name, entity.id, adapter.device)
+    log.info("loaded %s (%s) on %s", entity.name, entity.id, _device_for_log(adapter))
     return path
+
+
+def _device_for_log(adapter: "BaseModelAdapter") -> str:
+    """The device for the log line, without importing PyTorch for an adapter that does not use it
+    (resolving ``auto`` imports torch: over a second, in every pipeline step that loads a model)."""
+    requested = adapter.configuration.get("device") or "auto"
+    if requested == "auto" and "torch" not in sys.modules:
+        return "cpu (device auto; PyTorch not in use)"
+    return adapter.device

@@ -333,7 +333,7 @@ class Registry:
         sees the previous version or the complete new one, never a partial one.
         """
         current = self.get_model(model.id)
-        version = max(current.version, self._latest_manifest_version(model.id)) + 1
+        version = self._latest_manifest_version(model.id, current.version) + 1
         files = upload_tree(
             self.store, local_dir, lambda rel: layout.artifact_file(model.id, version, rel), self.pool
         )
@@ -364,7 +364,7 @@ class Registry:
         except NotFoundError:
             raise NotFoundError(f"model {model.name!r} has no staged artifacts for run {run_id!r}") from None
         current = self.get_model(model.id)
-        version = max(current.version, self._latest_manifest_version(model.id)) + 1
+        version = self._latest_manifest_version(model.id, current.version) + 1
 
         def copy(f: Any) -> None:
             self.store.copy(f"{prefix}files/{f.path}", layout.artifact_file(model.id, version, f.path))
@@ -379,11 +379,16 @@ class Registry:
         log.info("committed staged run %s of %s as version %d", run_id, model.name, version)
         return updated
 
-    def _latest_manifest_version(self, model_id: str) -> int:
-        latest = 0
-        for o in self.store.list(f"models/{model_id}/versions/"):
-            if o.key.endswith("/manifest.json"):
-                latest = max(latest, int(o.key.split("/")[3]))
+    def _latest_manifest_version(self, model_id: str, known: int = 0) -> int:
+        """The highest version with a manifest, at least ``known`` (the record's version).
+
+        Versions get manifests one after the other (each is the latest + 1), so probing
+        ``known + 1, known + 2, ...`` finds it with one request in the usual case, where
+        listing ``versions/`` would read every file of every version.
+        """
+        latest = known
+        while self.store.exists(layout.manifest(model_id, latest + 1)):
+            latest += 1
         return latest
 
     def get_manifest(self, model: Model, version: int | None = None) -> ArtifactManifest:

@@ -1,0 +1,93 @@
+"""Two prediction shards of the same model write to the same dataset at the same time.
+
+Each shard is its own ``model-adapter predict`` process against the session's S3 server.
+Every item ends with exactly one prediction set of the model, complete valid JSON, from
+one of the two runs; nothing is lost, nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from adapter_base import Registry
+from adapter_base.registry import layout
+from reliability_support import CLI, SlowAdapter, dataset_with_model, one_set_each, report_json, run_cli, subprocess_env
+
+pytestmark = [pytest.mark.reliability, pytest.mark.s3, pytest.mark.slow]
+
+
+def _run_together(*arg_lists: list[str], timeout: float = 120) -> list[dict]:
+    procs = [subprocess.Popen([CLI, *args], env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in arg_lists]
+    reports = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, out + err
+        reports.append(report_json(out))
+    return reports
+
+
+def test_shards_on_disjoint_halves_do_not_clobber_each_other(s3_registry: Registry) -> None:
+    ds, items, model = dataset_with_model(s3_registry, 20, prefixes=("a", "b"), configuration={"batch_size": 2, "delay_s": 0.03})
+    base = ["predict", model.name, "--dataset", ds.name, "--store", s3_registry.store.uri, "--report"]
+    ra, rb = _run_together(base + ["--path-prefix", "a"], base + ["--path-prefix", "b"])
+    assert (ra["succeeded"], ra["failed"], rb["succeeded"], rb["failed"]) == (20, 0, 20, 0), (ra, rb)
+    sets = one_set_each(s3_registry, items, model)
+    for item in items:
+        expected = ra["run_id"] if item.path.startswith("a/") else rb["run_id"]
+        assert sets[item.id].run_id == expected, f"{item.path} was written by the other shard"
+    for r in (ra, rb):
+        assert s3_registry.store.get_json(layout.run_prefix(r["run_id"]) + "prediction-report.json")["succeeded"] == 20
+
+
+def test_shards_on_the_same_items_leave_exactly_one_valid_set_each(s3_registry: Registry) -> None:
+    ds, items, model = dataset_with_model(s3_registry, 15, prefixes=("a", "b"), configuration={"batch_size": 3, "delay_s": 0.02})
+    base = ["predict", model.name, "--dataset", ds.name, "--store", s3_registry.store.uri, "--report"]
+    r1, r2, r3 = _run_together(base, base, base + ["--path-prefix", "a"])
+    assert (r1["succeeded"], r2["succeeded"], r3["succeeded"]) == (30, 30, 15), (r1, r2, r3)
+    assert r1["failed"] == r2["failed"] == r3["failed"] == 0, (r1, r2, r3)
+    sets = one_set_each(s3_registry, items, model)  # every object parses whole: no torn writes
+    assert {p.run_id for p in sets.values()} <= {r1["run_id"], r2["run_id"], r3["run_id"]}
+    resumed = run_cli(base + ["--resume"])
+    assert resumed.returncode == 0 and report_json(resumed.stdout)["skipped"] == 30, resumed.stdout + resumed.stderr
+
+
+def test_shards_sharing_a_home_do_not_wipe_each_others_model_files(s3_registry: Registry) -> None:
+    """Three processes on one machine (one MODEL_ADAPTER_HOME) load a model of many files at
+    once: none deletes the files another is downloading or still using."""
+    config = {"batch_size": 4, "artifact_files": 8, "artifact_bytes": 1 << 20, "load_delay_s": 1.0, "lazy_weights": True}
+    ds, items, model = dataset_with_model(s3_registry, 8, prefixes=("a", "b", "c"), configuration=config)
+    base = ["predict", model.name, "--dataset", ds.name, "--store", s3_registry.store.uri, "--report"]
+    reports = _run_together(*(base + ["--path-prefix", p] for p in ("a", "b", "c")))
+    assert [r["succeeded"] for r in reports] == [8, 8, 8]
+    one_set_each(s3_registry, items, model)
+    home = Path(os.environ["MODEL_ADAPTER_HOME"]) / "models" / model.name
+    assert sorted(p.name for p in home.iterdir() if p.is_dir()) == ["artifacts"], "private copies were not removed"
+
+
+def test_adapters_in_threads_load_and_predict_the_same_model_at_once(s3_registry: Registry) -> None:
+    config = {"batch_size": 4, "artifact_files": 8, "artifact_bytes": 1 << 20, "load_delay_s": 0.5, "lazy_weights": True}
+    ds, items, model = dataset_with_model(s3_registry, 10, prefixes=("a", "b"), configuration=config)
+    results: list[object] = []
+
+    def shard(prefix: str) -> None:
+        try:
+            adapter = SlowAdapter(registry=s3_registry)
+            adapter.load_from_model(model.id)
+            results.append(adapter.predict_dataset(ds, filters={"path_prefix": prefix}))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            results.append(exc)
+
+    threads = [threading.Thread(target=shard, args=(p,)) for p in ("a", "b", "a")]
+    for t in threads:
+        t.start()
+        time.sleep(0.3)  # each loads while the one before is still in load() or predicting
+    for t in threads:
+        t.join(120)
+    assert len(results) == 3 and all(getattr(r, "ok", False) for r in results), [getattr(r, "summary", lambda: r)() for r in results]
+    one_set_each(s3_registry, items, model)
