@@ -28,9 +28,19 @@ demo: venv ## Import the digits dataset, train, save, evaluate and predict on a 
 test: venv ## Run every test (S3 against a real SeaweedFS, KFP local runs, manifest checks)
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP)
+	@$(PY) -m pip install -q -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: venv $(BENCH_STAMP) ## Benchmarks (~15 min, not part of `make test`): bench/results/latest.json + docs/benchmarks.md; BENCH_ARGS=--quick for a fast pass
+	@$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
 clean: ## Remove the demo home, caches and build outputs
 	rm -rf $(DEMO_HOME) .pytest_cache .hypothesis build dist *.egg-info
 
 include mk/kind.mk
 
-.PHONY: help venv demo test clean
+.PHONY: help venv demo test bench clean

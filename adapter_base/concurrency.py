@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -15,18 +16,71 @@ def ordered_map(
     items: Iterable[T],
     *,
     pool: ThreadPoolExecutor,
-    window: int,
+    window: int | Callable[[], int],
+    chunk: int = 1,
 ) -> Iterator[tuple[T, R | BaseException]]:
     """Yield ``(item, fn(item) or the exception it raised)`` in input order.
 
     At most ``window`` calls are in flight, so memory stays bounded however long
-    ``items`` is, and ``items`` is consumed lazily.
+    ``items`` is, and ``items`` is consumed lazily. ``window`` may be a callable, read
+    before each refill: the caller can then widen or narrow the fan-out as it goes.
+
+    With ``chunk > 1`` each pool task runs ``fn`` on up to ``chunk`` consecutive items
+    (``window`` still counts items). Fewer, larger tasks mean fewer futures, queue hand-offs
+    and thread wake-ups, each of which costs the GIL: on a few cores that overhead slows
+    whichever thread does the real work (the one calling ``predict``, say).
     """
+    if chunk <= 1:
+        yield from _ordered_map_items(fn, items, pool=pool, window=window)
+        return
+    pending: deque[tuple[list[T], Future[list[R | BaseException]]]] = deque()
+    it = iter(items)
+    in_flight = 0
+    exhausted = False
+    while True:
+        limit = max(window() if callable(window) else window, chunk)
+        while not exhausted and in_flight + chunk <= limit:
+            xs = list(islice(it, chunk))
+            if len(xs) < chunk:
+                exhausted = True
+            if not xs:
+                break
+            pending.append((xs, pool.submit(_run_chunk, fn, xs)))
+            in_flight += len(xs)
+        if not pending:
+            return
+        xs, fut = pending.popleft()
+        in_flight -= len(xs)
+        try:
+            results = fut.result()
+        except Exception as exc:  # noqa: BLE001 - handed to the caller as a value
+            results = [exc] * len(xs)
+        yield from zip(xs, results)
+
+
+def _run_chunk(fn: Callable[[T], R], xs: list[T]) -> list[R | BaseException]:
+    out: list[R | BaseException] = []
+    for x in xs:
+        try:
+            out.append(fn(x))
+        except Exception as exc:  # noqa: BLE001 - one failing item does not fail its chunk
+            out.append(exc)
+    return out
+
+
+def _ordered_map_items(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    pool: ThreadPoolExecutor,
+    window: int | Callable[[], int],
+) -> Iterator[tuple[T, R | BaseException]]:
     pending: deque[tuple[T, Future[R]]] = deque()
     it = iter(items)
     exhausted = False
     while True:
-        while not exhausted and len(pending) < window:
+        limit = max(1, window() if callable(window) else window)
+        while not exhausted and len(pending) < limit:
             try:
                 x = next(it)
             except StopIteration:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Se
 from ..concurrency import ordered_map
 from ..entities import Annotation, AnnotationCollection, Dataset, Filters, Item, Model, ModelInfo, PredictionSet
 from ..entities._base import utc_now
-from ..errors import AdapterContractError, ValidationError
+from ..errors import AdapterContractError, StoreError, ValidationError
 from ..registry import layout
 from ..secrets import redact
 from ._common import resolve_dataset
@@ -37,6 +37,8 @@ ResultCallback = Callable[[Item, PredictionSet], None]
 
 _DONE = object()
 _SKIP = object()
+#: Default items per I/O-pool task (``io_chunk``).
+IO_CHUNK = 4
 
 
 @dataclass
@@ -134,6 +136,16 @@ class _Run:
         self.effective_batch = batch_size
         self.prefetch_batches = max(1, int(cfg.get("prefetch_batches") or 4))
         self.io_workers = max(1, int(cfg.get("io_workers") or 16))
+        # Items per I/O-pool task (prepare and write): fewer thread hand-offs, less GIL traffic.
+        self.io_chunk = max(1, int(cfg.get("io_chunk") or IO_CHUNK))
+        # Items being prepared at once: from two tasks up to ``prefetch_batches`` batches. It
+        # widens while ``predict`` waits for input and narrows while prepared batches queue
+        # up, so no more threads decode at once than keep ``predict`` fed: on a few cores
+        # every extra one takes CPU and GIL turns from the thread that calls ``predict``.
+        self._max_window = max(self.io_chunk, self.prefetch_batches * batch_size)
+        self._min_window = min(self._max_window, 2 * self.io_chunk)
+        self._window = self._max_window if not cfg.get("adaptive_prefetch", True) else self._min_window
+        self._adaptive_window = bool(cfg.get("adaptive_prefetch", True))
         self.timeout_s = cfg.get("predict_timeout_s")
         self.adaptive = bool(cfg.get("adaptive_batch_size", True))
         self.resume = resume
@@ -174,7 +186,11 @@ class _Run:
         if isinstance(item, BaseException):
             raise item
         if self.resume:
-            done = self.registry.get_predictions(item, self.model.id)
+            try:
+                done = self.registry.get_predictions(item, self.model.id)
+            except (StoreError, ValidationError) as exc:  # an unreadable set is no completion record
+                log.warning("item %s: predicting again, its prediction set is unreadable: %s", item.id, _error_text(exc))
+                done = None
             if done is not None and done.model_version == self.model.version:
                 return _SKIP
         prepared = self.adapter.prepare_item_func(item)
@@ -185,8 +201,8 @@ class _Run:
     def _produce(self, source: ItemSource, out: "queue.Queue[Any]", pool: ThreadPoolExecutor) -> None:
         batch: list[tuple[Item, Any]] = []
         try:
-            window = self.prefetch_batches * self.batch_size
-            for (item_id, item), result in ordered_map(self._prepare, source, pool=pool, window=window):
+            window = lambda: self._window  # noqa: E731 - read by ordered_map before each refill
+            for (item_id, item), result in ordered_map(self._prepare, source, pool=pool, window=window, chunk=self.io_chunk):
                 if self._stop.is_set():
                     return
                 with self._lock:
@@ -214,7 +230,13 @@ class _Run:
         finally:
             self._put(out, _DONE)
 
+    def _resize_window(self, step: int) -> None:
+        if self._adaptive_window:
+            self._window = max(self._min_window, min(self._max_window, self._window + step))
+
     def _put(self, out: "queue.Queue[Any]", value: Any) -> None:
+        if out.full():  # predict is behind: fewer items in preparation will do
+            self._resize_window(-self.io_chunk)
         while not self._stop.is_set():
             try:
                 out.put(value, timeout=0.2)
@@ -311,6 +333,17 @@ class _Run:
         if self.write:
             self.registry.put_predictions(pset, item.dataset_id)
 
+    def _write_chunk(self, chunk: list[tuple[Item, PredictionSet]]) -> list[BaseException | None]:
+        """Write a few items' prediction sets one after the other: one pool task, one hand-off."""
+        out: list[BaseException | None] = []
+        for item, pset in chunk:
+            try:
+                self._write(item, pset)
+                out.append(None)
+            except Exception as exc:  # noqa: BLE001 - recorded per item
+                out.append(exc)
+        return out
+
     # --- the run ----------------------------------------------------------------------
 
     def run(self, source: ItemSource) -> PredictionReport:
@@ -318,22 +351,40 @@ class _Run:
         batches: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch_batches)
         prepare_pool = ThreadPoolExecutor(max_workers=self.io_workers, thread_name_prefix="prepare")
         write_pool = ThreadPoolExecutor(max_workers=self.io_workers, thread_name_prefix="write")
-        in_flight = threading.BoundedSemaphore(4 * self.io_workers)
+        in_flight = threading.BoundedSemaphore(max(1, (4 * self.io_workers) // self.io_chunk))  # chunks being written
         producer = threading.Thread(target=self._produce, args=(source, batches, prepare_pool), name="producer", daemon=True)
         producer.start()
 
-        def finish(fut: Future[None], item: Item) -> None:
+        def finish(fut: Future[list[BaseException | None]], chunk: list[tuple[Item, PredictionSet]]) -> None:
             in_flight.release()
-            exc = fut.exception()
-            if exc is not None:
-                self._fail(item.id, "write", exc, item.path)
-                return
+            try:
+                errors = fut.result()
+            except BaseException as exc:  # noqa: BLE001 - the task itself failed: every item in it
+                errors = [exc] * len(chunk)
+            ok = 0
+            for (item, _), exc in zip(chunk, errors):
+                if exc is None:
+                    ok += 1
+                else:
+                    self._fail(item.id, "write", exc, item.path)
             with self._lock:
-                self.report.succeeded += 1
-            self._tick()
+                self.report.succeeded += ok
+            self._tick(ok)
+
+        def submit(done: list[tuple[Item, PredictionSet]]) -> None:
+            for start in range(0, len(done), self.io_chunk):
+                chunk = done[start : start + self.io_chunk]
+                in_flight.acquire()
+                fut = write_pool.submit(self._write_chunk, chunk)
+                fut.add_done_callback(lambda f, c=chunk: finish(f, c))
 
         try:
-            while (batch := batches.get()) is not _DONE:
+            while True:
+                if batches.empty():  # predict waits for input: prepare more at once
+                    self._resize_window(self.io_chunk)
+                if (batch := batches.get()) is _DONE:
+                    break
+                done: list[tuple[Item, PredictionSet]] = []
                 for item, result in self._predict_batch(batch):
                     if isinstance(result, BaseException):
                         self._fail(item.id, "predict", result, item.path)
@@ -345,9 +396,8 @@ class _Run:
                         continue
                     if self.on_result is not None:
                         self.on_result(item, pset)
-                    in_flight.acquire()
-                    fut = write_pool.submit(self._write, item, pset)
-                    fut.add_done_callback(lambda f, it=item: finish(f, it))
+                    done.append((item, pset))
+                submit(done)
         finally:
             self._stop.set()
             write_pool.shutdown(wait=True)

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, TypeVar
 
 from ..concurrency import ordered_map
 from ..entities import ArtifactFile
 from ..errors import StoreError, ValidationError
 from ..storage import ObjectStore
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 CHUNK = 1 << 20
+#: Read size when streaming a large object down (bigger reads cost page faults, not less time).
+LARGE_CHUNK = 1 << 20
+#: From this size the digest is computed on a separate thread, overlapping the transfer.
+OVERLAP_HASH_MIN = 8 << 20
+#: Transfers in flight per tree: more than the pool's threads, so a slow file never idles the others.
+DEFAULT_WINDOW = 64
 
 
 def sha256_file(path: str | Path) -> str:
@@ -49,41 +60,100 @@ def safe_destination(dest_dir: Path, rel: str) -> Path:
     return target
 
 
+def _in_thread(fn: Callable[[], str], name: str) -> "Future[str]":
+    """Run ``fn`` on a new daemon thread (never on a shared pool: its callers may fill that pool)."""
+    fut: Future[str] = Future()
+
+    def run() -> None:
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            fut.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return fut
+
+
+def upload_file(store: ObjectStore, key: str, path: Path, rel: str) -> ArtifactFile:
+    """Upload the file at ``path`` to ``key``; returns its manifest row (for ``rel``).
+
+    A large file's digest is computed on another thread while the file streams up, so
+    hashing adds no pass of its own to the transfer time; a small one is hashed first
+    (from the page cache, it costs less than a thread).
+    """
+    size = path.stat().st_size
+    if size < OVERLAP_HASH_MIN:
+        digest = sha256_file(path)
+        store.put_file(key, path)
+        return ArtifactFile(path=rel, size=size, sha256=digest)
+    pending = _in_thread(lambda: sha256_file(path), "artifact-hash")
+    store.put_file(key, path)
+    return ArtifactFile(path=rel, size=size, sha256=pending.result())
+
+
 def upload_tree(
     store: ObjectStore,
     root: str | Path,
     key_of: Callable[[str], str],
     pool: ThreadPoolExecutor,
-    window: int = 16,
+    window: int = DEFAULT_WINDOW,
 ) -> list[ArtifactFile]:
     """Upload every file under ``root`` to ``key_of(relative_path)``; returns their manifest rows."""
     root = Path(root)
 
     def one(rel: str) -> ArtifactFile:
-        path = root / rel
-        digest = sha256_file(path)
-        size = path.stat().st_size
-        store.put_file(key_of(rel), path)
-        return ArtifactFile(path=rel, size=size, sha256=digest)
+        return upload_file(store, key_of(rel), root / rel, rel)
 
-    files = []
-    for rel, result in ordered_map(one, local_files(root), pool=pool, window=window):
-        if isinstance(result, BaseException):
-            raise result
-        files.append(result)
-    return files
+    return _all_or_first_error(one, local_files(root), pool, window)
 
 
-def download_verified(store: ObjectStore, key: str, dest: Path, sha256: str) -> None:
-    """Stream ``key`` to ``dest`` while hashing; the file appears only if the digest matches."""
+def _copy_hashing(src: BinaryIO, out: BinaryIO, h: "hashlib._Hash") -> None:
+    """Copy ``src`` to ``out`` while a second thread hashes the same chunks (in order)."""
+    chunks: "queue.Queue[bytes | None]" = queue.Queue(maxsize=8)
+
+    def hash_all() -> str:
+        while (chunk := chunks.get()) is not None:
+            h.update(chunk)  # releases the GIL: overlaps the socket reads and file writes
+        return ""
+
+    hasher = _in_thread(hash_all, "artifact-hash")
+
+    def put(chunk: bytes | None) -> None:
+        while True:
+            try:
+                chunks.put(chunk, timeout=0.5)
+                return
+            except queue.Full:
+                if hasher.done():  # the hasher died: raise its error rather than wait forever
+                    hasher.result()
+                    return
+
+    try:
+        while chunk := src.read(LARGE_CHUNK):
+            out.write(chunk)
+            put(chunk)
+    finally:
+        put(None)
+        hasher.result()
+
+
+def download_verified(store: ObjectStore, key: str, dest: Path, sha256: str, size: int | None = None) -> None:
+    """Stream ``key`` to ``dest`` while hashing; the file appears only if the digest matches.
+
+    With ``size`` (the manifest's) at or above ``OVERLAP_HASH_MIN`` the digest is computed
+    on a second thread as the chunks arrive, in step with the download.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")
     h = hashlib.sha256()
     try:
         with store.open_read(key) as src, open(tmp, "wb") as out:
-            while chunk := src.read(CHUNK):
-                h.update(chunk)
-                out.write(chunk)
+            if size is not None and size >= OVERLAP_HASH_MIN:
+                _copy_hashing(src, out, h)
+            else:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
         if h.hexdigest() != sha256:
             raise StoreError(f"digest mismatch for {key!r}: expected {sha256}, got {h.hexdigest()}")
         os.replace(tmp, dest)
@@ -97,15 +167,36 @@ def download_tree(
     key_of: Callable[[str], str],
     dest_dir: str | Path,
     pool: ThreadPoolExecutor,
-    window: int = 16,
+    window: int = DEFAULT_WINDOW,
 ) -> None:
     """Download manifest rows into ``dest_dir``, verifying each digest; raises on the first failure."""
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
 
     def one(f: ArtifactFile) -> None:
-        download_verified(store, key_of(f.path), safe_destination(dest_dir, f.path), f.sha256)
+        download_verified(store, key_of(f.path), safe_destination(dest_dir, f.path), f.sha256, f.size)
 
-    for _, result in ordered_map(one, files, pool=pool, window=window):
+    _all_or_first_error(one, files, pool, window)
+
+
+def _all_or_first_error(fn: Callable[[T], R], items: Iterable[T], pool: ThreadPoolExecutor, window: int) -> list[R]:
+    """``fn`` over ``items`` in parallel; their results in order, or the first error (in order).
+
+    After a failure the items not started yet are skipped and those in flight are waited
+    for, so no transfer of a failed call outlives it: a late upload could overwrite the
+    files of the next attempt, a late download write into a directory given up on.
+    """
+    failed: list[BaseException] = []
+
+    def guarded(x: T) -> R | None:
+        return None if failed else fn(x)
+
+    out: list[R] = []
+    for _, result in ordered_map(guarded, items, pool=pool, window=window):
         if isinstance(result, BaseException):
-            raise result
+            failed.append(result)
+        elif not failed:
+            out.append(result)  # type: ignore[arg-type]
+    if failed:
+        raise failed[0]
+    return out

@@ -112,16 +112,28 @@ class LocalStore(ObjectStore):
         yield from self._walk(start, prefix)
 
     def _walk(self, directory: Path, prefix: str) -> Iterator[ObjectInfo]:
+        # One directory's names are sorted in memory (scandir's order is arbitrary), as bare
+        # (sort key, name) pairs, dropped as they are handed out: a ``DirEntry`` list would
+        # keep every entry's cached ``stat`` until the directory is done, and a directory
+        # of records grows with the dataset.
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name + ("/" if e.is_dir() else ""))
+            with os.scandir(directory) as it:
+                entries = sorted((e.name + "/" if e.is_dir() else e.name, e.name) for e in it)
         except (FileNotFoundError, NotADirectoryError):
             return
-        for entry in entries:
-            if directory == self.root and entry.name == _PARTIAL:
+        entries.reverse()
+        while entries:
+            sort_key, name = entries.pop()
+            if directory == self.root and name == _PARTIAL:
                 continue
-            rel = os.path.relpath(entry.path, self.root).replace(os.sep, "/")
-            if entry.is_dir():
+            path = os.path.join(directory, name)
+            rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+            if sort_key.endswith("/"):
                 if rel.startswith(prefix) or prefix.startswith(rel + "/"):
-                    yield from self._walk(Path(entry.path), prefix)
-            elif rel.startswith(prefix) and not entry.name.endswith(".partial"):
-                yield ObjectInfo(key=rel, size=entry.stat().st_size)
+                    yield from self._walk(Path(path), prefix)
+            elif rel.startswith(prefix) and not name.endswith(".partial"):
+                try:
+                    size = os.stat(path).st_size
+                except FileNotFoundError:  # deleted since the directory was read
+                    continue
+                yield ObjectInfo(key=rel, size=size)

@@ -15,6 +15,7 @@ import io
 import logging
 import os
 import threading
+import traceback
 import uuid
 from http.client import IncompleteRead
 from pathlib import Path
@@ -351,9 +352,14 @@ class S3Store(ObjectStore):
             raise
         except Exception as exc:  # noqa: BLE001 - translated below
             err = self._fail(exc, what, key)
-            if isinstance(exc, S3Error) and exc.code in CREDENTIAL_CODES:
-                raise err from None
-            raise err from exc
+            cause = None if isinstance(exc, S3Error) and exc.code in CREDENTIAL_CODES else exc
+            # Error -> traceback -> frame -> error cycles (here, and minio's own) would keep every
+            # caller's locals alive until the cyclic GC runs: a missed ``exists`` is common.
+            traceback.clear_frames(exc.__traceback__)
+            try:
+                raise err from cause
+            finally:
+                del err, cause
 
     def _ensure_open(self) -> None:
         """Check once that the bucket exists and the credentials work."""
@@ -570,21 +576,26 @@ class S3Store(ObjectStore):
 
         One directory level is held in memory at a time; deeper levels are listed on demand.
         """
+        # The level is kept as bare tuples (a listed ``Object`` carries much more), sorted, and
+        # dropped entry by entry as it is handed out.
         level = self._call(
             f"list {full_prefix!r}",
-            lambda: list(self._client.list_objects(self.bucket, prefix=full_prefix or None, recursive=False)),
+            lambda: [
+                (o.object_name, bool(o.is_dir), int(o.size or 0), o.etag or None)
+                for o in self._client.list_objects(self.bucket, prefix=full_prefix or None, recursive=False)
+            ],
         )
         # Directories sort by their name with the trailing "/", exactly as keys do.
-        level.sort(key=lambda o: o.object_name)
-        for obj in level:
-            name = obj.object_name
+        level.sort(reverse=True)
+        while level:
+            name, is_dir, size, etag = level.pop()
             if not name.startswith(full_prefix):
                 continue
-            if obj.is_dir or name.endswith("/"):
+            if is_dir or name.endswith("/"):
                 if name != full_prefix:  # SeaweedFS lists an empty directory as itself
                     yield from self._walk(name)
             else:
-                yield self._info(obj)
+                yield ObjectInfo(key=name[len(self._root) :], size=size, etag=etag)
 
     # ------------------------------------------------------------------ misc
     def close(self) -> None:
