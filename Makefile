@@ -14,10 +14,10 @@ help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	@echo ">> creating $(VENV) and installing the package with its dev extras"
+	@echo ">> creating $(VENV) and installing the package with its dev and torch extras"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q -e '.[dev,torch]'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## Create .venv and install everything (idempotent)
