@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -21,6 +22,8 @@ from ._base import (
 from .filters import Filters
 from .item import check_relative_path
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
 MODEL_STATUSES: tuple[str, ...] = ("created", "training", "trained", "failed")
 
 
@@ -38,7 +41,7 @@ class ArtifactFile(Entity):
         check_relative_path(self.kind, "path", self.path)
         check_int(self.kind, "size", self.size, lo=0)
         check_str(self.kind, "sha256", self.sha256)
-        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
+        if not _SHA256.fullmatch(self.sha256):
             raise ValidationError(self.kind, "sha256", f"expected 64 lowercase hex digits, got {self.sha256!r}")
 
 
