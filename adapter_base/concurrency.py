@@ -94,3 +94,26 @@ def _ordered_map_items(
             yield x, fut.result()
         except Exception as exc:  # noqa: BLE001 - handed to the caller as a value
             yield x, exc
+
+
+def map_all(fn: Callable[[T], R], items: Iterable[T], pool: ThreadPoolExecutor, window: int) -> list[R]:
+    """``fn`` over ``items`` in parallel; their results in order, or the first error (in order).
+
+    After a failure the items not started yet are skipped and those in flight are waited
+    for, so no transfer of a failed call outlives it: a late upload could overwrite the
+    files of the next attempt, a late download write into a directory given up on.
+    """
+    failed: list[BaseException] = []
+
+    def guarded(x: T) -> R | None:
+        return None if failed else fn(x)
+
+    out: list[R] = []
+    for _, result in ordered_map(guarded, items, pool=pool, window=window):
+        if isinstance(result, BaseException):
+            failed.append(result)
+        elif not failed:
+            out.append(result)  # type: ignore[arg-type]
+    if failed:
+        raise failed[0]
+    return out

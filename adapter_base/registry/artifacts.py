@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, TypeVar
 
-from ..concurrency import ordered_map
+from ..concurrency import map_all
 from ..entities import ArtifactFile
 from ..errors import StoreError, ValidationError
 from ..storage import ObjectStore
@@ -104,7 +104,7 @@ def upload_tree(
     def one(rel: str) -> ArtifactFile:
         return upload_file(store, key_of(rel), root / rel, rel)
 
-    return _all_or_first_error(one, local_files(root), pool, window)
+    return map_all(one, local_files(root), pool, window)
 
 
 def _copy_hashing(src: BinaryIO, out: BinaryIO, h: "hashlib._Hash") -> None:
@@ -176,27 +176,4 @@ def download_tree(
     def one(f: ArtifactFile) -> None:
         download_verified(store, key_of(f.path), safe_destination(dest_dir, f.path), f.sha256, f.size)
 
-    _all_or_first_error(one, files, pool, window)
-
-
-def _all_or_first_error(fn: Callable[[T], R], items: Iterable[T], pool: ThreadPoolExecutor, window: int) -> list[R]:
-    """``fn`` over ``items`` in parallel; their results in order, or the first error (in order).
-
-    After a failure the items not started yet are skipped and those in flight are waited
-    for, so no transfer of a failed call outlives it: a late upload could overwrite the
-    files of the next attempt, a late download write into a directory given up on.
-    """
-    failed: list[BaseException] = []
-
-    def guarded(x: T) -> R | None:
-        return None if failed else fn(x)
-
-    out: list[R] = []
-    for _, result in ordered_map(guarded, items, pool=pool, window=window):
-        if isinstance(result, BaseException):
-            failed.append(result)
-        elif not failed:
-            out.append(result)  # type: ignore[arg-type]
-    if failed:
-        raise failed[0]
-    return out
+    map_all(one, files, pool, window)

@@ -12,11 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from ..concurrency import ordered_map
+from ..concurrency import map_all, ordered_map
 from ..entities import (
     AnnotationCollection,
+    ArtifactFile,
     ArtifactManifest,
     Dataset,
     Filters,
@@ -312,8 +313,7 @@ class Registry:
         if model.artifacts is not None:
             # Copy the current artifact files so the clone is independent of the parent.
             src = model.artifacts
-            for f in src.files:
-                self.store.copy(layout.artifact_file(model.id, src.version, f.path), layout.artifact_file(clone.id, 1, f.path))
+            self._copy_files(src.files, lambda rel: layout.artifact_file(model.id, src.version, rel), lambda rel: layout.artifact_file(clone.id, 1, rel))
             manifest = ArtifactManifest(model_id=clone.id, version=1, files=list(src.files))
             self.store.put_json(layout.manifest(clone.id, 1), manifest.to_dict())
             clone = self.update_model(clone, version=1, artifacts=manifest)
@@ -365,19 +365,17 @@ class Registry:
             raise NotFoundError(f"model {model.name!r} has no staged artifacts for run {run_id!r}") from None
         current = self.get_model(model.id)
         version = self._latest_manifest_version(model.id, current.version) + 1
-
-        def copy(f: Any) -> None:
-            self.store.copy(f"{prefix}files/{f.path}", layout.artifact_file(model.id, version, f.path))
-
-        for _, result in ordered_map(copy, staged.files, pool=self.pool, window=2 * self.io_workers):
-            if isinstance(result, BaseException):
-                raise result
+        self._copy_files(staged.files, lambda rel: f"{prefix}files/{rel}", lambda rel: layout.artifact_file(model.id, version, rel))
         manifest = ArtifactManifest(model_id=model.id, version=version, files=list(staged.files))
         self.store.put_json(layout.manifest(model.id, version), manifest.to_dict())
         updated = self.update_model(current, version=version, artifacts=manifest, **changes)
         self.store.delete_prefix(prefix)
         log.info("committed staged run %s of %s as version %d", run_id, model.name, version)
         return updated
+
+    def _copy_files(self, files: Iterable[ArtifactFile], src_key: Callable[[str], str], dst_key: Callable[[str], str]) -> None:
+        """Copy manifest rows within the store in parallel; the first error is raised once none is in flight."""
+        map_all(lambda f: self.store.copy(src_key(f.path), dst_key(f.path)), files, self.pool, 2 * self.io_workers)
 
     def _latest_manifest_version(self, model_id: str, known: int = 0) -> int:
         """The highest version with a manifest, at least ``known`` (the record's version).
