@@ -46,7 +46,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 raise FileNotFoundError(f"dataset source {args.source!r} is neither 'digits' nor a directory")
             import_directory(registry, root, args.name or root.name)
             ds = registry.get_dataset(args.name or root.name)
-        counts = {s: registry.count_items(ds, {"subset": s}) for s in KNOWN_SUBSETS}
+        counts = registry.count_by_subset(ds, KNOWN_SUBSETS)
+        del counts["all"]
         print(f"imported dataset {ds.name} ({ds.id}) into {registry.store.uri}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
@@ -62,8 +63,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
         ds = registry.get_dataset(args.dataset)
         info = ds.to_dict()
-        info["items"] = {s: registry.count_items(ds, {"subset": s}) for s in KNOWN_SUBSETS}
-        info["items"]["all"] = registry.count_items(ds)
+        info["items"] = registry.count_by_subset(ds, KNOWN_SUBSETS)
         print_json(info)
     return 0
 

@@ -193,6 +193,17 @@ class Registry:
         """How many items match."""
         return sum(1 for _ in self.iter_items(dataset, filters))
 
+    def count_by_subset(self, dataset: Dataset | str, subsets: Iterable[str]) -> dict[str, int]:
+        """Items per named subset, plus ``"all"``, from one pass over the listing."""
+        counts = dict.fromkeys(subsets, 0)
+        counts["all"] = 0
+        for item in self.iter_items(dataset):
+            counts["all"] += 1
+            for s in item.subsets:
+                if s in counts and s != "all":
+                    counts[s] += 1
+        return counts
+
     def read_item(self, item: Item) -> bytes:
         """The item's bytes."""
         return self.store.get_bytes(layout.item_binary(item.dataset_id, item.id))

@@ -47,7 +47,8 @@ def run_demo(
                 pass
     say(f"store: {registry.store.uri}")
     ds = import_digits(registry, dataset_name)
-    counts = {s: registry.count_items(ds, {"subset": s}) for s in ("train", "validation", "test")}
+    counts = registry.count_by_subset(ds, ("train", "validation", "test"))
+    del counts["all"]
     say(f"dataset {ds.name} ({ds.id}): " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" items, {sum(counts.values())} in all")
 
     configuration = {"epochs": epochs} if epochs else {}
