@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import traceback
 
 #: Environment variables whose values are secret.
 SECRET_ENV_VARS: tuple[str, ...] = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
@@ -31,11 +33,28 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install_log_redaction(logger: logging.Logger | None = None) -> None:
-    """Add a ``RedactingFilter`` to every handler of ``logger`` (default: the root logger), once.
+def _redacting_handle_error(record: logging.LogRecord) -> None:
+    """``logging.Handler.handleError`` with the dump redacted.
 
-    Covers the framework's own records and those of libraries and user adapters alike.
+    A handler that fails (say, its pipe closed) makes logging print the current
+    exception chain, which may hold an adapter error carrying a credential.
+    """
+    if not logging.raiseExceptions or sys.stderr is None:
+        return
+    dump = "".join(traceback.format_exception(*sys.exc_info()))
+    try:
+        sys.stderr.write(redact(f"--- Logging error ---\n{dump}Message: {record.msg!r}\nArguments: {record.args!r}\n"))
+    except Exception:  # noqa: BLE001 - stderr itself is gone: nothing left to tell
+        pass
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> None:
+    """Redact every handler of ``logger`` (default: the root logger), once.
+
+    Each gets a ``RedactingFilter`` and an error dump that is redacted too. Covers the
+    framework's own records and those of libraries and user adapters alike.
     """
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+            handler.handleError = _redacting_handle_error  # type: ignore[method-assign]

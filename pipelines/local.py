@@ -11,13 +11,16 @@ accelerators) does not apply locally. Retries, ``dsl.If``, ``ParallelFor``,
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import json
+import logging
 import re
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from adapter_base.errors import AdapterError, NotFoundError
 from adapter_base.storage import adapter_home
@@ -60,6 +63,26 @@ def _model_state(store_uri: str, model: str) -> dict[str, Any]:
         }
 
 
+@contextlib.contextmanager
+def preserved_process_state() -> Iterator[None]:
+    """Restore the root logger (handlers, level) and ``builtins.print`` when the block exits.
+
+    kfp.local swaps both for every task (``local_logger_context``, ``indented_print``) and
+    runs ``ParallelFor`` iterations on threads, so overlapping swaps can leave its
+    per-task handler (bound to whatever ``sys.stdout`` was then) and its indenting
+    ``print`` installed after the run: later log records would go to a stale stream,
+    or fail there and dump their exception chain to stderr.
+    """
+    root = logging.getLogger()
+    handlers, level, printer = root.handlers[:], root.level, builtins.print
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        builtins.print = printer
+
+
 def run_local(
     kind: str,
     arguments: Mapping[str, Any],
@@ -86,7 +109,7 @@ def run_local(
     store_uri = str(arguments.get("store_uri") or "")
     start = time.monotonic()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), preserved_process_state():
             warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
             task = pipeline(**dict(arguments))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import logging
 import time
 
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from adapter_base import Registry
 from adapter_base.cli.main import main
 from adapter_base.sharding import shard_report_key, summary_key
-from pipelines.local import PipelineRunError, run_local
+from pipelines.local import PipelineRunError, preserved_process_state, run_local
 from pipelines_support import ADAPTER, MODEL, make_digits, predict_arguments
 
 pytestmark = [pytest.mark.kfp_local, pytest.mark.slow]
@@ -51,6 +53,8 @@ def test_predict_dag_predicts_every_item_once_and_reports_the_corrupt_one(store_
 
 def test_predict_dag_with_filters_and_more_shards_than_items(local_store_uri, pipeline_root):
     digits = make_digits(local_store_uri, limit=60, epochs=1)
+    root = logging.getLogger()
+    before = (root.handlers[:], root.level, builtins.print)
     result = run_local("predict", predict_arguments(local_store_uri, num_shards=50, filters={"subset": "test"}), pipeline_root=pipeline_root)
     s = result.summary
     with Registry.open(local_store_uri) as registry:
@@ -59,6 +63,19 @@ def test_predict_dag_with_filters_and_more_shards_than_items(local_store_uri, pi
         assert s["total"] == s["succeeded"] == len(test_items) == s["shards"], "one item per shard when there are fewer items than shards"
         assert all(registry.prediction_model_ids(i) == [digits.model_id] for i in test_items)
         assert all(registry.prediction_model_ids(i) == [] for i in others)
+    assert (root.handlers, root.level, builtins.print) == before, "kfp.local's parallel shards leave no logging/print state behind"
+
+
+def test_preserved_process_state_undoes_what_kfp_local_swaps():
+    root = logging.getLogger()
+    before = (root.handlers[:], root.level, builtins.print)
+    with preserved_process_state():
+        # What two overlapping kfp.local tasks can leave behind: their handler, their level, their print.
+        root.handlers.clear()
+        root.addHandler(logging.StreamHandler())
+        root.setLevel(logging.INFO if root.level != logging.INFO else logging.ERROR)
+        builtins.print = lambda *a, **k: None
+    assert (root.handlers, root.level, builtins.print) == before
 
 
 def test_cli_pipeline_run_predict_local_exits_1_when_an_item_failed(local_store_uri, tmp_path, capsys):

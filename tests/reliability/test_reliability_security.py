@@ -9,6 +9,7 @@ file written (store, home, reports, compiled pipelines) and every log line is se
 from __future__ import annotations
 
 import ast
+import io
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from adapter_base.entities.model import ArtifactFile
 from adapter_base.flows.train import CheckpointSync
 from adapter_base.registry import layout
 from adapter_base.registry.artifacts import download_tree, sha256_file
+from adapter_base.secrets import install_log_redaction
 from adapter_base.storage import LocalStore, ObjectInfo
 from reliability_support import REPO, SlowAdapter, dataset_with_model, run_cli, scripted
 
@@ -122,6 +124,27 @@ def test_credentials_never_reach_logs_errors_reports_records_or_pipelines(
     assert not leaks(planted, caplog.text), "credentials in the log"
     captured = capfd.readouterr()
     assert not leaks(planted, captured.out + captured.err), "credentials on stdout/stderr"
+
+
+def test_a_failing_log_handler_dumps_no_credential(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A handler whose stream died makes logging dump the exception chain; ours is redacted."""
+    secret = f"SECRETdump{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    stream.close()  # a closed pipe, as when a pod's log collector went away
+    logger = logging.getLogger(f"test.dump.{uuid.uuid4().hex[:6]}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    install_log_redaction(logger)
+    try:
+        raise RuntimeError(f"adapter failed with {secret}")
+    except RuntimeError:
+        logger.error("training failed: %s", "see above")
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err and "I/O operation on closed file" in err, err
+    assert "adapter failed with ***" in err and "training failed: %s" in err
+    assert secret not in err
 
 
 def test_credentials_come_only_from_the_environment_or_a_kubernetes_secret(tmp_path: Path) -> None:
