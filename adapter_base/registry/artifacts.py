@@ -5,38 +5,21 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
-import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, TypeVar
+from typing import BinaryIO, Callable, Iterable
 
 from ..concurrency import map_all
 from ..entities import ArtifactFile
 from ..errors import StoreError, ValidationError
 from ..storage import ObjectStore
+from ..storage.digest import CHUNK, OVERLAP_HASH_MIN, in_thread
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-CHUNK = 1 << 20
 #: Read size when streaming a large object down (bigger reads cost page faults, not less time).
 LARGE_CHUNK = 1 << 20
-#: From this size the digest is computed on a separate thread, overlapping the transfer.
-OVERLAP_HASH_MIN = 8 << 20
 #: Transfers in flight per tree: more than the pool's threads, so a slow file never idles the others.
 DEFAULT_WINDOW = 64
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    with open(path, "rb") as fh:
-        if hasattr(hashlib, "file_digest"):  # Python 3.11+: reads into one reused buffer
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-        h = hashlib.sha256()
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-        return h.hexdigest()
 
 
 def local_files(root: str | Path) -> list[str]:
@@ -62,35 +45,13 @@ def safe_destination(dest_dir: Path, rel: str) -> Path:
     return target
 
 
-def _in_thread(fn: Callable[[], str], name: str) -> "Future[str]":
-    """Run ``fn`` on a new daemon thread (never on a shared pool: its callers may fill that pool)."""
-    fut: Future[str] = Future()
-
-    def run() -> None:
-        try:
-            fut.set_result(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-            fut.set_exception(exc)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return fut
-
-
 def upload_file(store: ObjectStore, key: str, path: Path, rel: str) -> ArtifactFile:
     """Upload the file at ``path`` to ``key``; returns its manifest row (for ``rel``).
 
-    A large file's digest is computed on another thread while the file streams up, so
-    hashing adds no pass of its own to the transfer time; a small one is hashed first
-    (from the page cache, it costs less than a thread).
+    The digest is the store's, computed from the bytes it sent (no separate pass).
     """
     size = path.stat().st_size
-    if size < OVERLAP_HASH_MIN:
-        digest = sha256_file(path)
-        store.put_file(key, path)
-        return ArtifactFile(path=rel, size=size, sha256=digest)
-    pending = _in_thread(lambda: sha256_file(path), "artifact-hash")
-    store.put_file(key, path)
-    return ArtifactFile(path=rel, size=size, sha256=pending.result())
+    return ArtifactFile(path=rel, size=size, sha256=store.put_file(key, path))
 
 
 def upload_tree(
@@ -118,7 +79,7 @@ def _copy_hashing(src: BinaryIO, out: BinaryIO, h: "hashlib._Hash") -> None:
             h.update(chunk)  # releases the GIL: overlaps the socket reads and file writes
         return ""
 
-    hasher = _in_thread(hash_all, "artifact-hash")
+    hasher = in_thread(hash_all, "artifact-hash")
 
     def put(chunk: bytes | None) -> None:
         while True:

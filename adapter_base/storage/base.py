@@ -38,8 +38,11 @@ class ObjectStore(ABC):
         """Read a small object whole; ``NotFoundError`` if missing."""
 
     @abstractmethod
-    def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> None:
-        """Upload a local file, streaming (multipart where the backend has it)."""
+    def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> str:
+        """Upload a local file, streaming (multipart where the backend has it).
+
+        Returns the hex SHA-256 of the bytes stored, computed from the same read.
+        """
 
     @abstractmethod
     def get_file(self, key: str, path: str | Path) -> None:

@@ -11,6 +11,7 @@ from typing import BinaryIO, Iterator
 
 from ..errors import NotFoundError
 from .base import ObjectInfo, ObjectStore
+from .digest import copy_file_sha256
 from .keys import validate_key, validate_prefix
 
 _PARTIAL = ".partial"
@@ -49,12 +50,13 @@ class LocalStore(ObjectStore):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFoundError(f"{self.uri}: no object {key!r}") from None
 
-    def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> None:
+    def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> str:
         validate_key(key)
         tmp = self._tmp()
         try:
-            shutil.copyfile(path, tmp)
+            digest = copy_file_sha256(path, tmp)
             self._commit(tmp, key)
+            return digest
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -11,6 +11,7 @@ import pytest
 from adapter_base import StoreError
 from adapter_base.registry import artifacts
 from adapter_base.storage import LocalStore, open_store
+from adapter_base.storage.digest import OVERLAP_HASH_MIN
 from bench import artifacts_bench as ab
 
 MiB = 1 << 20
@@ -33,7 +34,7 @@ def test_artifact_bench_runs_both_shapes(seaweed, s3_env, s3_bucket, tmp_path, m
 
 def _tree(root: Path) -> dict[str, bytes]:
     (root / "d").mkdir(parents=True)
-    files = {"big.bin": os.urandom(artifacts.OVERLAP_HASH_MIN + 12345), "small.txt": b"hello", "d/x.bin": os.urandom(3000)}
+    files = {"big.bin": os.urandom(OVERLAP_HASH_MIN + 12345), "small.txt": b"hello", "d/x.bin": os.urandom(3000)}
     for rel, data in files.items():
         (root / rel).write_bytes(data)
     return files
@@ -54,7 +55,7 @@ def test_upload_and_download_tree_keep_exact_digests(backend, request, tmp_path)
         assert (tmp_path / "dst" / rel).read_bytes() == data
 
 
-@pytest.mark.parametrize("size", [100, artifacts.OVERLAP_HASH_MIN + 1])
+@pytest.mark.parametrize("size", [100, OVERLAP_HASH_MIN + 1])
 def test_a_digest_mismatch_still_leaves_no_file(size, tmp_path):
     store = LocalStore(tmp_path / "store")
     data = os.urandom(size)

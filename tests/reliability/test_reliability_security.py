@@ -26,9 +26,10 @@ from adapter_base import Registry, StoreError, ValidationError, open_store
 from adapter_base.entities.model import ArtifactFile
 from adapter_base.flows.train import CheckpointSync
 from adapter_base.registry import layout
-from adapter_base.registry.artifacts import download_tree, sha256_file
+from adapter_base.registry.artifacts import download_tree
 from adapter_base.secrets import install_log_redaction
 from adapter_base.storage import LocalStore, ObjectInfo
+from adapter_base.storage.digest import sha256_file
 from reliability_support import REPO, SlowAdapter, dataset_with_model, run_cli, scripted
 
 pytestmark = [pytest.mark.reliability]

@@ -36,9 +36,10 @@ def test_a_failed_upload_leaves_no_upload_running_and_the_retry_publishes_a_good
             raise StoreError(f"{store.uri}: put_file {key!r} failed: injected")
         if key.endswith("blob-004.bin"):
             time.sleep(0.5)  # still uploading when blob-002 fails
-        original(key, path, *a, **kw)
+        digest = original(key, path, *a, **kw)
         with lock:
             finished.append(time.monotonic())
+        return digest
 
     store.put_file = put_file
     adapter = SlowAdapter(registry=local_registry)

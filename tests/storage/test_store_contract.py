@@ -174,11 +174,18 @@ def test_copy(store: ObjectStore) -> None:
 
 
 # ----------------------------------------------------------------- streaming
+@pytest.mark.parametrize("size", [0, 1, 70_000])
+def test_put_file_returns_the_sha256_of_what_it_stored(store: ObjectStore, tmp_path: Path, size: int) -> None:
+    src = _random_file(tmp_path / "small.bin", size, seed=size)
+    digest = store.put_file("small/x.bin", src)
+    assert digest == _sha256(src) and store.get_bytes("small/x.bin") == src.read_bytes()
+
+
 def test_put_file_get_file_large(store: ObjectStore, tmp_path: Path) -> None:
     """~40 MB: several 16 MiB parts on S3; the destination appears only when complete."""
     size = 40 * MiB + 12345
     src = _random_file(tmp_path / "src.bin", size)
-    store.put_file("big/model.bin", src)
+    assert store.put_file("big/model.bin", src) == _sha256(src), "the digest of every part, in order"
     assert store.stat("big/model.bin").size == size
 
     dest = tmp_path / "out" / "model.bin"

@@ -1,0 +1,71 @@
+"""SHA-256 of what the stores write and read: a file's, or a stream's as it is consumed."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import BinaryIO, Callable, TypeVar
+
+T = TypeVar("T")
+
+CHUNK = 1 << 20
+#: From this size a local copy is hashed on a second thread while the kernel copies it.
+OVERLAP_HASH_MIN = 8 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    with open(path, "rb") as fh:
+        if hasattr(hashlib, "file_digest"):  # Python 3.11+: reads into one reused buffer
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+        h = hashlib.sha256()
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+        return h.hexdigest()
+
+
+def in_thread(fn: Callable[[], T], name: str) -> "Future[T]":
+    """Run ``fn`` on a new daemon thread (never on a shared pool: its callers may fill that pool)."""
+    fut: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            fut.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return fut
+
+
+class HashingReader:
+    """A read-only stream over ``fh`` that feeds every byte it returns to ``h``, in order."""
+
+    def __init__(self, fh: BinaryIO, h: "hashlib._Hash") -> None:
+        self._fh, self._h = fh, h
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self._h.update(data)
+        return data
+
+
+def copy_file_sha256(src: str | Path, dst: str | Path) -> str:
+    """Copy ``src`` to ``dst``; returns the SHA-256 of the bytes copied.
+
+    A small file is read once, hashed and written; a large one is copied by the kernel
+    (``shutil.copyfile``) while a second thread hashes it from the page cache.
+    """
+    with open(src, "rb") as fh:
+        size = fh.seek(0, 2)
+        if size < OVERLAP_HASH_MIN:
+            fh.seek(0)
+            data = fh.read()
+            Path(dst).write_bytes(data)
+            return hashlib.sha256(data).hexdigest()
+    pending = in_thread(lambda: sha256_file(src), "copy-hash")
+    shutil.copyfile(src, dst)
+    return pending.result()
