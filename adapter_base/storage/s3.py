@@ -431,10 +431,8 @@ class S3Store(ObjectStore):
         """
         name = self._full(key)
         src = os.fspath(path)
-        if not os.path.isfile(src):
-            raise FileNotFoundError(f"{self.uri}: cannot upload {key!r}: no file {src!r}")
 
-        def put() -> str:
+        def put() -> str:  # a missing file fails at open(), unretried, named in the StoreError
             h = hashlib.sha256()
             with open(src, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
