@@ -1,7 +1,8 @@
-"""Bounded, order-preserving parallel map: the one building block of every I/O fan-out."""
+"""Bounded, order-preserving parallel maps (the building block of every I/O fan-out) and one-off threads."""
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
@@ -117,3 +118,17 @@ def map_all(fn: Callable[[T], R], items: Iterable[T], pool: ThreadPoolExecutor, 
     if failed:
         raise failed[0]
     return out
+
+
+def in_thread(fn: Callable[[], T], name: str) -> "Future[T]":
+    """Run ``fn`` on a new daemon thread (never on a shared pool: its callers may fill that pool)."""
+    fut: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            fut.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return fut

@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
-from ..concurrency import map_all
+from ..concurrency import in_thread, map_all
 from ..entities import ArtifactFile
 from ..errors import StoreError, ValidationError
 from ..storage import ObjectStore
-from ..storage.digest import CHUNK, OVERLAP_HASH_MIN, in_thread
+from ..storage.digest import CHUNK, OVERLAP_HASH_MIN
 
 #: Read size when streaming a large object down (bigger reads cost page faults, not less time).
 LARGE_CHUNK = 1 << 20

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import threading
-from concurrent.futures import Future
 from pathlib import Path
-from typing import BinaryIO, Callable, TypeVar
+from typing import BinaryIO
 
-T = TypeVar("T")
+from ..concurrency import in_thread
 
 CHUNK = 1 << 20
 #: From this size a local copy is hashed on a second thread while the kernel copies it.
@@ -25,20 +23,6 @@ def sha256_file(path: str | Path) -> str:
         while chunk := fh.read(CHUNK):
             h.update(chunk)
         return h.hexdigest()
-
-
-def in_thread(fn: Callable[[], T], name: str) -> "Future[T]":
-    """Run ``fn`` on a new daemon thread (never on a shared pool: its callers may fill that pool)."""
-    fut: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            fut.set_result(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-            fut.set_exception(exc)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return fut
 
 
 class HashingReader:
