@@ -6,7 +6,6 @@ CLI can load ``core_support:BrightnessAdapter`` by import path as a user's adapt
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from pathlib import Path
@@ -16,19 +15,12 @@ import numpy as np
 from PIL import Image
 
 from adapter_base import AnnotationCollection, BaseModelAdapter, Dataset, Item, ObjectStore, Registry
+from support.images import png_bytes
 
 BRIGHT, DARK = "bright", "dark"
 
 
 # --------------------------------------------------------------------------- images
-
-
-def png_bytes(value: int, size: tuple[int, int] = (6, 4), mode: str = "L") -> bytes:
-    """A flat PNG of ``size`` (width, height) with every pixel ``value``."""
-    img = Image.new(mode, size, value if mode == "L" else (value, value, value))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def classification_gt(label: str) -> AnnotationCollection:

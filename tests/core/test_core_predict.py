@@ -258,7 +258,7 @@ def test_process_exits_after_a_predict_timeout(tmp_path):
         textwrap.dedent(
             f"""
             import sys
-            sys.path.insert(0, {str(CORE_DIR)!r})
+            sys.path[:0] = [{str(CORE_DIR)!r}, {str(CORE_DIR.parent)!r}]  # core_support, and the shared tests/support
             from adapter_base import Registry
             from core_support import MetadataAdapter, png_bytes
 

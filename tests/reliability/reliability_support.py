@@ -8,7 +8,6 @@ the CLI loads ``reliability_support:SlowAdapter`` by import path like a user's a
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import signal
@@ -20,10 +19,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 from adapter_base import AnnotationCollection, BaseModelAdapter, Dataset, Item, Model, PredictionSet, Registry
 from adapter_base.registry import layout
+from support.images import png_bytes
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -38,13 +37,6 @@ BRIGHT, DARK = "bright", "dark"
 
 
 # --------------------------------------------------------------------------- data
-
-
-def png_bytes(value: int, size: tuple[int, int] = (8, 8)) -> bytes:
-    """A flat grey PNG."""
-    buf = io.BytesIO()
-    Image.new("L", size, value).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def add_images(registry: Registry, dataset: Dataset, n: int, *, prefix: str = "img", start: int = 0, subset: str = "test") -> list[Item]:
@@ -310,9 +302,10 @@ def count_sets(store: Any, dataset_id: str, model_id: str) -> int:
 
 
 def subprocess_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The current environment (fixtures set AWS_* and MODEL_ADAPTER_HOME) plus this directory on PYTHONPATH."""
+    """The current environment (fixtures set AWS_* and MODEL_ADAPTER_HOME) plus this directory
+    and ``tests/`` (the shared ``support`` package) on PYTHONPATH."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
