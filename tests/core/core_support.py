@@ -15,44 +15,10 @@ import numpy as np
 from PIL import Image
 
 from adapter_base import AnnotationCollection, BaseModelAdapter, Dataset, Item, ObjectStore, Registry
-from support.images import png_bytes
-
-BRIGHT, DARK = "bright", "dark"
+from support.images import BRIGHT, DARK, add_shade_items, classification_gt, png_bytes  # noqa: F401 - the core tests import these from here
 
 
 # --------------------------------------------------------------------------- images
-
-
-def classification_gt(label: str) -> AnnotationCollection:
-    gt = AnnotationCollection()
-    gt.add_classification(label)
-    return gt
-
-
-def add_brightness_items(
-    registry: Registry,
-    dataset: Dataset,
-    subset: str,
-    n: int,
-    *,
-    start: int = 0,
-    annotate: bool = True,
-) -> list[Item]:
-    """``n`` flat images alternating bright (200) / dark (40) under ``<subset>/``, labelled as such."""
-    items = []
-    for i in range(start, start + n):
-        label = BRIGHT if i % 2 == 0 else DARK
-        items.append(
-            registry.add_item(
-                dataset,
-                f"{subset}/{i:04d}.png",
-                png_bytes(200 if label == BRIGHT else 40),
-                subsets=[subset],
-                metadata={"index": i, "label": label},
-                annotations=classification_gt(label) if annotate else None,
-            )
-        )
-    return items
 
 
 def brightness_dataset(registry: Registry, name: str = "shades", sizes: dict[str, int] | None = None) -> Dataset:
@@ -60,7 +26,7 @@ def brightness_dataset(registry: Registry, name: str = "shades", sizes: dict[str
     ds = registry.create_dataset(name, labels=[BRIGHT, DARK])
     start = 0
     for subset, n in (sizes or {"train": 6, "validation": 4, "test": 4}).items():
-        add_brightness_items(registry, ds, subset, n, start=start)
+        add_shade_items(registry, ds, n, prefix=subset, subset=subset, start=start)
         start += n
     return ds
 

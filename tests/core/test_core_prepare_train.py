@@ -10,7 +10,7 @@ import pytest
 
 from adapter_base import BaseModelAdapter, ValidationError
 from adapter_base.registry import layout
-from core_support import BRIGHT, DARK, BrightnessAdapter, add_brightness_items, brightness_dataset
+from core_support import BRIGHT, DARK, BrightnessAdapter, add_shade_items, brightness_dataset
 
 SUBSETS = {"train": {"subset": "train"}, "validation": {"subset": "validation"}}
 
@@ -73,7 +73,7 @@ def test_prepare_data_writes_only_ground_truth(local_registry, ds, model):
 
 
 def test_prepare_data_skips_items_without_ground_truth(local_registry, ds, model):
-    add_brightness_items(local_registry, ds, "train", 3, start=100, annotate=False)
+    add_shade_items(local_registry, ds, 3, prefix="train", subset="train", start=100, annotate=False)
     data_path, _ = loaded(local_registry, model).prepare_data(ds)
     assert len(list((data_path / "train" / "json").rglob("*.json"))) == 6
     assert len(list((data_path / "train" / "items").rglob("*.png"))) == 6

@@ -22,7 +22,7 @@ import numpy as np
 
 from adapter_base import AnnotationCollection, BaseModelAdapter, Dataset, Item, Model, PredictionSet, Registry
 from adapter_base.registry import layout
-from support.images import png_bytes
+from support.images import BRIGHT, DARK, add_shade_items, png_bytes
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -33,30 +33,9 @@ CLI = str(VENV_BIN / "model-adapter")
 ENV_FAIL_AT_EPOCH = "RELIABILITY_FAIL_AT_EPOCH"
 #: Set to make ``SlowAdapter.save`` raise after writing part of its files.
 ENV_FAIL_IN_SAVE = "RELIABILITY_FAIL_IN_SAVE"
-BRIGHT, DARK = "bright", "dark"
 
 
 # --------------------------------------------------------------------------- data
-
-
-def add_images(registry: Registry, dataset: Dataset, n: int, *, prefix: str = "img", start: int = 0, subset: str = "test") -> list[Item]:
-    """``n`` flat images, alternately bright (200) and dark (40), labelled so, under ``<prefix>/``."""
-    items = []
-    for i in range(start, start + n):
-        label = BRIGHT if i % 2 == 0 else DARK
-        gt = AnnotationCollection()
-        gt.add_classification(label)
-        items.append(
-            registry.add_item(
-                dataset,
-                f"{prefix}/{i:04d}.png",
-                png_bytes(200 if label == BRIGHT else 40),
-                subsets=[subset],
-                metadata={"index": i},
-                annotations=gt,
-            )
-        )
-    return items
 
 
 def dataset_with_model(
@@ -72,9 +51,9 @@ def dataset_with_model(
     ds = registry.create_dataset("shades", labels=[BRIGHT, DARK])
     items: list[Item] = []
     for k, prefix in enumerate(prefixes):
-        items += add_images(registry, ds, n, prefix=prefix, start=k * n)
+        items += add_shade_items(registry, ds, n, prefix=prefix, subset="test", start=k * n)
     if train:
-        add_images(registry, ds, train, prefix="train", start=10_000, subset="train")
+        add_shade_items(registry, ds, train, prefix="train", subset="train", start=10_000)
     model = registry.create_model(
         "slow", adapter=adapter, configuration=dict(configuration or {}), labels=[BRIGHT, DARK], dataset_id=ds.id, subsets={"train": {"subset": "train"}}
     )
