@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import queue
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import Callable, Iterable
 
-from ..concurrency import in_thread, map_all
+from ..concurrency import map_all
 from ..entities import ArtifactFile
 from ..errors import StoreError, ValidationError
 from ..storage import ObjectStore
-from ..storage.digest import CHUNK, OVERLAP_HASH_MIN
+from ..storage.digest import OVERLAP_HASH_MIN, copy_stream_sha256
 
-#: Read size when streaming a large object down (bigger reads cost page faults, not less time).
-LARGE_CHUNK = 1 << 20
 #: Transfers in flight per tree: more than the pool's threads, so a slow file never idles the others.
 DEFAULT_WINDOW = 64
 
@@ -70,36 +66,6 @@ def upload_tree(
     return map_all(one, local_files(root), pool, window)
 
 
-def _copy_hashing(src: BinaryIO, out: BinaryIO, h: "hashlib._Hash") -> None:
-    """Copy ``src`` to ``out`` while a second thread hashes the same chunks (in order)."""
-    chunks: "queue.Queue[bytes | None]" = queue.Queue(maxsize=8)
-
-    def hash_all() -> str:
-        while (chunk := chunks.get()) is not None:
-            h.update(chunk)  # releases the GIL: overlaps the socket reads and file writes
-        return ""
-
-    hasher = in_thread(hash_all, "artifact-hash")
-
-    def put(chunk: bytes | None) -> None:
-        while True:
-            try:
-                chunks.put(chunk, timeout=0.5)
-                return
-            except queue.Full:
-                if hasher.done():  # the hasher died: raise its error rather than wait forever
-                    hasher.result()
-                    return
-
-    try:
-        while chunk := src.read(LARGE_CHUNK):
-            out.write(chunk)
-            put(chunk)
-    finally:
-        put(None)
-        hasher.result()
-
-
 def download_verified(store: ObjectStore, key: str, dest: Path, sha256: str, size: int | None = None) -> None:
     """Stream ``key`` to ``dest`` while hashing; the file appears only if the digest matches.
 
@@ -108,17 +74,11 @@ def download_verified(store: ObjectStore, key: str, dest: Path, sha256: str, siz
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")
-    h = hashlib.sha256()
     try:
         with store.open_read(key) as src, open(tmp, "wb") as out:
-            if size is not None and size >= OVERLAP_HASH_MIN:
-                _copy_hashing(src, out, h)
-            else:
-                while chunk := src.read(CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-        if h.hexdigest() != sha256:
-            raise StoreError(f"digest mismatch for {key!r}: expected {sha256}, got {h.hexdigest()}")
+            got = copy_stream_sha256(src, out, overlap=size is not None and size >= OVERLAP_HASH_MIN)
+        if got != sha256:
+            raise StoreError(f"digest mismatch for {key!r}: expected {sha256}, got {got}")
         # Unlink first: renaming over an existing file makes ext4 (auto_da_alloc) write the
         # new one back synchronously, ~0.3 s per 500 MiB; every load re-verifies anyway.
         dest.unlink(missing_ok=True)
