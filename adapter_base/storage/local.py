@@ -14,24 +14,31 @@ from .base import ObjectInfo, ObjectStore
 from .digest import copy_file_sha256
 from .keys import validate_key, validate_prefix
 
-_PARTIAL = ".partial"
+#: The store's own temporaries live in one directory at the root whose name contains a backslash,
+#: which ``validate_key`` refuses in every key: no object key can name it, list it or write into it.
+#: (POSIX file systems only: there a backslash is an ordinary file-name character.)
+TMP_DIR = ".partial\\"
 
 
 class LocalStore(ObjectStore):
-    """Objects are files under ``root``; writes go to a temp file then ``os.replace`` (atomic)."""
+    """Objects are files under ``root``; writes go to a temp file then ``os.replace`` (atomic).
+
+    Every valid key is an object, whatever its name (``.partial``, ``x.partial``): temporaries
+    live in ``root/TMP_DIR``, a name outside the key space, and are removed when a write fails.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.uri = f"file://{self.root}"
+        self._tmp_dir = self.root / TMP_DIR
 
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
     def _tmp(self) -> Path:
-        tmp_dir = self.root / _PARTIAL
-        tmp_dir.mkdir(exist_ok=True)
-        return tmp_dir / uuid.uuid4().hex
+        self._tmp_dir.mkdir(exist_ok=True)
+        return self._tmp_dir / uuid.uuid4().hex
 
     def _commit(self, tmp: Path, key: str) -> None:
         dest = self._path(key)
@@ -41,8 +48,11 @@ class LocalStore(ObjectStore):
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         validate_key(key)
         tmp = self._tmp()
-        tmp.write_bytes(data)
-        self._commit(tmp, key)
+        try:
+            tmp.write_bytes(data)
+            self._commit(tmp, key)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         try:
@@ -126,14 +136,14 @@ class LocalStore(ObjectStore):
         entries.reverse()
         while entries:
             sort_key, name = entries.pop()
-            if directory == self.root and name == _PARTIAL:
+            if directory == self.root and name == TMP_DIR:
                 continue
             path = os.path.join(directory, name)
             rel = os.path.relpath(path, self.root).replace(os.sep, "/")
             if sort_key.endswith("/"):
                 if rel.startswith(prefix) or prefix.startswith(rel + "/"):
                     yield from self._walk(Path(path), prefix)
-            elif rel.startswith(prefix) and not name.endswith(".partial"):
+            elif rel.startswith(prefix):
                 try:
                     size = os.stat(path).st_size
                 except FileNotFoundError:  # deleted since the directory was read
