@@ -1,14 +1,16 @@
-"""Fixtures shared by the whole suite: isolated home, stores (local and S3), a SeaweedFS server."""
+"""Fixtures shared by the whole suite: isolated home, stores (local and S3), the S3 servers (SeaweedFS, rclone)."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
 from adapter_base.storage import ENV_HOME, ENV_STORE, ObjectStore, open_store
+from support.rclone import RcloneServer
+from support.s3server import S3_SERVERS, S3TestServer
 from support.seaweed import SeaweedServer
 
 S3_TEST_BUCKET = "model-adapter-tests"
@@ -24,34 +26,58 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 # ---------------------------------------------------------------------------- S3
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
-    """A running SeaweedFS (``weed mini``) for the session; the suite FAILS if it cannot start."""
+# A test runs on each server with ``@pytest.mark.parametrize("s3_server", S3_SERVERS, indirect=True)``.
+_SERVER_FIXTURE = dict(zip(S3_SERVERS, ("seaweed", "rclone")))  # server id -> its session fixture
+
+
+def _started(make: Callable[[], S3TestServer], what: str) -> S3TestServer:
+    """Start a server for the session; the suite FAILS (never skips) if it cannot start."""
     problem = None
     try:
-        server = SeaweedServer(tmp_path_factory.mktemp("seaweed"))
+        server = make()
         server.start()
     except Exception as exc:  # noqa: BLE001 - reported as a failure, never a skip
-        problem = f"SeaweedFS test server could not start: {type(exc).__name__}: {exc}"
+        problem = f"{what} test server could not start: {type(exc).__name__}: {exc}"
     if problem:
         pytest.fail(problem, pytrace=False)
+    return server
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """A running SeaweedFS (``weed mini``) for the session."""
+    server = _started(lambda: SeaweedServer(tmp_path_factory.mktemp("seaweed")), "SeaweedFS")
     try:
-        yield server
+        yield server  # type: ignore[misc]
     finally:
         server.stop()
 
 
 @pytest.fixture(scope="session")
-def s3_bucket(seaweed: SeaweedServer) -> str:
-    """The session's test bucket on ``seaweed`` (created once)."""
-    seaweed.make_bucket(S3_TEST_BUCKET)
-    return S3_TEST_BUCKET
+def rclone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneServer]:
+    """A running ``rclone serve s3`` over a local directory for the session."""
+    server = _started(lambda: RcloneServer(tmp_path_factory.mktemp("rclone")), "rclone serve s3")
+    try:
+        yield server  # type: ignore[misc]
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def s3_env(seaweed: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Set the ``AWS_*`` variables (and path style) for ``seaweed``; returns them."""
-    env = {**seaweed.env(), "MODEL_ADAPTER_S3_PATH_STYLE": "true"}
+def s3_server(request: pytest.FixtureRequest) -> S3TestServer:
+    """The S3 server of this test: SeaweedFS, or each of ``S3_SERVERS`` where parametrized."""
+    return request.getfixturevalue(_SERVER_FIXTURE[getattr(request, "param", "seaweedfs")])
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3TestServer) -> str:
+    """The test bucket on ``s3_server`` (created on first use)."""
+    s3_server.make_bucket(S3_TEST_BUCKET)
+    return S3_TEST_BUCKET
+
+
+def _use_s3_server(server: S3TestServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {**server.env(), "MODEL_ADAPTER_S3_PATH_STYLE": "true"}
     for var in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     for var, value in env.items():
@@ -59,10 +85,23 @@ def s3_env(seaweed: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     return env
 
 
+def _fresh_s3_uri(server: S3TestServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the ``AWS_*`` variables at ``server``; a fresh prefix in its test bucket."""
+    _use_s3_server(server, monkeypatch)
+    server.make_bucket(S3_TEST_BUCKET)
+    return f"s3://{S3_TEST_BUCKET}/t-{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
-def s3_store_uri(s3_env: dict[str, str], s3_bucket: str) -> str:
-    """``s3://<session bucket>/<random prefix>``: a fresh, empty S3 store for this test."""
-    return f"s3://{s3_bucket}/t-{uuid.uuid4().hex[:12]}"
+def s3_env(s3_server: S3TestServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Set the ``AWS_*`` variables (and path style) for ``s3_server``; returns them."""
+    return _use_s3_server(s3_server, monkeypatch)
+
+
+@pytest.fixture
+def s3_store_uri(s3_server: S3TestServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<test bucket>/<random prefix>``: a fresh, empty S3 store for this test."""
+    return _fresh_s3_uri(s3_server, monkeypatch)
 
 
 @pytest.fixture
@@ -89,16 +128,20 @@ def local_store(local_store_uri: str) -> Iterator[ObjectStore]:
 
 
 # ----------------------------------------------------------------------- either
-_BACKENDS = [pytest.param("local", id="local"), pytest.param("s3", id="s3", marks=pytest.mark.s3)]
+_BACKENDS = [pytest.param("local", id="local")] + [pytest.param(s, id=s, marks=pytest.mark.s3) for s in S3_SERVERS]
 
 
 @pytest.fixture(params=_BACKENDS)
-def store_uri(request: pytest.FixtureRequest) -> str:
-    """A fresh store URI, once per backend (``local``, ``s3``)."""
-    return request.getfixturevalue(f"{request.param}_store_uri")
+def store_uri(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh store URI, once per backend (``local``, and each of ``S3_SERVERS``)."""
+    if request.param == "local":
+        return request.getfixturevalue("local_store_uri")
+    return _fresh_s3_uri(request.getfixturevalue(_SERVER_FIXTURE[request.param]), monkeypatch)
 
 
-@pytest.fixture(params=_BACKENDS)
-def store(request: pytest.FixtureRequest) -> ObjectStore:
-    """A fresh ``ObjectStore``, once per backend (``local``, ``s3``)."""
-    return request.getfixturevalue(f"{request.param}_store")
+@pytest.fixture
+def store(store_uri: str) -> Iterator[ObjectStore]:
+    """A fresh ``ObjectStore``, once per backend (``local``, and each of ``S3_SERVERS``)."""
+    store = open_store(store_uri)
+    yield store
+    store.close()

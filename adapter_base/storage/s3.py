@@ -1,9 +1,10 @@
-"""The S3 backend (AWS S3, MinIO, SeaweedFS) over the ``minio`` client.
+"""The S3 backend (AWS S3, MinIO, SeaweedFS, rclone, any S3 server) over the ``minio`` client.
 
 Objects live at ``<bucket>/<prefix>/<key>``. Every request goes through ``retry_call``
 so transient failures (connection refused/reset, timeouts, HTTP 5xx, throttling) are
 retried with backoff until ``MODEL_ADAPTER_S3_RETRY_DEADLINE`` seconds (default 60)
-have passed; client errors (missing key, access denied, ...) are raised at once.
+have passed; client errors (missing key, access denied, ...) are raised at once. Errors are
+classified by HTTP status and S3 error code whatever the body's content type (``s3_errors``).
 
 Credentials never appear in ``uri``, ``repr()``, log lines or error messages.
 """
@@ -18,7 +19,6 @@ import os
 import threading
 import traceback
 import uuid
-from http.client import IncompleteRead
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, TypeVar
 from urllib.parse import urlparse
@@ -29,13 +29,13 @@ from minio import Minio
 from minio.commonconfig import CopySource
 from minio.credentials.providers import IamAwsProvider, Provider
 from minio.deleteobjects import DeleteObject
-from minio.error import InvalidResponseError, S3Error, ServerError
 
 from ..errors import InvalidKeyError, NotFoundError, StoreError
 from .base import ObjectInfo, ObjectStore
 from .digest import HashingReader
 from .keys import validate_key, validate_prefix
 from .retry import retry_call
+from .s3_errors import TRANSIENT_STATUS, is_transient, s3_failure
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,68 +52,7 @@ ENV_RETRY_DEADLINE = "MODEL_ADAPTER_S3_RETRY_DEADLINE"
 ENV_PATH_STYLE = "MODEL_ADAPTER_S3_PATH_STYLE"
 ENV_LIST_MODE = "MODEL_ADAPTER_S3_LIST_MODE"
 
-#: S3 error codes worth retrying (throttling and server-side trouble).
-TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "InternalError",
-        "ServiceUnavailable",
-        "RequestTimeout",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-    }
-)
-#: S3 error codes that mean "these credentials are not accepted".
-CREDENTIAL_CODES = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "InvalidToken",
-        "ExpiredToken",
-        "TokenRefreshRequired",
-        "InvalidSecurity",
-        "AccessDenied",
-        "AllAccessDisabled",
-    }
-)
-_TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
 _LIST_MODES = ("auto", "flat", "walk")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures a retry can cure: network errors, timeouts, HTTP 5xx, throttling.
-
-    4xx answers (``NoSuchKey``, ``AccessDenied``, ...) and local errors are not transient.
-    """
-    if isinstance(exc, S3Error):
-        status = getattr(getattr(exc, "response", None), "status", None)
-        return exc.code in TRANSIENT_CODES or status in _TRANSIENT_STATUS
-    if isinstance(exc, ServerError):
-        return exc.status_code in _TRANSIENT_STATUS or exc.status_code == 429
-    if isinstance(exc, InvalidResponseError):
-        code = getattr(exc, "_code", None)
-        return code in _TRANSIENT_STATUS or code == 429
-    if isinstance(exc, urllib3.exceptions.MaxRetryError):
-        reason = exc.reason
-        if isinstance(reason, urllib3.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(reason):
-            return False
-        return True
-    if isinstance(exc, urllib3.exceptions.SSLError):
-        return "CERTIFICATE_VERIFY_FAILED" not in str(exc)
-    return isinstance(
-        exc,
-        (
-            urllib3.exceptions.ProtocolError,
-            urllib3.exceptions.TimeoutError,
-            urllib3.exceptions.NewConnectionError,
-            urllib3.exceptions.ResponseError,
-            urllib3.exceptions.DecodeError,
-            IncompleteRead,
-            ConnectionError,
-            TimeoutError,
-        ),
-    )
 
 
 def _env_flag(name: str) -> bool:
@@ -241,7 +180,7 @@ class S3Store(ObjectStore):
                 read=1,
                 status=2,
                 backoff_factor=0.2,
-                status_forcelist=sorted(_TRANSIENT_STATUS),
+                status_forcelist=sorted(TRANSIENT_STATUS),
             ),
             cert_reqs="CERT_REQUIRED" if cert_check else "CERT_NONE",
             ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
@@ -311,16 +250,16 @@ class S3Store(ObjectStore):
         return self._root + validate_key(key)
 
     def _fail(self, exc: BaseException, what: str, key: str | None) -> BaseException:
-        """Translate a client exception into ``NotFoundError`` / ``StoreError``."""
-        if isinstance(exc, S3Error):
-            code = exc.code or "Error"
-            if code in ("NoSuchKey", "NoSuchObject") and key is not None:
+        """Translate a client exception into ``NotFoundError`` / ``StoreError`` by status and S3 code."""
+        failure = s3_failure(exc)
+        if failure is not None and not failure.transient:
+            if failure.missing_key and key is not None:
                 return NotFoundError(f"{self.uri}: no object {key!r}")
-            if code == "NoSuchBucket":
+            if failure.missing_bucket:
                 return StoreError(self._missing_bucket_message())
-            if code in CREDENTIAL_CODES:
-                return StoreError(self._credentials_message(code, what))
-            return StoreError(self._scrub(f"{self.uri}: {what} failed: {code}: {exc.message}"))
+            if failure.rejected_credentials:
+                return StoreError(self._credentials_message(failure.code or f"HTTP {failure.status}", what))
+            return StoreError(self._scrub(f"{self.uri}: {what} failed: {failure.describe()}"))
         if is_transient(exc):
             return StoreError(
                 self._scrub(
@@ -354,7 +293,8 @@ class S3Store(ObjectStore):
             raise
         except Exception as exc:  # noqa: BLE001 - translated below
             err = self._fail(exc, what, key)
-            cause = None if isinstance(exc, S3Error) and exc.code in CREDENTIAL_CODES else exc
+            failure = s3_failure(exc)
+            cause = None if failure is not None and failure.rejected_credentials else exc
             # Error -> traceback -> frame -> error cycles (here, and minio's own) would keep every
             # caller's locals alive until the cyclic GC runs: a missed ``exists`` is common.
             traceback.clear_frames(exc.__traceback__)
