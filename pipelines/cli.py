@@ -4,7 +4,7 @@
     model-adapter pipeline run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI]
     model-adapter pipeline submit train|predict --host URL --adapter PATH --model NAME --dataset NAME [--wait]
     model-adapter pipeline schedule train|predict --cron EXPR --host URL --name NAME --adapter ... --model ...
-    model-adapter pipeline runs --host URL
+    model-adapter pipeline runs --host URL [--namespace NS] [--token TOKEN]
 
 kfp is imported only when a pipeline command runs, so the rest of the CLI stays fast.
 """
@@ -23,6 +23,7 @@ from adapter_base.errors import ValidationError
 
 from .build import PIPELINE_KINDS
 from .compute import PROFILES, get_profile
+from .remote import BACKEND_FLOOR_HELP, MIN_BACKEND, SA_TOKEN_ENV, SA_TOKEN_PATH, TOKEN_ENV
 
 IMAGE_HELP = "project image the steps run on, or one built FROM it with your adapter (default: $MODEL_ADAPTER_IMAGE, else model-adapter:dev)"
 PROFILE_HELP = f"compute profile of the heavy steps: {', '.join(PROFILES)}"
@@ -78,7 +79,19 @@ def _param_options(p: argparse.ArgumentParser, kind: str) -> None:
 
 def _remote_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", required=True, help="KFP API URL, e.g. http://ml-pipeline.kubeflow.svc.cluster.local:8888")
-    p.add_argument("--namespace", default=None, help="KFP namespace (multi-user Kubeflow only)")
+    p.add_argument(
+        "--namespace",
+        default=None,
+        help="Kubeflow profile namespace: runs, experiments and recurring runs are created and listed there "
+        "(multi-user Kubeflow; leave out for a standalone KFP)",
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"bearer token for a multi-user Kubeflow from outside the cluster (default: ${TOKEN_ENV}, preferred: a command "
+        f"line is visible to other users). In a pod the projected service-account token at ${SA_TOKEN_ENV} "
+        f"(default {SA_TOKEN_PATH}) is used; a standalone KFP needs none",
+    )
     p.add_argument("--experiment", default="", help="experiment name (default: model-adapter)")
     p.add_argument("--ui-url", default=None, help="KFP UI base URL for run links (default: --host)")
 
@@ -101,12 +114,13 @@ def _json_dict(text: str | None, what: str) -> dict[str, Any] | None:
 def pipeline_arguments(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     """The pipeline parameters from parsed options."""
     from adapter_base.cli._common import parse_key_values
+    from adapter_base.storage import check_store_uri
 
     out: dict[str, Any] = {
         "adapter": args.adapter,
         "model": args.model,
         "dataset": args.dataset or "",
-        "store_uri": args.store or "",
+        "store_uri": check_store_uri(args.store or ""),
         "configuration": parse_key_values(args.config, "--config"),
         "batch_size": int(args.batch_size or 0),
     }
@@ -193,61 +207,73 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if s.get("ok", True) else 1
 
 
+def _connect(args: argparse.Namespace, *, check_floor: bool) -> Any:
+    """A checked connection to the KFP API of ``args`` (host, namespace, token)."""
+    from .remote import connect
+
+    return connect(args.host, args.namespace or None, args.token, min_backend=MIN_BACKEND if check_floor else None)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .remote import DEFAULT_EXPERIMENT, make_client, run_name, submit_run, wait_for_run
+    from .remote import DEFAULT_EXPERIMENT, run_name, submit_run, wait_for_run
 
     arguments = pipeline_arguments(args.kind, args)
     with tempfile.TemporaryDirectory(prefix="model-adapter-submit-") as tmp:
         path = _compile_to(args.kind, args, Path(tmp) / f"{args.kind}.yaml")
-        client = make_client(args.host, args.namespace)
-        result = submit_run(
-            client,
-            str(path),
-            arguments,
-            host=args.ui_url or args.host,
-            run_name=args.run_name or run_name(args.kind, args.model),
-            experiment=args.experiment or DEFAULT_EXPERIMENT,
-            namespace=args.namespace,
-            pipeline_root=args.pipeline_root,
-        )
+        conn = _connect(args, check_floor=True)
+        # kfp.Client prints experiment and run links: keep stdout for the result.
+        with conn.errors(), contextlib.redirect_stdout(sys.stderr):
+            result = submit_run(
+                conn.client,
+                str(path),
+                arguments,
+                host=args.ui_url or args.host,
+                run_name=args.run_name or run_name(args.kind, args.model),
+                experiment=args.experiment or DEFAULT_EXPERIMENT,
+                namespace=conn.namespace,
+                pipeline_root=args.pipeline_root,
+            )
     print(f"run_id: {result.run_id}")
     print(f"url: {result.url}")
     sys.stdout.flush()
     if not args.wait:
         return 0
-    state = wait_for_run(client, result.run_id, args.timeout)
+    with conn.errors(), contextlib.redirect_stdout(sys.stderr):
+        state = wait_for_run(conn.client, result.run_id, args.timeout)
     print(f"state: {state}")
     return 0 if state.upper() == "SUCCEEDED" else 1
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from .remote import DEFAULT_EXPERIMENT, make_client, upsert_recurring_run
+    from .remote import DEFAULT_EXPERIMENT, upsert_recurring_run
 
     arguments = pipeline_arguments(args.kind, args)
     with tempfile.TemporaryDirectory(prefix="model-adapter-schedule-") as tmp:
         path = _compile_to(args.kind, args, Path(tmp) / f"{args.kind}.yaml")
-        client = make_client(args.host, args.namespace)
-        result = upsert_recurring_run(
-            client,
-            name=args.name,
-            package_path=str(path),
-            params=arguments,
-            cron=args.cron,
-            experiment=args.experiment or DEFAULT_EXPERIMENT,
-            max_concurrency=args.max_concurrency,
-            namespace=args.namespace,
-            description=f"model-adapter {args.kind} of {args.model} ({args.adapter})",
-        )
+        conn = _connect(args, check_floor=True)
+        with conn.errors(), contextlib.redirect_stdout(sys.stderr):
+            result = upsert_recurring_run(
+                conn.client,
+                name=args.name,
+                package_path=str(path),
+                params=arguments,
+                cron=args.cron,
+                experiment=args.experiment or DEFAULT_EXPERIMENT,
+                max_concurrency=args.max_concurrency,
+                namespace=conn.namespace,
+                description=f"model-adapter {args.kind} of {args.model} ({args.adapter})",
+            )
     extra = f", replaced {', '.join(result.replaced)}" if result.replaced else ""
     print(f"{result.action} recurring run {result.name} ({result.recurring_run_id}): cron {result.cron!r}, max concurrency {result.max_concurrency}{extra}")
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .remote import list_runs, make_client, run_url
+    from .remote import list_runs, run_url
 
-    client = make_client(args.host, args.namespace)
-    runs = list_runs(client, experiment=args.experiment or None, namespace=args.namespace, limit=args.limit)
+    conn = _connect(args, check_floor=False)
+    with conn.errors(), contextlib.redirect_stdout(sys.stderr):
+        runs = list_runs(conn.client, experiment=args.experiment or None, namespace=conn.namespace, limit=args.limit)
     if args.json:
         print(json.dumps(runs, indent=2))
         return 0
@@ -292,8 +318,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         _build_options(p, kind, default_profile="cpu")
         p.set_defaults(func=cmd_run)
 
-    submit_p = actions.add_parser("submit", help="compile a pipeline and start a run on a KFP API", description="Compile a pipeline and create a run on a KFP API; prints the run id and its URL.")
+    submit_p = actions.add_parser(
+        "submit",
+        help="compile a pipeline and start a run on a KFP API",
+        description=f"Compile a pipeline and create a run on a KFP API; prints the run id and its URL. {BACKEND_FLOOR_HELP}",
+    )
     for kind, p in kinds(submit_p, "Submit").items():
+        p.description = f"{p.description} {BACKEND_FLOOR_HELP}"
         _remote_options(p)
         _param_options(p, kind)
         _build_options(p, kind, default_profile="gpu")

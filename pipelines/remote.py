@@ -1,32 +1,317 @@
-"""Talking to a KFP API: submit runs, keep one recurring run per name, list runs.
+"""Talking to a KFP API: connect (auth, namespace, backend floor), submit runs, keep one recurring run per name, list runs.
 
-The functions take a client object (``kfp.Client`` or anything with the same few
-methods), so the create-or-update logic of schedules is testable without a server.
-Credentials never travel this way: steps read them from a Kubernetes Secret.
+``connect`` checks the API once (reachable? credentials accepted? multi-user? backend
+version?) and builds a ``kfp.Client`` with the credentials of where it runs:
+
+* a bearer token (``--token`` or ``$MODEL_ADAPTER_KFP_TOKEN``): a laptop talking to a
+  multi-user Kubeflow;
+* the projected service-account token at ``$KF_PIPELINES_SA_TOKEN_PATH`` (default
+  ``/var/run/secrets/kubeflow/pipelines/token``, audience ``pipelines.kubeflow.org``): a pod
+  in a profile namespace; it is re-read on every request, as the kubelet rotates it;
+* nothing: a standalone KFP.
+
+Unreachable hosts and refused requests become one ``KFPAccessError`` line naming the host
+and what to check (``api_errors``). Tokens never appear in messages. Store credentials
+never travel this way: steps read them from a Kubernetes Secret.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
-from adapter_base.errors import ValidationError
+from adapter_base.errors import AdapterError, ValidationError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "model-adapter"
 PAGE_SIZE = 100
 
+#: Where a bearer token for the KFP API may come from instead of ``--token``.
+TOKEN_ENV = "MODEL_ADAPTER_KFP_TOKEN"
+#: The projected service-account token of a pod (kfp.Client and the KFP backend read the same names).
+SA_TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
+SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
+#: The audience the KFP API server reviews tokens for (backend/src/apiserver/common/const.go).
+TOKEN_AUDIENCE = "pipelines.kubeflow.org"
+#: The ClusterRole a profile namespace's accounts need to submit runs (KFP's multi-user manifests).
+EDIT_CLUSTER_ROLE = "kubeflow-pipelines-edit"
 
-def make_client(host: str, namespace: str | None = None) -> Any:
-    """A ``kfp.Client`` for the KFP API at ``host`` (e.g. ``http://ml-pipeline.kubeflow:8888``)."""
+#: Oldest KFP backend the compiled pipelines run on (docs/pipelines.md, "Backend compatibility").
+MIN_BACKEND = (2, 14)
+#: Backend from which exit handlers see the final state of the DAG they wrap (kubeflow/pipelines #13322).
+RECOMMENDED_BACKEND = (2, 17)
+BACKEND_FLOOR_HELP = (
+    f"Needs a KFP backend >= {MIN_BACKEND[0]}.{MIN_BACKEND[1]} (PipelineTaskFinalStatus input, artifact dsl.Collected, "
+    f"retry backoff inside loops); {RECOMMENDED_BACKEND[0]}.{RECOMMENDED_BACKEND[1]} or later recommended (exit handlers "
+    "see the final DAG state). An older backend is refused when it reports its version. See docs/pipelines.md."
+)
+
+PROBE_TIMEOUT_S = 15.0
+
+
+class KFPAccessError(AdapterError):
+    """The KFP API cannot be reached, refused the request, or cannot run these pipelines."""
+
+
+# --- credentials ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How requests to the KFP API authenticate: ``bearer`` token, ``service-account`` token file, or ``none``."""
+
+    kind: str
+    source: str = ""
+    token: str | None = field(default=None, repr=False)
+    path: str | None = None
+
+    def describe(self) -> str:
+        """Where the credentials come from, for messages (never the token itself)."""
+        if self.kind == "bearer":
+            return f"a bearer token from {self.source}"
+        if self.kind == "service-account":
+            return f"the service-account token file {self.path}"
+        return "no credentials"
+
+    def header(self) -> dict[str, str]:
+        """The ``Authorization`` header (read from the file each time: the kubelet rotates it)."""
+        if self.kind == "bearer" and self.token:
+            return {"Authorization": f"Bearer {self.token}"}
+        if self.kind == "service-account" and self.path:
+            return {"Authorization": f"Bearer {_read_token_file(self.path)}"}
+        return {}
+
+    def kfp_client_kwargs(self) -> dict[str, Any]:
+        """The ``kfp.Client`` arguments that send these credentials."""
+        if self.kind == "bearer":
+            return {"existing_token": self.token}
+        if self.kind == "service-account":
+            from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+            return {"credentials": ServiceAccountTokenVolumeCredentials(path=self.path)}
+        return {}
+
+
+def _read_token_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    except OSError as exc:
+        raise KFPAccessError(f"cannot read the service-account token {path} ({exc.strerror or exc}): check the projected token volume") from None
+    if not token:
+        raise KFPAccessError(f"the service-account token file {path} is empty: check the projected token volume")
+    return token
+
+
+def resolve_auth(token: str | None = None, env: Mapping[str, str] | None = None) -> Auth:
+    """The credentials to use: ``token``, else ``$MODEL_ADAPTER_KFP_TOKEN``, else the projected token file, else none.
+
+    ``$KF_PIPELINES_SA_TOKEN_PATH`` names the token file; set but missing is an error.
+    Without it, the default path is used when it exists (a pod with the projected volume).
+    """
+    env = os.environ if env is None else env
+    if token is not None and not token.strip():
+        raise ValidationError("pipeline", "--token", "is empty")
+    if token:
+        return Auth("bearer", source="--token", token=token.strip())
+    if env.get(TOKEN_ENV, "").strip():
+        return Auth("bearer", source=f"${TOKEN_ENV}", token=env[TOKEN_ENV].strip())
+    path = env.get(SA_TOKEN_ENV, "")
+    if path:
+        if not os.path.isfile(path):
+            raise ValidationError(
+                "pipeline", SA_TOKEN_ENV, f"{path} does not exist: mount the projected service-account token there "
+                f"(audience {TOKEN_AUDIENCE}) or unset {SA_TOKEN_ENV}"
+            )
+        return Auth("service-account", source=f"${SA_TOKEN_ENV}", path=path)
+    if os.path.isfile(SA_TOKEN_PATH):
+        return Auth("service-account", source="the default path", path=SA_TOKEN_PATH)
+    return Auth("none")
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def _server_message(body: Any) -> str:
+    """The ``message`` of a KFP (gRPC-gateway) error body, or its first line; short."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    text = str(body or "").strip()
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict):
+            text = str(data.get("message") or data.get("error") or "")
+    except ValueError:
+        pass
+    text = " ".join(text.split())
+    return text[:200]
+
+
+def refused(host: str, status: int, reason: str, body: Any, namespace: str | None, auth: Auth) -> KFPAccessError:
+    """The one-line error for an HTTP error answer of the KFP API."""
+    said = _server_message(body)
+    said = f" ({said})" if said else ""
+    where = f" in namespace {namespace}" if namespace else ""
+    if status == 401 or 300 <= status < 400:
+        what = "redirected to a login page" if status < 400 else "401 Unauthorized"
+        if auth.kind == "none":
+            check = (
+                f"a multi-user Kubeflow needs a bearer token: pass --token or set ${TOKEN_ENV}, or in a pod mount the "
+                f"projected service-account token (audience {TOKEN_AUDIENCE}) at {SA_TOKEN_PATH} or ${SA_TOKEN_ENV}"
+            )
+        else:
+            check = f"check that the token is valid, not expired, and issued for audience {TOKEN_AUDIENCE}"
+        return KFPAccessError(f"the KFP API at {host} rejected {auth.describe()}: {what}{said}; {check}")
+    if status == 403:
+        return KFPAccessError(
+            f"the KFP API at {host} denied access{where} with {auth.describe()}: 403 Forbidden{said}; check that "
+            f"--namespace is a profile namespace this identity may use and that it is bound to ClusterRole "
+            f"{EDIT_CLUSTER_ROLE} there (RoleBinding)"
+        )
+    if status == 404:
+        return KFPAccessError(f"the KFP API at {host} answered 404 Not Found{said}: check that --host is the KFP API (ml-pipeline, port 8888) and the object exists")
+    return KFPAccessError(f"the KFP API at {host} answered {status} {reason}{said}")
+
+
+def unreachable(host: str, reason: Any) -> KFPAccessError:
+    """The one-line error for a KFP API that does not answer."""
+    reason = getattr(reason, "reason", None) or reason
+    text = " ".join(str(reason).split())
+    text = re.sub(r"^<[^>]*>:\s*", "", text)[:160]
+    return KFPAccessError(
+        f"cannot reach the KFP API at {host} ({text}): check --host (scheme, name, port) and that this machine can reach it "
+        "(in a cluster: http://ml-pipeline.kubeflow.svc.cluster.local:8888; from a laptop: "
+        "kubectl -n kubeflow port-forward svc/ml-pipeline 8888)"
+    )
+
+
+@contextlib.contextmanager
+def api_errors(host: str, namespace: str | None = None, auth: Auth | None = None) -> Iterator[None]:
+    """Turn what ``kfp.Client`` raises for an unreachable or refusing API into one ``KFPAccessError`` line."""
+    import urllib3
+    from kfp_server_api.exceptions import ApiException
+
+    auth = auth or Auth("none")
+    try:
+        yield
+    except ApiException as exc:
+        raise refused(host, int(exc.status or 0), str(exc.reason or ""), exc.body, namespace, auth) from None
+    except (urllib3.exceptions.HTTPError, ConnectionError, socket.timeout) as exc:
+        raise unreachable(host, getattr(exc, "reason", None) or exc) from None
+
+
+# --- connecting -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What the API's healthz says: multi-user mode and the release (``tag_name``, ``unknown`` for dev builds)."""
+
+    multi_user: bool
+    tag_name: str
+
+    @property
+    def version(self) -> tuple[int, int] | None:
+        match = re.match(r"v?(\d+)\.(\d+)", self.tag_name or "")
+        return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        return None
+
+
+def probe(host: str, auth: Auth, namespace: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> BackendInfo:
+    """``GET /apis/v2beta1/healthz`` once, with ``auth``; a clear ``KFPAccessError`` if it fails."""
+    url = f"{host.rstrip('/')}/apis/v2beta1/healthz"
+    request = urllib.request.Request(url, headers={"Accept": "application/json", **auth.header()})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        raise refused(host, exc.code, str(exc.reason), exc.read(), namespace, auth) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise unreachable(host, getattr(exc, "reason", None) or exc) from None
+    try:
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        raise KFPAccessError(f"{url} did not answer like a KFP API (no JSON): check that --host is the KFP API (ml-pipeline, port 8888)") from None
+    return BackendInfo(multi_user=bool(data.get("multi_user")), tag_name=str(data.get("tag_name") or "unknown"))
+
+
+@dataclass
+class Connection:
+    """A ``kfp.Client`` with what ``connect`` learned: use ``errors()`` around its calls."""
+
+    client: Any
+    host: str
+    namespace: str | None
+    auth: Auth
+    backend: BackendInfo
+
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        return api_errors(self.host, self.namespace, self.auth)
+
+
+def check_backend_floor(host: str, backend: BackendInfo, floor: tuple[int, int] = MIN_BACKEND) -> None:
+    """Refuse a backend that reports a release older than ``floor``; a dev build (no version) passes."""
+    version = backend.version
+    if version is not None and version < floor:
+        raise KFPAccessError(
+            f"the KFP backend at {host} is {backend.tag_name}; these pipelines need >= {floor[0]}.{floor[1]} "
+            "(see docs/pipelines.md, Backend compatibility): upgrade KFP"
+        )
+    if version is not None and version < RECOMMENDED_BACKEND:
+        log.warning(
+            "KFP backend %s at %s: exit handlers may see RUNNING instead of the final state (fixed in %d.%d, kubeflow/pipelines #13322)",
+            backend.tag_name, host, *RECOMMENDED_BACKEND,
+        )
+
+
+def connect(
+    host: str,
+    namespace: str | None = None,
+    token: str | None = None,
+    *,
+    min_backend: tuple[int, int] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Connection:
+    """Check the KFP API at ``host`` and return a client sending the right credentials.
+
+    A multi-user API needs ``namespace`` (the profile namespace); ``min_backend``, when
+    given, refuses an older backend before anything is created.
+    """
+    if not host or not re.match(r"https?://[^/\s]+", host):
+        raise ValidationError("pipeline", "host", f"a KFP API URL is needed (--host http(s)://HOST:PORT), got {host!r}")
+    host = host.rstrip("/")
+    namespace = namespace or None
+    auth = resolve_auth(token, env)
+    backend = probe(host, auth, namespace)
+    if backend.multi_user and not namespace:
+        raise KFPAccessError(f"the KFP API at {host} is multi-user (Kubeflow profiles): pass --namespace with your profile namespace")
+    if min_backend is not None:
+        check_backend_floor(host, backend, min_backend)
     import kfp
 
-    if not host:
-        raise ValidationError("pipeline", "host", "a KFP API URL is needed (--host)")
-    return kfp.Client(host=host, namespace=namespace)
+    with api_errors(host, namespace, auth), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="kfp")
+        client = kfp.Client(host=host, namespace=namespace, **auth.kfp_client_kwargs())
+    return Connection(client=client, host=host, namespace=namespace, auth=auth, backend=backend)
 
 
 def run_url(host: str, run_id: str) -> str:
@@ -71,10 +356,25 @@ def submit_run(
     return SubmitResult(run_id=result.run_id, url=run_url(host, result.run_id), run_name=run_name, experiment=experiment)
 
 
-def wait_for_run(client: Any, run_id: str, timeout_s: float) -> str:
-    """Wait until the run ends (or ``timeout_s``); returns its final state, e.g. ``SUCCEEDED``."""
-    run = client.wait_for_run_completion(run_id, timeout=int(timeout_s))
-    return str(getattr(run, "state", "UNKNOWN"))
+#: Run states after which nothing changes (kfp.Client's own wait misses CANCELED).
+FINAL_RUN_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
+
+
+def wait_for_run(client: Any, run_id: str, timeout_s: float, max_poll_s: float = 10.0) -> str:
+    """Wait until the run ends (or ``timeout_s``); returns its final state, e.g. ``SUCCEEDED``.
+
+    Polls after 0.5 s, then twice as long each time up to ``max_poll_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.5
+    while True:
+        state = str(getattr(client.get_run(run_id), "state", None) or "UNKNOWN").upper()
+        if state in FINAL_RUN_STATES:
+            return state
+        if time.monotonic() + pause > deadline:
+            raise TimeoutError(f"run {run_id} is still {state} after {timeout_s:g}s (--timeout)")
+        time.sleep(pause)
+        pause = min(pause * 2, max_poll_s)
 
 
 def normalize_cron(expr: str) -> str:
