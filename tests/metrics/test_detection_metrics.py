@@ -54,7 +54,10 @@ def test_perfect_predictions_give_ap_one() -> None:
     m = detection_metrics(images)
     assert m["task"] == "detection"
     assert m["num_images"] == 2
-    assert m["iou_thresholds"] == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    # COCOeval's grid, float for float: np.linspace gives 0.8999999999999999, not 0.9.
+    assert m["iou_thresholds"] == np.linspace(0.5, 0.95, 10).tolist()
+    assert m["iou_thresholds"] == pytest.approx([0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95], abs=1e-15)
+    assert m["max_detections"] == 100 and m["num_pred_clipped"] == 0
     assert m["per_label"] == {
         "cat": {"ap": 1.0, "ap50": 1.0, "ap75": 1.0, "num_gt": 2, "num_pred": 2},
         "dog": {"ap": 1.0, "ap50": 1.0, "ap75": 1.0, "num_gt": 1, "num_pred": 1},
@@ -207,7 +210,8 @@ def _reference_ap(images: list, label: str, threshold: float) -> float:
         gt = [box for lab, box in gts if lab == label]
         num_gt += len(gt)
         taken = [False] * len(gt)
-        for _, box, score in sorted((p for p in preds if p[0] == label), key=lambda p: -p[2]):
+        for _, raw, score in sorted((p for p in preds if p[0] == label), key=lambda p: -p[2]):
+            box = tuple(max(0.0, v) for v in raw)  # predictions are clipped to the image's origin
             best, best_iou = None, threshold
             for j, g in enumerate(gt):
                 if not taken[j] and iou(box, g) >= best_iou:
@@ -223,8 +227,8 @@ def _reference_ap(images: list, label: str, threshold: float) -> float:
         tp += hit
         points.append((tp / num_gt, tp / k))
     total = 0.0
-    for r in range(101):
-        total += max((p for rec, p in points if rec >= r / 100), default=0.0)
+    for level in RECALL_POINTS:
+        total += max((p for rec, p in points if rec >= level), default=0.0)
     return total / 101
 
 
