@@ -13,11 +13,17 @@ only ever lives in the store.
 Failures are recorded on the model by the step that fails
 (``status=failed``, message ``run <run_id>: <step>: <error>``); the exit step
 (``finalize_step``) fills in for failures no step could record (a killed pod).
+Each train step that finishes writes ``runs/<run_id>/steps/<step>.json`` (the run's
+journal), so the exit step can tell what a run did when the backend cannot say.
+
+Every value a step hands to KFP is strict JSON: the backend's Go launcher cannot
+parse a bare ``NaN``, so non-finite numbers never leave a step as numbers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 from contextlib import contextmanager, nullcontext
@@ -27,27 +33,51 @@ from typing import Any, Iterator, Mapping
 from . import sharding
 from .adapter import BaseModelAdapter
 from .entities import ArtifactManifest, Filters, Model
-from .errors import ConflictError, NotFoundError, ValidationError
+from .entities._base import utc_now
+from .errors import ConflictError, NotFoundError, StoreError, ValidationError
 from .flows.evaluate import headline
 from .flows.predict import run_predictions
 from .loading import load_adapter_class
-from .metrics import render_markdown_summary
-from .registry import Registry
-from .secrets import install_log_redaction, redact
+from .metrics import format_metric, json_safe, render_markdown_summary
+from .registry import Registry, layout
+from .secrets import install_redaction, redact
 
 
 def configure_step_logging() -> None:
-    """Info-level logs for a pipeline step, with every line (the adapter's too) redacted."""
+    """Info-level logs for a pipeline step, with every line (the adapter's too), warning and traceback redacted."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    install_log_redaction()
+    install_redaction()
 
 log = logging.getLogger(__name__)
 
-#: Final states of a KFP run (``dsl.PipelineTaskFinalStatus.state``) that mean success.
-SUCCESS_STATES = frozenset({"SUCCEEDED"})
+#: ``dsl.PipelineTaskFinalStatus.state`` values that say the wrapped steps succeeded: the KFP
+#: backend passes the MLMD state of the exit handler's DAG (``COMPLETE``; ``CACHED`` for a
+#: cached one), ``kfp.local`` and Vertex pass ``SUCCEEDED``.
+SUCCESS_STATES = frozenset({"COMPLETE", "CACHED", "SUCCEEDED"})
+#: States that say they did not: MLMD ``FAILED`` / ``CANCELED``, the ``CANCELLED`` spelling,
+#: Argo's ``ERROR``. Any other state (``RUNNING``: the backend did not propagate the DAG's
+#: state; ``UNKNOWN``, ``NEW``, empty) is decided from the run's journal in the store.
+FAILURE_STATES = frozenset({"FAILED", "CANCELED", "CANCELLED", "ERROR"})
+#: The train pipeline's steps in order; ``promote`` runs only when evaluate decided to promote.
+TRAIN_STEPS = ("load", "train", "save", "evaluate", "promote")
 
 
 # --- shared -------------------------------------------------------------------------
+
+
+def write_json(path: str, value: Any) -> None:
+    """Write ``value`` to a step's output file as strict JSON (non-finite numbers as strings)."""
+    with open(path, "w") as f:
+        json.dump(json_safe(value), f, indent=1, allow_nan=False)
+
+
+def finite_numbers(values: Mapping[str, Any]) -> dict[str, float]:
+    """The entries of ``values`` that are finite numbers (not bools), as floats: safe KFP metrics."""
+    return {
+        key: float(value)
+        for key, value in values.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    }
 
 
 @contextmanager
@@ -119,6 +149,31 @@ def recording_failure(registry: Registry, model: Model | str, run_id: str, step:
         raise
 
 
+def journal_key(run_id: str, step: str) -> str:
+    """``runs/<run_id>/steps/<step>.json``: the record that ``step`` of that run finished."""
+    return layout.run_prefix(run_id) + f"steps/{step}.json"
+
+
+def record_step(registry: Registry, run_id: str, step: str, **facts: Any) -> None:
+    """Write the journal record of a finished step (``facts`` made strict JSON)."""
+    if run_id and run_id != "-":
+        registry.store.put_json(journal_key(run_id, step), json_safe({"run_id": run_id, "step": step, "finished_at": utc_now(), **facts}))
+
+
+def finished_steps(registry: Registry, run_id: str) -> dict[str, dict[str, Any]]:
+    """The journal of a run: each finished step's record, by step name."""
+    prefix = layout.run_prefix(run_id) + "steps/"
+    out: dict[str, dict[str, Any]] = {}
+    for info in registry.store.list(prefix):
+        name = info.key[len(prefix):]
+        if name.endswith(".json") and "/" not in name:
+            try:
+                out[name[: -len(".json")]] = registry.store.get_json(info.key)
+            except (NotFoundError, StoreError) as exc:  # an unreadable record is no proof the step finished
+                log.warning("journal record %s is unreadable: %s", info.key, exc)
+    return out
+
+
 # --- train -> save -> evaluate -> promote ---------------------------------------------
 
 
@@ -152,6 +207,8 @@ def load_step(
             loaded = adapter.model_entity
             assert loaded is not None
             log.info("loaded %s v%d from %s (%s)", loaded.name, loaded.version, registry.store.uri, path)
+            if record_failures:
+                record_step(registry, run_id, "load", model_id=loaded.id, version=loaded.version)
             return model_reference(loaded, registry.store.uri, adapter=adapter_path, alias=alias)
 
 
@@ -171,6 +228,7 @@ def train_step(
             _check_version(current, model_ref, "train")
             adapter = make_adapter(adapter_path, registry, configuration)
             trained = adapter.train_model(current, dataset=dataset or None, save=False, run_id=run_id)
+            record_step(registry, run_id, "train", model_id=trained.id, base_version=current.version)
             return {
                 "model_id": trained.id,
                 "model_name": trained.name,
@@ -178,7 +236,7 @@ def train_step(
                 "run_id": run_id,
                 "store_uri": registry.store.uri,
                 "staged": True,
-                "training": trained.metrics.get("training", {}),
+                "training": json_safe(trained.metrics.get("training", {})),
             }
 
 
@@ -190,22 +248,44 @@ def save_step(staged_ref: Mapping[str, Any], *, store_uri: str = "") -> dict[str
         with recording_failure(registry, current, run_id, "save"):
             saved = registry.commit_staged(current, run_id, status="trained", status_message=None)
             log.info("saved %s as version %d", saved.name, saved.version)
+            record_step(registry, run_id, "save", model_id=saved.id, version=saved.version)
             return model_reference(saved, registry.store.uri, base_version=staged_ref.get("base_version"), run_id=run_id)
 
 
 @dataclass
 class EvaluationOutcome:
-    """What the evaluate step hands to KFP: metrics, the chosen metric, report contents."""
+    """What the evaluate step hands to KFP: metrics, the chosen metric, the promotion decision, reports.
+
+    ``value`` may be NaN (e.g. the recall of a label the test subset lacks); ``promote`` and
+    ``reason`` are what leave the step (strict JSON).
+    """
 
     metrics: dict[str, Any]
     scalars: dict[str, float]
     metric: str
     value: float
+    promote: bool
+    reason: str
     report_html: str
     report_markdown: str
     report_uri: str
     metrics_key: str
     model_ref: dict[str, Any]
+
+
+def promotion_decision(metric: str, value: float, threshold: float | None) -> tuple[bool, str]:
+    """Whether ``value`` of ``metric`` earns promotion (``value >= threshold``), and why in words.
+
+    A non-finite value (NaN, infinity) is never promoted; neither is anything without a threshold.
+    """
+    shown = format_metric(value, 4)
+    if threshold is None:
+        return False, f"{metric} = {shown}; no threshold given: not promoted"
+    if not math.isfinite(value):
+        return False, f"{metric} = {shown} is not a finite number: not promoted"
+    if value >= threshold:
+        return True, f"{metric} = {shown} >= threshold {threshold:g}: promoted"
+    return False, f"{metric} = {shown} < threshold {threshold:g}: not promoted"
 
 
 def metric_value(metrics: Mapping[str, Any], name: str) -> float:
@@ -230,19 +310,9 @@ def metric_value(metrics: Mapping[str, Any], name: str) -> float:
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Finite numbers worth a KFP ``Metrics`` entry: top-level numbers, headline, macro/micro averages."""
-    out: dict[str, float] = {}
-
-    def put(key: str, value: Any) -> None:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            out[key] = float(value)
-
-    for key, value in metrics.items():
-        put(key, value)
-    for key, value in headline(metrics).items():
-        put(key, value)
+    out = {**finite_numbers(metrics), **finite_numbers(headline(metrics))}
     for avg in ("macro", "micro"):
-        for key, value in (metrics.get(avg) or {}).items():
-            put(f"{avg}_{key}", value)
+        out.update(finite_numbers({f"{avg}_{key}": value for key, value in (metrics.get(avg) or {}).items()}))
     out.pop("model_version", None)
     return out
 
@@ -271,8 +341,13 @@ def evaluate_step(
     store_uri: str = "",
     configuration: Mapping[str, Any] | None = None,
     batch_size: int = 0,
+    threshold: float | None = None,
 ) -> EvaluationOutcome:
-    """Evaluate the referenced version on ``filters`` (stored metrics and report); pick ``metric``."""
+    """Evaluate the referenced version on ``filters`` (stored metrics and report); pick ``metric``.
+
+    The promotion decision (``promotion_decision``: ``metric >= threshold``, never for a
+    non-finite value) is recorded in the model's ``metrics["promotion"]`` and the run's journal.
+    """
     with open_registry(store_uri) as registry:
         current = registry.get_model(model_ref["model_id"])
         with recording_failure(registry, current, run_id, "evaluate"):
@@ -285,12 +360,20 @@ def evaluate_step(
                 current, dataset_ref, filters=Filters.coerce(dict(filters or {})), batch_size=batch_size or None, run_id=f"{run_id}-evaluate"
             )
             value = metric_value(result.metrics, metric)
+            promote, reason = promotion_decision(metric, value, threshold)
+            log.info("version %d: %s", current.version, reason)
+            decision = {"version": current.version, "metric": metric, "value": value, "threshold": threshold, "promote": promote, "reason": reason}
+            latest = registry.get_model(current.id)
+            registry.update_model(latest, metrics=json_safe({**latest.metrics, "promotion": {"run_id": run_id, **decision}}))
+            record_step(registry, run_id, "evaluate", model_id=current.id, **decision)
             html = registry.store.get_bytes(result.report_key).decode()
             return EvaluationOutcome(
                 metrics=result.metrics,
                 scalars=scalar_metrics(result.metrics),
                 metric=metric,
                 value=value,
+                promote=promote,
+                reason=reason,
                 report_html=html,
                 report_markdown=render_markdown_summary(result.metrics),
                 report_uri=result.report_uri,
@@ -299,35 +382,63 @@ def evaluate_step(
             )
 
 
-def promote_step(model_ref: Mapping[str, Any], alias: str, *, store_uri: str = "", run_id: str = "", metric: str = "", value: float | None = None, threshold: float | None = None) -> dict[str, Any]:
-    """Point ``alias`` (e.g. ``production``) at the referenced version."""
+def promote_step(model_ref: Mapping[str, Any], alias: str, *, store_uri: str = "", run_id: str = "") -> dict[str, Any]:
+    """Point ``alias`` (e.g. ``production``) at the referenced version (the log says the evaluate step's reason)."""
     with open_registry(store_uri) as registry:
         current = registry.get_model(model_ref["model_id"])
         with recording_failure(registry, current, run_id or "-", "promote"):
             version = int(model_ref["version"])
             updated = registry.set_alias(current, alias, version)
-            log.info("promoted %s v%d to %r (%s=%s >= %s)", updated.name, version, alias, metric, value, threshold)
+            reason = (current.metrics.get("promotion") or {}).get("reason", "")
+            log.info("promoted %s v%d to %r (%s)", updated.name, version, alias, reason)
+            record_step(registry, run_id, "promote", model_id=updated.id, alias=alias, version=version)
             return {"model_id": updated.id, "alias": alias, "version": version, "aliases": dict(updated.aliases)}
 
 
-def finalize_step(model: str, run_id: str, state: str, error_message: str | None = None, *, store_uri: str = "") -> str:
-    """The exit step: on a run that did not succeed, make sure the model says ``failed``.
+def unfinished_step(journal: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The first train step the journal lacks (``promote`` only if evaluate decided to promote); None if all finished."""
+    for step in TRAIN_STEPS:
+        if step == "promote" and not journal.get("evaluate", {}).get("promote"):
+            return None
+        if step not in journal:
+            return step
+    return None
 
-    A step that failed with a Python error already recorded ``run <run_id>: <step>: ...``;
-    that message is kept. Otherwise (a killed pod, a cancelled run) the run's own error is
-    recorded. On success nothing changes. Returns what it did, for the log.
+
+def finalize_step(model: str, run_id: str, state: str | None, error_message: str | None = None, *, store_uri: str = "") -> str:
+    """The exit step: make sure a train run that did not succeed leaves the model ``failed``.
+
+    ``state`` is ``PipelineTaskFinalStatus.state``. A success state (``SUCCESS_STATES``)
+    changes nothing. A failure state (``FAILURE_STATES``) marks the model failed, keeping
+    the message a failing step already recorded (``run <run_id>: <step>: ...``). Any other
+    state (``RUNNING`` when the backend did not propagate the DAG's state, unknown) is
+    decided from the store: a failure this run recorded stays; a journal with every step
+    finished (``unfinished_step``) is a success; otherwise the model is marked failed naming
+    the step that did not finish. Returns what it did, for the log.
     """
-    if state in SUCCESS_STATES:
-        return f"run {run_id} {state.lower()}; model {model} left as it is"
+    name = (state or "").strip().upper() or "UNKNOWN"
+    said = name.lower()
+    if name in SUCCESS_STATES:
+        return f"run {run_id} {said}; model {model} left as it is"
     with open_registry(store_uri) as registry:
         try:
             current = registry.get_model(model)
         except NotFoundError as exc:
-            return f"run {run_id} {state.lower()}; cannot record it: {exc}"
+            return f"run {run_id} {said}; cannot record it: {exc}"
         prefix = f"run {run_id}:"
         if current.status == "failed" and (current.status_message or "").startswith(prefix):
-            return f"run {run_id} {state.lower()}; model {model} already records it: {current.status_message}"
-        message = redact(f"{prefix} pipeline {state.lower()}: {error_message or 'a step did not complete'}")
+            return f"run {run_id} {said}; model {model} already records it: {current.status_message}"
+        if name in FAILURE_STATES:
+            detail = error_message or "a step did not complete"
+        else:
+            journal = finished_steps(registry, run_id)
+            missing = unfinished_step(journal)
+            if missing is None:
+                saved = journal["save"].get("version")
+                return f"run {run_id} {said}; its journal shows every step finished (version {saved}); model {model} left as it is"
+            done = ", ".join(step for step in TRAIN_STEPS if step in journal) or "none"
+            detail = f"step {missing} did not finish (finished: {done})"
+        message = redact(f"{prefix} pipeline {said}: {detail}")
         registry.set_status(current, "failed", message)
         return f"model {model} marked failed: {message}"
 
@@ -361,12 +472,17 @@ def predict_shard_step(
 
     The version loaded is the one in ``model_ref`` (pinned for every shard). Items that
     fail are in the report; the step itself fails only when the listing or the model
-    load fails, so a retry can help.
+    load fails, so a retry can help. Every attempt after the first (a retried pod, a
+    retried run) skips the items this shard's run id already predicted, whatever
+    ``resume`` says; ``resume`` also skips items any run predicted with this version.
     """
     shard = int(shard)
     run_id = index["run_id"]
     with open_registry(store_uri) as registry:
         ids = sharding.read_shard(registry.store, index, shard)
+        attempt = sharding.start_shard_attempt(registry.store, run_id, shard)
+        if attempt > 1:
+            log.info("shard %d: attempt %d: skipping the items earlier attempts of this run predicted", shard, attempt)
         adapter = make_adapter(adapter_path, registry, configuration)
         # Every shard loads the version the load step resolved, even if a newer one lands meanwhile.
         adapter.load_from_model(model_ref["model_id"], version=int(model_ref["version"]) or None)
@@ -379,10 +495,11 @@ def predict_shard_step(
             sharding.iter_shard_items(registry, index["dataset_id"], ids),
             batch_size=batch_size or None,
             resume=resume,
+            resume_run=attempt > 1,
             run_id=sharding.shard_run_id(run_id, shard),
             save_report=False,
         )
-        out = {**report.to_dict(), "shard": shard, "dataset_id": index["dataset_id"], "pipeline_run_id": run_id}
+        out = {**report.to_dict(), "shard": shard, "attempt": attempt, "dataset_id": index["dataset_id"], "pipeline_run_id": run_id}
         registry.store.put_json(sharding.shard_report_key(run_id, shard), out)
         log.info("shard %d: %s", shard, report.summary())
         if report.fatal_error:

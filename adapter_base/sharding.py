@@ -8,6 +8,7 @@ indices, store keys) travel between steps; item lists live in the store::
     runs/<run_id>/shards/index.json             the shard index (keys and counts)
     runs/<run_id>/shards/<NNNN>.json            {"item_ids": [...], ...}  one per shard
     runs/<run_id>/shards/<NNNN>.report.json     that shard's PredictionReport.to_dict()
+    runs/<run_id>/shards/<NNNN>.attempts.json   how many attempts at that shard started
     runs/<run_id>/prediction-summary.json       the merged summary
 
 The functions here are pure (``split_evenly``, ``merge_reports``, ``summary_markdown``)
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .concurrency import ordered_map
 from .entities import Filters, Item
-from .errors import ValidationError
+from .entities._base import utc_now
+from .errors import NotFoundError, StoreError, ValidationError
 from .registry import layout
 
 if TYPE_CHECKING:
@@ -49,6 +51,29 @@ def shard_key(run_id: str, shard: int) -> str:
 def shard_report_key(run_id: str, shard: int) -> str:
     """Key of one shard's prediction report."""
     return shards_prefix(run_id) + f"{int(shard):04d}.report.json"
+
+
+def shard_attempts_key(run_id: str, shard: int) -> str:
+    """Key of one shard's attempt counter."""
+    return shards_prefix(run_id) + f"{int(shard):04d}.attempts.json"
+
+
+def start_shard_attempt(store: "ObjectStore", run_id: str, shard: int) -> int:
+    """Count one more attempt at ``shard`` of ``run_id``; returns its number (1: the first).
+
+    Written before the shard predicts anything, so any later attempt of the same run (a
+    retried pod, a retried run) sees a number above 1, however the previous one ended.
+    """
+    key = shard_attempts_key(run_id, shard)
+    try:
+        previous = int(store.get_json(key).get("attempts", 1))
+    except NotFoundError:
+        previous = 0
+    except (StoreError, ValueError, TypeError, AttributeError):  # unreadable counter: an attempt did start
+        previous = 1
+    attempt = previous + 1
+    store.put_json(key, {"run_id": run_id, "shard": int(shard), "attempts": attempt, "started_at": utc_now()})
+    return attempt
 
 
 def summary_key(run_id: str) -> str:
@@ -185,6 +210,7 @@ def merge_reports(reports: Iterable[Mapping[str, Any]], *, run_id: str | None = 
                 "succeeded": ok,
                 "skipped": sk,
                 "failed": len(shard_failures),
+                "attempt": int(rep.get("attempt", 1)),
                 "duration_s": round(duration, 3),
                 "items_per_second": round(ok / duration, 3) if duration > 0 else 0.0,
             }

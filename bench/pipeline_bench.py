@@ -102,7 +102,7 @@ def child_inprocess(store: str) -> dict[str, Any]:
         ),
     )
     if outcome.value >= args["threshold"]:
-        timed("promote", lambda: steps.promote_step(saved, args["alias"], store_uri=store, run_id=run_id, metric=args["metric"], value=outcome.value, threshold=args["threshold"]))
+        timed("promote", lambda: steps.promote_step(saved, args["alias"], store_uri=store, run_id=run_id))
     timed("finalize", lambda: steps.finalize_step(args["model"], run_id, "SUCCEEDED", None, store_uri=store))
     return {"total_s": time.perf_counter() - t0, "steps": times}
 

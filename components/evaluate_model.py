@@ -1,4 +1,4 @@
-"""``evaluate_model``: evaluate the saved version on a test subset; metrics, confusion matrix, report."""
+"""``evaluate_model``: evaluate the saved version on a test subset; metrics, confusion matrix, report, promotion decision."""
 
 from kfp.dsl import HTML, ClassificationMetrics, Input, Markdown, Metrics, Model, Output
 
@@ -9,6 +9,7 @@ def evaluate_model(
     dataset: str,
     filters: dict,
     metric: str,
+    threshold: float,
     store_uri: str,
     configuration: dict,
     batch_size: int,
@@ -17,11 +18,14 @@ def evaluate_model(
     confusion_matrix: Output[ClassificationMetrics],
     report: Output[HTML],
     summary: Output[Markdown],
-) -> float:
-    """Run ``adapter.evaluate_model`` on the items matching ``filters``; returns the value of ``metric``.
+) -> bool:
+    """Run ``adapter.evaluate_model`` on the items matching ``filters``; returns whether to promote (``metric >= threshold``).
 
-    The metrics and the HTML report are stored in the registry too (the model's
-    evaluations); the artifacts here are what the KFP UI shows.
+    Never for a non-finite metric. A bool, not the metric: a float output could be a bare
+    ``NaN``, which the backend's Go launcher cannot parse. The reason in words (value and
+    comparison) is in the summary artifact and the model's ``metrics["promotion"]``. The
+    metrics and the HTML report are stored in the registry too (the model's evaluations);
+    the artifacts here are what the KFP UI shows.
     """
     import json
 
@@ -31,7 +35,7 @@ def evaluate_model(
     with open(trained_model.path) as f:
         ref = json.load(f)
     out = evaluate_step(
-        adapter, ref, run_id, dataset=dataset, filters=filters, metric=metric,
+        adapter, ref, run_id, dataset=dataset, filters=filters, metric=metric, threshold=threshold,
         store_uri=store_uri, configuration=configuration, batch_size=batch_size,
     )
     for key, value in sorted(out.scalars.items()):
@@ -44,5 +48,5 @@ def evaluate_model(
         f.write(out.report_html)
     report.metadata.update({"report_uri": out.report_uri, "metrics_key": out.metrics_key, "version": ref["version"]})
     with open(summary.path, "w") as f:
-        f.write(f"## {ref['model_name']} v{ref['version']}: {out.metric} = {out.value:.4f}\n\n{out.report_markdown}")
-    return out.value
+        f.write(f"## {ref['model_name']} v{ref['version']}: {out.reason}\n\n{out.report_markdown}")
+    return out.promote

@@ -20,15 +20,12 @@ def load_from_model(
     The ``Model`` artifact holds a small JSON reference (model id, name, version,
     store URI, manifest digest); the files stay in the store.
     """
-    import json
-
-    from adapter_base.pipeline_steps import configure_step_logging, load_step
+    from adapter_base.pipeline_steps import configure_step_logging, load_step, write_json
 
     configure_step_logging()
     ref = load_step(
         adapter, model, store_uri=store_uri, configuration=configuration, run_id=run_id,
         record_failures=record_failures, alias=alias,
     )
-    with open(base_model.path, "w") as f:
-        json.dump(ref, f, indent=1)
+    write_json(base_model.path, ref)
     base_model.metadata.update(ref)

@@ -16,7 +16,7 @@ def merge_reports(
     """Merge every shard's report; writes ``runs/<run_id>/prediction-summary.json`` to the store too."""
     import json
 
-    from adapter_base.pipeline_steps import configure_step_logging, merge_step
+    from adapter_base.pipeline_steps import configure_step_logging, finite_numbers, merge_step, write_json
     from adapter_base.sharding import summary_markdown as render
 
     configure_step_logging()
@@ -27,11 +27,11 @@ def merge_reports(
         with open(artifact.path) as f:
             loaded.append(json.load(f))
     merged = merge_step(loaded, index["run_id"], store_uri=store_uri)
-    with open(summary.path, "w") as f:
-        json.dump(merged, f, indent=1)
+    write_json(summary.path, merged)
     summary.metadata.update({k: merged[k] for k in ("run_id", "shards", "total", "succeeded", "failed", "summary_key")})
-    for key in ("shards", "total", "succeeded", "skipped", "failed", "duration_s", "shard_seconds", "items_per_second"):
-        metrics.log_metric(key, float(merged[key]))
+    keys = ("shards", "total", "succeeded", "skipped", "failed", "duration_s", "shard_seconds", "items_per_second")
+    for key, value in finite_numbers({k: merged[k] for k in keys}).items():
+        metrics.log_metric(key, value)
     with open(summary_markdown.path, "w") as f:
         f.write(render(merged))
     print(render(merged))

@@ -23,7 +23,7 @@ def predict_items(
     """
     import json
 
-    from adapter_base.pipeline_steps import configure_step_logging, predict_shard_step
+    from adapter_base.pipeline_steps import configure_step_logging, finite_numbers, predict_shard_step, write_json
 
     configure_step_logging()
     with open(base_model.path) as f:
@@ -34,8 +34,8 @@ def predict_items(
         adapter, ref, index, shard, store_uri=store_uri, configuration=configuration,
         batch_size=batch_size, resume=resume,
     )
-    with open(report.path, "w") as f:
-        json.dump(out, f, indent=1)
-    report.metadata.update({"shard": out["shard"], "run_id": out["run_id"], "total": out["total"], "failed": out["failed"]})
-    for key in ("total", "succeeded", "skipped", "failed", "duration_s", "items_per_second"):
-        metrics.log_metric(key, float(out[key]))
+    write_json(report.path, out)
+    report.metadata.update({k: out[k] for k in ("shard", "attempt", "run_id", "total", "failed")})
+    keys = ("total", "succeeded", "skipped", "failed", "duration_s", "items_per_second", "attempt")
+    for key, value in finite_numbers({k: out[k] for k in keys}).items():
+        metrics.log_metric(key, value)

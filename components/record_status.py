@@ -9,7 +9,13 @@ def record_status(
     run_id: str,
     status: dsl.PipelineTaskFinalStatus,
 ):
-    """Runs after everything else (``dsl.ExitHandler``), even when a step failed or the run was cancelled."""
+    """Runs after everything else (``dsl.ExitHandler``), even when a step failed or the run was cancelled.
+
+    ``status.state`` is what the runner says about the wrapped steps: ``COMPLETE`` /
+    ``FAILED`` / ``CANCELED`` (the KFP backend; ``RUNNING`` where it did not propagate the
+    state), ``SUCCEEDED`` / ``FAILED`` (kfp.local). ``finalize_step`` decides from it, or
+    from the run's journal in the store when it says neither.
+    """
 
     from adapter_base.pipeline_steps import configure_step_logging, finalize_step
 

@@ -11,12 +11,11 @@ def save_to_model(
     """Make the staged files the next version (status ``trained``); output the new version's reference."""
     import json
 
-    from adapter_base.pipeline_steps import configure_step_logging, save_step
+    from adapter_base.pipeline_steps import configure_step_logging, save_step, write_json
 
     configure_step_logging()
     with open(staged_model.path) as f:
         staged = json.load(f)
     ref = save_step(staged, store_uri=store_uri)
-    with open(trained_model.path, "w") as f:
-        json.dump(ref, f, indent=1)
+    write_json(trained_model.path, ref)
     trained_model.metadata.update(ref)

@@ -18,13 +18,10 @@ def split_dataset(
     The ``Dataset`` artifact is the shard index (keys and counts, never item ids),
     so only shard numbers travel as parameters.
     """
-    import json
-
-    from adapter_base.pipeline_steps import configure_step_logging, split_step
+    from adapter_base.pipeline_steps import configure_step_logging, split_step, write_json
 
     configure_step_logging()
     index = split_step(dataset, num_shards, run_id, filters=filters, store_uri=store_uri)
-    with open(shards.path, "w") as f:
-        json.dump(index, f, indent=1)
+    write_json(shards.path, index)
     shards.metadata.update({k: index[k] for k in ("run_id", "dataset_id", "num_shards", "total", "store_uri")})
     return [s["shard"] for s in index["shards"]]

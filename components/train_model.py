@@ -21,15 +21,13 @@ def train_model(
     """
     import json
 
-    from adapter_base.pipeline_steps import configure_step_logging, train_step
+    from adapter_base.pipeline_steps import configure_step_logging, finite_numbers, train_step, write_json
 
     configure_step_logging()
     with open(base_model.path) as f:
         ref = json.load(f)
     staged = train_step(adapter, ref, run_id, dataset=dataset, store_uri=store_uri, configuration=configuration)
-    with open(staged_model.path, "w") as f:
-        json.dump(staged, f, indent=1)
+    write_json(staged_model.path, staged)
     staged_model.metadata.update({k: v for k, v in staged.items() if k != "training"})
-    for key, value in (staged.get("training") or {}).items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            training_metrics.log_metric(key, float(value))
+    for key, value in finite_numbers(staged.get("training") or {}).items():
+        training_metrics.log_metric(key, value)

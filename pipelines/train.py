@@ -2,14 +2,17 @@
 
     record_status (exit handler: marks the model failed if anything below fails)
     └── load_from_model -> train_model -> save_to_model -> evaluate_model
-                                                         └── If metric >= threshold: promote
+                                                         └── If promote: promote
 
 ``load_from_model`` checks the base version loads (digests verified);
 ``train_model`` trains on the model's train / validation subsets and *stages* the
 result under the run id; ``save_to_model`` commits it as the next version;
 ``evaluate_model`` scores that version on the test filter (metrics, confusion
-matrix, HTML report); ``promote`` points the alias (``production``) at it only
-when the chosen metric reaches the threshold.
+matrix, HTML report) and decides promotion: the chosen metric reaches the
+threshold (a non-finite metric never does); ``promote`` then points the alias
+(``production``) at it. Every step records itself in the run's journal in the
+store when it finishes; ``record_status`` reads it when the backend's final state
+does not say whether the run succeeded (``RUNNING``).
 """
 
 
@@ -84,6 +87,7 @@ def build_train_pipeline(image: str | None = None, profile: str | ComputeProfile
                     dataset=dataset,
                     filters=test_filters,
                     metric=metric,
+                    threshold=threshold,
                     store_uri=store_uri,
                     configuration=configuration,
                     batch_size=batch_size,
@@ -92,15 +96,11 @@ def build_train_pipeline(image: str | None = None, profile: str | ComputeProfile
                 "evaluate",
             )
             apply_profile(evaluate, prof)
-            value = evaluate.outputs["Output"]
-            with dsl.If(value >= threshold, name="metric-reaches-threshold"):
+            with dsl.If(evaluate.outputs["Output"] == True, name="metric-reaches-threshold"):  # noqa: E712 - a KFP condition
                 store_step(
                     ops.promote(
                         trained_model=save.outputs["trained_model"],
                         alias=alias,
-                        metric=metric,
-                        value=value,
-                        threshold=threshold,
                         store_uri=store_uri,
                         run_id=run_id,
                     ),

@@ -127,6 +127,7 @@ class _Run:
         on_result: ResultCallback | None,
         progress: bool,
         run_id: str | None,
+        resume_run: bool = False,
     ) -> None:
         cfg = adapter.configuration
         self.adapter = adapter
@@ -149,6 +150,7 @@ class _Run:
         self.timeout_s = cfg.get("predict_timeout_s")
         self.adaptive = bool(cfg.get("adaptive_batch_size", True))
         self.resume = resume
+        self.resume_run = resume_run
         self.write = write
         self.on_result = on_result
         self.report = PredictionReport(
@@ -185,13 +187,13 @@ class _Run:
         _, item = entry
         if isinstance(item, BaseException):
             raise item
-        if self.resume:
+        if self.resume or self.resume_run:
             try:
                 done = self.registry.get_predictions(item, self.model.id)
             except (StoreError, ValidationError) as exc:  # an unreadable set is no completion record
                 log.warning("item %s: predicting again, its prediction set is unreadable: %s", item.id, _error_text(exc))
                 done = None
-            if done is not None and done.model_version == self.model.version:
+            if done is not None and done.model_version == self.model.version and (self.resume or done.run_id == self.report.run_id):
                 return _SKIP
         prepared = self.adapter.prepare_item_func(item)
         if prepared is None:
@@ -427,13 +429,18 @@ def run_predictions(
     progress: bool = False,
     run_id: str | None = None,
     save_report: bool = True,
+    resume_run: bool = False,
 ) -> PredictionReport:
-    """Run the streaming prediction over ``(item_id, Item or error)`` pairs; returns the report."""
+    """Run the streaming prediction over ``(item_id, Item or error)`` pairs; returns the report.
+
+    ``resume``: skip items that have a prediction set from this model version (any run).
+    ``resume_run``: skip items that have one from this ``run_id`` (a retried attempt of the run).
+    """
     model = _bound_model(adapter)
     size = int(batch_size or adapter.configuration.get("batch_size") or 16)
     if size < 1:
         raise ValidationError("predict", "batch_size", f"must be >= 1, got {size}")
-    run = _Run(adapter, model, batch_size=size, resume=resume, write=write, on_result=on_result, progress=progress, run_id=run_id)
+    run = _Run(adapter, model, batch_size=size, resume=resume, write=write, on_result=on_result, progress=progress, run_id=run_id, resume_run=resume_run)
     report = run.run(source)
     log.info(report.summary().splitlines()[0])
     if save_report and write:

@@ -184,7 +184,11 @@ def test_prediction_fans_out_over_shards_with_a_parallelism_cap(tmp_path):
 def test_train_gates_promotion_on_the_threshold_and_records_status_at_exit(compiled):
     c = compiled[("train", "gpu")]
     text = c.text
-    assert re.search(r"condition: inputs\.parameter_values\['pipelinechannel--evaluate-model-Output'\]\s+>= inputs\.parameter_values\['pipelinechannel--threshold'\]", text)
+    assert re.search(r"condition: inputs\.parameter_values\['pipelinechannel--evaluate-model-Output'\]\s+== true", text)
+    evaluate_outputs = c.spec["components"]["comp-evaluate-model"]["outputDefinitions"]["parameters"]
+    assert {k: v["parameterType"] for k, v in evaluate_outputs.items()} == {"Output": "BOOLEAN"}, (
+        "the gate travels as a bool: a float metric output could be a bare NaN, which the Go launcher rejects"
+    )
     root_tasks = c.spec["root"]["dag"]["tasks"]
     assert root_tasks["record-status"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
     assert "status" in c.spec["components"]["comp-record-status"]["inputDefinitions"]["parameters"]
