@@ -54,7 +54,7 @@ MIN_BACKEND = (2, 14)
 RECOMMENDED_BACKEND = (2, 17)
 BACKEND_FLOOR_HELP = (
     f"Needs a KFP backend >= {MIN_BACKEND[0]}.{MIN_BACKEND[1]} (PipelineTaskFinalStatus input, artifact dsl.Collected, "
-    f"retry backoff inside loops); {RECOMMENDED_BACKEND[0]}.{RECOMMENDED_BACKEND[1]} or later recommended (exit handlers "
+    f"retries with backoff of steps inside loops and exit handlers); {RECOMMENDED_BACKEND[0]}.{RECOMMENDED_BACKEND[1]} or later recommended (exit handlers "
     "see the final DAG state). An older backend is refused when it reports its version. See docs/pipelines.md."
 )
 
@@ -162,7 +162,7 @@ def _server_message(body: Any) -> str:
 def refused(host: str, status: int, reason: str, body: Any, namespace: str | None, auth: Auth) -> KFPAccessError:
     """The one-line error for an HTTP error answer of the KFP API."""
     said = _server_message(body)
-    said = f" ({said})" if said else ""
+    said = f": {said}" if said else ""
     where = f" in namespace {namespace}" if namespace else ""
     if status == 401 or 300 <= status < 400:
         what = "redirected to a login page" if status < 400 else "401 Unauthorized"
@@ -173,10 +173,10 @@ def refused(host: str, status: int, reason: str, body: Any, namespace: str | Non
             )
         else:
             check = f"check that the token is valid, not expired, and issued for audience {TOKEN_AUDIENCE}"
-        return KFPAccessError(f"the KFP API at {host} rejected {auth.describe()}: {what}{said}; {check}")
+        return KFPAccessError(f"the KFP API at {host} refused the request ({what}, sent {auth.describe()}){said}; {check}")
     if status == 403:
         return KFPAccessError(
-            f"the KFP API at {host} denied access{where} with {auth.describe()}: 403 Forbidden{said}; check that "
+            f"the KFP API at {host} denied access{where} (403 Forbidden, sent {auth.describe()}){said}; check that "
             f"--namespace is a profile namespace this identity may use and that it is bound to ClusterRole "
             f"{EDIT_CLUSTER_ROLE} there (RoleBinding)"
         )
