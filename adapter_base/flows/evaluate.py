@@ -1,7 +1,8 @@
 """``evaluate_model``: predict a subset, score it against ground truth, store metrics and a report.
 
 Classification models get accuracy, per-label precision / recall / F1, macro and
-micro averages and a confusion matrix; box models get COCO-style AP. Metrics go to
+micro averages and a confusion matrix; box models get AP equal to pycocotools COCOeval
+(predicted boxes clipped to the image first). Metrics go to
 ``models/<id>/evaluations/<version>/<stamp>/metrics.json`` next to ``report.html``,
 and a summary becomes the model's latest metrics.
 """
@@ -74,6 +75,16 @@ def _boxes(anns: list[Annotation], with_score: bool) -> list[tuple[Any, ...]]:
     return out
 
 
+def _image_size(item: Item) -> tuple[float, float] | None:
+    """The image's (width, height) in pixels from ``item.metadata``, None when not recorded."""
+    size = (item.metadata.get("width"), item.metadata.get("height"))
+    if size == (None, None):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in size):
+        raise ValidationError("Item", "metadata", f"item {item.id}: width and height must be positive numbers, got {size}")
+    return float(size[0]), float(size[1])  # type: ignore[arg-type]
+
+
 def evaluate_model(
     adapter: "BaseModelAdapter",
     model: Model | str,
@@ -113,7 +124,7 @@ def evaluate_model(
             without_gt += 1
             continue
         if detection:
-            images.append((_boxes(gt.annotations, False), predicted[item.id]))
+            images.append((_boxes(gt.annotations, False), predicted[item.id], _image_size(item)))
         else:
             label = _top_label(gt.annotations)
             if label is None:

@@ -1,8 +1,8 @@
 """Evaluation metrics for model adapters.
 
 Pure functions that turn predictions and ground truth into JSON-ready metric dicts
-(classification, COCO-style detection), helpers to encode them as strict JSON, and
-renderers for an HTML report and a markdown summary.
+(classification equal to scikit-learn, detection equal to pycocotools COCOeval), helpers
+to encode them as strict JSON, and renderers for an HTML report and a markdown summary.
 """
 
 from adapter_base.metrics.classification import NO_PREDICTION, classification_metrics

@@ -23,6 +23,8 @@ _DISPLAY_NAMES = {
     "ap75": "AP@.75",
     "num_gt": "ground truths",
     "num_pred": "predictions",
+    "num_pred_clipped": "predicted boxes clipped to the image",
+    "max_detections": "detections scored per image and label",
 }
 
 _CSS = """

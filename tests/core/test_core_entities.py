@@ -234,7 +234,7 @@ def test_nan_and_infinity_in_json_text_rejected():
     [
         ({"left": 0, "top": 0, "right": 1}, "coordinates"),
         ({"left": 0, "top": 0, "right": 1, "bottom": 1, "z": 0}, "coordinates"),
-        ({"left": -1, "top": 0, "right": 1, "bottom": 1}, "coordinates.left"),
+        ({"left": float("nan"), "top": 0, "right": 1, "bottom": 1}, "coordinates.left"),  # negative is allowed (raw detector output)
         ({"left": 0, "top": "0", "right": 1, "bottom": 1}, "coordinates.top"),
         ({"left": 0, "top": 0, "right": float("inf"), "bottom": 1}, "coordinates.right"),
         ({"left": 5, "top": 0, "right": 1, "bottom": 1}, "coordinates"),
@@ -267,7 +267,7 @@ def test_collection_errors_name_the_annotation_index():
     data = {
         "annotations": [
             {"type": "classification", "label": "ok"},
-            {"type": "box", "label": "car", "coordinates": {"left": 0, "top": 0, "right": -2, "bottom": 1}},
+            {"type": "box", "label": "car", "coordinates": {"left": 0, "top": 0, "right": float("inf"), "bottom": 1}},
         ]
     }
     with pytest.raises(ValidationError) as exc:

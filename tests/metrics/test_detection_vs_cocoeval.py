@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapter_base.metrics import detection_metrics
+from adapter_base.metrics import detection_metrics, iou_matrix
 
 pycocotools_coco = pytest.importorskip("pycocotools.coco", reason="pycocotools is in the dev extra")
 pycocotools_cocoeval = pytest.importorskip("pycocotools.cocoeval", reason="pycocotools is in the dev extra")
@@ -157,19 +157,11 @@ def random_case(seed: int) -> tuple[list[Image], Counter[str]]:
         features["image_without_gt"] += not gts and bool(preds)
         features["ghost"] += GHOST in per_label
         features["duplicates"] += any(
-            sum(1 for lab, box, _ in preds if lab == g_lab and _iou(box, g_box) >= 0.5) > 1 for g_lab, g_box in gts
+            sum(1 for lab, box, _ in preds if lab == g_lab and iou_matrix([box], [g_box])[0, 0] >= 0.5) > 1 for g_lab, g_box in gts
         )
     scores = [s for _, preds in images for *_, s in preds]
     features["score_ties"] += len(scores) != len(set(scores))
     return images, features
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
 
 
 N_CASES = 400
