@@ -105,7 +105,8 @@ def containers(spec: dict) -> list[dict]:
 
 
 def container_env(objs: list[dict], namespace: str, container: dict) -> dict[str, str | None]:
-    """The environment a container gets: envFrom ConfigMaps/Secrets then env (None = from a secret/field)."""
+    """The environment a container gets: envFrom ConfigMaps/Secrets then env (None = from a secret/field;
+    the downward API's ``metadata.namespace`` is ``namespace``)."""
     env: dict[str, str | None] = {}
     for source in container.get("envFrom", []):
         prefix = source.get("prefix", "")
@@ -118,7 +119,8 @@ def container_env(objs: list[dict], namespace: str, container: dict) -> dict[str
                 keys = set(secret.get("data", {})) | set(secret.get("stringData", {}))
                 env.update({prefix + k: None for k in keys})
     for var in container.get("env", []):
-        env[var["name"]] = var.get("value")
+        field = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        env[var["name"]] = namespace if field == "metadata.namespace" else var.get("value")
     return env
 
 
