@@ -16,11 +16,13 @@ import hashlib
 import io
 import logging
 import os
+import re
 import threading
+import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, TypeVar
+from typing import Any, BinaryIO, Callable, Iterator, NoReturn, TypeVar
 from urllib.parse import urlparse
 
 import certifi
@@ -47,6 +49,8 @@ DEFAULT_PARALLEL_UPLOADS = 4
 DEFAULT_RETRY_DEADLINE_S = 60.0
 DEFAULT_MAX_CONNECTIONS = 32
 DOWNLOAD_CHUNK = 1 * MiB
+#: How many times ``get_file`` starts again from byte 0 when the object changes mid-download.
+GET_FILE_RESTARTS = 3
 
 ENV_RETRY_DEADLINE = "MODEL_ADAPTER_S3_RETRY_DEADLINE"
 ENV_PATH_STYLE = "MODEL_ADAPTER_S3_PATH_STYLE"
@@ -96,11 +100,11 @@ def parse_endpoint(endpoint: str) -> tuple[str, bool]:
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``"s3://bucket/a/b"`` -> ``("bucket", "a/b")``; ``StoreError`` if there is no bucket."""
-    parsed = urlparse(uri)
+    from . import check_store_uri  # never echo a URI with a credential in it
+
+    parsed = urlparse(check_store_uri(uri))
     if parsed.scheme != "s3":
         raise StoreError(f"not an s3:// store URI: {uri!r}")
-    if "@" in parsed.netloc:  # never echo: the user part would be a credential
-        raise StoreError("s3:// store URI must not embed credentials; use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
     bucket = parsed.netloc
     if not bucket:
         raise StoreError(f"store URI {uri!r} names no bucket: use s3://<bucket>[/<prefix>]")
@@ -292,16 +296,20 @@ class S3Store(ObjectStore):
         except (StoreError, NotFoundError):
             raise
         except Exception as exc:  # noqa: BLE001 - translated below
-            err = self._fail(exc, what, key)
-            failure = s3_failure(exc)
-            cause = None if failure is not None and failure.rejected_credentials else exc
-            # Error -> traceback -> frame -> error cycles (here, and minio's own) would keep every
-            # caller's locals alive until the cyclic GC runs: a missed ``exists`` is common.
-            traceback.clear_frames(exc.__traceback__)
-            try:
-                raise err from cause
-            finally:
-                del err, cause
+            self._raise_failure(exc, what, key)
+
+    def _raise_failure(self, exc: BaseException, what: str, key: str | None) -> NoReturn:
+        """Raise ``exc`` translated by ``_fail``, chained to it unless it is a credentials error."""
+        err = self._fail(exc, what, key)
+        failure = s3_failure(exc)
+        cause = None if failure is not None and failure.rejected_credentials else exc
+        # Error -> traceback -> frame -> error cycles (here, and minio's own) would keep every
+        # caller's locals alive until the cyclic GC runs: a missed ``exists`` is common.
+        traceback.clear_frames(exc.__traceback__)
+        try:
+            raise err from cause
+        finally:
+            del err, cause
 
     def _ensure_open(self) -> None:
         """Check once that the bucket exists and the credentials work."""
@@ -390,45 +398,56 @@ class S3Store(ObjectStore):
         return self._call(f"put_file {key!r}", put, key)
 
     def get_file(self, key: str, path: str | Path) -> None:
-        """Stream an object into a temp file next to ``path``, then rename it into place."""
+        """Stream an object into a temp file next to ``path``, then rename it into place.
+
+        A connection lost mid-download resumes from the last byte written (see
+        ``_ResumingReader``); if the object changed meanwhile, the download starts again
+        from byte zero, so the file is always one whole version of the object.
+        """
         name = self._full(key)
         dest = Path(path)
         if dest.is_dir():
             raise StoreError(f"{self.uri}: cannot download {key!r} onto directory {str(dest)!r}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")
-
-        def download() -> None:
-            resp = self._client.get_object(self.bucket, name)
-            try:
-                with open(tmp, "wb") as fh:
-                    for chunk in resp.stream(DOWNLOAD_CHUNK):
-                        fh.write(chunk)
-            finally:
-                resp.close()
-                resp.release_conn()
-
         try:
-            self._call(f"get_file {key!r}", download, key)
+            for attempt in range(1, GET_FILE_RESTARTS + 1):
+                try:
+                    with self._reader(key, name, "get_file") as reader, open(tmp, "wb") as fh:
+                        while chunk := reader.read(DOWNLOAD_CHUNK):
+                            fh.write(chunk)
+                    break
+                except _ObjectChanged as exc:
+                    if attempt == GET_FILE_RESTARTS:
+                        raise StoreError(
+                            f"{self.uri}: {key!r} changed during each of {attempt} downloads; last: {exc}"
+                        ) from None
+                    log.warning("%s; downloading it again from byte 0", exc)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _reader(self, key: str, name: str, what: str) -> Iterator[_ResumingReader]:
+        """A ``_ResumingReader`` over a (retried) GET of the object; closed on exit."""
+        resp = self._call(f"{what} {key!r}", lambda: self._client.get_object(self.bucket, name), key)
+        reader = _ResumingReader(self, key, name, resp)
+        try:
+            yield reader
+        finally:
+            reader.close()
 
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:
         """A streaming reader over the GET response; closed and its connection released on exit.
 
         Opening is retried; a connection lost in the middle of reading is resumed from the
-        last byte read with a ranged GET of the same object (``If-Match`` its ETag), retried
-        like any request (see ``_ResumingReader``).
+        last byte read, from the same version of the object only (see ``_ResumingReader``):
+        if the object changed meanwhile, ``read`` raises ``StoreError`` rather than return
+        bytes of another version.
         """
-        name = self._full(key)
-        resp = self._call(f"open_read {key!r}", lambda: self._client.get_object(self.bucket, name), key)
-        reader = _ResumingReader(self, key, name, resp)
-        try:
+        with self._reader(key, self._full(key), "open_read") as reader:
             yield reader  # type: ignore[misc]
-        finally:
-            reader.close()
 
     def stat(self, key: str) -> ObjectInfo:
         """Size and etag; ``NotFoundError`` if missing."""
@@ -555,18 +574,48 @@ class S3Store(ObjectStore):
         return f"S3Store({self.uri!r}, endpoint={self.endpoint!r})"
 
 
+class _ObjectChanged(StoreError):
+    """The object was replaced or deleted while being read (raised only after bytes were returned)."""
+
+
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+
+
+def _etag_of(resp: Any) -> str | None:
+    """The response's ETag compared as an opaque string (quotes and a weak ``W/`` dropped)."""
+    etag = (resp.headers.get("ETag") or "").strip()
+    if etag[:2].upper() == "W/":
+        etag = etag[2:]
+    return etag.strip('"') or None
+
+
 class _ResumingReader:
     """``read()`` over a GET response that survives a dropped connection (a server restart).
 
-    On a transient error mid-body it reopens the object at the current offset (a ranged
-    GET with ``If-Match`` the first response's ETag, so a replaced object is an error, not
-    a splice) through ``S3Store._call``'s retries. Bytes already returned are never re-read.
+    On a transient error mid-body it reopens the object at the current offset with a ranged
+    GET (through ``S3Store._call``'s retries) and checks that the rest comes from the same
+    version: the request carries ``If-Match`` (a server that honours it answers 412), and the
+    answer must show the first response's ETag and size and start at the offset (some servers
+    ignore ``If-Match``, rclone among them, or answer a range with the whole object). A
+    changed or deleted object raises ``_ObjectChanged``: the bytes of two versions are never
+    spliced. Before any byte was returned it simply opens the object again. Bytes already
+    returned are never re-read.
     """
 
     def __init__(self, store: S3Store, key: str, name: str, resp: Any) -> None:
-        self._store, self._key, self._name, self._resp = store, key, name, resp
-        self._etag = resp.headers.get("ETag")
+        self._store, self._key, self._name = store, key, name
         self._pos = 0
+        self._adopt(resp)
+        self._stalled_since: float | None = None
+
+    def _adopt(self, resp: Any) -> None:
+        """Read from ``resp`` (a whole-object GET) from now on; it defines the version read."""
+        self._resp = resp
+        self._raw_etag: str | None = resp.headers.get("ETag")
+        self._etag = _etag_of(resp)
+        self._last_modified: str | None = resp.headers.get("Last-Modified")
+        length = resp.headers.get("Content-Length")
+        self._size = int(length) if length and length.isdigit() else None
 
     def read(self, n: int | None = -1) -> bytes:
         while True:
@@ -575,20 +624,83 @@ class _ResumingReader:
             except Exception as exc:  # noqa: BLE001 - only transient errors are resumed
                 if not is_transient(exc):
                     raise
+                self._note_stall(exc)
                 log.warning("%s: reading %r broke at byte %d (%s); resuming", self._store.uri, self._key, self._pos, type(exc).__name__)
                 self._reopen()
                 continue
+            if data:
+                self._stalled_since = None
             self._pos += len(data)
             return data
 
+    def _note_stall(self, exc: BaseException) -> None:
+        """Give up once no byte has arrived for the store's retry deadline."""
+        now = time.monotonic()
+        if self._stalled_since is None:
+            self._stalled_since = now
+        elif now - self._stalled_since >= self._store.retry_deadline_s:
+            self._store._raise_failure(exc, f"reading {self._key!r} from byte {self._pos}", self._key)
+
     def _reopen(self) -> None:
         self._release()
-        headers = {"If-Match": self._etag} if self._etag else None
-        store, pos = self._store, self._pos
-        self._resp = store._call(
-            f"open_read {self._key!r} from byte {pos}",
-            lambda: store._client.get_object(store.bucket, self._name, offset=pos, request_headers=headers),
-            self._key,
+        store, pos, what = self._store, self._pos, f"open_read {self._key!r} from byte {self._pos}"
+        if pos == 0:  # nothing returned yet: any version will do
+            self._adopt(store._call(what, lambda: store._client.get_object(store.bucket, self._name), self._key))
+            return
+        if self._size is not None and pos >= self._size:
+            self._resp = io.BytesIO(b"")  # everything was read; only the end of the stream was lost
+            return
+        headers = {"If-Match": self._raw_etag} if self._raw_etag else None
+
+        def get() -> Any:
+            return store._client.get_object(store.bucket, self._name, offset=pos, request_headers=headers)
+
+        try:
+            resp = retry_call(get, is_transient=is_transient, what=f"{store.uri}: {what}", deadline_s=store.retry_deadline_s)
+        except Exception as exc:  # noqa: BLE001 - a changed object, or translated like any failure
+            failure = s3_failure(exc)
+            if failure is not None and (failure.precondition_failed or failure.missing_key or failure.status == 416):
+                raise self._changed(failure.describe()) from None
+            store._raise_failure(exc, what, self._key)
+        self._resp = resp
+        problem = self._differs(resp)
+        if problem:
+            self._release()
+            raise self._changed(problem)
+
+    def _differs(self, resp: Any) -> str | None:
+        """Why ``resp`` is not the rest of the version being read (None if it is); skips
+        the first ``pos`` bytes of a whole-object answer to a ranged GET."""
+        etag = _etag_of(resp)
+        if self._etag is not None and etag != self._etag:
+            return f"ETag {self._etag!r} became {etag!r}"
+        if self._etag is None and resp.headers.get("Last-Modified") != self._last_modified:
+            return "Last-Modified changed"
+        match = _CONTENT_RANGE.match(resp.headers.get("Content-Range") or "")
+        if match:
+            start, total = int(match.group(1)), match.group(3)
+            if total != "*" and self._size is not None and int(total) != self._size:
+                return f"size {self._size} became {total}"
+            if start != self._pos:
+                return f"the server answered from byte {start}, not {self._pos}"
+            return None
+        length = resp.headers.get("Content-Length")
+        if self._size is not None and length != str(self._size):
+            return f"size {self._size} became {length}"
+        skip = self._pos  # the range was ignored: the whole (same) object came back
+        while skip:
+            dropped = resp.read(min(skip, DOWNLOAD_CHUNK))
+            if not dropped:
+                return "the object ended early"
+            skip -= len(dropped)
+        return None
+
+    def _changed(self, why: str) -> _ObjectChanged:
+        return _ObjectChanged(
+            self._store._scrub(
+                f"{self._store.uri}: object {self._key!r} changed on the server while it was being read "
+                f"({why}, after {self._pos} bytes); read it again"
+            )
         )
 
     def _release(self) -> None:

@@ -1,0 +1,118 @@
+"""A TCP proxy on 127.0.0.1 that can cut a connection in the middle of a response.
+
+Put it between a client and a real server to lose a connection at a chosen byte
+(fault injection for resumable reads), optionally changing the world just before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from typing import Callable
+
+
+class CuttingProxy:
+    """Forwards every connection to ``127.0.0.1:target_port``; ``cut_after`` arms one cut.
+
+    ``connections`` counts accepted connections, ``bytes_to_clients`` the bytes sent back,
+    ``cuts`` the cuts made and ``errors`` what a ``before_cut`` raised.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.connections = 0
+        self.bytes_to_clients = 0
+        self.cuts = 0
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+        self._cut_budget: int | None = None
+        self._before_cut: Callable[[], None] | None = None
+        self._open: set[socket.socket] = set()
+        self._closed = False
+        threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        """``http://127.0.0.1:PORT`` of the proxy."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def cut_after(self, n_bytes: int, before_cut: Callable[[], None] | None = None) -> None:
+        """Cut the connection that carries the ``n_bytes``-th byte sent back to a client from
+        now on, right after that byte; ``before_cut`` runs first. Once."""
+        with self._lock:
+            self._cut_budget = n_bytes
+            self._before_cut = before_cut
+
+    def close(self) -> None:
+        """Stop listening and drop every connection."""
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            socks = list(self._open)
+        for sock in socks:
+            _drop(sock)
+
+    def __enter__(self) -> "CuttingProxy":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                _drop(client)
+                continue
+            with self._lock:
+                self.connections += 1
+                self._open |= {client, upstream}
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, to_client: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                cut = False
+                if to_client:
+                    with self._lock:
+                        if self._cut_budget is not None and len(data) >= self._cut_budget:
+                            data, cut = data[: self._cut_budget], True
+                            self._cut_budget = None
+                        elif self._cut_budget is not None:
+                            self._cut_budget -= len(data)
+                        self.bytes_to_clients += len(data)
+                        before = self._before_cut if cut else None
+                dst.sendall(data)
+                if cut:
+                    if before is not None:
+                        try:
+                            before()
+                        except Exception as exc:  # noqa: BLE001 - reported to the test
+                            self.errors.append(exc)
+                    self.cuts += 1
+                    break
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                _drop(sock)
+            with self._lock:
+                self._open -= {src, dst}
+
+
+def _drop(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
