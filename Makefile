@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 IMAGE ?= model-adapter:dev
 DEMO_HOME ?= $(CURDIR)/.demo
 PYTEST_ARGS ?=
+# Extras `make venv` installs; VENV_EXTRAS=dev leaves out torch (several GB of CUDA wheels), as the kind CI job does.
+VENV_EXTRAS ?= dev,torch
 
 .DEFAULT_GOAL := help
 
@@ -14,10 +16,10 @@ help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	@echo ">> creating $(VENV) and installing the package with its dev and torch extras"
+	@echo ">> creating $(VENV) and installing the package with its extras [$(VENV_EXTRAS)]"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[dev,torch]'
+	@$(PY) -m pip install -q -e '.[$(VENV_EXTRAS)]'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## Create .venv and install everything (idempotent)

@@ -25,16 +25,22 @@ KIND_CONFIG ?= manifests/kind/cluster.yaml
 KIND_OVERLAY ?= manifests/overlays/kind
 # The tag the kind overlay runs (imagePullPolicy Never): $(IMAGE) is loaded under it.
 KIND_IMAGE := model-adapter:dev
-# Kubeflow Pipelines standalone, kept in step with the kfp SDK pinned in pyproject.toml.
-KFP_VERSION ?= 2.17.2
+# Kubeflow Pipelines standalone backend, a released tag of kubeflow/pipelines:
+# (2.17.0 is the tag of commit 4a3592cb, "chore(release): bump version to 2.17.0").
+# Same minor as the kfp SDK pinned in pyproject.toml (2.17.x; tests/manifests checks it);
+# 2.17 is the first backend that propagates DAG state to exit handlers (kubeflow/pipelines
+# #13322), which the pipelines need.
+KFP_VERSION ?= 2.17.0
 KFP_MANIFESTS ?= github.com/kubeflow/pipelines/manifests/kustomize
 KIND_WAIT ?= 900s
+# The bootstrap Job's own deadline (activeDeadlineSeconds) is 900 s: wait a little longer.
+BOOTSTRAP_WAIT ?= 960
 
 KCTX := $(KUBECTL) --context kind-$(KIND_CLUSTER)
 # Re-invoke make on the file that included this one (the top-level Makefile).
 SUBMAKE = $(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST))
 
-.PHONY: image kind-up kind-load kind-apply kind-test kind-down _need-docker _need-kind _need-kubectl _need-cluster
+.PHONY: image kind-up kind-load kind-apply kind-test kind-down _need-docker _need-kind _need-kubectl _need-cluster _wait-bootstrap
 
 _need-docker:
 	@command -v $(DOCKER) >/dev/null 2>&1 || { \
@@ -74,12 +80,34 @@ kind-up: _need-docker _need-kind _need-kubectl ## Create the kind cluster, insta
 	@echo ">> waiting for Kubeflow Pipelines (up to $(KIND_WAIT))"
 	@$(KCTX) -n kubeflow wait --for=condition=Available deployment --all --timeout=$(KIND_WAIT) || { \
 	  $(KCTX) -n kubeflow get pods -o wide; exit 1; }
-	@echo ">> waiting for the store (MinIO) and the bootstrap Job"
-	@$(KCTX) -n model-adapter rollout status deployment/minio --timeout=300s
-	@$(KCTX) -n model-adapter wait --for=condition=complete job/model-adapter-bootstrap --timeout=$(KIND_WAIT) || { \
-	  echo "error: the bootstrap Job did not complete; its logs:" >&2; \
-	  $(KCTX) -n model-adapter logs job/model-adapter-bootstrap --all-containers --tail=200 >&2 || true; exit 1; }
+	@echo ">> waiting for the store (SeaweedFS) and the bootstrap Job"
+	@$(KCTX) -n model-adapter rollout status deployment/seaweedfs --timeout=300s || { \
+	  echo "error: the store (Deployment seaweedfs) is not ready; its pods and logs:" >&2; \
+	  $(KCTX) -n model-adapter describe pods -l app.kubernetes.io/name=seaweedfs >&2 || true; \
+	  $(KCTX) -n model-adapter logs deployment/seaweedfs --all-containers --tail=100 >&2 || true; exit 1; }
+	@$(SUBMAKE) _wait-bootstrap
 	@echo ">> kind cluster '$(KIND_CLUSTER)' is ready (kubectl context kind-$(KIND_CLUSTER)); run 'make kind-test'"
+
+# Wait until the bootstrap Job completes or fails (whichever comes first; `kubectl wait` on one
+# condition would sit out the whole timeout on the other); on failure or timeout print its pods'
+# logs and fail.
+_wait-bootstrap: _need-kubectl
+	@deadline=$$(( $$(date +%s) + $(BOOTSTRAP_WAIT) )); \
+	while :; do \
+	  state=" $$($(KCTX) -n model-adapter get job/model-adapter-bootstrap \
+	    -o jsonpath='{range .status.conditions[?(@.status=="True")]}{.type}{" "}{end}' 2>/dev/null) "; \
+	  case "$$state" in \
+	    *" Complete "*) echo ">> the bootstrap Job completed"; exit 0 ;; \
+	    *" Failed "*) echo "error: the bootstrap Job failed; its pods' logs:" >&2; break ;; \
+	  esac; \
+	  if [ "$$(date +%s)" -ge "$$deadline" ]; then \
+	    echo "error: the bootstrap Job neither completed nor failed within $(BOOTSTRAP_WAIT)s; its pods' logs:" >&2; break; \
+	  fi; \
+	  sleep 5; \
+	done; \
+	$(KCTX) -n model-adapter get pods -l job-name=model-adapter-bootstrap -o wide >&2 || true; \
+	$(KCTX) -n model-adapter logs -l job-name=model-adapter-bootstrap --all-containers --prefix --tail=200 >&2 || true; \
+	exit 1
 
 kind-load: _need-cluster ## Build the image and load it into the kind nodes (no registry)
 	@$(SUBMAKE) image

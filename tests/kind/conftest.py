@@ -42,9 +42,10 @@ def kfp(kfp_host):
 
 @pytest.fixture(scope="session")
 def store(kind_cluster):
-    """The store in the kind overlay's MinIO (svc/minio, port 9000) on a local port."""
-    with kindutil.PortForward(kindutil.NAMESPACE, "svc/minio", 9000) as forward:
-        assert kindutil.http_ok(forward.url + "/minio/health/ready", timeout=60), "MinIO of the store is not ready"
+    """The store in the kind overlay's SeaweedFS (svc/seaweedfs, S3 port 8333) on a local port."""
+    with kindutil.PortForward(kindutil.NAMESPACE, "svc/seaweedfs", kindutil.STORE_S3_PORT) as forward:
+        # SeaweedFS's S3 gateway answers /status (no auth) once it serves S3 requests.
+        assert kindutil.http_ok(forward.url + "/status", timeout=60), "the store's SeaweedFS S3 gateway is not ready"
         yield kindutil.open_store(forward.port)
 
 

@@ -32,6 +32,8 @@ CLUSTER = os.environ.get("KIND_CLUSTER", "model-adapter")
 CONTEXT = f"kind-{CLUSTER}"
 NAMESPACE = "model-adapter"
 KFP_NAMESPACE = "kubeflow"
+# The S3 port of the store (Service seaweedfs of the kind overlay).
+STORE_S3_PORT = 8333
 # Set by `make kind-test`: a missing cluster or KFP is then a failure, not a skip.
 REQUIRED = os.environ.get("MODEL_ADAPTER_KIND_REQUIRED") == "1"
 BIN = Path(sys.executable).parent
@@ -164,7 +166,7 @@ def http_ok(url: str, timeout: float = 60) -> bool:
 
 @dataclass
 class Store:
-    """The model-adapter store in the in-cluster MinIO, reached through a port-forward."""
+    """The model-adapter store in the in-cluster SeaweedFS, reached through a port-forward."""
 
     client: Any
     bucket: str

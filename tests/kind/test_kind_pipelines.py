@@ -1,4 +1,4 @@
-"""End to end on kind: the pipelines through KFP, the store in MinIO, the GPU-pool node, the CronJobs."""
+"""End to end on kind: the pipelines through KFP, the store in SeaweedFS, the GPU-pool node, the CronJobs."""
 
 from __future__ import annotations
 
@@ -56,6 +56,20 @@ def submit_args(kind: str, kfp_host: str, settings: dict, store: kindutil.Store)
 def test_bootstrap_job_completed():
     status = kindutil.kubectl_json("-n", kindutil.NAMESPACE, "get", "job", "model-adapter-bootstrap")["status"]
     assert status.get("succeeded", 0) >= 1, f"bootstrap Job did not succeed: {status}"
+
+
+def test_the_store_serves_the_bootstrapped_data_and_refuses_other_credentials(store, settings):
+    """SeaweedFS took its one identity from Secret model-adapter-store-credentials (s3 config JSON)."""
+    from minio import Minio
+    from minio.error import S3Error
+
+    assert store.list(layout().dataset_name(settings["pipelines"]["SUBMIT_DATASET"])), "bootstrap dataset missing"
+    endpoint = store.env["AWS_ENDPOINT_URL"].removeprefix("http://")
+    stranger = Minio(endpoint, access_key="not-the-store-key", secret_key="not-the-store-secret", secure=False,
+                     region=store.env.get("AWS_REGION") or None)
+    with pytest.raises(S3Error) as refused:
+        next(iter(stranger.list_objects(store.bucket, prefix=store.prefix)))
+    assert refused.value.code in ("AccessDenied", "InvalidAccessKeyId"), refused.value.code
 
 
 def test_exactly_one_node_is_the_gpu_pool_and_it_is_tainted(settings):

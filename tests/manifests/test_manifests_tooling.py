@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,8 @@ def test_workflow_installs_the_pinned_tools_and_runs_the_suite():
     (job,) = workflow["jobs"].values()
     assert job["runs-on"] == "ubuntu-latest"
     runs = [step.get("run", "") for step in job["steps"]]
-    assert any("make venv kind-up kind-test" in r for r in runs)
+    assert [r.strip() for r in runs if r.strip().startswith("make ") and "kind-down" not in r] == [
+        "make venv VENV_EXTRAS=dev", "make kind-up", "make kind-test"]
     assert any("kind-down" in r for r in runs)
 
 
@@ -144,3 +146,108 @@ def test_dockerfile_follows_the_project_conventions():
     assert re.search(r'^CMD \["model-adapter", "--help"\]$', text, re.M)
     ignored = DOCKERIGNORE.read_text().split()
     assert {".venv", ".git"} <= set(ignored)
+
+
+# --------------------------------------------------------------------------- kind job: disk, timeouts, logs
+PYPROJECT = REPO / "pyproject.toml"
+
+
+def _kind_job() -> dict:
+    (job,) = yaml.safe_load(WORKFLOW.read_text())["jobs"].values()
+    return job
+
+
+def _step(job: dict, run: str) -> tuple[int, dict]:
+    (found,) = [(i, s) for i, s in enumerate(job["steps"]) if s.get("run", "").strip() == run]
+    return found
+
+
+def test_kind_job_frees_disk_and_installs_no_torch_before_the_cluster():
+    job = _kind_job()
+    runs = [s.get("run", "") for s in job["steps"]]
+    free = next(i for i, r in enumerate(runs) if "rm -rf" in r and "docker system prune" in r)
+    venv, _ = _step(job, "make venv VENV_EXTRAS=dev")
+    up, _ = _step(job, "make kind-up")
+    assert free < venv < up
+    assert not any("torch" in r for r in runs)
+
+
+@needs_make
+def test_venv_extras_dev_installs_no_torch(tmp_path):
+    """The kind job's `make venv VENV_EXTRAS=dev` asks pip for the dev extra only; the default keeps torch."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VENV_EXTRAS")}
+
+    def pip_line(*args: str) -> str:
+        proc = subprocess.run([MAKE, "-n", "venv", f"VENV={tmp_path / 'venv'}", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        (line,) = [ln for ln in proc.stdout.splitlines() if "pip install" in ln and " -e " in ln]
+        return line
+
+    assert pip_line("VENV_EXTRAS=dev").endswith("-e '.[dev]'")
+    assert "torch" in pip_line()
+
+
+def test_kind_test_step_has_its_own_timeout_and_logs_survive_timeouts_and_cancels():
+    job = _kind_job()
+    steps = {s.get("run", "").strip(): s for s in job["steps"]}
+    timed = [steps[r].get("timeout-minutes") for r in ("make venv VENV_EXTRAS=dev", "make kind-up", "make kind-test")]
+    assert all(isinstance(m, int) and m > 0 for m in timed), timed
+    # The steps' own timeouts end a hang before the job's does, leaving time for the log steps.
+    assert sum(timed) + 10 <= job["timeout-minutes"], (timed, job["timeout-minutes"])
+    log_steps = [s for s in job["steps"] if "kind export logs" in s.get("run", "") or "upload-artifact" in s.get("uses", "")]
+    assert len(log_steps) == 2
+    for step in log_steps:
+        condition = step.get("if", "")
+        assert "failure()" in condition and "cancelled()" in condition, f"{step.get('name')}: if: {condition!r}"
+
+
+def test_kfp_backend_and_sdk_share_their_minor_version():
+    backend = make_vars()["KFP_VERSION"]
+    sdk = re.search(r'"kfp==(\d+\.\d+\.\d+)"', PYPROJECT.read_text())
+    assert sdk, "pyproject.toml pins the kfp SDK exactly"
+    assert backend.rsplit(".", 1)[0] == sdk.group(1).rsplit(".", 1)[0], (backend, sdk.group(1))
+    # The comment above KFP_VERSION says which tag and why: keep it true.
+    assert f"({backend} is the tag of commit" in KIND_MK.read_text()
+
+
+def _wait_bootstrap(tmp_path: Path, conditions: str, wait_s: int = 20) -> tuple[subprocess.CompletedProcess, float]:
+    """`make _wait-bootstrap` against a kubectl that reports the Job's True conditions as ``conditions``."""
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        f'  *"get job/model-adapter-bootstrap"*) printf "%s" "{conditions}" ;;\n'
+        '  *"logs -l job-name=model-adapter-bootstrap"*) echo "[pod/model-adapter-bootstrap-x] bootstrap: boom" ;;\n'
+        '  *"get pods"*) echo "model-adapter-bootstrap-x 0/1 Error" ;;\n'
+        "esac\n"
+    )
+    kubectl.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEFILES")}
+    started = time.monotonic()
+    proc = subprocess.run(
+        [MAKE, "--no-print-directory", "-f", str(KIND_MK), "_wait-bootstrap", f"KUBECTL={kubectl}", f"BOOTSTRAP_WAIT={wait_s}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+    return proc, time.monotonic() - started
+
+
+@needs_make
+def test_bootstrap_wait_fails_fast_with_the_logs_when_the_job_fails(tmp_path):
+    proc, took = _wait_bootstrap(tmp_path, "FailureTarget Failed ", wait_s=300)
+    assert proc.returncode != 0 and took < 30, (proc.returncode, took)
+    assert "bootstrap Job failed" in proc.stderr and "bootstrap: boom" in proc.stderr, proc.stderr
+
+
+@needs_make
+def test_bootstrap_wait_returns_when_the_job_completes(tmp_path):
+    proc, took = _wait_bootstrap(tmp_path, "SuccessCriteriaMet Complete ", wait_s=300)
+    assert proc.returncode == 0 and took < 30, proc.stderr
+    assert "boom" not in proc.stderr
+
+
+@needs_make
+def test_bootstrap_wait_gives_up_at_its_deadline_with_the_logs(tmp_path):
+    proc, took = _wait_bootstrap(tmp_path, "", wait_s=3)
+    assert proc.returncode != 0 and took < 30
+    assert "neither completed nor failed within 3s" in proc.stderr and "bootstrap: boom" in proc.stderr, proc.stderr

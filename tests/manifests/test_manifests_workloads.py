@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import urllib.parse
 
 import pytest
 
@@ -191,31 +190,6 @@ def test_store_settings_are_copied_to_the_namespace_kfp_runs_pods_in(rel):
     assert [s.get("data") for s in ours_s] == [s.get("data") for s in theirs_s]
 
 
-def test_kind_overlay_runs_minio_for_the_store():
-    objs = render("overlays/kind")
-    store = one(objs, "ConfigMap", STORE_CONFIGMAP)["data"]
-    assert store["MODEL_ADAPTER_S3_PATH_STYLE"] == "true"
-    assert urllib.parse.urlparse(store["MODEL_ADAPTER_STORE"]).scheme == "s3"
-
-    endpoint = urllib.parse.urlparse(store["AWS_ENDPOINT_URL"])
-    service_name, service_ns, *_ = endpoint.hostname.split(".")
-    service = one(objs, "Service", service_name, service_ns)
-    (port,) = [p for p in service["spec"]["ports"] if p["port"] == endpoint.port]
-
-    deployment = one(objs, "Deployment", "minio", service_ns)
-    template = deployment["spec"]["template"]
-    assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items(), "Service selects no MinIO pod"
-    (minio,) = template["spec"]["containers"]
-    assert port["targetPort"] in [p.get("name") for p in minio["ports"]] + [p["containerPort"] for p in minio["ports"]]
-    assert minio.get("readinessProbe"), "MinIO needs a readiness probe (kind-up waits on it)"
-    claims = [v["persistentVolumeClaim"]["claimName"] for v in template["spec"]["volumes"] if "persistentVolumeClaim" in v]
-    assert claims and all(find(objs, "PersistentVolumeClaim", c, service_ns) for c in claims)
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
-    refs = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in minio["env"] if "secretKeyRef" in v.get("valueFrom", {})}
-    assert refs["MINIO_ROOT_USER"] == {"name": STORE_SECRET, "key": "AWS_ACCESS_KEY_ID"}
-    assert refs["MINIO_ROOT_PASSWORD"] == {"name": STORE_SECRET, "key": "AWS_SECRET_ACCESS_KEY"}
-
-
 def test_kind_overlay_bootstraps_bucket_dataset_and_model():
     objs = render("overlays/kind")
     job = one(objs, "Job", "model-adapter-bootstrap")
@@ -245,7 +219,7 @@ def test_kind_overlay_never_pulls_the_project_image():
                 assert c["imagePullPolicy"] == "Never", f"{'/'.join(ident(owner))}/{c['name']}"
 
 
-def test_gpu_overlay_points_at_a_real_store_not_the_kind_minio():
+def test_gpu_overlay_points_at_a_real_store_not_the_kind_store():
     store = one(render("overlays/gpu"), "ConfigMap", STORE_CONFIGMAP)["data"]
     assert ".svc.cluster.local" not in store["AWS_ENDPOINT_URL"]
     assert not find(render("overlays/gpu"), "Deployment") and not find(render("overlays/gpu"), "Job")

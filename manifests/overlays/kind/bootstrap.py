@@ -10,12 +10,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
+import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import S3Error, ServerError
 
 from adapter_base.registry import layout
 
@@ -31,20 +30,28 @@ def say(message: str) -> None:
     print(f"bootstrap: {message}", flush=True)
 
 
-def wait_ready(endpoint: str, timeout: float = 300.0) -> None:
-    url = endpoint.rstrip("/") + "/minio/health/ready"
+# S3 error codes that waiting does not cure: the credentials are wrong.
+AUTH_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken"}
+
+
+def wait_for_bucket(client: Minio, bucket: str, endpoint: str, timeout: float = 300.0) -> bool:
+    """Whether ``bucket`` exists, once the S3 API at ``endpoint`` answers (any S3 server)."""
     deadline = time.monotonic() + timeout
     last: object = "no answer"
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-                last = f"HTTP {response.status}"
-        except (urllib.error.URLError, OSError) as exc:
+            return client.bucket_exists(bucket)
+        except S3Error as exc:
+            if exc.code in AUTH_ERRORS:
+                sys.exit(
+                    f"bootstrap: the store at {endpoint} refused the credentials of Secret "
+                    f"model-adapter-store-credentials ({exc.code}: {exc.message})"
+                )
+            last = f"{exc.code}: {exc.message}"
+        except (ServerError, urllib3.exceptions.HTTPError, OSError) as exc:
             last = exc
         if time.monotonic() > deadline:
-            sys.exit(f"bootstrap: store endpoint {url} not ready after {timeout:.0f}s: {last}")
+            sys.exit(f"bootstrap: the store at {endpoint} did not answer S3 requests within {timeout:.0f}s: {last}")
         time.sleep(3)
 
 
@@ -58,8 +65,6 @@ def main() -> None:
         sys.exit(f"bootstrap: MODEL_ADAPTER_STORE must be s3://bucket[/prefix], got {store!r}")
     bucket, prefix = parsed.netloc, parsed.path.strip("/")
 
-    say(f"waiting for {endpoint}")
-    wait_ready(endpoint)
     ep = urllib.parse.urlparse(endpoint)
     client = Minio(
         ep.netloc,
@@ -67,12 +72,22 @@ def main() -> None:
         secret_key=setting("AWS_SECRET_ACCESS_KEY"),
         secure=ep.scheme == "https",
         region=os.environ.get("AWS_REGION") or None,
+        # Short connect timeout and few retries: wait_for_bucket does the waiting.
+        http_client=urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=60), retries=urllib3.Retry(total=2, backoff_factor=0.5)
+        ),
     )
-    if client.bucket_exists(bucket):
+    say(f"waiting for the store at {endpoint}")
+    if wait_for_bucket(client, bucket, endpoint):
         say(f"bucket {bucket} exists")
     else:
-        client.make_bucket(bucket)
-        say(f"created bucket {bucket}")
+        try:
+            client.make_bucket(bucket)
+            say(f"created bucket {bucket}")
+        except S3Error as exc:
+            if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+            say(f"bucket {bucket} exists")
 
     def exists(key: str) -> bool:
         try:
