@@ -111,7 +111,7 @@ class BaseModelAdapter:
         what = f"item {item.id} ({item.path})"
         data = self.item_bytes(item)
         if item.mimetype.startswith("image/"):
-            return decode_image(data, what=what)
+            return decode_image(data, what=what, max_bytes=self.configuration.get("prepared_bytes_budget") or None)
         if item.mimetype.startswith("text/") or item.mimetype == "application/json":
             return decode_text(data, what=what)
         raise ValidationError(what, "mimetype", f"no default preparation for {item.mimetype!r}; override prepare_item_func")

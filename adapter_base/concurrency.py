@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
@@ -19,19 +20,27 @@ def ordered_map(
     pool: ThreadPoolExecutor,
     window: int | Callable[[], int],
     chunk: int = 1,
+    timeout_s: float | None = None,
+    timeout_message: str = "call did not return in time",
 ) -> Iterator[tuple[T, R | BaseException]]:
     """Yield ``(item, fn(item) or the exception it raised)`` in input order.
 
     At most ``window`` calls are in flight, so memory stays bounded however long
     ``items`` is, and ``items`` is consumed lazily. ``window`` may be a callable, read
-    before each refill: the caller can then widen or narrow the fan-out as it goes.
+    before each refill: the caller can then widen or narrow the fan-out as it goes
+    (below ``chunk``, down to one call at a time).
 
     With ``chunk > 1`` each pool task runs ``fn`` on up to ``chunk`` consecutive items
     (``window`` still counts items). Fewer, larger tasks mean fewer futures, queue hand-offs
     and thread wake-ups, each of which costs the GIL: on a few cores that overhead slows
     whichever thread does the real work (the one calling ``predict``, say).
+
+    With ``timeout_s``, a call of ``fn`` still running ``timeout_s`` seconds after it
+    started yields ``TimeoutError(timeout_message)`` in its place and the items after it go
+    on. The calls then run on a daemon thread per task, so a call that never returns
+    holds neither a pool worker nor the process at exit.
     """
-    if chunk <= 1:
+    if chunk <= 1 and not timeout_s:
         yield from _ordered_map_items(fn, items, pool=pool, window=window)
         return
     pending: deque[tuple[list[T], Future[list[R | BaseException]]]] = deque()
@@ -39,14 +48,20 @@ def ordered_map(
     in_flight = 0
     exhausted = False
     while True:
-        limit = max(window() if callable(window) else window, chunk)
-        while not exhausted and in_flight + chunk <= limit:
-            xs = list(islice(it, chunk))
-            if len(xs) < chunk:
+        limit = window() if callable(window) else window
+        size = max(1, min(chunk, limit))  # a window narrower than a chunk takes smaller tasks
+        limit = max(limit, size)
+        while not exhausted and in_flight + size <= limit:
+            xs = list(islice(it, size))
+            if len(xs) < size:
                 exhausted = True
             if not xs:
                 break
-            pending.append((xs, pool.submit(_run_chunk, fn, xs)))
+            if timeout_s:
+                fut = pool.submit(_run_chunk_with_deadline, fn, xs, float(timeout_s), timeout_message)
+            else:
+                fut = pool.submit(_run_chunk, fn, xs)
+            pending.append((xs, fut))
             in_flight += len(xs)
         if not pending:
             return
@@ -67,6 +82,61 @@ def _run_chunk(fn: Callable[[T], R], xs: list[T]) -> list[R | BaseException]:
         except Exception as exc:  # noqa: BLE001 - one failing item does not fail its chunk
             out.append(exc)
     return out
+
+
+class _Progress:
+    """How far a daemon thread has got through one task's items (see ``_run_chunk_with_deadline``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.results: list[object] = []
+        self.started = time.monotonic()
+        self.abandoned = False
+
+
+def _run_chunk_with_deadline(fn: Callable[[T], R], xs: list[T], timeout_s: float, message: str) -> list[R | BaseException]:
+    """``_run_chunk`` on a daemon thread, giving up on any one call after ``timeout_s``.
+
+    A call past its deadline gets ``TimeoutError(message)`` and is left running (a thread
+    cannot be killed); the items after it go on, on a new daemon thread.
+    """
+    out: list[R | BaseException] = []
+    rest = xs
+    while rest:
+        progress = _Progress()
+        in_thread(lambda todo=rest, p=progress: _run_tracked(fn, todo, p), "deadline-call")  # type: ignore[misc]
+        while not progress.done.wait(max(0.0, progress.started + timeout_s - time.monotonic())):
+            with progress.lock:
+                if progress.done.is_set() or time.monotonic() < progress.started + timeout_s:
+                    continue  # finished, or moved on to a later item: wait for that one
+                progress.abandoned = True
+                n = len(progress.results)
+            out += progress.results[:n]  # type: ignore[arg-type]
+            out.append(TimeoutError(message))
+            rest = rest[n + 1 :]
+            break
+        else:
+            out += progress.results  # type: ignore[arg-type]
+            rest = []
+    return out
+
+
+def _run_tracked(fn: Callable[[T], R], xs: list[T], progress: _Progress) -> None:
+    for x in xs:
+        with progress.lock:
+            if progress.abandoned:
+                return
+            progress.started = time.monotonic()
+        try:
+            result: object = fn(x)
+        except Exception as exc:  # noqa: BLE001 - one failing item does not fail its chunk
+            result = exc
+        with progress.lock:
+            if progress.abandoned:
+                return
+            progress.results.append(result)
+    progress.done.set()
 
 
 def _ordered_map_items(
@@ -132,3 +202,37 @@ def in_thread(fn: Callable[[], T], name: str) -> "Future[T]":
 
     threading.Thread(target=run, name=name, daemon=True).start()
     return fut
+
+
+class ByteBudget:
+    """Bytes held between two stages of a pipeline, kept under ``limit``.
+
+    ``acquire`` waits until the bytes fit (or nothing is held: one item alone always
+    fits); ``release`` gives them back and wakes the waiter.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = int(limit)
+        self.held = 0
+        self._cond = threading.Condition()
+
+    def fits(self, n: int) -> bool:
+        """True when ``n`` more bytes can be held now without waiting."""
+        with self._cond:
+            return self.held == 0 or self.held + n <= self.limit
+
+    def acquire(self, n: int, *, cancelled: Callable[[], bool] = lambda: False) -> bool:
+        """Hold ``n`` bytes, waiting for room; False (nothing held) once ``cancelled()`` is true."""
+        with self._cond:
+            while not (self.held == 0 or self.held + n <= self.limit):
+                if cancelled():
+                    return False
+                self._cond.wait(0.2)
+            self.held += n
+            return True
+
+    def release(self, n: int) -> None:
+        """Give back ``n`` bytes."""
+        with self._cond:
+            self.held = max(0, self.held - n)
+            self._cond.notify_all()

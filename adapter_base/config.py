@@ -10,6 +10,10 @@ FRAMEWORK_DEFAULTS: dict[str, Any] = {
     "prefetch_batches": 4,
     "io_workers": 16,
     "predict_timeout_s": None,
+    # A prepare_item_func call still running after this long fails its item (None: wait forever).
+    "prepare_timeout_s": 300,
+    # Prepared inputs waiting for predict hold at most about this many bytes; a larger item fails.
+    "prepared_bytes_budget": 512 * 1024 * 1024,
     "adaptive_batch_size": True,
     "device": "auto",
 }

@@ -1,24 +1,43 @@
-"""Decoding item bytes for models: images to RGB arrays (EXIF-aware), text to str."""
+"""Decoding item bytes for models (images to RGB arrays, EXIF-aware; text to str), and their size in memory."""
 
 from __future__ import annotations
 
 import io
+import sys
+from typing import Any
 
 import numpy as np
 
 from .errors import ValidationError
 
+MIB = 1 << 20
 
-def decode_image(data: bytes, *, what: str = "item") -> np.ndarray:
-    """An ``H x W x 3`` uint8 RGB array; EXIF orientation applied. Bad bytes raise ``ValidationError``."""
+
+def decode_image(data: bytes, *, what: str = "item", max_bytes: int | None = None) -> np.ndarray:
+    """An ``H x W x 3`` uint8 RGB array; EXIF orientation applied. Bad bytes raise ``ValidationError``.
+
+    With ``max_bytes``, an image whose decoded array would be larger raises
+    ``ValidationError`` before any pixel is decoded (its header gives the size).
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not data:
         raise ValidationError(what, "data", "empty file (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as img:
-            img = ImageOps.exif_transpose(img)
-            return np.asarray(img.convert("RGB"))
+            width, height = img.size
+            if max_bytes is not None and width * height * 3 > max_bytes:
+                raise ValidationError(
+                    what,
+                    "data",
+                    f"image {width}x{height} decodes to {width * height * 3 / MIB:.1f} MiB, more than the "
+                    f"prepared_bytes_budget of {max_bytes / MIB:.1f} MiB",
+                )
+            ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of an upright image
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            return np.asarray(rgb)
+    except ValidationError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValidationError(what, "data", f"cannot decode image: {exc}") from None
 
@@ -29,3 +48,19 @@ def decode_text(data: bytes, *, what: str = "item") -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValidationError(what, "data", f"not UTF-8 text: {exc}") from None
+
+
+def nbytes(value: Any, _depth: int = 0) -> int:
+    """About how many bytes a prepared model input holds.
+
+    Arrays and tensors count their buffer (``nbytes``); tuples, lists and dicts the sum of
+    their parts (three levels deep); anything else ``sys.getsizeof``.
+    """
+    size = getattr(value, "nbytes", None)
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        return int(size)
+    if _depth < 3 and isinstance(value, (tuple, list)):
+        return sys.getsizeof(value) + sum(nbytes(v, _depth + 1) for v in value)
+    if _depth < 3 and isinstance(value, dict):
+        return sys.getsizeof(value) + sum(nbytes(v, _depth + 1) for v in value.values())
+    return sys.getsizeof(value)

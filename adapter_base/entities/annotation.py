@@ -41,6 +41,11 @@ class ModelInfo(Entity):
     model_name: str | None = None
     model_version: int | None = None
 
+    def __post_init__(self) -> None:
+        # NumPy scalars (``np.float32(0.8)``, what models compute) are taken as Python floats.
+        if isinstance(self.confidence, (np.floating, np.integer)):
+            self.confidence = float(self.confidence)
+
     def validate(self) -> None:
         check_number(self.kind, "confidence", self.confidence, lo=0.0, hi=1.0)
         check_optional_str(self.kind, "model_id", self.model_id)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..concurrency import ordered_map
 from ..entities import Annotation, Dataset, Filters, Item, Model, PredictionSet
-from ..errors import ValidationError
+from ..errors import AdapterContractError, ValidationError
 from ..metrics import classification_metrics, detection_metrics, json_safe, render_html_report, render_markdown_summary
 from ._common import resolve_dataset, resolve_model
 from .load import load_from_model
@@ -106,11 +106,23 @@ def evaluate_model(
     detection = entity.output_type in BOX_OUTPUTS
 
     predicted: dict[str, Any] = {}
+    expected = "box" if detection else "classification"
+    mismatched: dict[str, list[str]] = {}  # item id -> the annotation types it got instead
 
     def collect(item: Item, pset: PredictionSet) -> None:
+        types = {a.type for a in pset.annotations}
+        if types and expected not in types:
+            mismatched[item.id] = sorted(types)
         predicted[item.id] = _boxes(pset.annotations, True) if detection else _top_label(pset.annotations)
 
     run = predict_dataset(adapter, ds, filters=flt, batch_size=batch_size, on_result=collect, progress=progress, **kwargs)
+    if mismatched:
+        first, types = next(iter(mismatched.items()))
+        raise AdapterContractError(
+            f"model {entity.name!r} has output_type {entity.output_type!r}, so evaluation scores its {expected} annotations, "
+            f"but predict returned only {', '.join(types)} annotations on {len(mismatched)} of {len(predicted)} items "
+            f"(item {first} the first): fix the adapter's predict or the model's output_type"
+        )
 
     registry = adapter.registry
     y_true: list[str] = []

@@ -3,26 +3,31 @@
 Three stages overlap: a producer thread lists items and prepares them on an I/O
 pool (``prepare_item_func``) into batches; the calling thread runs ``predict``;
 a write pool stamps and stores each item's ``PredictionSet``. Queues and windows
-are bounded, so memory does not grow with the number of items. A failing item or
-batch is recorded (item id, stage, error) and the rest go on.
+are bounded, so memory does not grow with the number of items: prepared inputs
+waiting for ``predict`` hold at most about ``prepared_bytes_budget`` bytes. A failing
+item or batch is recorded (item id, stage, error) and the rest go on; so is a
+``prepare_item_func`` or ``predict`` call that runs past its timeout.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import threading
 import time
 import uuid
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from ..concurrency import ordered_map
+from ..concurrency import ByteBudget, in_thread, ordered_map
 from ..entities import Annotation, AnnotationCollection, Dataset, Filters, Item, Model, ModelInfo, PredictionSet
 from ..entities._base import utc_now
 from ..errors import AdapterContractError, StoreError, ValidationError
+from ..media import MIB, nbytes
 from ..registry import layout
 from ..secrets import redact
 from ._common import resolve_dataset
@@ -34,6 +39,8 @@ log = logging.getLogger(__name__)
 
 ItemSource = Iterable[tuple[str, "Item | BaseException"]]
 ResultCallback = Callable[[Item, PredictionSet], None]
+#: A prepared item on its way to ``predict``: the engine's own Item record, the model input, its bytes.
+Prepared = tuple[Item, Any, int]
 
 _DONE = object()
 _SKIP = object()
@@ -147,7 +154,11 @@ class _Run:
         self._min_window = min(self._max_window, 2 * self.io_chunk)
         self._window = self._max_window if not cfg.get("adaptive_prefetch", True) else self._min_window
         self._adaptive_window = bool(cfg.get("adaptive_prefetch", True))
-        self.timeout_s = cfg.get("predict_timeout_s")
+        self.timeout_s = _positive_or_none(cfg, "predict_timeout_s")
+        self.prepare_timeout_s = _positive_or_none(cfg, "prepare_timeout_s")
+        budget = _positive_or_none(cfg, "prepared_bytes_budget")
+        self.budget = ByteBudget(int(budget)) if budget else None
+        self._sizes: deque[int] = deque(maxlen=64)  # bytes of the latest prepared items
         self.adaptive = bool(cfg.get("adaptive_batch_size", True))
         self.resume = resume
         self.resume_run = resume_run
@@ -183,6 +194,41 @@ class _Run:
 
     # --- stage 1: list + prepare (producer thread) ------------------------------------
 
+    def _prepare_window(self) -> int:
+        """Items to have in preparation: the adaptive count, narrowed to what the byte budget has room for."""
+        if self.budget is None:
+            return self._window
+        if not self._sizes:
+            return 1  # learn an item's size from one before preparing many at once
+        largest = max(self._sizes)
+        room = (self.budget.limit - self.budget.held) // largest if largest else self._window
+        return max(1, min(self._window, room))
+
+    def _admit(self, item: Item, prepared: Any, out: "queue.Queue[Any]", batch: list[Prepared]) -> Prepared | None:
+        """``(item, prepared, bytes)`` once the byte budget holds it; None when it fails or the run stops.
+
+        A partial batch is handed to ``predict`` before waiting, so the bytes it holds come back.
+        """
+        size = nbytes(prepared)
+        if self.budget is None:
+            return item, prepared, size
+        self._sizes.append(size)
+        if size > self.budget.limit:
+            self._fail(
+                item.id,
+                "prepare",
+                f"the prepared input of item {item.id} ({item.path}) holds {size / MIB:.1f} MiB, "
+                f"more than prepared_bytes_budget ({self.budget.limit / MIB:.1f} MiB)",
+                item.path,
+            )
+            return None
+        if batch and not self.budget.fits(size):
+            self._put(out, list(batch))
+            batch.clear()
+        if not self.budget.acquire(size, cancelled=self._stop.is_set):
+            return None
+        return item, prepared, size
+
     def _prepare(self, entry: tuple[str, Item | BaseException]) -> Any:
         _, item = entry
         if isinstance(item, BaseException):
@@ -201,10 +247,18 @@ class _Run:
         return prepared
 
     def _produce(self, source: ItemSource, out: "queue.Queue[Any]", pool: ThreadPoolExecutor) -> None:
-        batch: list[tuple[Item, Any]] = []
+        batch: list[Prepared] = []
         try:
-            window = lambda: self._window  # noqa: E731 - read by ordered_map before each refill
-            for (item_id, item), result in ordered_map(self._prepare, source, pool=pool, window=window, chunk=self.io_chunk):
+            prepared = ordered_map(
+                self._prepare,
+                source,
+                pool=pool,
+                window=self._prepare_window,  # read before each refill
+                chunk=self.io_chunk,
+                timeout_s=self.prepare_timeout_s,
+                timeout_message=f"prepare_item_func did not return within prepare_timeout_s={self.prepare_timeout_s}",
+            )
+            for (item_id, item), result in prepared:
                 if self._stop.is_set():
                     return
                 with self._lock:
@@ -214,13 +268,15 @@ class _Run:
                 elif not isinstance(item, Item):
                     self._fail(str(item_id), "input", f"expected an Item, got {type(item).__name__}")
                 elif isinstance(result, BaseException):
+                    self._sizes.append(0)
                     self._fail(item.id, "prepare", result, item.path)
                 elif result is _SKIP:
+                    self._sizes.append(0)
                     with self._lock:
                         self.report.skipped += 1
                     self._tick()
-                else:
-                    batch.append((item, result))
+                elif (entry := self._admit(item, result, out, batch)) is not None:
+                    batch.append(entry)
                     if len(batch) >= self.batch_size:
                         self._put(out, batch)
                         batch = []
@@ -249,33 +305,31 @@ class _Run:
     # --- stage 2: predict (calling thread) --------------------------------------------
 
     def _call_predict(self, inputs: list[Any], items: list[Item]) -> Any:
+        # The adapter gets its own list of its own Item copies: sorting, popping or editing
+        # them cannot change which item a result is stored on.
+        given = [copy.copy(it) for it in items]
         if not self.timeout_s:
-            return self.adapter.predict(inputs, items=items)
+            return self.adapter.predict(inputs, items=given)
         # A daemon thread, not an executor: a hung predict cannot be killed, and an
         # executor's worker would keep the process from exiting after the run.
-        fut: Future[Any] = Future()
-
-        def call() -> None:
-            try:
-                fut.set_result(self.adapter.predict(inputs, items=items))
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-                fut.set_exception(exc)
-
-        threading.Thread(target=call, name="predict", daemon=True).start()
+        fut = in_thread(lambda: self.adapter.predict(inputs, items=given), "predict")
         try:
             return fut.result(timeout=float(self.timeout_s))
         except FutureTimeout:
             raise TimeoutError(f"predict did not return within predict_timeout_s={self.timeout_s}") from None
 
-    def _predict_batch(self, batch: list[tuple[Item, Any]]) -> Iterator[tuple[Item, Any]]:
-        """Yield (item, result or exception) for each item, shrinking the batch on OOM."""
+    def _predict_batch(self, batch: list[Prepared]) -> Iterator[tuple[Item, Any]]:
+        """Yield (item, result or exception) for each item of ``batch``, shrinking the batch on OOM.
+
+        Results are paired with the engine's own record of the batch, in the order given.
+        """
         i = 0
         while i < len(batch):
             size = self.effective_batch
             chunk = batch[i : i + size]
-            items = [it for it, _ in chunk]
+            items = [it for it, _, _ in chunk]
             try:
-                results = self._call_predict([x for _, x in chunk], items)
+                results = self._call_predict([x for _, x, _ in chunk], items)
             except Exception as exc:  # noqa: BLE001 - recorded per item
                 if self.adaptive and len(chunk) > 1 and is_out_of_memory(exc):
                     self.effective_batch = max(1, len(chunk) // 2)
@@ -290,7 +344,9 @@ class _Run:
                 for it in items:
                     yield it, err
             elif len(results) != len(chunk):
-                err = AdapterContractError(f"predict returned {len(results)} results for a batch of {len(chunk)}")
+                err = AdapterContractError(
+                    f"predict returned {len(results)} results for a batch of {len(chunk)}: it must return one per item, in the order given"
+                )
                 for it in items:
                     yield it, err
             else:
@@ -386,6 +442,7 @@ class _Run:
                     self._resize_window(self.io_chunk)
                 if (batch := batches.get()) is _DONE:
                     break
+                held = sum(size for _, _, size in batch)
                 done: list[tuple[Item, PredictionSet]] = []
                 for item, result in self._predict_batch(batch):
                     if isinstance(result, BaseException):
@@ -399,7 +456,13 @@ class _Run:
                     if self.on_result is not None:
                         self.on_result(item, pset)
                     done.append((item, pset))
+                del batch  # its inputs are no longer needed: give their bytes back
+                if self.budget is not None:
+                    self.budget.release(held)
                 submit(done)
+        except Exception as exc:  # noqa: BLE001 - recorded in the report (which is still written), then raised
+            self.report.fatal_error = _error_text(exc)
+            raise
         finally:
             self._stop.set()
             write_pool.shutdown(wait=True)
@@ -409,7 +472,21 @@ class _Run:
                 self._bar.close()
         self.report.batch_size_used = self.effective_batch
         self.report.duration_s = time.monotonic() - start
+        r = self.report
+        unaccounted = r.total - r.succeeded - r.skipped - r.failed
+        if unaccounted and r.fatal_error is None:  # every listed item must end written, skipped or failed
+            r.fatal_error = f"{unaccounted} of {r.total} items have no outcome"
         return self.report
+
+
+def _positive_or_none(cfg: Mapping[str, Any], key: str) -> float | None:
+    """A positive number from the configuration, or None when it is unset, 0 or None (off)."""
+    value = cfg.get(key)
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValidationError("configuration", key, f"must be a positive number or null, got {value!r}")
+    return value
 
 
 def _bound_model(adapter: "BaseModelAdapter") -> Model:
@@ -441,7 +518,15 @@ def run_predictions(
     if size < 1:
         raise ValidationError("predict", "batch_size", f"must be >= 1, got {size}")
     run = _Run(adapter, model, batch_size=size, resume=resume, write=write, on_result=on_result, progress=progress, run_id=run_id, resume_run=resume_run)
-    report = run.run(source)
+    try:
+        report = run.run(source)
+    except Exception:
+        if save_report and write:  # what the run did so far is still worth keeping
+            try:
+                adapter.registry.store.put_json(layout.run_prefix(run.report.run_id) + "prediction-report.json", run.report.to_dict())
+            except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
+                log.error("could not store the report of the failed run: %s", _error_text(exc))
+        raise
     log.info(report.summary().splitlines()[0])
     if save_report and write:
         adapter.registry.store.put_json(layout.run_prefix(report.run_id) + "prediction-report.json", report.to_dict())

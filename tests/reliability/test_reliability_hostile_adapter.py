@@ -1,0 +1,340 @@
+"""A misbehaving adapter and oversized inputs (issue 13, points 2, 11, 13 and minors).
+
+An adapter that edits the list of items it is given, a ``prepare_item_func`` that never
+returns, inputs that decode to far more memory than their files take, NumPy confidences,
+and a classification model that returns boxes: each item ends written, or failed with an
+error that names it; the run ends and its report is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pytest
+
+from adapter_base import AdapterContractError, Annotation, AnnotationCollection, BaseModelAdapter, Item, ModelInfo, Registry
+from adapter_base.registry import layout
+from reliability_support import count_sets
+from support.images import png_bytes
+
+HERE = Path(__file__).resolve().parent
+MIB = 1 << 20
+
+
+class HostileAdapter(BaseModelAdapter):
+    """Predicts ``item.metadata["label"]`` (carried through ``prepare_item_func``), misbehaving on request.
+
+    ``mutate``: what ``predict`` does to ``kw["items"]`` before answering in batch order.
+    ``item.metadata``: ``hang`` (prepare blocks until ``release`` is set), ``array_bytes``
+    (prepare returns an array of that many bytes), ``boxes`` (predict returns a box),
+    ``confidence`` (a NumPy float32 in ModelInfo).
+    """
+
+    DEFAULT_CONFIGURATION = {"device": "cpu"}
+
+    def __init__(self, *args: Any, mutate: str | None = None, predict_s: float = 0.0, **kwargs: Any) -> None:
+        self.mutate = mutate
+        self.predict_s = predict_s
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.live_bytes = 0  # bytes of prepared arrays not yet through predict
+        self.peak_live_bytes = 0
+        super().__init__(*args, **kwargs)
+
+    def load(self, local_path: str, **kwargs: Any) -> None:
+        self.model = "hostile"
+
+    def save(self, local_path: str, **kwargs: Any) -> None:
+        Path(local_path, "model.txt").write_text("hostile")
+
+    def prepare_item_func(self, item: Item) -> Any:
+        if item.metadata.get("hang"):
+            self.release.wait(15)
+        size = item.metadata.get("array_bytes")
+        if size is None:
+            return {"label": item.metadata["label"], "boxes": item.metadata.get("boxes", False), "confidence": item.metadata.get("confidence")}
+        with self.lock:
+            self.live_bytes += size
+            self.peak_live_bytes = max(self.peak_live_bytes, self.live_bytes)
+        return {"label": item.metadata["label"], "pixels": np.ones(size, dtype=np.uint8)}
+
+    def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
+        items: list[Item] = kwargs["items"]
+        if self.mutate == "sort":
+            items.sort(key=lambda it: it.id, reverse=True)
+        elif self.mutate == "pop":
+            items.pop()
+        elif self.mutate == "clear":
+            items.clear()
+        elif self.mutate == "rename":
+            for it in items:
+                it.id = "renamed-" + it.id
+        time.sleep(self.predict_s)
+        out = []
+        for x in batch:
+            coll = AnnotationCollection()
+            if x.get("boxes"):
+                coll.add_box(1, 1, 4, 4, x["label"], confidence=0.9)
+            elif x.get("confidence") is not None:
+                coll.add(Annotation.classification(x["label"], model=ModelInfo(confidence=np.float32(x["confidence"]))))
+            else:
+                coll.add_classification(x["label"], confidence=0.9)
+            out.append(coll)
+        with self.lock:
+            self.live_bytes -= sum(x["pixels"].nbytes for x in batch if "pixels" in x)
+        return out
+
+
+def make(registry: Registry, metas: list[dict[str, Any]], *, configuration: dict[str, Any] | None = None, **adapter_kw: Any):
+    """A dataset with one item per ``metas`` entry (ground truth: its ``label``) and a bound ``HostileAdapter``."""
+    ds = registry.create_dataset("hostile", labels=sorted({m["label"] for m in metas}))
+    items = []
+    for i, meta in enumerate(metas):
+        gt = AnnotationCollection()
+        gt.add_classification(meta["label"])
+        items.append(registry.add_item(ds, f"img/{i:03d}.png", png_bytes(i), metadata=meta, item_id=f"item-{i:03d}", annotations=gt))
+    model = registry.create_model("hostile", configuration=configuration or {}, labels=ds.labels)
+    adapter = HostileAdapter(registry=registry, **adapter_kw)
+    adapter.load_from_model(model)
+    return ds, items, model, adapter
+
+
+def stored_label(registry: Registry, item: Item, model_id: str) -> str | None:
+    pset = registry.get_predictions(item, model_id)
+    return None if pset is None else pset.annotations[0].label
+
+
+def stored_report(registry: Registry, run_id: str) -> dict[str, Any]:
+    return json.loads(registry.store.get_bytes(layout.run_prefix(run_id) + "prediction-report.json"))
+
+
+def accounted(report: Any) -> bool:
+    return report.total == report.succeeded + report.skipped + report.failed
+
+
+# --------------------------------------------------------------------------- point 2: the items list
+
+
+@pytest.mark.parametrize("mutate", ["sort", "pop", "clear", "rename"])
+def test_an_adapter_editing_its_items_list_cannot_move_or_drop_predictions(local_registry: Registry, mutate: str) -> None:
+    metas = [{"label": label} for label in "abcdefgh"]
+    ds, items, model, adapter = make(local_registry, metas, mutate=mutate)
+    report = adapter.predict_items(items, batch_size=4)
+    assert report.ok and (report.total, report.succeeded, report.failed) == (8, 8, 0), report.summary()
+    for item in items:
+        assert stored_label(local_registry, item, model.id) == item.metadata["label"], f"{mutate}: item {item.id} got another item's prediction"
+    assert count_sets(local_registry.store, ds.id, model.id) == 8  # none under another (renamed) item id
+    assert [it.id for it in items] == [f"item-{i:03d}" for i in range(8)]  # the caller's records are untouched
+
+
+def test_a_wrong_number_of_results_fails_each_item_of_the_batch(local_registry: Registry) -> None:
+    class Short(HostileAdapter):
+        def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
+            return super().predict(batch, **kwargs)[:-1]
+
+    ds, items, model, _ = make(local_registry, [{"label": "a"}] * 4)
+    adapter = Short(registry=local_registry)
+    adapter.load_from_model(model)
+    report = adapter.predict_items(items, batch_size=4)
+    assert not report.ok and (report.succeeded, report.failed) == (0, 4) and accounted(report)
+    for failure in report.failures:
+        assert failure.stage == "predict"
+        assert "predict returned 3 results for a batch of 4: it must return one per item" in failure.error
+    assert stored_report(local_registry, report.run_id)["failed"] == 4
+
+
+# --------------------------------------------------------------------------- point 11: memory of prepared items
+
+
+def test_an_item_larger_than_the_byte_budget_fails_by_name_and_the_rest_go_on(local_registry: Registry) -> None:
+    metas = [{"label": "a", "array_bytes": 100_000}] * 3 + [{"label": "b", "array_bytes": 3 * MIB}] + [{"label": "a", "array_bytes": 100_000}] * 3
+    ds, items, model, adapter = make(local_registry, metas, configuration={"prepared_bytes_budget": 1 * MIB})
+    report = adapter.predict_items(items, batch_size=2)
+    assert (report.succeeded, report.failed) == (6, 1) and accounted(report), report.summary()
+    [failure] = report.failures
+    big = items[3]
+    assert (failure.item_id, failure.stage, failure.path) == (big.id, "prepare", big.path)
+    assert f"item {big.id} ({big.path}) holds 3.0 MiB, more than prepared_bytes_budget (1.0 MiB)" in failure.error
+    assert stored_label(local_registry, big, model.id) is None
+    assert stored_report(local_registry, report.run_id)["failures"][0]["item_id"] == big.id
+
+
+def test_prepared_items_waiting_for_predict_stay_within_the_byte_budget(local_registry: Registry) -> None:
+    """A slow ``predict`` and many prepared arrays: at most the budget plus one item is held."""
+    item_bytes = 1 * MIB
+    budget = 6 * MIB
+    metas = [{"label": "a", "array_bytes": item_bytes}] * 48
+    _, items, _, adapter = make(local_registry, metas, configuration={"prepared_bytes_budget": budget}, predict_s=0.03)
+    report = adapter.predict_items(items, batch_size=4)
+    assert report.ok and report.succeeded == 48, report.summary()
+    assert adapter.peak_live_bytes <= budget + item_bytes, f"{adapter.peak_live_bytes / MIB:.0f} MiB of prepared arrays held at once"
+
+
+def test_the_default_loader_refuses_an_image_over_the_budget_before_decoding_it(local_registry: Registry) -> None:
+    ds = local_registry.create_dataset("big")
+    small = [local_registry.add_item(ds, f"s{i}.png", png_bytes(i)) for i in range(3)]
+    big = local_registry.add_item(ds, "big.png", png_bytes(7, size=(2000, 1000)))  # a 7 KB file, 5.7 MiB decoded
+    model = local_registry.create_model("loader", configuration={"prepared_bytes_budget": 2 * MIB})
+
+    class Loader(BaseModelAdapter):
+        def load(self, local_path: str, **kwargs: Any) -> None:
+            self.model = "loader"
+
+        def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
+            return [AnnotationCollection(annotations=[Annotation.classification("x", confidence=0.5)]) for _ in batch]
+
+    adapter = Loader(registry=local_registry)
+    adapter.load_from_model(model)
+    report = adapter.predict_items(small + [big], batch_size=2)
+    assert (report.succeeded, report.failed) == (3, 1), report.summary()
+    [failure] = report.failures
+    assert failure.item_id == big.id and failure.stage == "prepare"
+    assert f"item {big.id} (big.png)" in failure.error
+    assert "image 2000x1000 decodes to 5.7 MiB, more than the prepared_bytes_budget of 2.0 MiB" in failure.error
+
+
+@pytest.mark.slow
+def test_peak_memory_of_large_decoded_images_follows_the_budget(tmp_path: Path) -> None:
+    """Real PNGs that decode to 27 MB each (a few KB on disk): the run's RSS growth stays near the budget."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import resource, sys, time
+            sys.path[:0] = [{str(HERE.parent)!r}]
+            from adapter_base import AnnotationCollection, BaseModelAdapter, Registry
+            from support.images import png_bytes
+
+            class Sink(BaseModelAdapter):
+                def load(self, local_path, **kw):
+                    self.model = "sink"
+                def predict(self, batch, **kw):
+                    time.sleep(0.05)  # a model slower than the decoding: prepared images queue up
+                    return [AnnotationCollection() for _ in batch]
+
+            budget = int(sys.argv[1]) or None
+            registry = Registry.open({str(tmp_path)!r} + "/store-" + sys.argv[1])
+            ds = registry.create_dataset("big")
+            data = png_bytes(9, size=(3000, 3000), mode="RGB")
+            items = [registry.add_item(ds, f"{{i}}.png", data) for i in range(24)]
+            model = registry.create_model("sink", configuration={{"prepared_bytes_budget": budget}})
+            adapter = Sink(registry=registry)
+            adapter.load_from_model(model)
+            del data
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            report = adapter.predict_items(items, batch_size=4)
+            after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            print("GROWTH_MIB", (after - before) / 1024, report.succeeded, report.failed, flush=True)
+            """
+        )
+    )
+    env = {**os.environ, "MODEL_ADAPTER_HOME": str(tmp_path / "home")}
+
+    def growth(budget: int) -> float:
+        proc = subprocess.run([sys.executable, str(script), str(budget)], env=env, capture_output=True, text=True, timeout=300)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("GROWTH_MIB")), None)
+        assert line is not None, proc.stdout + proc.stderr
+        _, mib, ok, failed = line.split()
+        assert (ok, failed) == ("24", "0"), line
+        return float(mib)
+
+    bounded = growth(100 * MIB)
+    unbounded = growth(0)
+    # 100 MiB of held arrays plus the ones being decoded; without a budget many more queue up
+    assert bounded < 300, f"RSS grew {bounded:.0f} MiB with a 100 MiB budget ({unbounded:.0f} MiB without)"
+    assert bounded < unbounded / 1.5, f"budget {bounded:.0f} MiB vs none {unbounded:.0f} MiB"
+
+
+# --------------------------------------------------------------------------- point 13: a hung prepare_item_func
+
+
+def test_a_hung_prepare_item_func_fails_its_item_and_the_rest_go_on(local_registry: Registry) -> None:
+    metas = [{"label": "a", "hang": i == 3} for i in range(40)]
+    _, items, model, adapter = make(local_registry, metas, configuration={"prepare_timeout_s": 1})
+    try:
+        start = time.monotonic()
+        report = adapter.predict_items(items, batch_size=4)
+        took = time.monotonic() - start
+    finally:
+        adapter.release.set()
+    assert took < 10, f"the run took {took:.0f}s with one prepare_item_func hung"
+    assert (report.succeeded, report.failed) == (39, 1) and accounted(report), report.summary()
+    [failure] = report.failures
+    assert (failure.item_id, failure.stage) == (items[3].id, "prepare")
+    assert "TimeoutError: prepare_item_func did not return within prepare_timeout_s=1" in failure.error
+    assert all(stored_label(local_registry, it, model.id) == "a" for it in items if it is not items[3])
+
+
+@pytest.mark.slow
+def test_the_process_exits_after_a_prepare_timeout(tmp_path: Path) -> None:
+    """A ``prepare_item_func`` that never returns holds neither the run nor the process at exit."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys, time
+            sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent)!r}]
+            from adapter_base import Registry
+            from test_reliability_hostile_adapter import HostileAdapter, make
+
+            class Stuck(HostileAdapter):
+                def prepare_item_func(self, item):
+                    if item.metadata.get("hang"):
+                        time.sleep(3600)
+                    return super().prepare_item_func(item)
+
+            registry = Registry.open({str(tmp_path / "store")!r})
+            _, items, model, _ = make(registry, [{{"label": "a", "hang": i == 1}} for i in range(6)], configuration={{"prepare_timeout_s": 0.5}})
+            adapter = Stuck(registry=registry)
+            adapter.load_from_model(model)
+            report = adapter.predict_items(items, batch_size=2)
+            print("DONE", report.succeeded, report.failed, flush=True)
+            registry.close()
+            sys.exit(0 if report.ok else 1)
+            """
+        )
+    )
+    env = {**os.environ, "MODEL_ADAPTER_HOME": str(tmp_path / "home")}
+    start = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"process still running {time.monotonic() - start:.0f}s after prepare_item_func hung; output: {exc.stdout!r}")
+    assert "DONE 5 1" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 1
+
+
+# --------------------------------------------------------------------------- minors
+
+
+def test_numpy_confidences_are_stored_as_floats_and_range_checked(local_registry: Registry) -> None:
+    assert type(ModelInfo(confidence=np.float32(0.25)).confidence) is float
+    assert type(ModelInfo(confidence=np.int64(1)).confidence) is float
+    metas = [{"label": "a", "confidence": 0.75}, {"label": "b", "confidence": 1.5}, {"label": "c", "confidence": "nan"}]  # np.float32("nan")
+    _, items, model, adapter = make(local_registry, metas)
+    report = adapter.predict_items(items, batch_size=1)  # an out-of-range confidence fails its own predict call
+    assert (report.succeeded, report.failed) == (1, 2), report.summary()
+    [ann] = local_registry.get_predictions(items[0], model.id).annotations
+    assert ann.confidence == 0.75 and type(ann.confidence) is float
+    errors = {f.item_id: f.error for f in report.failures}
+    assert "confidence: must be <= 1.0" in errors[items[1].id]
+    assert "confidence: must be finite" in errors[items[2].id]
+
+
+def test_a_classification_model_returning_boxes_is_a_contract_error_not_a_zero_score(local_registry: Registry) -> None:
+    metas = [{"label": "a", "boxes": True}, {"label": "b", "boxes": True}, {"label": "a", "boxes": True}]
+    ds, _, model, adapter = make(local_registry, metas)
+    assert model.output_type == "classification"
+    with pytest.raises(AdapterContractError) as info:
+        adapter.evaluate_model(model, ds)
+    message = str(info.value)
+    assert "output_type 'classification'" in message and "only box annotations on 3 of 3 items" in message
