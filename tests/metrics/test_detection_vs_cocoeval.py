@@ -19,11 +19,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pycocotools.coco import COCO  # the dev extra; a missing package fails here, it is never skipped
+from pycocotools.cocoeval import COCOeval
 
 from adapter_base.metrics import detection_metrics, iou_matrix
-
-pycocotools_coco = pytest.importorskip("pycocotools.coco", reason="pycocotools is in the dev extra")
-pycocotools_cocoeval = pytest.importorskip("pycocotools.cocoeval", reason="pycocotools is in the dev extra")
 
 TOLERANCE = 1e-12
 LABELS = ("a", "b", "c", "d")
@@ -38,7 +37,6 @@ def _quiet(fn: Any, *args: Any) -> Any:
 
 def coco_scores(images: Sequence[Image], labels: Sequence[str]) -> tuple[dict[str, tuple[float, float, float]], tuple[float, float, float]]:
     """Per-label (AP, AP50, AP75) and (mAP, mAP50, mAP75) from pycocotools COCOeval; NaN for COCO's -1."""
-    coco, cocoeval = pycocotools_coco.COCO, pycocotools_cocoeval.COCOeval
     cat_id = {name: k + 1 for k, name in enumerate(labels)}
     categories = [{"id": k, "name": name} for name, k in cat_id.items()]
     image_records = [{"id": i, "width": 1000, "height": 1000} for i in range(1, len(images) + 1)]
@@ -55,14 +53,14 @@ def coco_scores(images: Sequence[Image], labels: Sequence[str]) -> tuple[dict[st
                             "bbox": [left, top, right - left, bottom - top], "score": score})
 
     def dataset(anns: list[dict[str, Any]]) -> Any:
-        c = coco()
+        c = COCO()
         c.dataset = {"images": image_records, "categories": categories, "annotations": anns}
         _quiet(c.createIndex)
         return c
 
     gt = dataset(gt_anns)
     dt = _quiet(gt.loadRes, dt_anns) if dt_anns else dataset([])  # loadRes cannot take an empty list
-    ev = cocoeval(gt, dt, "bbox")
+    ev = COCOeval(gt, dt, "bbox")
     _quiet(ev.evaluate)
     _quiet(ev.accumulate)
     _quiet(ev.summarize)
