@@ -11,6 +11,7 @@ from ..entities import Model
 from ..errors import ValidationError
 from ..loading import load_adapter_class
 from ..registry import Registry
+from ..secrets import holds_secret
 from ..storage import default_store_uri
 
 
@@ -37,12 +38,25 @@ def make_adapter(registry: Registry, model: Model, adapter_path: str | None, **k
 
 
 def parse_key_values(pairs: list[str] | None, what: str) -> dict[str, Any]:
-    """``["a=1", "b=x"]`` to ``{"a": 1, "b": "x"}`` (values parsed as JSON when they are JSON)."""
+    """``["a=1", "b=x"]`` to ``{"a": 1, "b": "x"}`` (values parsed as JSON when they are JSON).
+
+    A value holding a credential (a secret variable's value, or a URL with ``user:password@``)
+    is refused without being echoed: configuration is stored with the model and sent as a run
+    parameter, where anyone who can read the store or see the run would read it.
+    """
     out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValidationError(what, pair, "expected KEY=VALUE")
+            raise ValidationError(what, "KEY=VALUE" if holds_secret(pair) else pair, "expected KEY=VALUE")
+        if holds_secret(value):
+            raise ValidationError(
+                what,
+                key,
+                "the value holds a credential; configuration is stored and shown in plain text, so pass "
+                "credentials through the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, from a "
+                "Kubernetes Secret in a cluster) instead",
+            )
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

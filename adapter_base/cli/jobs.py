@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from ..errors import StoreError
 from ._common import add_store_option, make_adapter, open_registry, print_json
+
+if TYPE_CHECKING:
+    from ..flows.predict import PredictionReport
 
 
 def _subset_filters(args: argparse.Namespace) -> dict:
@@ -42,10 +48,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model = registry.get_model(args.model)
         adapter = make_adapter(registry, model, args.adapter)
         adapter.load_from_model(model)
-        report = adapter.predict_dataset(args.dataset, filters=_subset_filters(args), batch_size=args.batch_size, resume=args.resume, progress=True)
-        print(report.summary())
-        if args.report:
-            print_json(report.to_dict())
+        shown: list[PredictionReport] = []
+
+        def show(report: PredictionReport) -> None:
+            """Print the run's summary (and report) before it is stored: a failed store loses neither."""
+            print(report.summary())
+            if args.report:
+                print_json(report.to_dict())
+            sys.stdout.flush()
+            shown.append(report)
+
+        try:
+            report = adapter.predict_dataset(
+                args.dataset, filters=_subset_filters(args), batch_size=args.batch_size, resume=args.resume, progress=True, on_finish=show
+            )
+        except Exception as exc:
+            if not shown:
+                raise
+            raise StoreError(
+                f"the run report of {shown[0].run_id} could not be stored ({type(exc).__name__}: {exc}); "
+                "the predictions counted above were written"
+            ) from exc
     return 0 if report.ok else 1
 
 

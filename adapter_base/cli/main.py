@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Sequence
 
-from ..secrets import install_log_redaction, redact
+from ..secrets import install_redaction, redact
 from . import datasets, demo, jobs, models
 
 
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    install_log_redaction()  # credentials never reach the log, whoever logs them
+    install_redaction()  # credentials never reach the log, warnings or tracebacks, whoever writes them
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

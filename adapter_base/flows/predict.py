@@ -507,8 +507,12 @@ def run_predictions(
     run_id: str | None = None,
     save_report: bool = True,
     resume_run: bool = False,
+    on_finish: Callable[[PredictionReport], None] | None = None,
 ) -> PredictionReport:
     """Run the streaming prediction over ``(item_id, Item or error)`` pairs; returns the report.
+
+    ``on_finish``: called with the finished report before it is stored (the CLI prints it
+    there, so a failure to store it loses nothing).
 
     ``resume``: skip items that have a prediction set from this model version (any run).
     ``resume_run``: skip items that have one from this ``run_id`` (a retried attempt of the run).
@@ -528,6 +532,8 @@ def run_predictions(
                 log.error("could not store the report of the failed run: %s", _error_text(exc))
         raise
     log.info(report.summary().splitlines()[0])
+    if on_finish is not None:
+        on_finish(report)
     if save_report and write:
         adapter.registry.store.put_json(layout.run_prefix(report.run_id) + "prediction-report.json", report.to_dict())
     return report

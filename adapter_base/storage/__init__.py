@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import StoreError
+from ..secrets import holds_secret
 from .base import ObjectInfo, ObjectStore
 from .keys import join_key, validate_key, validate_prefix
 from .local import LocalStore
@@ -25,13 +26,26 @@ def default_store_uri() -> str:
     return os.environ.get(ENV_STORE) or str(adapter_home() / "store")
 
 
+def check_store_uri(uri: str) -> str:
+    """``uri``, unless it embeds a credential (``user:password@``, or a secret variable's value).
+
+    Refused before anything is opened or sent, with a ``StoreError`` that does not echo it.
+    """
+    if holds_secret(uri):
+        raise StoreError(
+            "the store URI must not embed credentials (user:password@, or anything before an '@'): set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a server other than AWS) in the environment instead"
+        )
+    return uri
+
+
 def open_store(uri: str | None = None) -> ObjectStore:
     """Open a store from a URI: ``/path``, ``file:///path``, a relative path, or ``s3://bucket/prefix``.
 
     S3 endpoint and credentials come from the environment (``AWS_ENDPOINT_URL``,
     ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``).
     """
-    uri = uri or default_store_uri()
+    uri = check_store_uri(uri or default_store_uri())
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
         from .s3 import S3Store
@@ -51,6 +65,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectStore",
     "adapter_home",
+    "check_store_uri",
     "default_store_uri",
     "join_key",
     "open_store",
