@@ -38,7 +38,7 @@ from .errors import ConflictError, NotFoundError, StoreError, ValidationError
 from .flows.evaluate import headline
 from .flows.predict import run_predictions
 from .loading import load_adapter_class
-from .metrics import format_metric, json_safe, render_markdown_summary
+from .metrics import format_metric, from_json_safe, json_safe, render_markdown_summary
 from .registry import Registry, layout
 from .secrets import install_redaction, redact
 
@@ -290,7 +290,11 @@ def promotion_decision(metric: str, value: float, threshold: float | None) -> tu
 
 def metric_value(metrics: Mapping[str, Any], name: str) -> float:
     """A number from evaluation metrics: a top-level key (``accuracy``, ``map``), a headline
-    key (``macro_f1``) or a dotted path (``macro.f1``, ``per_label.3.f1``)."""
+    key (``macro_f1``) or a dotted path (``macro.f1``, ``per_label.3.f1``).
+
+    Stored metrics carry NaN / infinity as the strings ``json_safe`` writes; those come back
+    as floats (a metric that scored NaN is a NaN, not a missing metric).
+    """
     candidates: list[Any] = []
     if name in metrics:
         candidates.append(metrics[name])
@@ -301,7 +305,7 @@ def metric_value(metrics: Mapping[str, Any], name: str) -> float:
     for part in name.split("."):
         cur = cur.get(part) if isinstance(cur, Mapping) else None
     candidates.append(cur)
-    for value in candidates:
+    for value in map(from_json_safe, candidates):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     available = ", ".join(sorted(scalar_metrics(metrics)))

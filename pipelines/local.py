@@ -25,6 +25,9 @@ from typing import Any, Iterator, Mapping
 from adapter_base.errors import AdapterError, NotFoundError
 from adapter_base.storage import adapter_home
 
+from .engine import find_engine
+from .runners import local_runner
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -60,6 +63,7 @@ def _model_state(store_uri: str, model: str) -> dict[str, Any]:
             "status_message": m.status_message,
             "aliases": dict(m.aliases),
             "evaluation": m.metrics.get("evaluation"),
+            "promotion": m.metrics.get("promotion"),
         }
 
 
@@ -90,6 +94,8 @@ def run_local(
     pipeline_root: str | Path | None = None,
     image: str | None = None,
     profile: str = "cpu",
+    runner: str = "subprocess",
+    engine: str | None = None,
     **options: Any,
 ) -> LocalRunResult:
     """Run pipeline ``kind`` with ``arguments`` under ``kfp.local``; returns timing and a summary.
@@ -97,6 +103,9 @@ def run_local(
     ``train``: the summary is the model's record after the run (version, status,
     aliases, evaluation). ``predict``: the merged prediction summary. A failed run
     raises ``PipelineRunError`` (for ``train`` with the model's recorded status).
+
+    ``runner``: ``subprocess`` (steps in this Python environment) or ``docker`` (each step
+    in ``image`` through Docker or podman, ``engine`` to choose; see ``pipelines.runners``).
     """
     from kfp import local
 
@@ -104,14 +113,21 @@ def run_local(
 
     root = Path(pipeline_root) if pipeline_root else default_pipeline_root()
     root.mkdir(parents=True, exist_ok=True)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root.resolve()), raise_on_error=True)
-    pipeline = build_pipeline(kind, image, profile, **options)
     store_uri = str(arguments.get("store_uri") or "")
+    before = _version_before(store_uri, arguments) if kind == "train" else None
+    container_engine = None
+    if runner == "docker":
+        from components._factory import default_image  # imports kfp: kept out of CLI start-up
+
+        container_engine = find_engine(engine)
+        image = container_engine.image_ref(image or default_image())
     start = time.monotonic()
     try:
-        with warnings.catch_warnings(), preserved_process_state():
+        with local_runner(runner, root.resolve(), container_engine) as config, warnings.catch_warnings(), preserved_process_state():
             warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+            local.init(runner=config, pipeline_root=str(root.resolve()), raise_on_error=True)
+            pipeline = build_pipeline(kind, image, profile, **options)
             task = pipeline(**dict(arguments))
     except Exception as exc:  # noqa: BLE001 - kfp.local raises RuntimeError with colour codes
         seconds = time.monotonic() - start
@@ -125,9 +141,26 @@ def run_local(
                 pass
         raise PipelineRunError(f"local {kind} run failed after {seconds:.1f}s: {message}") from None
     seconds = time.monotonic() - start
+    # kfp.local's DockerRunner takes a container removed before its exit code was read for a
+    # success (podman does this): trust what the run left, not the runner's word.
     if kind == "train":
         summary = _model_state(store_uri, str(arguments["model"]))
+        if summary["status"] == "failed" or summary["version"] == before:
+            raise PipelineRunError(
+                f"local train run reported success after {seconds:.1f}s but committed no new version of model "
+                f"{summary['model_name']} (status {summary['status']}: {summary['status_message'] or 'no message'})"
+            )
     else:
-        summary = json.loads(Path(task.output.path).read_text())
+        output = Path(task.output.path)
+        if not output.is_file():
+            raise PipelineRunError(f"local predict run reported success after {seconds:.1f}s but wrote no merged summary ({output})")
+        summary = json.loads(output.read_text())
     return LocalRunResult(kind=kind, seconds=seconds, pipeline_root=str(root), summary=summary)
+
+
+def _version_before(store_uri: str, arguments: Mapping[str, Any]) -> int | None:
+    try:
+        return _model_state(store_uri, str(arguments["model"]))["version"]
+    except (AdapterError, NotFoundError, KeyError):
+        return None
 

@@ -206,6 +206,14 @@ def test_train_gates_promotion_on_the_threshold_and_records_status_at_exit(compi
         assert all(a["artifactType"]["schemaTitle"] == "system.Model" for a in arts.values())
 
 
+@pytest.mark.parametrize("kind", ["train", "predict"])
+def test_no_step_outputs_a_float_parameter(compiled, kind):
+    """The executor writes a float return value with json.dumps: NaN would reach the Go launcher as a bare NaN."""
+    for name, comp in compiled[(kind, "gpu")].spec["components"].items():
+        params = comp.get("outputDefinitions", {}).get("parameters", {})
+        assert not [p for p, d in params.items() if d["parameterType"] == "NUMBER_DOUBLE"], name
+
+
 def test_cli_compile_writes_the_yaml_with_the_image_from_the_environment(tmp_path, monkeypatch, capsys, fake_credentials):
     monkeypatch.setenv("MODEL_ADAPTER_IMAGE", "example.org/env-image:7")
     out = tmp_path / "sub" / "predict.yaml"

@@ -11,6 +11,7 @@ import pytest
 from adapter_base import Registry
 from adapter_base.cli.main import main
 from adapter_base.sharding import shard_report_key, summary_key
+from kfp_backend import assert_strict_json_files
 from pipelines.local import PipelineRunError, preserved_process_state, run_local
 from pipelines_support import ADAPTER, MODEL, make_digits, predict_arguments
 
@@ -64,6 +65,8 @@ def test_predict_dag_with_filters_and_more_shards_than_items(local_store_uri, pi
         assert all(registry.prediction_model_ids(i) == [digits.model_id] for i in test_items)
         assert all(registry.prediction_model_ids(i) == [] for i in others)
     assert (root.handlers, root.level, builtins.print) == before, "kfp.local's parallel shards leave no logging/print state behind"
+    written = assert_strict_json_files(pipeline_root)
+    assert sum(p.name == "executor_output.json" for p in written) == len(test_items) + 3, "every shard, load, split and merge"
 
 
 def test_preserved_process_state_undoes_what_kfp_local_swaps():

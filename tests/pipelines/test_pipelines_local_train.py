@@ -14,6 +14,7 @@ import pytest
 from adapter_base import Registry
 from adapter_base.cli.main import main
 from adapter_base.registry import layout
+from kfp_backend import assert_strict_json_files, strict_json
 from pipelines.local import PipelineRunError, run_local
 from pipelines_support import ADAPTER, MODEL, make_digits, train_arguments
 
@@ -62,6 +63,27 @@ def test_train_dag_does_not_promote_below_the_threshold(local_store_uri, pipelin
 
     third = run_local("train", train_arguments(local_store_uri, threshold=0.0, metric="macro_f1", alias="canary"), pipeline_root=pipeline_root)
     assert third.summary["aliases"] == {"production": 1, "canary": 3}
+
+
+def test_a_nan_gate_metric_is_not_promoted_the_reason_is_recorded_and_every_output_is_strict_json(local_store_uri, pipeline_root):
+    digits = make_digits(local_store_uri)
+    with Registry.open(local_store_uri) as registry:
+        item = next(iter(registry.iter_items(digits.dataset_id, {"subset": "test"})))
+        (label,) = {a.label for a in registry.get_annotations(item).annotations}
+    absent = next(lb for lb in map(str, range(10)) if lb != label)
+    # One test item: the recall of any other label has no support, so the gate metric is NaN.
+    args = train_arguments(local_store_uri, threshold=0.0, metric=f"per_label.{absent}.recall", test_filters={"subset": "test", "item_ids": [item.id]})
+    s = run_local("train", args, pipeline_root=pipeline_root).summary
+    assert (s["version"], s["status"], s["aliases"]) == (1, "trained", {}), "saved and evaluated, never promoted on NaN"
+    promotion = s["promotion"]
+    assert promotion["promote"] is False and promotion["value"] == "NaN" and promotion["version"] == 1
+    assert promotion["reason"] == f"per_label.{absent}.recall = NaN is not a finite number: not promoted"
+
+    checked = assert_strict_json_files(pipeline_root)
+    outputs = {p.parent.name: strict_json(p.read_text()) for p in checked if p.name == "executor_output.json"}
+    assert {"load-from-model", "train-model", "save-to-model", "evaluate-model", "record-status"} <= set(outputs)
+    assert outputs["evaluate-model"]["parameterValues"] == {"Output": False}
+    assert "promote" not in outputs, "the gate did not open"
 
 
 def test_a_failing_step_marks_the_model_failed_with_the_run_and_the_cause(local_store_uri, pipeline_root):
