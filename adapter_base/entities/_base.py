@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Mapping, TypeVar
@@ -100,6 +101,29 @@ def check_str(entity: str, field: str, value: Any, *, empty: bool = False) -> No
         raise ValidationError(entity, field, f"expected a string, got {type(value).__name__}")
     if not empty and not value:
         raise ValidationError(entity, field, "must not be empty")
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ID_LIKE = re.compile(r"[0-9a-f]{32}")
+NAME_RULE = "1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit)"
+
+
+def check_path_part(entity: str, field: str, value: Any) -> None:
+    """A value used as one store-key or local-path part (ids, run ids): the name rule, so never ``..`` or ``a/b``."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValidationError(entity, field, f"must be {NAME_RULE}, got {value!r}")
+
+
+def check_optional_path_part(entity: str, field: str, value: Any) -> None:
+    if value is not None:
+        check_path_part(entity, field, value)
+
+
+def check_name(entity: str, field: str, value: Any) -> None:
+    """A dataset or model name: a path part that does not look like an id (32 hex digits), which it would shadow."""
+    check_path_part(entity, field, value)
+    if _ID_LIKE.fullmatch(value):
+        raise ValidationError(entity, field, f"must not look like an id (32 hex digits), got {value!r}")
 
 
 def check_optional_str(entity: str, field: str, value: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 
-from ._base import Entity, check_dict, check_jsonable, check_str, check_str_list, new_id, utc_now
+from ._base import Entity, check_dict, check_jsonable, check_name, check_path_part, check_str, check_str_list, new_id, utc_now
 from .filters import Filters
 from .item import Item
 
@@ -29,8 +29,8 @@ class Dataset(Entity):
         self._registry: Registry | None = None
 
     def validate(self) -> None:
-        check_str(self.kind, "id", self.id)
-        check_str(self.kind, "name", self.name)
+        check_path_part(self.kind, "id", self.id)
+        check_name(self.kind, "name", self.name)
         check_str_list(self.kind, "labels", self.labels)
         check_dict(self.kind, "metadata", self.metadata)
         check_jsonable(self.kind, "metadata", self.metadata)

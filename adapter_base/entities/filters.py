@@ -45,12 +45,20 @@ class Filters(Entity):
             prefix = self.path_prefix.strip("/")
             if prefix and item.path != prefix and not item.path.startswith(prefix + "/"):
                 return False
-        if self.item_ids is not None and item.id not in self.item_ids:
+        if self.item_ids is not None and item.id not in self._id_set():
             return False
         for key, want in self.metadata.items():
             if _dotted(item.metadata, key) != want:
                 return False
         return True
+
+    def _id_set(self) -> frozenset[str]:
+        """``item_ids`` as a set (tens of thousands of ids: a list scan per item is quadratic), rebuilt if replaced or resized."""
+        cached = self.__dict__.get("_ids_cache")
+        if cached is None or cached[0] is not self.item_ids or cached[1] != len(self.item_ids or ()):
+            cached = (self.item_ids, len(self.item_ids or ()), frozenset(self.item_ids or ()))
+            self.__dict__["_ids_cache"] = cached
+        return cached[2]
 
     @classmethod
     def coerce(cls, value: "Filters | Mapping[str, Any] | None") -> "Filters":

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ValidationError
-from ._base import Entity, check_dict, check_jsonable, check_int, check_str, check_str_list, new_id, utc_now
+from ._base import Entity, check_dict, check_int, check_jsonable, check_path_part, check_str, check_str_list, new_id, utc_now
 
 SUPPORTED_MIMETYPES: tuple[str, ...] = (
     "image/png",
@@ -65,8 +65,8 @@ class Item(Entity):
         return "/" + posixpath.dirname(self.path)
 
     def validate(self) -> None:
-        check_str(self.kind, "id", self.id)
-        check_str(self.kind, "dataset_id", self.dataset_id)
+        check_path_part(self.kind, "id", self.id)
+        check_path_part(self.kind, "dataset_id", self.dataset_id)
         check_relative_path(self.kind, "path", self.path)
         check_str(self.kind, "mimetype", self.mimetype)
         if self.mimetype not in SUPPORTED_MIMETYPES:

@@ -13,7 +13,10 @@ from ._base import (
     check_dict,
     check_int,
     check_jsonable,
+    check_name,
+    check_optional_path_part,
     check_optional_str,
+    check_path_part,
     check_str,
     check_str_list,
     new_id,
@@ -62,7 +65,7 @@ class ArtifactManifest(Entity):
         return sum(f.size for f in self.files)
 
     def validate(self) -> None:
-        check_str(self.kind, "model_id", self.model_id)
+        check_path_part(self.kind, "model_id", self.model_id)
         check_int(self.kind, "version", self.version, lo=1)
         check_str(self.kind, "created_at", self.created_at)
         if not isinstance(self.files, list):
@@ -114,17 +117,19 @@ class Model(Entity):
     updated_at: str = field(default_factory=utc_now)
 
     def validate(self) -> None:
-        check_str(self.kind, "id", self.id)
-        check_str(self.kind, "name", self.name)
+        # Names, ids and subset names become local paths and store keys: checked on every read.
+        check_path_part(self.kind, "id", self.id)
+        check_name(self.kind, "name", self.name)
         check_optional_str(self.kind, "adapter", self.adapter)
         check_dict(self.kind, "configuration", self.configuration)
         check_jsonable(self.kind, "configuration", self.configuration)
         check_str_list(self.kind, "labels", self.labels)
         check_str(self.kind, "input_type", self.input_type)
         check_str(self.kind, "output_type", self.output_type)
-        check_optional_str(self.kind, "dataset_id", self.dataset_id)
+        check_optional_path_part(self.kind, "dataset_id", self.dataset_id)
         check_dict(self.kind, "subsets", self.subsets)
         for name, flt in self.subsets.items():
+            check_path_part(self.kind, "subsets", name)
             try:
                 Filters.coerce(flt)
             except ValidationError as exc:
@@ -140,7 +145,7 @@ class Model(Entity):
                 raise ValidationError(self.kind, "artifacts", f"manifest is version {self.artifacts.version}, model is {self.version}")
         elif self.version:
             raise ValidationError(self.kind, "artifacts", f"version {self.version} has no manifest")
-        check_optional_str(self.kind, "parent_model_id", self.parent_model_id)
+        check_optional_path_part(self.kind, "parent_model_id", self.parent_model_id)
         check_dict(self.kind, "metrics", self.metrics)
         check_jsonable(self.kind, "metrics", self.metrics)
         check_dict(self.kind, "aliases", self.aliases)

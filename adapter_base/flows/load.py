@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - not POSIX: no claims, one loader per h
     fcntl = None  # type: ignore[assignment]
 
 from ..entities import Model
+from ..local_dirs import safe_join, user_dir
 from ._common import fresh_dir, resolve_model
 
 if TYPE_CHECKING:
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def artifacts_dir(adapter: "BaseModelAdapter", model: Model) -> Path:
-    """``<home>/models/<model.name>/artifacts``: where a model's files are downloaded."""
-    return adapter.home / "models" / model.name / "artifacts"
+    """``<home>/models/<model.name>/artifacts``: where a model's files are downloaded (never outside the home)."""
+    return safe_join(adapter.home, "models", model.name, "artifacts", what="Model.name")
 
 
 class _Claim:
@@ -99,12 +100,16 @@ def load_from_model(
     A model with no artifacts yet (version 0) is loaded from an empty directory, so
     ``load`` can build a fresh model. Returns the local artifacts directory: by default
     ``artifacts_dir``, or a private sibling of it while another loader (a concurrent
-    process or adapter) is using that one.
+    process or adapter) is using that one. A ``local_path`` is emptied first only if the
+    framework created it: one holding other files (a project folder, ``.``) is left
+    alone and the files go to a subfolder named after the model (see ``user_dir``).
     """
     entity = resolve_model(adapter, model)
     adapter.bind_model(entity)
-    path = Path(local_path) if local_path else _claim(adapter, artifacts_dir(adapter, entity))
-    fresh_dir(path, overwrite)
+    if local_path:
+        path = user_dir(local_path, overwrite, entity.name)
+    else:
+        path = fresh_dir(_claim(adapter, artifacts_dir(adapter, entity)), overwrite)
     if entity.version > 0 or version:
         manifest = adapter.registry.download_artifacts(entity, path, version)
         if manifest.version != entity.version:

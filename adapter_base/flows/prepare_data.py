@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from ..concurrency import ordered_map
 from ..entities import Dataset, Item
 from ..errors import ValidationError
-from ..registry.artifacts import safe_destination
-from ._common import fresh_dir, resolve_dataset, resolve_model, timestamp
+from ..local_dirs import safe_join, user_dir
+from ._common import resolve_dataset, resolve_model, timestamp
 
 if TYPE_CHECKING:
     from ..adapter import BaseModelAdapter
@@ -30,7 +30,7 @@ def default_root(adapter: "BaseModelAdapter") -> Path:
     """A new timestamped directory under ``<home>/model_data/<model.id>_<model.name>/``."""
     model = adapter.model_entity
     assert model is not None
-    return adapter.home / "model_data" / f"{model.id}_{model.name}" / timestamp()
+    return safe_join(adapter.home, "model_data", f"{model.id}_{model.name}", timestamp(), what="Model")
 
 
 def _convert(adapter: "BaseModelAdapter", data_path: str, **kwargs: Any) -> None:
@@ -64,23 +64,22 @@ def prepare_data(
     if not model.subsets:
         raise ValidationError("Model", "subsets", f"model {model.name!r} names no subsets to train on (e.g. {{'train': {{'subset': 'train'}}}})")
     root = Path(root_path) if root_path else default_root(adapter)
-    data_dir = Path(data_path) if data_path else root / "datasets" / ds.id
-    out_dir = Path(output_path) if output_path else root / "output"
-    fresh_dir(data_dir, overwrite)
-    fresh_dir(out_dir, overwrite)
+    # Caller-named folders are emptied only if the framework made them (never a project folder).
+    data_dir = user_dir(data_path or safe_join(root, "datasets", ds.id, what="Dataset.id"), overwrite, ds.id)
+    out_dir = user_dir(output_path or root / "output", overwrite, "output")
     registry = adapter.registry
 
     for subset in model.subsets:
         filters = model.subset_filters(subset)
-        subset_dir = data_dir / subset
+        subset_dir = safe_join(data_dir, subset, what="Model.subsets")
 
         def fetch(item: Item, subset_dir: Path = subset_dir) -> bool:
             gt = registry.get_ground_truth(item)
             if not len(gt):
                 return False
-            registry.download_item(item, safe_destination(subset_dir / "items", item.path))
+            registry.download_item(item, safe_join(subset_dir / "items", item.path, what="Item.path"))
             record = {"item": item.to_dict(), "annotations": [a.to_dict() for a in gt]}
-            dest = safe_destination(subset_dir / "json", item.path + ".json")
+            dest = safe_join(subset_dir / "json", item.path + ".json", what="Item.path")
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(json.dumps(record, allow_nan=False))
             return True

@@ -19,7 +19,8 @@ from ..errors import ValidationError
 from ..metrics import json_safe
 from ..secrets import redact
 from ..registry import layout
-from ..registry.artifacts import local_files, safe_destination
+from ..local_dirs import safe_join
+from ..registry.artifacts import local_files
 from ._common import fresh_dir, resolve_model
 from .load import load_from_model
 from .prepare_data import default_root, prepare_data
@@ -47,7 +48,7 @@ class CheckpointSync:
         found = False
         for obj in self.store.list(self.prefix):
             rel = obj.key[len(self.prefix) :]
-            dest = safe_destination(self.local_dir, rel)  # a listed key never writes outside
+            dest = safe_join(self.local_dir, rel, what="checkpoints")  # a listed key never writes outside
             self.store.get_file(obj.key, dest)
             st = dest.stat()
             self._sent[rel] = (st.st_size, st.st_mtime_ns)

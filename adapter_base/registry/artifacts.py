@@ -11,6 +11,7 @@ from typing import Callable, Iterable
 from ..concurrency import map_all
 from ..entities import ArtifactFile
 from ..errors import StoreError, ValidationError
+from ..local_dirs import safe_join
 from ..storage import ObjectStore
 from ..storage.digest import OVERLAP_HASH_MIN, copy_stream_sha256
 
@@ -19,26 +20,29 @@ DEFAULT_WINDOW = 64
 
 
 def local_files(root: str | Path) -> list[str]:
-    """Every regular file under ``root`` as sorted POSIX paths relative to it (links are refused)."""
-    top = os.fspath(root)
-    out = []
-    for dirpath, _, filenames in os.walk(top):
-        rel_dir = os.path.relpath(dirpath, top)
-        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        for name in filenames:
-            if os.path.islink(os.path.join(dirpath, name)):
-                raise ValidationError("artifacts", prefix + name, "symbolic links are not uploaded")
-            out.append(prefix + name)
+    """Every regular file under ``root`` as sorted POSIX paths relative to it.
+
+    Anything else is refused with a ``ValidationError`` naming it, files and folders
+    alike: a symbolic link (to a file or a directory) or a device, pipe or socket is
+    never silently left out of a version.
+    """
+    out: list[str] = []
+    pending = [(os.fspath(root), "")]
+    while pending:
+        directory, prefix = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    kind = "directory" if entry.is_dir() else "file"
+                    raise ValidationError("artifacts", rel, f"is a symbolic link to a {kind}: links are not uploaded (write the files themselves)")
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, rel + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    out.append(rel)
+                else:
+                    raise ValidationError("artifacts", rel, "is not a regular file (a device, pipe or socket) and cannot be uploaded")
     return sorted(out)
-
-
-def safe_destination(dest_dir: Path, rel: str) -> Path:
-    """``dest_dir / rel`` if it stays inside ``dest_dir``; otherwise a ``ValidationError``."""
-    root = dest_dir.resolve()
-    target = (root / rel).resolve()
-    if target != root and root not in target.parents:
-        raise ValidationError("artifacts", rel, f"path escapes the target directory {root}")
-    return target
 
 
 def upload_file(store: ObjectStore, key: str, path: Path, rel: str) -> ArtifactFile:
@@ -100,6 +104,6 @@ def download_tree(
     dest_dir.mkdir(parents=True, exist_ok=True)
 
     def one(f: ArtifactFile) -> None:
-        download_verified(store, key_of(f.path), safe_destination(dest_dir, f.path), f.sha256, f.size)
+        download_verified(store, key_of(f.path), safe_join(dest_dir, f.path, what="artifacts"), f.sha256, f.size)
 
     map_all(one, files, pool, window)

@@ -19,19 +19,14 @@
 
 from __future__ import annotations
 
-import re
-
-from ..errors import ValidationError
+from ..entities._base import check_path_part
 from ..storage import join_key
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def check_name(entity: str, name: object) -> str:
-    """Names are 1-128 of ``A-Z a-z 0-9 . _ -``, starting with a letter or digit."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValidationError(entity, "name", f"must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter or digit), got {name!r}")
-    return name
+    """Names of runs and the like: 1-128 of ``A-Z a-z 0-9 . _ -``, starting with a letter or digit."""
+    check_path_part(entity, "name", name)
+    return name  # type: ignore[return-value]
 
 
 def dataset_name(name: str) -> str:
@@ -40,6 +35,10 @@ def dataset_name(name: str) -> str:
 
 def model_name(name: str) -> str:
     return join_key("names/models", f"{name}.json")
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    return join_key("datasets", dataset_id) + "/"
 
 
 def dataset_record(dataset_id: str) -> str:
@@ -62,6 +61,10 @@ def item_record(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "records", f"{item_id}.json")
 
 
+def item_paths_prefix(dataset_id: str) -> str:
+    return join_key("datasets", dataset_id, "paths") + "/"
+
+
 def item_path(dataset_id: str, path: str) -> str:
     return join_key("datasets", dataset_id, "paths", f"{path}.json")
 
@@ -80,6 +83,10 @@ def predictions_prefix(dataset_id: str, item_id: str) -> str:
 
 def predictions(dataset_id: str, item_id: str, model_id: str) -> str:
     return join_key("datasets", dataset_id, "annotations", item_id, "predictions", f"{model_id}.json")
+
+
+def model_prefix(model_id: str) -> str:
+    return join_key("models", model_id) + "/"
 
 
 def model_record(model_id: str) -> str:

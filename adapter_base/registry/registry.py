@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from ..concurrency import map_all, ordered_map
 from ..entities import (
@@ -25,13 +25,15 @@ from ..entities import (
     Model,
     PredictionSet,
 )
-from ..entities._base import utc_now
+from ..entities._base import check_name, check_path_part, utc_now
 from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
 from ..storage import ObjectStore, open_store
 from . import layout
 from .artifacts import download_tree, upload_tree
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E")
 
 _MIMETYPE_FALLBACKS = {".txt": "text/plain", ".json": "application/json"}
 
@@ -69,9 +71,9 @@ class Registry:
     # --- datasets -----------------------------------------------------------------------
 
     def create_dataset(self, name: str, labels: Iterable[str] = (), metadata: Mapping[str, Any] | None = None) -> Dataset:
-        """Create a dataset with a unique name."""
-        layout.check_name("Dataset", name)
-        if self.store.exists(layout.dataset_name(name)):
+        """Create a dataset with a unique name (a name left by an interrupted delete is free)."""
+        check_name("Dataset", "name", name)
+        if self._named_id(layout.dataset_name(name), layout.dataset_record) is not None:
             raise ConflictError(f"a dataset named {name!r} already exists")
         ds = Dataset(name=name, labels=list(labels), metadata=dict(metadata or {}))
         ds.validate()
@@ -83,7 +85,10 @@ class Registry:
     def get_dataset(self, name_or_id: str) -> Dataset:
         """A dataset by id or by name."""
         ds_id = self._resolve(name_or_id, layout.dataset_name, layout.dataset_record, "dataset")
-        return Dataset.from_dict(self.store.get_json(layout.dataset_record(ds_id))).bind(self)
+        return self._load_dataset(ds_id, name_or_id)
+
+    def _load_dataset(self, ds_id: str, name_or_id: str) -> Dataset:
+        return Dataset.from_dict(self._get_record(layout.dataset_record(ds_id), name_or_id, "dataset")).bind(self)
 
     def update_dataset(self, dataset: Dataset) -> Dataset:
         """Persist changed labels or metadata of a dataset."""
@@ -92,14 +97,20 @@ class Registry:
         return dataset
 
     def list_datasets(self) -> list[Dataset]:
-        """Every dataset, sorted by name."""
-        found = [self.get_dataset(self.store.get_json(o.key)["id"]) for o in self.store.list(layout.datasets_prefix())]
+        """Every dataset, sorted by name (names left by an interrupted delete are skipped)."""
+        found = self._list_named(layout.datasets_prefix(), self._load_dataset, "dataset")
         return sorted(found, key=lambda d: d.name)
 
     def delete_dataset(self, dataset: Dataset) -> None:
-        """Remove a dataset with its items and annotations."""
-        self.store.delete_prefix(f"datasets/{dataset.id}/")
-        self.store.delete(layout.dataset_name(dataset.name))
+        """Remove a dataset with its items and annotations.
+
+        Re-runnable: the record goes first (from then on the dataset is gone), the name
+        last; a delete interrupted in between leaves a name that listings skip and
+        ``create_dataset`` reuses.
+        """
+        self.store.delete(layout.dataset_record(dataset.id))
+        self.store.delete_prefix(layout.dataset_prefix(dataset.id))
+        self._release_name(layout.dataset_name(dataset.name), dataset.id)
 
     # --- items --------------------------------------------------------------------------
 
@@ -131,10 +142,10 @@ class Registry:
         item.validate()
         if annotations is not None:
             self._check_ground_truth(annotations)
-        path_key = layout.item_path(dataset.id, item.path)
-        if self.store.exists(path_key):
-            raise ConflictError(f"dataset {dataset.name!r} already has an item at {item.path!r} (item {self.store.get_json(path_key)['id']})")
-        self.store.put_json(path_key, {"id": item.id})
+        self._check_path_free(dataset, item.path)
+        # The path entry reserves the path; the record, written last, makes the item exist.
+        # An entry whose item never got its record (a failed add) does not block the path.
+        self.store.put_json(layout.item_path(dataset.id, item.path), {"id": item.id})
         if isinstance(data, bytes):
             self.store.put_bytes(layout.item_binary(dataset.id, item.id), data, item.mimetype)
         else:
@@ -144,6 +155,42 @@ class Registry:
         # The record is written last: an item is listed only once its bytes are there.
         self.store.put_json(layout.item_record(dataset.id, item.id), item.to_dict())
         return item
+
+    def _path_holder(self, dataset_id: str, path: str) -> str | None:
+        """The id of the item at ``path``, or None (no entry, or an entry whose item was never completed)."""
+        try:
+            item_id = _entry_id(self.store.get_json(layout.item_path(dataset_id, path)))
+        except NotFoundError:
+            return None
+        if item_id is None or not self.store.exists(layout.item_record(dataset_id, item_id)):
+            return None
+        return item_id
+
+    def _check_path_free(self, dataset: Dataset, path: str) -> None:
+        """``ConflictError`` if ``path``, a folder above it or a file below it is taken.
+
+        A path is a file or a folder, never both: ``img`` and ``img/1.png`` cannot be
+        written side by side when the dataset is downloaded for training.
+        """
+        holder = self._path_holder(dataset.id, path)
+        if holder is not None:
+            raise ConflictError(f"dataset {dataset.name!r} already has an item at {path!r} (item {holder})")
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            above = "/".join(parts[:depth])
+            holder = self._path_holder(dataset.id, above)
+            if holder is not None:
+                raise ConflictError(
+                    f"dataset {dataset.name!r} has an item at {above!r} (item {holder}), so {path!r} cannot be below it: a path is a file or a folder, not both"
+                )
+        prefix = layout.item_paths_prefix(dataset.id)
+        for obj in self.store.list(layout.item_path(dataset.id, path)[: -len(".json")] + "/"):
+            below = obj.key[len(prefix) : -len(".json")]
+            holder = self._path_holder(dataset.id, below)
+            if holder is not None:
+                raise ConflictError(
+                    f"dataset {dataset.name!r} has an item at {below!r} (item {holder}), so {path!r} cannot be a file: a path is a file or a folder, not both"
+                )
 
     def get_item(self, dataset_id: str, item_id: str) -> Item:
         """An item record by dataset and item id."""
@@ -167,7 +214,7 @@ class Registry:
         ds_id = dataset if isinstance(dataset, str) else dataset.id
         flt = Filters.coerce(filters)
         if flt.item_ids is not None:
-            keys: Iterable[str] = (layout.item_record(ds_id, i) for i in flt.item_ids)
+            keys: Iterable[str] = (layout.item_record(ds_id, i) for i in dict.fromkeys(flt.item_ids))
         else:
             keys = (o.key for o in self.store.list(layout.item_records_prefix(ds_id)) if o.key.endswith(".json"))
 
@@ -272,9 +319,9 @@ class Registry:
     # --- models -------------------------------------------------------------------------
 
     def create_model(self, name: str, **fields: Any) -> Model:
-        """Create a model with a unique name (``fields`` are ``Model`` fields)."""
-        layout.check_name("Model", name)
-        if self.store.exists(layout.model_name(name)):
+        """Create a model with a unique name (``fields`` are ``Model`` fields; a name left by an interrupted delete is free)."""
+        check_name("Model", "name", name)
+        if self._named_id(layout.model_name(name), layout.model_record) is not None:
             raise ConflictError(f"a model named {name!r} already exists")
         model = Model(name=name, **fields)
         model.validate()
@@ -286,15 +333,18 @@ class Registry:
     def get_model(self, name_or_id: str) -> Model:
         """A model by id or by name."""
         model_id = self._resolve(name_or_id, layout.model_name, layout.model_record, "model")
-        data = self.store.get_json(layout.model_record(model_id))
+        return self._load_model(model_id, name_or_id)
+
+    def _load_model(self, model_id: str, name_or_id: str) -> Model:
+        data = self._get_record(layout.model_record(model_id), name_or_id, "model")
         try:
             return Model.from_dict(data)
         except ValidationError as exc:
             raise ValidationError("Model", exc.field, f"record {model_id} is invalid: {str(exc).split(': ', 1)[-1]}") from None
 
     def list_models(self) -> list[Model]:
-        """Every model, sorted by name."""
-        found = [self.get_model(self.store.get_json(o.key)["id"]) for o in self.store.list(layout.models_prefix())]
+        """Every model, sorted by name (names left by an interrupted delete are skipped)."""
+        found = self._list_named(layout.models_prefix(), self._load_model, "model")
         return sorted(found, key=lambda m: m.name)
 
     def update_model(self, model: Model, **changes: Any) -> Model:
@@ -331,9 +381,13 @@ class Registry:
         return clone
 
     def delete_model(self, model: Model) -> None:
-        """Remove a model with its versions, checkpoints and evaluations."""
-        self.store.delete_prefix(f"models/{model.id}/")
-        self.store.delete(layout.model_name(model.name))
+        """Remove a model with its versions, checkpoints and evaluations.
+
+        Re-runnable, like ``delete_dataset``: record first, name last.
+        """
+        self.store.delete(layout.model_record(model.id))
+        self.store.delete_prefix(layout.model_prefix(model.id))
+        self._release_name(layout.model_name(model.name), model.id)
 
     # --- artifacts ----------------------------------------------------------------------
 
@@ -448,6 +502,63 @@ class Registry:
         except (StoreError, ValueError):
             pass  # not a valid id: try it as a name
         try:
-            return self.store.get_json(name_key(name_or_id))["id"]
+            entry = self.store.get_json(name_key(name_or_id))
         except (NotFoundError, ValueError):
             raise NotFoundError(f"no {what} named or with id {name_or_id!r} in {self.store.uri}") from None
+        entity_id = _entry_id(entry)
+        if entity_id is None:
+            raise StoreError(f"{self.store.uri}: the name entry of {what} {name_or_id!r} is corrupt: {entry!r}")
+        return entity_id
+
+    def _get_record(self, key: str, name_or_id: str, what: str) -> Any:
+        """The record at ``key``; a name whose record is gone is named as left by an interrupted delete."""
+        try:
+            return self.store.get_json(key)
+        except NotFoundError:
+            raise NotFoundError(
+                f"no {what} named or with id {name_or_id!r} in {self.store.uri} "
+                f"(a name left by an interrupted delete: listings skip it and the name is free to reuse)"
+            ) from None
+
+    def _named_id(self, name_key: str, record_key: Callable[[str], str]) -> str | None:
+        """The id a name entry points at if that record exists; None when the name is free."""
+        try:
+            entity_id = _entry_id(self.store.get_json(name_key))
+        except NotFoundError:
+            return None
+        if entity_id is None or not self.store.exists(record_key(entity_id)):
+            return None
+        return entity_id
+
+    def _list_named(self, prefix: str, load: Callable[[str, str], E], what: str) -> list[E]:
+        """``load(id, name)`` for every name under ``prefix``; names with no record are logged and skipped."""
+        found = []
+        for obj in self.store.list(prefix):
+            name = obj.key[len(prefix) : -len(".json")]
+            try:
+                entity_id = _entry_id(self.store.get_json(obj.key))
+                if entity_id is None:
+                    raise NotFoundError(f"name entry {obj.key!r} names no id")
+                found.append(load(entity_id, name))
+            except NotFoundError:  # the entry or its record is gone (an interrupted or concurrent delete)
+                log.warning("skipping %s name %r: it names no record (left by an interrupted delete; the name is free)", what, name)
+        return found
+
+    def _release_name(self, name_key: str, entity_id: str) -> None:
+        """Delete a name entry if it still points at ``entity_id`` (a re-run never frees a reused name)."""
+        try:
+            if _entry_id(self.store.get_json(name_key)) not in (None, entity_id):
+                return
+        except NotFoundError:
+            return
+        self.store.delete(name_key)
+
+
+def _entry_id(entry: Any) -> str | None:
+    """The id in a name or path entry (``{"id": ...}``), or None when the entry is malformed."""
+    entity_id = entry.get("id") if isinstance(entry, dict) else None
+    try:
+        check_path_part("entry", "id", entity_id)
+    except ValidationError:
+        return None
+    return entity_id

@@ -46,6 +46,8 @@ PROPS = settings(max_examples=int(__import__("os").environ.get("RELIABILITY_EXAM
 # --------------------------------------------------------------------------- strategies
 
 text = st.text(min_size=1, max_size=12)
+#: Names and ids become store keys and local paths: they follow the name rule on every read.
+name = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,11}", fullmatch=True)
 finite = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
 json_leaf = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
 json_value = st.recursive(json_leaf, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3), max_leaves=8)
@@ -122,15 +124,15 @@ def prediction_sets(draw: Any) -> PredictionSet:
 def manifests(draw: Any, version: int) -> ArtifactManifest:
     paths = draw(st.lists(rel_path, max_size=4, unique=True))
     files = [ArtifactFile(path=p, size=draw(st.integers(0, 2**40)), sha256=draw(sha)) for p in paths]
-    return ArtifactManifest(model_id=draw(text), version=version, files=files)
+    return ArtifactManifest(model_id=draw(name), version=version, files=files)
 
 
 @st.composite
 def models(draw: Any) -> Model:
     version = draw(st.integers(0, 20))
-    subsets = draw(st.dictionaries(text, st.builds(Filters, subset=st.none() | text, path_prefix=st.none() | text).map(lambda f: f.to_dict()), max_size=2))
+    subsets = draw(st.dictionaries(name, st.builds(Filters, subset=st.none() | text, path_prefix=st.none() | text).map(lambda f: f.to_dict()), max_size=2))
     return Model(
-        name=draw(text),
+        name=draw(name),
         adapter=draw(st.none() | text),
         configuration=draw(json_object),
         labels=draw(st.lists(text, max_size=3)),
@@ -146,15 +148,15 @@ def models(draw: Any) -> Model:
 
 items = st.builds(
     Item,
-    dataset_id=text,
+    dataset_id=name,
     path=rel_path,
     mimetype=st.sampled_from(SUPPORTED_MIMETYPES),
     size=st.integers(0, 2**40),
-    id=text,
+    id=name,
     subsets=st.lists(text, max_size=3),
     metadata=json_object,
 )
-datasets = st.builds(Dataset, name=text, id=text, labels=st.lists(text, max_size=3), metadata=json_object)
+datasets = st.builds(Dataset, name=name, id=name, labels=st.lists(text, max_size=3), metadata=json_object)
 filters = st.builds(
     Filters, subset=st.none() | text, path_prefix=st.none() | text, metadata=json_object, item_ids=st.none() | st.lists(text, max_size=3)
 )
