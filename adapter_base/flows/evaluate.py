@@ -1,10 +1,11 @@
 """``evaluate_model``: predict a subset, score it against ground truth, store metrics and a report.
 
 Classification models get accuracy, per-label precision / recall / F1, macro and
-micro averages and a confusion matrix; box models get AP equal to pycocotools COCOeval
-(predicted boxes clipped to the image first). Metrics go to
-``models/<id>/evaluations/<version>/<stamp>/metrics.json`` next to ``report.html``,
-and a summary becomes the model's latest metrics.
+micro averages, the top confusions and (up to 100 labels) the confusion matrix; box
+models get AP equal to pycocotools COCOeval (predicted boxes clipped to the image
+first). Metrics go to ``models/<id>/evaluations/<version>/<stamp>/metrics.json`` next
+to ``report.html``, and a summary becomes the model's latest metrics. A part of the
+report that cannot be rendered is noted in the report: it never costs the metrics.
 """
 
 from __future__ import annotations

@@ -12,6 +12,13 @@ from adapter_base.metrics._labels import nan_mean, ordered_labels
 NO_PREDICTION = "<none>"
 """Confusion-matrix column that counts samples whose prediction was None."""
 
+FULL_MATRIX_MAX_LABELS = 100
+"""Most labels (columns, ``"<none>"`` included) for which the dense ``confusion_matrix`` is kept:
+its size, and its table's, grow with the square of the label count."""
+
+TOP_CONFUSIONS = 50
+"""How many of the most frequent confusions ``top_confusions`` lists."""
+
 _NAN = float("nan")
 
 
@@ -48,15 +55,22 @@ def classification_metrics(
       F1 = their harmonic mean;
     * empty input gives NaN accuracy and averages and an empty matrix.
 
+    Memory and time grow with the number of samples and labels, never with their
+    square: pairs are counted sparsely, and the dense ``confusion_matrix`` is kept only
+    up to ``FULL_MATRIX_MAX_LABELS`` columns. ``top_confusions`` always lists the
+    ``TOP_CONFUSIONS`` most frequent (true, predicted) pairs with true != predicted,
+    most frequent first (ties in label order).
+
     Returns a JSON-ready dict (apart from NaN floats; see ``json_safe``)::
 
         {"task": "classification", "count": int, "accuracy": float,
          "per_label": {label: {"precision", "recall", "f1": float, "support": int}},
          "macro": {"precision", "recall", "f1": float},
          "micro": {"precision", "recall", "f1": float},
-         "confusion_matrix": {"labels": [true labels (rows)],
+         "top_confusions": [{"true": label, "predicted": label or "<none>", "count": int}, ...],
+         "confusion_matrix": {"labels": [true labels (rows)],       # only up to
                               "columns": [predicted labels, + "<none>" if any None],
-                              "rows": [[int, ...], ...]}}
+                              "rows": [[int, ...], ...]}}          # FULL_MATRIX_MAX_LABELS
     """
     if len(y_true) != len(y_pred):
         raise ValueError(f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}")
@@ -76,14 +90,13 @@ def classification_metrics(
     pred_idx = np.fromiter(
         (none_col if p is None else index[p] for p in y_pred), dtype=np.int64, count=len(y_pred)
     )
-    matrix = np.bincount(true_idx * n_cols + pred_idx, minlength=n_rows * n_cols).reshape(
-        n_rows, n_cols
-    )
+    # Sparse counts of the (true, predicted) pairs that occur: at most one per sample.
+    pairs, pair_counts = np.unique(true_idx * n_cols + pred_idx, return_counts=True)
+    pair_true, pair_pred = np.divmod(pairs, n_cols)
 
-    square = matrix[:, :n_rows]
-    tp = np.diag(square)
-    support = matrix.sum(axis=1)
-    predicted = square.sum(axis=0)
+    tp = np.bincount(true_idx[true_idx == pred_idx], minlength=n_rows)
+    support = np.bincount(true_idx, minlength=n_rows)
+    predicted = np.bincount(pred_idx[pred_idx < n_rows], minlength=n_rows)
 
     per_label: dict[str, dict[str, Any]] = {}
     for i, name in enumerate(names):
@@ -107,16 +120,27 @@ def classification_metrics(
         "f1": _ratio(2 * correct, count + made),
     }
 
-    return {
+    out: dict[str, Any] = {
         "task": "classification",
         "count": count,
         "accuracy": _ratio(correct, count),
         "per_label": per_label,
         "macro": macro,
         "micro": micro,
-        "confusion_matrix": {
-            "labels": names,
-            "columns": columns,
-            "rows": matrix.tolist(),
-        },
+        "top_confusions": _top_confusions(pair_true, pair_pred, pair_counts, names, columns),
     }
+    if n_cols <= FULL_MATRIX_MAX_LABELS:
+        matrix = np.zeros((n_rows, n_cols), dtype=np.int64)
+        matrix[pair_true, pair_pred] = pair_counts
+        out["confusion_matrix"] = {"labels": names, "columns": columns, "rows": matrix.tolist()}
+    return out
+
+
+def _top_confusions(
+    pair_true: np.ndarray, pair_pred: np.ndarray, counts: np.ndarray, names: list[str], columns: list[str]
+) -> list[dict[str, Any]]:
+    """The ``TOP_CONFUSIONS`` most frequent off-diagonal pairs, most frequent first (ties in label order)."""
+    off = pair_true != pair_pred
+    t, p, c = pair_true[off], pair_pred[off], counts[off]
+    order = np.lexsort((p, t, -c))[:TOP_CONFUSIONS]
+    return [{"true": names[t[k]], "predicted": columns[p[k]], "count": int(c[k])} for k in order]

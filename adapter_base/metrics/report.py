@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from adapter_base.metrics.finite import format_metric
+
+log = logging.getLogger(__name__)
 
 _DISPLAY_NAMES = {
     "count": "samples",
@@ -37,6 +40,7 @@ dl.context { display: grid; grid-template-columns: max-content auto; gap: 0.2em 
 dl.context dt { font-weight: bold; }
 dl.context dd { margin: 0; }
 img { max-width: 100%; }
+p.error { color: #a00; }
 """
 
 _MAX_ANNOTATED_CELLS = 30
@@ -182,6 +186,16 @@ def _per_label_html(per_label: Mapping[str, Mapping[str, Any]]) -> str:
     return _html_table(header, body)
 
 
+def _top_confusions_html(top: list[Mapping[str, Any]], per_label: Mapping[str, Mapping[str, Any]]) -> str:
+    header = ["true", "predicted", "count", "share of true label"]
+    body = []
+    for row in top:
+        support = (per_label.get(row["true"]) or {}).get("support")
+        share = row["count"] / support if isinstance(support, (int, float)) and support else None
+        body.append([_esc(row["true"]), _esc(row["predicted"]), _esc(row["count"]), _esc(format_metric(share))])
+    return _html_table(header, body, label_columns=2)
+
+
 def _confusion_html(confusion: Mapping[str, Any]) -> str:
     labels = confusion.get("labels", [])
     columns = confusion.get("columns", labels)
@@ -204,8 +218,11 @@ def render_html_report(
     ``metrics`` is a dict from ``classification_metrics`` or ``detection_metrics``,
     raw or ``json_safe``-encoded. ``context`` (model id, version, dataset, time, ...)
     is shown under the title. Every label and context string is HTML-escaped.
+    Without a dense confusion matrix (many labels) the top confusions are shown instead.
+    A part that fails to render (a figure, say) becomes an error note in the page; the
+    page itself is always returned.
     """
-    parts = [
+    parts: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
@@ -218,31 +235,66 @@ def render_html_report(
     task = metrics.get("task")
     if task:
         parts.append(f"<p>Task: {_esc(task)}</p>")
-    summary = [[_esc(name), _esc(format_metric(value))] for name, value in _summary_rows(metrics)]
-    parts += ["<h2>Summary</h2>", _html_table(["metric", "value"], summary)]
+
+    def summary() -> str:
+        rows = [[_esc(name), _esc(format_metric(value))] for name, value in _summary_rows(metrics)]
+        return _html_table(["metric", "value"], rows)
+
+    _section(parts, "Summary", summary)
 
     per_label = metrics.get("per_label")
     if per_label:
-        parts += ["<h2>Per label</h2>", _per_label_html(per_label)]
+        _section(parts, "Per label", lambda: _per_label_html(per_label))
 
     confusion = metrics.get("confusion_matrix")
+    top = metrics.get("top_confusions")
     if confusion and confusion.get("labels"):
         parts.append("<h2>Confusion matrix</h2>")
-        uri = confusion_matrix_png(confusion)
-        if uri:
-            parts.append(f'<p><img alt="Confusion matrix" src="{uri}"></p>')
-        parts.append(_confusion_html(confusion))
+        _figure(parts, "Confusion matrix", lambda: confusion_matrix_png(confusion))
+        _section(parts, None, lambda: _confusion_html(confusion))
+    elif top is not None and per_label:
+        parts.append("<h2>Top confusions</h2>")
+        parts.append(
+            f"<p>{len(per_label)} labels: the full confusion matrix is not kept; "
+            f"these are the {len(top)} most frequent confusions.</p>"
+        )
+        _section(parts, None, lambda: _top_confusions_html(top, per_label))
 
     if task == "detection":
         parts.append("<h2>Precision-recall curves</h2>")
-        uri = pr_curves_png(metrics)
-        if uri:
-            parts.append(f'<p><img alt="Precision-recall curves" src="{uri}"></p>')
-        else:
+        if not _figure(parts, "Precision-recall curves", lambda: pr_curves_png(metrics)):
             parts.append("<p>No label has ground truth: no curve to draw.</p>")
 
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _failure(what: str, exc: Exception) -> str:
+    """An error paragraph for a part of the report that could not be rendered (logged too)."""
+    log.warning("evaluation report: could not render %s: %s: %s", what, type(exc).__name__, exc)
+    return f'<p class="error">Could not render {_esc(what)}: {_esc(type(exc).__name__)}: {_esc(exc)}</p>'
+
+
+def _section(parts: list[str], heading: str | None, render: Callable[[], str]) -> None:
+    """Append ``render()`` under ``heading``; a rendering error becomes a note in its place."""
+    if heading:
+        parts.append(f"<h2>{_esc(heading)}</h2>")
+    try:
+        parts.append(render())
+    except Exception as exc:  # noqa: BLE001 - the metrics are stored anyway: the report says what is missing
+        parts.append(_failure(heading.lower() if heading else "this table", exc))
+
+
+def _figure(parts: list[str], alt: str, render: Callable[[], str | None]) -> bool:
+    """Append the image ``render()`` returns; False when there is none (a failure is noted)."""
+    try:
+        uri = render()
+    except Exception as exc:  # noqa: BLE001 - as in _section
+        parts.append(_failure(f"the {alt.lower()} figure", exc))
+        return True
+    if uri:
+        parts.append(f'<p><img alt="{_esc(alt)}" src="{uri}"></p>')
+    return bool(uri)
 
 
 def _md_cell(value: Any) -> str:
