@@ -43,6 +43,7 @@ bench: venv $(BENCH_STAMP) ## Benchmarks (~15 min, not part of `make test`): ben
 clean: ## Remove the demo home, caches and build outputs
 	rm -rf $(DEMO_HOME) .pytest_cache .hypothesis build dist *.egg-info
 
+include mk/image.mk
 include mk/kind.mk
 
 .PHONY: help venv demo test bench clean

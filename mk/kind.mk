@@ -40,7 +40,7 @@ KCTX := $(KUBECTL) --context kind-$(KIND_CLUSTER)
 # Re-invoke make on the file that included this one (the top-level Makefile).
 SUBMAKE = $(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST))
 
-.PHONY: image kind-up kind-load kind-apply kind-test kind-down _need-docker _need-kind _need-kubectl _need-cluster _wait-bootstrap
+.PHONY: kind-up kind-load kind-apply kind-test kind-down _need-docker _need-kind _need-kubectl _need-cluster _wait-bootstrap
 
 _need-docker:
 	@command -v $(DOCKER) >/dev/null 2>&1 || { \
@@ -59,10 +59,6 @@ _need-kubectl:
 _need-cluster: _need-docker _need-kind _need-kubectl
 	@$(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || { \
 	  echo "error: no kind cluster '$(KIND_CLUSTER)'. Run 'make kind-up' first." >&2; exit 1; }
-
-image: _need-docker ## Build the project image (IMAGE, default model-adapter:dev) from the Dockerfile
-	@echo ">> docker build -t $(IMAGE) ."
-	@$(DOCKER) build -t $(IMAGE) .
 
 kind-up: _need-docker _need-kind _need-kubectl ## Create the kind cluster, install KFP, load the image, apply the kind overlay, wait until ready
 	@if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \

@@ -1,7 +1,7 @@
 """``model-adapter pipeline ...``: compile, run locally, submit, schedule and list the KFP pipelines.
 
     model-adapter pipeline compile train|predict -o FILE [--image IMAGE] [--profile gpu|gpu-pool|cpu]
-    model-adapter pipeline run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI]
+    model-adapter pipeline run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI] [--runner docker --image IMG]
     model-adapter pipeline submit train|predict --host URL --adapter PATH --model NAME --dataset NAME [--wait]
     model-adapter pipeline schedule train|predict --cron EXPR --host URL --name NAME --adapter ... --model ...
     model-adapter pipeline runs --host URL [--namespace NS] [--token TOKEN]
@@ -183,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     opts = build_options(args.kind, args)
     # kfp.local streams every step's log to stdout: send it to stderr, keep stdout for the result.
     with contextlib.redirect_stdout(sys.stderr):
-        result = run_local(args.kind, pipeline_arguments(args.kind, args), pipeline_root=args.pipeline_root, **opts)
+        result = run_local(args.kind, pipeline_arguments(args.kind, args), pipeline_root=args.pipeline_root, runner=args.runner, engine=args.engine, **opts)
     if args.json:
         print(json.dumps({"kind": result.kind, "seconds": round(result.seconds, 3), "pipeline_root": result.pipeline_root, "summary": result.summary}, indent=2, default=str))
         return 0 if args.kind == "train" or result.summary.get("ok", True) else 1
@@ -313,6 +313,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     for kind, p in kinds(run_p, "Run").items():
         p.add_argument("--local", action="store_true", required=True, help="run under kfp.local (required: use `submit` for a cluster)")
         p.add_argument("--pipeline-root", default=None, metavar="DIR", help="local directory for step outputs (default: $MODEL_ADAPTER_HOME/kfp-local)")
+        p.add_argument(
+            "--runner",
+            choices=("subprocess", "docker"),
+            default="subprocess",
+            help="subprocess (default): every step in this Python environment; docker: every step in its own container of --image, "
+            "through Docker or, where no Docker engine answers, podman (test your image locally before you push it)",
+        )
+        p.add_argument("--engine", choices=("docker", "podman"), default=None, help="container engine for --runner docker (default: docker if it answers, else podman)")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         _param_options(p, kind)
         _build_options(p, kind, default_profile="cpu")

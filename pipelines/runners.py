@@ -1,0 +1,61 @@
+"""The two ways ``kfp.local`` runs a step: in this Python environment, or in the project image.
+
+``subprocess`` (the default): ``SubprocessRunner(use_venv=False)``, each step a
+subprocess of this interpreter. ``docker``: ``DockerRunner``, each step in its own
+container of the image through Docker or podman (``pipelines.engine``), on the host
+network so a store on ``127.0.0.1`` is reachable, with the store settings and
+credentials passed as environment variables only: never in the command line, the
+logs or the pipeline root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+from typing import Any, Iterator
+
+from .engine import Engine, docker_api, find_engine
+from .store_env import STORE_CONFIG_KEYS, STORE_SECRET_KEYS
+
+RUNNERS: tuple[str, ...] = ("subprocess", "docker")
+#: Variables a containerized step gets from the caller's environment, where set.
+CONTAINER_ENV_KEYS: tuple[str, ...] = (*STORE_CONFIG_KEYS, *STORE_SECRET_KEYS, "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3")
+
+
+def container_env(environ: os._Environ | dict[str, str] | None = None) -> dict[str, str]:
+    """The store settings and credentials of ``environ`` (default ``os.environ``) that a containerized step needs."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in CONTAINER_ENV_KEYS if environ.get(k)}
+
+
+def _writable_by_the_step_user(root: Path) -> None:
+    # The image runs steps as uid 1000; the pipeline root is bind-mounted at the same path.
+    mode = root.stat().st_mode
+    if mode & 0o777 != 0o777:
+        root.chmod(stat.S_IMODE(mode) | 0o777)
+
+
+@contextlib.contextmanager
+def local_runner(runner: str, pipeline_root: Path, engine: Engine | str | None = None) -> Iterator[Any]:
+    """The ``kfp.local`` runner config named ``runner`` for runs under ``pipeline_root``, live for the block."""
+    from kfp import local
+
+    if runner == "subprocess":
+        yield local.SubprocessRunner(use_venv=False)
+        return
+    if runner != "docker":
+        raise ValueError(f"unknown runner {runner!r}; choose one of: {', '.join(RUNNERS)}")
+    engine = engine if isinstance(engine, Engine) else find_engine(engine)
+    _writable_by_the_step_user(pipeline_root)
+    with docker_api(engine) as docker_host:
+        previous = os.environ.get("DOCKER_HOST")
+        os.environ["DOCKER_HOST"] = docker_host  # docker.from_env(), called by kfp for every step
+        try:
+            yield local.DockerRunner(network_mode="host", environment=container_env())
+        finally:
+            if previous is None:
+                os.environ.pop("DOCKER_HOST", None)
+            else:
+                os.environ["DOCKER_HOST"] = previous

@@ -1,0 +1,1 @@
+"""A user's adapters, as a package of their own."""
