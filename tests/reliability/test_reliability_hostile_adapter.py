@@ -121,6 +121,20 @@ def accounted(report: Any) -> bool:
     return report.total == report.succeeded + report.skipped + report.failed
 
 
+def run_python(tmp_path: Path, source: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` (dedented) in a fresh Python with this directory and ``tests/`` importable;
+    fail the test if it is still running after ``timeout`` seconds."""
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(source))
+    path = os.pathsep.join([str(HERE), str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": path, "MODEL_ADAPTER_HOME": str(tmp_path / "home")}
+    start = time.monotonic()
+    try:
+        return subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"process still running after {time.monotonic() - start:.0f}s; output: {exc.stdout!r}")
+
+
 # --------------------------------------------------------------------------- point 2: the items list
 
 
@@ -205,42 +219,35 @@ def test_the_default_loader_refuses_an_image_over_the_budget_before_decoding_it(
 @pytest.mark.slow
 def test_peak_memory_of_large_decoded_images_follows_the_budget(tmp_path: Path) -> None:
     """Real PNGs that decode to 27 MB each (a few KB on disk): the run's RSS growth stays near the budget."""
-    script = tmp_path / "run.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import resource, sys, time
-            sys.path[:0] = [{str(HERE.parent)!r}]
-            from adapter_base import AnnotationCollection, BaseModelAdapter, Registry
-            from support.images import png_bytes
+    source = f"""
+        import resource, sys, time
+        from adapter_base import AnnotationCollection, BaseModelAdapter, Registry
+        from support.images import png_bytes
 
-            class Sink(BaseModelAdapter):
-                def load(self, local_path, **kw):
-                    self.model = "sink"
-                def predict(self, batch, **kw):
-                    time.sleep(0.05)  # a model slower than the decoding: prepared images queue up
-                    return [AnnotationCollection() for _ in batch]
+        class Sink(BaseModelAdapter):
+            def load(self, local_path, **kw):
+                self.model = "sink"
+            def predict(self, batch, **kw):
+                time.sleep(0.05)  # a model slower than the decoding: prepared images queue up
+                return [AnnotationCollection() for _ in batch]
 
-            budget = int(sys.argv[1]) or None
-            registry = Registry.open({str(tmp_path)!r} + "/store-" + sys.argv[1])
-            ds = registry.create_dataset("big")
-            data = png_bytes(9, size=(3000, 3000), mode="RGB")
-            items = [registry.add_item(ds, f"{{i}}.png", data) for i in range(24)]
-            model = registry.create_model("sink", configuration={{"prepared_bytes_budget": budget}})
-            adapter = Sink(registry=registry)
-            adapter.load_from_model(model)
-            del data
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            report = adapter.predict_items(items, batch_size=4)
-            after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            print("GROWTH_MIB", (after - before) / 1024, report.succeeded, report.failed, flush=True)
-            """
-        )
-    )
-    env = {**os.environ, "MODEL_ADAPTER_HOME": str(tmp_path / "home")}
+        budget = int(sys.argv[1]) or None
+        registry = Registry.open({str(tmp_path)!r} + "/store-" + sys.argv[1])
+        ds = registry.create_dataset("big")
+        data = png_bytes(9, size=(3000, 3000), mode="RGB")
+        items = [registry.add_item(ds, f"{{i}}.png", data) for i in range(24)]
+        model = registry.create_model("sink", configuration={{"prepared_bytes_budget": budget}})
+        adapter = Sink(registry=registry)
+        adapter.load_from_model(model)
+        del data
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        report = adapter.predict_items(items, batch_size=4)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print("GROWTH_MIB", (after - before) / 1024, report.succeeded, report.failed, flush=True)
+        """
 
     def growth(budget: int) -> float:
-        proc = subprocess.run([sys.executable, str(script), str(budget)], env=env, capture_output=True, text=True, timeout=300)
+        proc = run_python(tmp_path, source, str(budget), timeout=300)
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("GROWTH_MIB")), None)
         assert line is not None, proc.stdout + proc.stderr
         _, mib, ok, failed = line.split()
@@ -277,38 +284,27 @@ def test_a_hung_prepare_item_func_fails_its_item_and_the_rest_go_on(local_regist
 @pytest.mark.slow
 def test_the_process_exits_after_a_prepare_timeout(tmp_path: Path) -> None:
     """A ``prepare_item_func`` that never returns holds neither the run nor the process at exit."""
-    script = tmp_path / "run.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import sys, time
-            sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent)!r}]
-            from adapter_base import Registry
-            from test_reliability_hostile_adapter import HostileAdapter, make
+    source = f"""
+        import sys, time
+        from adapter_base import Registry
+        from test_reliability_hostile_adapter import HostileAdapter, make
 
-            class Stuck(HostileAdapter):
-                def prepare_item_func(self, item):
-                    if item.metadata.get("hang"):
-                        time.sleep(3600)
-                    return super().prepare_item_func(item)
+        class Stuck(HostileAdapter):
+            def prepare_item_func(self, item):
+                if item.metadata.get("hang"):
+                    time.sleep(3600)
+                return super().prepare_item_func(item)
 
-            registry = Registry.open({str(tmp_path / "store")!r})
-            _, items, model, _ = make(registry, [{{"label": "a", "hang": i == 1}} for i in range(6)], configuration={{"prepare_timeout_s": 0.5}})
-            adapter = Stuck(registry=registry)
-            adapter.load_from_model(model)
-            report = adapter.predict_items(items, batch_size=2)
-            print("DONE", report.succeeded, report.failed, flush=True)
-            registry.close()
-            sys.exit(0 if report.ok else 1)
-            """
-        )
-    )
-    env = {**os.environ, "MODEL_ADAPTER_HOME": str(tmp_path / "home")}
-    start = time.monotonic()
-    try:
-        proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"process still running {time.monotonic() - start:.0f}s after prepare_item_func hung; output: {exc.stdout!r}")
+        registry = Registry.open({str(tmp_path / "store")!r})
+        _, items, model, _ = make(registry, [{{"label": "a", "hang": i == 1}} for i in range(6)], configuration={{"prepare_timeout_s": 0.5}})
+        adapter = Stuck(registry=registry)
+        adapter.load_from_model(model)
+        report = adapter.predict_items(items, batch_size=2)
+        print("DONE", report.succeeded, report.failed, flush=True)
+        registry.close()
+        sys.exit(0 if report.ok else 1)
+        """
+    proc = run_python(tmp_path, source, timeout=30)
     assert "DONE 5 1" in proc.stdout, proc.stdout + proc.stderr
     assert proc.returncode == 1
 
