@@ -30,8 +30,9 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 _SERVER_FIXTURE = dict(zip(S3_SERVERS, ("seaweed", "rclone")))  # server id -> its session fixture
 
 
-def _started(make: Callable[[], S3TestServer], what: str) -> S3TestServer:
-    """Start a server for the session; the suite FAILS (never skips) if it cannot start."""
+def _session_server(make: Callable[[], S3TestServer], what: str) -> Iterator[S3TestServer]:
+    """Make and start a server for the session, stop it at the end; the suite FAILS (never
+    skips) if it cannot start."""
     problem = None
     try:
         server = make()
@@ -40,27 +41,22 @@ def _started(make: Callable[[], S3TestServer], what: str) -> S3TestServer:
         problem = f"{what} test server could not start: {type(exc).__name__}: {exc}"
     if problem:
         pytest.fail(problem, pytrace=False)
-    return server
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3TestServer]:
     """A running SeaweedFS (``weed mini``) for the session."""
-    server = _started(lambda: SeaweedServer(tmp_path_factory.mktemp("seaweed")), "SeaweedFS")
-    try:
-        yield server  # type: ignore[misc]
-    finally:
-        server.stop()
+    yield from _session_server(lambda: SeaweedServer(tmp_path_factory.mktemp("seaweed")), "SeaweedFS")
 
 
 @pytest.fixture(scope="session")
-def rclone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneServer]:
+def rclone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3TestServer]:
     """A running ``rclone serve s3`` over a local directory for the session."""
-    server = _started(lambda: RcloneServer(tmp_path_factory.mktemp("rclone")), "rclone serve s3")
-    try:
-        yield server  # type: ignore[misc]
-    finally:
-        server.stop()
+    yield from _session_server(lambda: RcloneServer(tmp_path_factory.mktemp("rclone")), "rclone serve s3")
 
 
 @pytest.fixture

@@ -28,15 +28,7 @@ class RcloneServer(S3TestServer):
     name = "rclone"
     error_type = RcloneServerError
 
-    def __init__(
-        self,
-        directory: str | Path,
-        *,
-        access_key: str | None = None,
-        secret_key: str | None = None,
-        start_timeout_s: float = 60.0,
-    ) -> None:
-        super().__init__(directory, access_key=access_key, secret_key=secret_key, start_timeout_s=start_timeout_s)
+    def _configure(self) -> None:
         self.binary = find_rclone()
         (self.port,) = free_ports(1)
 

@@ -110,6 +110,7 @@ class S3TestServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._started_once = False
         self._buckets: set[str] = set()
+        self._configure()
 
     # ------------------------------------------------------------ what a server says
     @property
@@ -120,6 +121,9 @@ class S3TestServer:
     def command(self) -> list[str]:
         """The full command line."""
         raise NotImplementedError
+
+    def _configure(self) -> None:
+        """Find the binary and pick the ports (at the end of ``__init__``)."""
 
     def process_env(self) -> dict[str, str]:
         """Extra environment variables of the server process."""

@@ -82,15 +82,7 @@ class SeaweedServer(S3TestServer):
     error_type = SeaweedServerError
     unset_env = S3TestServer.unset_env + ("S3_BUCKET", "S3_TABLE_BUCKET")
 
-    def __init__(
-        self,
-        directory: str | Path,
-        *,
-        access_key: str | None = None,
-        secret_key: str | None = None,
-        start_timeout_s: float = 60.0,
-    ) -> None:
-        super().__init__(directory, access_key=access_key, secret_key=secret_key, start_timeout_s=start_timeout_s)
+    def _configure(self) -> None:
         self.ports: dict[str, int] = allocate_ports()
         self.binary = find_weed()
 
