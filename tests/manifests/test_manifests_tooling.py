@@ -1,4 +1,4 @@
-"""mk/kind.mk, the kind workflow and the Dockerfile agree with each other and with the manifests."""
+"""mk/kind.mk, mk/image.mk, the kind workflow and the Dockerfile agree with each other and with the manifests."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import yaml
 from manifests_support import K8S_VERSION, REPO, kind_cluster_config, one, render
 
 KIND_MK = REPO / "mk" / "kind.mk"
+IMAGE_MK = REPO / "mk" / "image.mk"
 WORKFLOW = REPO / ".github" / "workflows" / "kind.yml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -31,10 +32,10 @@ def make_vars() -> dict[str, str]:
     return out
 
 
-def make_targets() -> dict[str, str]:
+def make_targets(makefile: Path = KIND_MK) -> dict[str, str]:
     """Public target -> its `## help` text ("" when it has none)."""
     out = {}
-    for line in KIND_MK.read_text().splitlines():
+    for line in makefile.read_text().splitlines():
         m = re.match(r"^([a-zA-Z][a-zA-Z0-9_-]*):(?!=)(.*)$", line)
         if m:
             help_text = m.group(2).split("## ", 1)
@@ -42,9 +43,10 @@ def make_targets() -> dict[str, str]:
     return out
 
 
-def test_make_targets_exist_and_carry_help():
-    targets = make_targets()
-    assert {"image", "kind-up", "kind-test", "kind-down"} <= set(targets)
+@pytest.mark.parametrize("makefile, expected", [(KIND_MK, {"kind-up", "kind-load", "kind-test", "kind-down"}), (IMAGE_MK, {"image", "base-image", "container-deps"})])
+def test_make_targets_exist_and_carry_help(makefile, expected):
+    targets = make_targets(makefile)
+    assert expected <= set(targets)
     assert not [t for t, text in targets.items() if not text], "every public target needs a `## description`"
     assert "$(" not in "".join(targets.values()), "`make help` greps the text: no make variables in it"
 
@@ -110,7 +112,7 @@ def _run_make(target: str, tmp_path: Path, docker: str | None, with_kind: bool =
 
 
 @needs_make
-@pytest.mark.parametrize("target", ["image", "kind-up", "kind-test", "kind-down"])
+@pytest.mark.parametrize("target", ["kind-up", "kind-test", "kind-down"])
 def test_targets_fail_clearly_without_docker(target, tmp_path):
     missing = _run_make(target, tmp_path, docker=None)
     assert missing.returncode != 0 and "not found" in missing.stderr and "Docker" in missing.stderr, missing.stderr
@@ -137,15 +139,17 @@ def test_dockerfile_follows_the_project_conventions():
     instructions = [line.split(None, 1) for line in text.splitlines() if line.strip() and not line.startswith("#")]
     keywords = [i[0].upper() for i in instructions]
     assert "ENTRYPOINT" not in keywords
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.M) or re.search(r"^FROM python:3\.11-slim", text, re.M)
-    assert "pip install --no-cache-dir" in text
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim", text, re.M) and re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M)
+    # Offline: every wheel from the host-built wheelhouse, nothing from an index, no pip cache in the image.
+    assert "COPY build/wheelhouse /wheels" in text and "pip install --no-index --find-links /wheels" in text
+    assert "PIP_NO_CACHE_DIR=1" in text and "rm -rf /wheels" in text
     assert re.search(r"useradd[^\n]*--uid 1000[^\n]*\badapter\b", text)
     assert re.search(r"^USER (1000|adapter)", text, re.M)
     assert re.search(r"^WORKDIR /home/adapter$", text, re.M)
     assert "MODEL_ADAPTER_HOME=/home/adapter/.model-adapter" in text
     assert re.search(r'^CMD \["model-adapter", "--help"\]$', text, re.M)
     ignored = DOCKERIGNORE.read_text().split()
-    assert {".venv", ".git"} <= set(ignored)
+    assert {".venv", ".git", "build/*", "!build/wheelhouse"} <= set(ignored)
 
 
 # --------------------------------------------------------------------------- kind job: disk, timeouts, logs
