@@ -52,6 +52,11 @@ def open_store(uri: str | None = None) -> ObjectStore:
 
         return S3Store.from_uri(uri)
     if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            # file://data/store names host "data", path "/store": never the folder meant.
+            raise StoreError(
+                f"file:// store URI names host {parsed.hostname!r} (file://HOST/PATH): use file:///absolute/path, or a plain path for a relative one"
+            )
         return LocalStore(parsed.path)
     if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
         return LocalStore(uri)

@@ -131,13 +131,13 @@ def test_load_from_model_never_empties_a_folder_it_did_not_create(local_registry
     before = snapshot(project)
 
     path = SlowAdapter(registry=local_registry).load_from_model(model, local_path=str(project))
-    assert path == project / model.name and (path / "weights.json").is_file()
     assert {k: v for k, v in snapshot(project).items() if not k.startswith(f"{model.name}/")} == before
+    assert path == project / model.name and (path / "weights.json").is_file()
 
     monkeypatch.chdir(project)
     path = SlowAdapter(registry=local_registry).load_from_model(model, local_path=".")
-    assert path == project / model.name and (path / "weights.json").is_file()
     assert {k: v for k, v in snapshot(project).items() if not k.startswith(f"{model.name}/")} == before
+    assert path == project / model.name and (path / "weights.json").is_file()
 
 
 def test_load_from_model_reuses_and_empties_only_the_folders_it_created(local_registry: Registry, tmp_path: Path) -> None:
