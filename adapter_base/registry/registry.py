@@ -51,6 +51,8 @@ class Registry:
         self.store = store
         self.io_workers = io_workers
         self.pool = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="registry-io")
+        # Folders (path prefixes) of items this registry added, per dataset: no item can sit at one.
+        self._folders: dict[str, set[str]] = {}
 
     @classmethod
     def open(cls, uri: str | None = None, **kwargs: Any) -> "Registry":
@@ -108,6 +110,7 @@ class Registry:
         last; a delete interrupted in between leaves a name that listings skip and
         ``create_dataset`` reuses.
         """
+        self._folders.pop(dataset.id, None)
         self.store.delete(layout.dataset_record(dataset.id))
         self.store.delete_prefix(layout.dataset_prefix(dataset.id))
         self._release_name(layout.dataset_name(dataset.name), dataset.id)
@@ -154,6 +157,8 @@ class Registry:
             self.set_ground_truth(item, annotations)
         # The record is written last: an item is listed only once its bytes are there.
         self.store.put_json(layout.item_record(dataset.id, item.id), item.to_dict())
+        parts = item.path.split("/")
+        self._folders.setdefault(dataset.id, set()).update("/".join(parts[:depth]) for depth in range(1, len(parts)))
         return item
 
     def _path_holder(self, dataset_id: str, path: str) -> str | None:
@@ -176,8 +181,11 @@ class Registry:
         if holder is not None:
             raise ConflictError(f"dataset {dataset.name!r} already has an item at {path!r} (item {holder})")
         parts = path.split("/")
+        folders = self._folders.setdefault(dataset.id, set())
         for depth in range(1, len(parts)):
             above = "/".join(parts[:depth])
+            if above in folders:
+                continue
             holder = self._path_holder(dataset.id, above)
             if holder is not None:
                 raise ConflictError(
