@@ -422,7 +422,7 @@ class S3Store(ObjectStore):
                         raise StoreError(
                             f"{self.uri}: {key!r} changed during each of {attempt} downloads; last: {exc}"
                         ) from None
-                    log.warning("%s; downloading it again from byte 0", exc)
+                    log.warning("%s (downloading it again from byte 0)", exc)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
@@ -575,7 +575,8 @@ class S3Store(ObjectStore):
 
 
 class _ObjectChanged(StoreError):
-    """The object was replaced or deleted while being read (raised only after bytes were returned)."""
+    """A read cannot go on with the version it started on (the object was replaced or deleted,
+    or the server's answer cannot show it is the same); raised only after bytes were returned."""
 
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
@@ -596,10 +597,10 @@ class _ResumingReader:
     GET (through ``S3Store._call``'s retries) and checks that the rest comes from the same
     version: the request carries ``If-Match`` (a server that honours it answers 412), and the
     answer must show the first response's ETag and size and start at the offset (some servers
-    ignore ``If-Match``, rclone among them, or answer a range with the whole object). A
-    changed or deleted object raises ``_ObjectChanged``: the bytes of two versions are never
-    spliced. Before any byte was returned it simply opens the object again. Bytes already
-    returned are never re-read.
+    ignore ``If-Match``, rclone among them). A changed or deleted object, or an answer that
+    cannot show it is the same, raises ``_ObjectChanged``: the bytes of two versions are
+    never spliced. Before any byte was returned it simply opens the object again. Bytes
+    already returned are never re-read.
     """
 
     def __init__(self, store: S3Store, key: str, name: str, resp: Any) -> None:
@@ -660,7 +661,7 @@ class _ResumingReader:
         except Exception as exc:  # noqa: BLE001 - a changed object, or translated like any failure
             failure = s3_failure(exc)
             if failure is not None and (failure.precondition_failed or failure.missing_key or failure.status == 416):
-                raise self._changed(failure.describe()) from None
+                raise self._changed(f"it changed on the server ({failure.describe()})") from None
             store._raise_failure(exc, what, self._key)
         self._resp = resp
         problem = self._differs(resp)
@@ -669,38 +670,25 @@ class _ResumingReader:
             raise self._changed(problem)
 
     def _differs(self, resp: Any) -> str | None:
-        """Why ``resp`` is not the rest of the version being read (None if it is); skips
-        the first ``pos`` bytes of a whole-object answer to a ranged GET."""
+        """Why ``resp`` is not the rest of the version being read (None if it is)."""
         etag = _etag_of(resp)
         if self._etag is not None and etag != self._etag:
-            return f"ETag {self._etag!r} became {etag!r}"
+            return f"it changed on the server (ETag {self._etag!r} became {etag!r})"
         if self._etag is None and resp.headers.get("Last-Modified") != self._last_modified:
-            return "Last-Modified changed"
+            return "it changed on the server (Last-Modified)"
         match = _CONTENT_RANGE.match(resp.headers.get("Content-Range") or "")
-        if match:
-            start, total = int(match.group(1)), match.group(3)
-            if total != "*" and self._size is not None and int(total) != self._size:
-                return f"size {self._size} became {total}"
-            if start != self._pos:
-                return f"the server answered from byte {start}, not {self._pos}"
-            return None
-        length = resp.headers.get("Content-Length")
-        if self._size is not None and length != str(self._size):
-            return f"size {self._size} became {length}"
-        skip = self._pos  # the range was ignored: the whole (same) object came back
-        while skip:
-            dropped = resp.read(min(skip, DOWNLOAD_CHUNK))
-            if not dropped:
-                return "the object ended early"
-            skip -= len(dropped)
+        if not match:
+            return "the server answered the ranged GET without a Content-Range"
+        start, total = int(match.group(1)), match.group(3)
+        if total != "*" and self._size is not None and int(total) != self._size:
+            return f"it changed on the server (size {self._size} became {total})"
+        if start != self._pos:
+            return f"the server answered from byte {start}"
         return None
 
     def _changed(self, why: str) -> _ObjectChanged:
         return _ObjectChanged(
-            self._store._scrub(
-                f"{self._store.uri}: object {self._key!r} changed on the server while it was being read "
-                f"({why}, after {self._pos} bytes); read it again"
-            )
+            self._store._scrub(f"{self._store.uri}: cannot resume reading {self._key!r} after {self._pos} bytes: {why}; read it again")
         )
 
     def _release(self) -> None:
