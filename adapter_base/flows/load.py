@@ -101,7 +101,8 @@ def load_from_model(
     ``load`` can build a fresh model. Returns the local artifacts directory: by default
     ``artifacts_dir``, or a private sibling of it while another loader (a concurrent
     process or adapter) is using that one. A ``local_path`` is emptied first only if the
-    framework created it: one holding other files (a project folder, ``.``) is left
+    framework created it (it holds the marker file ``.model-adapter-dir``, never uploaded
+    by ``save_to_model``): one holding other files (a project folder, ``.``) is left
     alone and the files go to a subfolder named after the model (see ``user_dir``).
     """
     entity = resolve_model(adapter, model)

@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 from ..concurrency import map_all
 from ..entities import ArtifactFile
 from ..errors import StoreError, ValidationError
-from ..local_dirs import safe_join
+from ..local_dirs import MARKER, safe_join
 from ..storage import ObjectStore
 from ..storage.digest import OVERLAP_HASH_MIN, copy_stream_sha256
 
@@ -24,7 +24,8 @@ def local_files(root: str | Path) -> list[str]:
 
     Anything else is refused with a ``ValidationError`` naming it, files and folders
     alike: a symbolic link (to a file or a directory) or a device, pipe or socket is
-    never silently left out of a version.
+    never silently left out of a version. The framework's own folder marker (``MARKER``,
+    at the top) is not an artifact.
     """
     out: list[str] = []
     pending = [(os.fspath(root), "")]
@@ -33,6 +34,8 @@ def local_files(root: str | Path) -> list[str]:
         with os.scandir(directory) as entries:
             for entry in entries:
                 rel = prefix + entry.name
+                if rel == MARKER:
+                    continue
                 if entry.is_symlink():
                     kind = "directory" if entry.is_dir() else "file"
                     raise ValidationError("artifacts", rel, f"is a symbolic link to a {kind}: links are not uploaded (write the files themselves)")

@@ -145,6 +145,8 @@ def test_load_from_model_reuses_and_empties_only_the_folders_it_created(local_re
     target = tmp_path / "load"
     adapter = SlowAdapter(registry=local_registry)
     assert adapter.load_from_model(model, local_path=str(target)) == target
+    saved = adapter.save_to_model(local_path=str(target))  # the marker is the framework's, not an artifact
+    assert [f.path for f in saved.artifacts.files] == ["weights.json"]
     (target / "stale.bin").write_bytes(b"old")
     assert adapter.load_from_model(model, local_path=str(target)) == target  # created by the framework: emptied
     assert sorted(p.name for p in target.iterdir()) == [MARKER, "weights.json"]
