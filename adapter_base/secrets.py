@@ -15,6 +15,10 @@ from typing import Any, TextIO
 #: Environment variables whose values are secret: the store's credentials and the KFP bearer token.
 SECRET_ENV_VARS: tuple[str, ...] = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "MODEL_ADAPTER_KFP_TOKEN")
 
+#: Those of ``SECRET_ENV_VARS`` that grant access on their own (not the access key id, an
+#: identifier that may well be a plain word such as a bucket's or a folder's name).
+CREDENTIAL_ENV_VARS: tuple[str, ...] = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MODEL_ADAPTER_KFP_TOKEN")
+
 #: What replaces a secret.
 MASK = "***"
 
@@ -58,8 +62,13 @@ def redact(text: str) -> str:
 
 
 def holds_secret(text: str) -> bool:
-    """True if ``text`` holds a secret environment variable's value or a URL with user information."""
-    return redact(text) != text
+    """True if ``text`` holds a URL with user information, or the value of a variable of
+    ``CREDENTIAL_ENV_VARS`` (a secret key or token): what must never be stored or sent."""
+    for name in CREDENTIAL_ENV_VARS:
+        value = os.environ.get(name)
+        if value and len(value) >= 4 and value in text:
+            return True
+    return "@" in text and _mask_userinfo(text) != text
 
 
 class RedactingFilter(logging.Filter):

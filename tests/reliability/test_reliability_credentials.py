@@ -188,7 +188,18 @@ def test_model_create_refuses_a_configuration_value_holding_a_secret(planted: di
     assert_no_leak(result, secret)
     stored = [p for p in Path(store).rglob("*") if p.is_file()] if Path(store).exists() else []
     assert not [p for p in stored if secret in p.read_text("utf-8", "replace")]
-    assert run_cli([*args, "--config", "lr=0.1"]).returncode == 0  # an ordinary value is fine
+    # Ordinary values are fine, and so is the access key id (an identifier, often a plain word).
+    assert run_cli([*args, "--config", "lr=0.1", f"owner={planted['AWS_ACCESS_KEY_ID']}"]).returncode == 0
+
+
+def test_only_credentials_are_refused_not_words_that_look_like_the_access_key_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "store-dev")  # the kind overlay's development values
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "store-dev-secret")
+    assert not holds_secret("s3://models/store-dev/v1") and not holds_secret(str(tmp_path / "store-dev"))
+    assert holds_secret("Bearer store-dev-secret") and holds_secret("s3://store-dev:x@bucket")
+    assert redact("store-dev / store-dev-secret") == "*** / ***"  # both are still masked in output
+    result = run_cli(["model", "list", "--store", str(tmp_path / "store-dev")])
+    assert result.returncode == 0, result.stderr
 
 
 # --------------------------------------------------------------------------- warnings and thread errors
