@@ -52,10 +52,19 @@ def _mask_userinfo(text: str) -> str:
     return "".join(out)
 
 
+#: Secret values this process was handed other than through the environment (``--token``).
+_REGISTERED: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Have ``redact`` mask ``value`` from now on in this process (a token given on the command line)."""
+    if value and len(value) >= 4:
+        _REGISTERED.add(value)
+
+
 def redact(text: str) -> str:
-    """``text`` with every secret environment variable's value and every URL's ``user:password@`` replaced by ``***``."""
-    for name in SECRET_ENV_VARS:
-        value = os.environ.get(name)
+    """``text`` with every secret's value (environment, ``register_secret``) and every URL's ``user:password@`` replaced by ``***``."""
+    for value in [*(os.environ.get(name) for name in SECRET_ENV_VARS), *_REGISTERED]:
         if value and len(value) >= 4:
             text = text.replace(value, MASK)
     return _mask_userinfo(text) if "@" in text else text

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
 from adapter_base.errors import AdapterError, ValidationError
+from adapter_base.secrets import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def resolve_auth(token: str | None = None, env: Mapping[str, str] | None = None)
     if token is not None and not token.strip():
         raise ValidationError("pipeline", "--token", "is empty")
     if token:
+        register_secret(token.strip())
         return Auth("bearer", source="--token", token=token.strip())
     if env.get(TOKEN_ENV, "").strip():
         return Auth("bearer", source=f"${TOKEN_ENV}", token=env[TOKEN_ENV].strip())

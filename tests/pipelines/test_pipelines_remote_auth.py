@@ -240,3 +240,12 @@ def test_submit_help_states_the_backend_floor(capsys):
         main(["pipeline", "submit", "train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "KFP backend >= 2.14" in text and "2.17" in text and "docs/pipelines.md" in text
+
+
+def test_a_token_given_on_the_command_line_is_redacted_from_every_later_message():
+    from adapter_base.secrets import redact
+
+    token = "cli-token-value-1f2e3d"
+    auth = remote.resolve_auth(token, env={})
+    assert auth.kind == "bearer" and repr(token) not in repr(auth)
+    assert redact(f"server said: invalid token {token}") == "server said: invalid token ***"
