@@ -14,7 +14,8 @@
     models/<model_id>/staging/<run_id>/files/<path>|manifest.json  trained, not yet a version
     models/<model_id>/checkpoints/<path>                           training checkpoints
     models/<model_id>/evaluations/<NNNNNN>/<stamp>/metrics.json|report.html
-    runs/<run_id>/...                                              per-run reports
+    runs/<run_id>/prediction-report.json                           a prediction run's PredictionReport
+    runs/<run_id>/...                                              other per-run reports
 """
 
 from __future__ import annotations
@@ -119,3 +120,8 @@ def evaluation_prefix(model_id: str, version: int, stamp: str) -> str:
 
 def run_prefix(run_id: str) -> str:
     return join_key("runs", run_id) + "/"
+
+
+def prediction_report(run_id: str) -> str:
+    """The ``PredictionReport`` of one prediction run."""
+    return join_key(run_prefix(run_id), "prediction-report.json")
