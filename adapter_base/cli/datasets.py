@@ -4,141 +4,61 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
-from ..entities import AnnotationCollection, Dataset
-from ..errors import AdapterError, ConflictError, NotFoundError
-from ..registry import Registry
+from ..importers import FORMATS, KNOWN_SUBSETS, apply_plan, parse_split, plan_import
+from ..importers.plan import skipped_lines
 from ._common import add_store_option, open_registry, print_json
 
-KNOWN_SUBSETS = ("train", "validation", "test")
-#: ``Dataset.metadata`` key recording a directory import: its source and whether it finished.
-IMPORT_KEY = "import"
-#: Skipped entries listed by name in the command's output (the rest are counted).
-SHOW_SKIPPED = 20
 
-
-class DatasetImportError(AdapterError):
-    """A directory import stopped at a file; the message names it. Rerunning resumes."""
-
-
-@dataclass
-class ImportResult:
-    """What ``import_directory`` did: the dataset, files added now, and entries skipped with why."""
-
-    dataset: Dataset
-    added: int
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-
-def scan_directory(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
-    """The files under ``root`` to import (sorted relative POSIX paths) and the entries skipped, with why.
-
-    Hidden files and folders (``.git``, ``.DS_Store``) are skipped, and so is every
-    symbolic link that leads out of ``root`` or to a folder: nothing outside the folder
-    is ever read. A link to a file inside it is imported.
-    """
-    top = root.resolve()
-    files: list[str] = []
-    skipped: list[tuple[str, str]] = []
-    pending = [(os.fspath(root), "")]
-    while pending:
-        directory, prefix = pending.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                rel = prefix + entry.name
-                is_dir = entry.is_dir(follow_symlinks=False)
-                if entry.name.startswith("."):
-                    skipped.append((rel + "/" if is_dir else rel, "hidden"))
-                elif entry.is_symlink():
-                    target = Path(entry.path).resolve()
-                    if top not in target.parents:
-                        skipped.append((rel, "symbolic link to outside the folder"))
-                    elif not target.is_file():
-                        skipped.append((rel, "symbolic link to a folder or to nothing"))
-                    else:
-                        files.append(rel)
-                elif is_dir:
-                    pending.append((entry.path, rel + "/"))
-                elif entry.is_file(follow_symlinks=False):
-                    files.append(rel)
-                else:
-                    skipped.append((rel, "not a regular file"))
-    return sorted(files), sorted(skipped)
-
-
-def _subsets_and_label(rel: str) -> tuple[list[str], str | None]:
-    """``[<subset>/]<label>/<file>``: the subset (if a known one) and the ground-truth label (if any)."""
-    parts = rel.split("/")
-    subsets = [parts[0]] if parts[0] in KNOWN_SUBSETS else []
-    rest = parts[len(subsets) :]
-    return subsets, rest[0] if len(rest) > 1 else None
-
-
-def import_directory(registry: Registry, root: Path, name: str) -> ImportResult:
-    """Import every file under ``root``: ``[<subset>/]<label>/<file>`` gives subset and ground-truth label.
-
-    Resumable: the dataset records its source until the import finishes, and rerunning
-    the same import adds only the files not there yet. A failure names the file.
-    """
-    files, skipped = scan_directory(root)
-    labels = sorted({label for label in (_subsets_and_label(rel)[1] for rel in files) if label is not None})
-    source = str(root.resolve())
-    done: set[str] = set()
-    try:
-        ds = registry.get_dataset(name)
-    except NotFoundError:
-        ds = registry.create_dataset(name, labels=labels, metadata={IMPORT_KEY: {"source": source, "complete": False}})
-    else:
-        state = ds.metadata.get(IMPORT_KEY)
-        if not (isinstance(state, dict) and state.get("source") == source and state.get("complete") is False):
-            raise ConflictError(f"a dataset named {name!r} already exists (it is not an unfinished import of {source}): choose another --name")
-        done = {item.path for item in registry.iter_items(ds)}
-    todo = [rel for rel in files if rel not in done]
-    for n, rel in enumerate(tqdm(todo, desc=f"import {name}", unit="file")):
-        subsets, label = _subsets_and_label(rel)
-        gt = None
-        if label is not None:
-            gt = AnnotationCollection()
-            gt.add_classification(label)
-        try:
-            registry.add_item(ds, rel, root / rel, subsets=subsets, annotations=gt)
-        except Exception as exc:
-            raise DatasetImportError(
-                f"importing {rel!r} from {source} into dataset {name!r} failed: {type(exc).__name__}: {exc} "
-                f"({len(done) + n} of {len(files)} files are in; run the same command again to import the rest)"
-            ) from exc
-    ds.labels = labels
-    ds.metadata[IMPORT_KEY] = {"source": source, "complete": True}
-    registry.update_dataset(ds)
-    return ImportResult(ds, len(todo), skipped)
+def default_name(args: argparse.Namespace) -> str:
+    """The dataset name when ``--name`` is not given: the source's folder (or CSV file) name."""
+    if args.source is None:
+        return Path(os.path.commonpath([Path(args.images).resolve(), Path(args.annotations).resolve()])).name
+    source = Path(args.source).resolve()
+    return source.stem if source.is_file() else source.name
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    with open_registry(args) as registry:
-        skipped: list[tuple[str, str]] = []
-        if args.source == "digits":
+    if args.source == "digits":
+        with open_registry(args) as registry:
             from examples.digits.dataset import import_digits
 
             ds = import_digits(registry, args.name or "digits", seed=args.seed, limit=args.limit)
-        else:
-            root = Path(args.source)
-            if not root.is_dir():
-                raise FileNotFoundError(f"dataset source {args.source!r} is neither 'digits' nor a directory")
-            result = import_directory(registry, root, args.name or root.resolve().name)
-            ds, skipped = result.dataset, result.skipped
-        counts = registry.count_by_subset(ds, KNOWN_SUBSETS)
+            counts = registry.count_by_subset(ds, KNOWN_SUBSETS)
+            del counts["all"]
+            print(f"imported dataset {ds.name} ({ds.id}) into {registry.store.uri}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return 0
+    plan = plan_import(
+        Path(args.source) if args.source else None,
+        format=args.format,
+        images=Path(args.images) if args.images else None,
+        annotations=Path(args.annotations) if args.annotations else None,
+        split=parse_split(args.split) if args.split else None,
+        seed=args.seed,
+    )
+    if args.dry_run or plan.warnings():
+        print(plan.summary())
+        for line in skipped_lines(plan.skipped):
+            print(line)
+    if args.dry_run:
+        print("dry run: nothing was written")
+        return 0
+    name = args.name or default_name(args)
+    with open_registry(args) as registry:
+        result = apply_plan(registry, plan, name, on_conflict=args.on_conflict)
+        ds = result.dataset
+        subsets = list(KNOWN_SUBSETS) + sorted({s for it in plan.items for s in it.subsets} - set(KNOWN_SUBSETS))
+        counts = registry.count_by_subset(ds, subsets)
         del counts["all"]
         print(f"imported dataset {ds.name} ({ds.id}) into {registry.store.uri}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        if skipped:
-            print(f"skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'}:")
-            for rel, why in skipped[:SHOW_SKIPPED]:
-                print(f"  {rel}: {why}")
-            if len(skipped) > SHOW_SKIPPED:
-                print(f"  ... and {len(skipped) - SHOW_SKIPPED} more")
+    kept = f", {result.conflicts_kept} differing kept as they were" if result.conflicts_kept else ""
+    print(f"added {result.added} item(s), {result.already_there} already there{kept}")
+    print(plan.summary())
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} entr{'y' if len(result.skipped) == 1 else 'ies'}:")
+        for line in skipped_lines(result.skipped):
+            print(line)
     return 0
 
 
@@ -161,10 +81,35 @@ def cmd_show(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dataset", help="import, list and show datasets")
     dsub = p.add_subparsers(dest="dataset_cmd", required=True)
-    imp = dsub.add_parser("import", help="import 'digits' (scikit-learn's handwritten digits) or a directory [<subset>/]<label>/<file>")
-    imp.add_argument("source", help="'digits' or a directory")
-    imp.add_argument("--name", help="dataset name (default: digits / the directory name)")
-    imp.add_argument("--seed", type=int, default=0, help="split seed for digits")
+    imp = dsub.add_parser(
+        "import",
+        help="import a folder, COCO JSON, YOLO txt, a CSV list or 'digits'",
+        description="Import a dataset. SOURCE is a folder [<subset>/]<label>/<file> (subset folders train/, "
+        "val/ or valid/ or validation/, test/), a COCO folder (images/ + a COCO JSON, or --images/--annotations), "
+        "a YOLO folder (images/ + labels/*.txt + data.yaml or classes.txt), a CSV of path,label[,subset], or "
+        "'digits' (scikit-learn's handwritten digits). Only media files are imported; the rest is skipped and "
+        "counted. A summary of labels and items per subset is printed before anything is written when something "
+        "looks off, and always after. Importing the same source again adds only what is new.",
+    )
+    imp.add_argument("source", nargs="?", help="a folder, a .csv file or 'digits' (optional with --format coco --images --annotations)")
+    imp.add_argument("--name", help="dataset name (default: digits / the folder or CSV file name)")
+    imp.add_argument("--format", choices=FORMATS, default="auto", help="source format (default: auto, detected from the source)")
+    imp.add_argument("--images", metavar="DIR", help="COCO: the images folder; CSV: the folder paths are relative to (default: the CSV's)")
+    imp.add_argument("--annotations", metavar="FILE", help="COCO: the annotations JSON file")
+    imp.add_argument(
+        "--split",
+        metavar="TRAIN,VAL[,TEST]",
+        help="split the items that are in no subset, per label, e.g. 0.8,0.1,0.1 (deterministic with --seed)",
+    )
+    imp.add_argument("--seed", type=int, default=0, help="seed of --split (and of the digits split); default 0")
+    imp.add_argument(
+        "--on-conflict",
+        choices=("fail", "skip"),
+        default="fail",
+        help="a file whose content or labels differ from the item already at its path: fail before writing "
+        "anything (default) or skip it, keeping the dataset's item",
+    )
+    imp.add_argument("--dry-run", action="store_true", help="print the summary of what would be imported; write nothing")
     imp.add_argument("--limit", type=int, default=None, help="import only the first N digits")
     add_store_option(imp)
     imp.set_defaults(func=cmd_import)

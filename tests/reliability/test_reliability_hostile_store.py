@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pytest
 
 from adapter_base import ConflictError, Filters, Item, NotFoundError, Registry, StoreError, ValidationError, open_store
-from adapter_base.cli.datasets import DatasetImportError, import_directory
+from adapter_base.importers import DatasetImportError, import_directory
 from adapter_base.cli.main import main as cli_main
 from adapter_base.local_dirs import MARKER, safe_join
 from adapter_base.registry import layout
@@ -295,15 +295,17 @@ def test_an_import_failing_half_way_names_the_file_and_a_rerun_finishes_it(tmp_p
         assert ds.id == half.id and ds.metadata["import"]["complete"] is True
         paths = sorted(i.path for i in registry.iter_items(ds))
         assert paths == ["test/cat/d.png", "test/dog/e.png", "train/cat/a.png", "train/cat/b.png", "train/dog/c.png"]
-        with pytest.raises(ConflictError, match="already exists"):  # a finished import is not merged into
-            import_directory(registry, root, "pets")
+        again = import_directory(registry, root, "pets")  # importing the same folder again adds nothing
+        assert (again.added, again.already_there) == (0, 5) and again.dataset.id == ds.id
+        with pytest.raises(ConflictError, match="already exists"):  # another source is never merged into it
+            import_directory(registry, root / "train", "pets")
 
 
 def test_import_into_a_name_that_is_not_an_unfinished_import_is_refused(local_registry: Registry, tmp_path: Path) -> None:
     local_registry.create_dataset("pets")
     root = tmp_path / "pets"
     image_folder(root)
-    with pytest.raises(ConflictError, match="not an unfinished import"):
+    with pytest.raises(ConflictError, match="not an import of .* choose another --name"):
         import_directory(local_registry, root, "pets")
     with pytest.raises(DatasetImportError, match="importing 'test/cat/d.png'"):
         (root / "x.png").write_bytes(b"x")

@@ -1,0 +1,135 @@
+"""Write an ``ImportPlan`` into a dataset: resumable, and idempotent when the same source is imported again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tqdm import tqdm
+
+from ..entities import AnnotationCollection, Dataset, Item
+from ..errors import AdapterError, ConflictError, NotFoundError
+from ..registry import Registry
+from ..storage.digest import sha256_file
+from .plan import ImportPlan, PlannedItem
+
+#: ``Dataset.metadata`` key recording an import: its source, format and whether it finished.
+IMPORT_KEY = "import"
+#: ``Item.metadata`` key holding the digests an import compares on a rerun.
+ITEM_IMPORT_KEY = "import"
+#: Conflicting paths named in the error (the rest are counted).
+SHOW_CONFLICTS = 10
+
+OnConflict = Literal["fail", "skip"]
+
+
+class DatasetImportError(AdapterError):
+    """An import stopped at a file; the message names it. Rerunning resumes."""
+
+
+@dataclass
+class ImportResult:
+    """What an import did: the dataset, items added now, items already there, entries skipped (path, why)."""
+
+    dataset: Dataset
+    added: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    already_there: int = 0
+    conflicts_kept: int = 0
+
+
+def annotations_digest(annotations: AnnotationCollection | None) -> str | None:
+    """SHA-256 of the ground truth's content (types, labels, coordinates, attributes; not the random ids)."""
+    if annotations is None:
+        return None
+    rows = sorted(
+        json.dumps([a.type, a.label, a.coordinates, a.attributes], sort_keys=True, default=str) for a in annotations
+    )
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def _differences(registry: Registry, planned: PlannedItem, item: Item, compare_subsets: bool) -> list[str]:
+    """What differs between a planned file and the item already at its path (empty when they are the same)."""
+    recorded = item.metadata.get(ITEM_IMPORT_KEY) if isinstance(item.metadata.get(ITEM_IMPORT_KEY), dict) else {}
+    file_digest = sha256_file(planned.file)
+    stored_digest = recorded.get("sha256") or hashlib.sha256(registry.read_item(item)).hexdigest()
+    out = []
+    if stored_digest != file_digest:
+        out.append("file content")
+    gt_digest = recorded.get("annotations") if "annotations" in recorded else annotations_digest(registry.get_ground_truth(item))
+    if gt_digest != annotations_digest(planned.annotations or AnnotationCollection()):
+        out.append("ground truth")
+    if compare_subsets and sorted(item.subsets) != sorted(planned.subsets):
+        out.append(f"subsets {item.subsets} -> {planned.subsets}")
+    return out
+
+
+def _open_dataset(registry: Registry, plan: ImportPlan, name: str) -> tuple[Dataset, bool]:
+    """The dataset to import into and whether it is new; an existing one must come from the same source."""
+    try:
+        ds = registry.get_dataset(name)
+    except NotFoundError:
+        state = {"source": plan.source, "format": plan.format, "complete": False}
+        return registry.create_dataset(name, labels=plan.labels, metadata={IMPORT_KEY: state}), True
+    state = ds.metadata.get(IMPORT_KEY)
+    if not (isinstance(state, dict) and state.get("source") == plan.source and state.get("format", "folder") == plan.format):
+        origin = f"imported from {state.get('source')}" if isinstance(state, dict) and state.get("source") else "not made by an import"
+        raise ConflictError(
+            f"a dataset named {name!r} already exists ({origin}); it is not an import of {plan.source} "
+            f"(finished or unfinished) and a different source is never merged into it: choose another --name"
+        )
+    return ds, False
+
+
+def apply_plan(registry: Registry, plan: ImportPlan, name: str, *, on_conflict: OnConflict = "fail", progress: bool = True) -> ImportResult:
+    """Add the plan's items to dataset ``name`` (created when missing) and record the import as complete.
+
+    Rerunning the same import adds only the files not there yet: a path already in the
+    dataset with the same content and ground truth is counted as already there. A path
+    whose content differs stops the import before anything is written, unless
+    ``on_conflict="skip"`` keeps what the dataset has. A failure names the file.
+    """
+    ds, _ = _open_dataset(registry, plan, name)
+    existing = {item.path: item for item in registry.iter_items(ds)}
+    todo: list[PlannedItem] = []
+    conflicts: list[tuple[str, list[str]]] = []
+    already = 0
+    for planned in plan.items:
+        item = existing.get(planned.path)
+        if item is None:
+            todo.append(planned)
+            continue
+        diff = _differences(registry, planned, item, compare_subsets=plan.split is None)
+        if diff:
+            conflicts.append((planned.path, diff))
+        else:
+            already += 1
+    if conflicts and on_conflict == "fail":
+        shown = "; ".join(f"{path}: {', '.join(diff)} differ" for path, diff in conflicts[:SHOW_CONFLICTS])
+        more = f"; and {len(conflicts) - SHOW_CONFLICTS} more" if len(conflicts) > SHOW_CONFLICTS else ""
+        raise ConflictError(
+            f"{len(conflicts)} file(s) of {plan.source} differ from the items already at the same path in dataset "
+            f"{name!r} ({shown}{more}); nothing was written. To keep the dataset's items and add only the new files, "
+            f"rerun with --on-conflict skip; to take the new versions, import into a new dataset with --name"
+        )
+    labels = sorted(set(ds.labels) | set(plan.labels)) if set(plan.labels) - set(ds.labels) else ds.labels
+    if labels != ds.labels:
+        ds.labels = labels
+        registry.update_dataset(ds)
+    for n, planned in enumerate(tqdm(todo, desc=f"import {name}", unit="file", disable=not progress)):
+        metadata = {
+            **planned.metadata,
+            ITEM_IMPORT_KEY: {"sha256": sha256_file(planned.file), "annotations": annotations_digest(planned.annotations or AnnotationCollection())},
+        }
+        try:
+            registry.add_item(ds, planned.path, planned.file, subsets=planned.subsets, metadata=metadata, annotations=planned.annotations)
+        except Exception as exc:
+            raise DatasetImportError(
+                f"importing {planned.path!r} from {plan.source} into dataset {name!r} failed: {type(exc).__name__}: {exc} "
+                f"({len(plan.items) - len(todo) + n} of {len(plan.items)} files are in; run the same command again to import the rest)"
+            ) from exc
+    ds.metadata[IMPORT_KEY] = {"source": plan.source, "format": plan.format, "complete": True}
+    registry.update_dataset(ds)
+    return ImportResult(ds, len(todo), list(plan.skipped), already_there=already, conflicts_kept=len(conflicts))

@@ -1,0 +1,153 @@
+"""What an import will write, computed before anything is written: items, labels, skipped files, a summary."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..entities import AnnotationCollection
+from ..entities.item import SUPPORTED_MIMETYPES
+from ..registry import guess_mimetype
+from .subsets import KNOWN_SUBSETS, stratified_split
+
+NO_LABEL = "(no label)"
+NO_SUBSET = "(none)"
+#: Entries named one by one in a summary (the rest are counted).
+SHOW_SKIPPED = 20
+
+
+@dataclass
+class PlannedItem:
+    """One file to import: its path in the dataset, the local file, subsets, ground truth and metadata."""
+
+    path: str
+    file: Path
+    subsets: list[str] = field(default_factory=list)
+    annotations: AnnotationCollection | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        """The distinct ground-truth labels of the item, sorted."""
+        return sorted({a.label for a in self.annotations or ()})
+
+    @property
+    def stratum(self) -> str | None:
+        """The label a split stratifies the item by: its most frequent one (None without ground truth)."""
+        counts = Counter(a.label for a in self.annotations or ())
+        return min(counts, key=lambda label: (-counts[label], label)) if counts else None
+
+
+@dataclass
+class ImportPlan:
+    """Everything one import would write, and what it leaves out (``skipped``: path and why; ``ignored``: counts)."""
+
+    source: str
+    format: str
+    items: list[PlannedItem]
+    labels: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    ignored: dict[str, int] = field(default_factory=dict)
+    split: tuple[float, float, float] | None = None
+
+    def split_unassigned(self, fractions: tuple[float, float, float] | None, seed: int) -> None:
+        """Put the items that are in no subset into train / validation / test by ``fractions``, per label."""
+        if fractions is None:
+            return
+        loose = [it for it in self.items if not it.subsets]
+        assigned = stratified_split([it.path for it in loose], [it.stratum for it in loose], fractions, seed)
+        for it in loose:
+            it.subsets = [assigned[it.path]]
+        self.split = fractions
+
+    def table(self) -> dict[str, Counter[str]]:
+        """Items per label (rows) and subset (columns); an item with several labels counts in each."""
+        rows: dict[str, Counter[str]] = defaultdict(Counter)
+        for it in self.items:
+            for label in it.labels or [NO_LABEL]:
+                for subset in it.subsets or [NO_SUBSET]:
+                    rows[label][subset] += 1
+        return rows
+
+    def subset_counts(self) -> Counter[str]:
+        """Items per subset (``(none)`` for items in no subset)."""
+        return Counter(s for it in self.items for s in it.subsets or [NO_SUBSET])
+
+    def warnings(self) -> list[str]:
+        """What looks off: items in no subset, a label in only one subset, files skipped, annotations ignored."""
+        out: list[str] = []
+        counts = self.subset_counts()
+        loose = counts.get(NO_SUBSET, 0)
+        if self.items and loose == len(self.items):
+            out.append(
+                f"no subsets: none of the {len(self.items)} items is in train, validation or test (no train/, val/ or "
+                "test/ folders or column); pass --split 0.8,0.1,0.1 to split them by label"
+            )
+        elif loose:
+            example = next(it.path for it in self.items if not it.subsets)
+            out.append(f"{loose} item(s) are in no subset (e.g. {example!r}); pass --split 0.8,0.1,0.1 to split them by label")
+        used = [s for s in counts if s != NO_SUBSET]
+        if len(used) > 1:
+            for label, row in sorted(self.table().items()):
+                only = [s for s in row if s != NO_SUBSET]
+                if label != NO_LABEL and len(only) == 1:
+                    out.append(f"label {label!r} is only in {only[0]} ({row[only[0]]} item(s))")
+        if self.skipped:
+            out.append(f"{len(self.skipped)} file(s) skipped: {_reasons(self.skipped)}")
+        for what, n in sorted(self.ignored.items()):
+            out.append(f"{n} {what} ignored")
+        return out
+
+    def summary(self) -> str:
+        """A table of items per label and subset, then the warnings (one line each)."""
+        table = self.table()
+        counts = self.subset_counts()
+        columns = [s for s in KNOWN_SUBSETS] + sorted(s for s in counts if s not in KNOWN_SUBSETS and s != NO_SUBSET)
+        if counts.get(NO_SUBSET):
+            columns.append(NO_SUBSET)
+        rows = sorted(table, key=lambda label: (label == NO_LABEL, label))
+        width = max([len("label")] + [len(r) for r in rows])
+        lines = [
+            f"{len(self.items)} item(s) from {self.source} ({self.format}), {len(self.labels)} label(s)"
+            + (f", split {','.join(f'{f:g}' for f in self.split)}" if self.split else "")
+            + ":",
+            "  " + "label".ljust(width) + "".join(f"  {c:>10}" for c in columns),
+        ]
+        for label in rows:
+            lines.append("  " + label.ljust(width) + "".join(f"  {table[label].get(c, 0):>10}" for c in columns))
+        lines.append("  " + "items".ljust(width) + "".join(f"  {counts.get(c, 0):>10}" for c in columns))
+        lines.extend(f"warning: {w}" for w in self.warnings())
+        return "\n".join(lines)
+
+
+def _reasons(skipped: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"{why} {n}" for why, n in Counter(why for _, why in skipped).most_common())
+
+
+def skipped_lines(skipped: Sequence[tuple[str, str]]) -> list[str]:
+    """The skipped entries, one line each (the first ``SHOW_SKIPPED``, then a count of the rest)."""
+    lines = [f"  {rel}: {why}" for rel, why in skipped[:SHOW_SKIPPED]]
+    if len(skipped) > SHOW_SKIPPED:
+        lines.append(f"  ... and {len(skipped) - SHOW_SKIPPED} more")
+    return lines
+
+
+def media_kind(path: str) -> str | None:
+    """``image`` or ``text`` for a file name the registry stores as such, None for anything else."""
+    mimetype = guess_mimetype(path)
+    if mimetype not in SUPPORTED_MIMETYPES or mimetype == "application/octet-stream":
+        return None
+    return "image" if mimetype.startswith("image/") else "text"
+
+
+def keep_media(paths: Iterable[str], kind: str | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """The paths of one media kind (``kind``, else images when there are any, else text) and the rest, with why."""
+    paths = list(paths)
+    kinds = {p: media_kind(p) for p in paths}
+    if kind is None:
+        kind = "image" if "image" in kinds.values() else "text"
+    kept = [p for p in paths if kinds[p] == kind]
+    skipped = [(p, f"not {'an image' if kind == 'image' else 'text'} ({guess_mimetype(p)})") for p in paths if kinds[p] != kind]
+    return kept, skipped
