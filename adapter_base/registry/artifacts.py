@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
@@ -13,6 +12,7 @@ from ..entities import ArtifactFile
 from ..errors import StoreError, ValidationError
 from ..local_dirs import MARKER, safe_join
 from ..storage import ObjectStore
+from ..storage.atomic import atomic_write
 from ..storage.digest import OVERLAP_HASH_MIN, copy_stream_sha256
 
 #: Transfers in flight per tree: more than the pool's threads, so a slow file never idles the others.
@@ -79,19 +79,11 @@ def download_verified(store: ObjectStore, key: str, dest: Path, sha256: str, siz
     With ``size`` (the manifest's) at or above ``OVERLAP_HASH_MIN`` the digest is computed
     on a second thread as the chunks arrive, in step with the download.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
+    with atomic_write(dest, unlink_old=True) as tmp:  # every load re-verifies: no reader meanwhile
         with store.open_read(key) as src, open(tmp, "wb") as out:
             got = copy_stream_sha256(src, out, overlap=size is not None and size >= OVERLAP_HASH_MIN)
         if got != sha256:
             raise StoreError(f"digest mismatch for {key!r}: expected {sha256}, got {got}")
-        # Unlink first: renaming over an existing file makes ext4 (auto_da_alloc) write the
-        # new one back synchronously, ~0.3 s per 500 MiB; every load re-verifies anyway.
-        dest.unlink(missing_ok=True)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def download_tree(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..errors import NotFoundError
+from .atomic import atomic_write
 from .base import ObjectInfo, ObjectStore
 from .digest import copy_file_sha256
 from .keys import validate_key, validate_prefix
@@ -36,23 +36,9 @@ class LocalStore(ObjectStore):
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
-    def _tmp(self) -> Path:
-        self._tmp_dir.mkdir(exist_ok=True)
-        return self._tmp_dir / uuid.uuid4().hex
-
-    def _commit(self, tmp: Path, key: str) -> None:
-        dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        validate_key(key)
-        tmp = self._tmp()
-        try:
+        with atomic_write(self._path(key), tmp_dir=self._tmp_dir) as tmp:
             tmp.write_bytes(data)
-            self._commit(tmp, key)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         try:
@@ -61,29 +47,19 @@ class LocalStore(ObjectStore):
             raise NotFoundError(f"{self.uri}: no object {key!r}") from None
 
     def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> str:
-        validate_key(key)
-        tmp = self._tmp()
-        try:
+        with atomic_write(self._path(key), tmp_dir=self._tmp_dir) as tmp:
             digest = copy_file_sha256(path, tmp)
-            self._commit(tmp, key)
-            return digest
-        finally:
-            tmp.unlink(missing_ok=True)
+        return digest
 
     def get_file(self, key: str, path: str | Path) -> None:
         src = self._path(key)
-        dest = Path(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")
         try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
+            with atomic_write(path) as tmp:
+                shutil.copyfile(src, tmp)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             if not src.is_file():
                 raise NotFoundError(f"{self.uri}: no object {key!r}") from None
             raise
-        finally:
-            tmp.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:

@@ -9,7 +9,7 @@ import urllib3
 from minio.error import InvalidResponseError, S3Error, ServerError
 
 from adapter_base.storage.retry import retry_call
-from adapter_base.storage.s3_errors import is_transient, s3_failure
+from adapter_base.storage.s3.errors import is_transient, s3_failure
 
 
 class Transient(Exception):

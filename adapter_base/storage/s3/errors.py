@@ -1,21 +1,28 @@
-"""What a failed S3 request means, by HTTP status and S3 error code, on any server.
+"""What a failed S3 request means, by HTTP status and S3 error code, on any server, and how it is worded.
 
 The ``minio`` client raises ``S3Error`` only for an ``application/xml`` error body;
 other servers send the same XML as ``text/xml`` (rclone), or no body, or HTML from a
 proxy, and ``minio`` raises ``InvalidResponseError`` or ``ServerError`` for those.
 ``s3_failure`` reads the status and code out of all three, so the store classifies a
 missing key, rejected credentials or a throttled request the same way everywhere.
+``ErrorMessages`` turns a final failure into the ``NotFoundError`` / ``StoreError`` the
+caller sees, with a hint for a missing bucket or rejected credentials and never a credential.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import traceback
 from dataclasses import dataclass
 from http.client import IncompleteRead
+from typing import NoReturn
 
 import urllib3
 from minio.error import InvalidResponseError, S3Error, ServerError
+
+from ...errors import NotFoundError, StoreError
+from .config import ENV_RETRY_DEADLINE
 
 #: S3 error codes worth retrying (throttling and server-side trouble).
 TRANSIENT_CODES = frozenset(
@@ -143,3 +150,70 @@ def is_transient(exc: BaseException) -> bool:
             TimeoutError,
         ),
     )
+
+
+class ErrorMessages:
+    """The errors one store raises: client failures translated, credentials scrubbed from every message."""
+
+    def __init__(self, *, uri: str, endpoint: str, bucket: str, secrets: tuple[str, ...], retry_deadline_s: float) -> None:
+        self.uri = uri
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.retry_deadline_s = retry_deadline_s
+        # Strings that must never leak into messages (see ``scrub``).
+        self._secrets = tuple(s for s in secrets if s and len(s) >= 4)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every credential replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def missing_bucket(self) -> str:
+        """The bucket does not exist: how to create it."""
+        return (
+            f"S3 bucket {self.bucket!r} does not exist at {self.endpoint} (store {self.uri}); "
+            f"create it first (e.g. `mc mb <alias>/{self.bucket}` or `aws s3 mb s3://{self.bucket}`) "
+            f"or fix the bucket name in the store URI"
+        )
+
+    def rejected_credentials(self, code: str, what: str) -> str:
+        """The server refused the credentials during ``what``: which variables to check."""
+        return (
+            f"S3 credentials were rejected by {self.endpoint} ({code}) during {what} on {self.uri}: "
+            f"check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), "
+            f"and that they may access bucket {self.bucket!r}"
+        )
+
+    def translate(self, exc: BaseException, what: str, key: str | None) -> BaseException:
+        """``exc`` (the last failure of ``what``) as ``NotFoundError`` / ``StoreError``, by status and S3 code."""
+        failure = s3_failure(exc)
+        if failure is not None and not failure.transient:
+            if failure.missing_key and key is not None:
+                return NotFoundError(f"{self.uri}: no object {key!r}")
+            if failure.missing_bucket:
+                return StoreError(self.missing_bucket())
+            if failure.rejected_credentials:
+                return StoreError(self.rejected_credentials(failure.code or f"HTTP {failure.status}", what))
+            return StoreError(self.scrub(f"{self.uri}: {what} failed: {failure.describe()}"))
+        if is_transient(exc):
+            return StoreError(
+                self.scrub(
+                    f"{self.uri}: {what} failed at {self.endpoint} after retrying for "
+                    f"{self.retry_deadline_s:g}s ({ENV_RETRY_DEADLINE}): {type(exc).__name__}: {exc}"
+                )
+            )
+        return StoreError(self.scrub(f"{self.uri}: {what} failed: {type(exc).__name__}: {exc}"))
+
+    def raise_translated(self, exc: BaseException, what: str, key: str | None) -> NoReturn:
+        """Raise ``translate(exc, ...)``, chained to ``exc`` unless it is a credentials error."""
+        err = self.translate(exc, what, key)
+        failure = s3_failure(exc)
+        cause = None if failure is not None and failure.rejected_credentials else exc
+        # Error -> traceback -> frame -> error cycles (here, and minio's own) would keep every
+        # caller's locals alive until the cyclic GC runs: a missed ``exists`` is common.
+        traceback.clear_frames(exc.__traceback__)
+        try:
+            raise err from cause
+        finally:
+            del err, cause
