@@ -2,7 +2,7 @@
 
 Paths are relative to the CSV's folder (or to ``--images DIR``) and must stay inside it.
 An empty label leaves the item without ground truth; subset names may be aliases
-(``val`` -> ``validation``). Files that are missing or not media are skipped and reported.
+(``val`` -> ``validation``). Files that are missing or not media (not images, in a list of images) are skipped and reported.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..entities import AnnotationCollection
 from ..errors import ValidationError
-from .plan import ImportPlan, PlannedItem, media_kind
+from .plan import ImportPlan, PlannedItem, keep_media
 from .subsets import subset_alias
 
 COLUMNS = ("path", "label", "subset")
@@ -59,9 +59,6 @@ def plan_csv(table: Path, *, base: Path | None = None, split: tuple[float, float
         if not target.is_file():
             skipped.append((rel, f"listed on line {n} but not found"))
             continue
-        if media_kind(rel) is None:
-            skipped.append((rel, f"not a media file (line {n})"))
-            continue
         gt = None
         if cell.get("label"):
             gt = AnnotationCollection()
@@ -69,6 +66,10 @@ def plan_csv(table: Path, *, base: Path | None = None, split: tuple[float, float
         subset = cell.get("subset", "")
         subsets = [subset_alias(subset) or subset] if subset else []
         items.append(PlannedItem(rel, target, subsets, gt))
+    media, not_media = keep_media(it.path for it in items)
+    kept = set(media)
+    items = [it for it in items if it.path in kept]
+    skipped.extend((rel, f"{why}, line {seen[rel]}") for rel, why in not_media)
     labels = sorted({label for it in items for label in it.labels})
     plan = ImportPlan(str(table.resolve()), "csv", items, labels, sorted(skipped))
     plan.split_unassigned(split, seed)
