@@ -27,7 +27,7 @@ from .errors import (
     ValidationError,
 )
 from .flows.evaluate import EvaluationResult
-from .flows.predict import ItemFailure, PredictionReport
+from .prediction import ItemFailure, PredictionOptions, PredictionReport
 from .loading import load_adapter_class
 from .registry import Registry
 from .storage import ObjectStore, open_store
@@ -52,6 +52,7 @@ __all__ = [
     "ModelInfo",
     "NotFoundError",
     "ObjectStore",
+    "PredictionOptions",
     "PredictionReport",
     "PredictionSet",
     "Registry",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-#: Keys the framework itself reads; adapters add their own.
+#: Keys the framework itself reads; adapters add their own. What each prediction knob
+#: means is documented on ``adapter_base.prediction.PredictionOptions``.
 FRAMEWORK_DEFAULTS: dict[str, Any] = {
     "batch_size": 16,
     "prefetch_batches": 4,
     "io_workers": 16,
+    "io_chunk": 4,
+    "adaptive_prefetch": True,
     "predict_timeout_s": None,
     # A prepare_item_func call still running after this long fails its item (None: wait forever).
     "prepare_timeout_s": 300,

@@ -1,0 +1,7 @@
+"""The prediction engine in parts: options, backpressure, the OOM policy, the adapter contract, the writer, the report, and the pipeline that runs them."""
+
+from .engine import ItemSource, PredictionRun, run_predictions
+from .options import PredictionOptions
+from .report import ItemFailure, PredictionReport
+
+__all__ = ["ItemFailure", "ItemSource", "PredictionOptions", "PredictionReport", "PredictionRun", "run_predictions"]

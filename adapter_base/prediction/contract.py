@@ -1,0 +1,89 @@
+"""Calling the adapter's ``prepare_item_func`` and ``predict``, and checking what they return.
+
+A broken promise (``None`` from ``prepare_item_func``, the wrong number or type of
+results, an annotation that does not validate) becomes an ``AdapterContractError`` or
+``ValidationError`` for the items concerned; a call past its timeout, a ``TimeoutError``.
+"""
+
+from __future__ import annotations
+
+import copy
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+from typing import Any, Sequence
+
+from ..concurrency import in_thread
+from ..entities import Annotation, AnnotationCollection, Item, Model, ModelInfo, PredictionSet
+from ..errors import AdapterContractError, ValidationError
+from ..hooks import AdapterHooks
+
+
+def prepare_input(adapter: AdapterHooks, item: Item) -> Any:
+    """``prepare_item_func(item)``, which must not be None."""
+    prepared = adapter.prepare_item_func(item)
+    if prepared is None:
+        raise AdapterContractError(f"prepare_item_func returned None for item {item.id}")
+    return prepared
+
+
+def call_predict(adapter: AdapterHooks, inputs: list[Any], items: Sequence[Item], timeout_s: float | None) -> Any:
+    """``predict(inputs, items=...)``, given its own copies of ``items``; a ``TimeoutError`` after ``timeout_s``.
+
+    The copies mean sorting, popping or editing them cannot change which item a result
+    is stored on.
+    """
+    given = [copy.copy(it) for it in items]
+    if not timeout_s:
+        return adapter.predict(inputs, items=given)
+    # A daemon thread, not an executor: a hung predict cannot be killed, and an
+    # executor's worker would keep the process from exiting after the run.
+    fut = in_thread(lambda: adapter.predict(inputs, items=given), "predict")
+    try:
+        return fut.result(timeout=float(timeout_s))
+    except FutureTimeout:
+        raise TimeoutError(f"predict did not return within predict_timeout_s={timeout_s}") from None
+
+
+def check_results(results: Any, count: int) -> AdapterContractError | None:
+    """Why ``results`` is not one result per item of a batch of ``count``, or None when it is."""
+    if not isinstance(results, Sequence) or isinstance(results, (str, bytes)):
+        return AdapterContractError(f"predict returned a {type(results).__name__}, expected a list with one result per item")
+    if len(results) != count:
+        return AdapterContractError(
+            f"predict returned {len(results)} results for a batch of {count}: it must return one per item, in the order given"
+        )
+    return None
+
+
+def stamp(model: Model, run_id: str, item: Item, result: Any) -> PredictionSet:
+    """``item``'s prediction set from one ``predict`` result, every annotation stamped with ``model``."""
+    if isinstance(result, AnnotationCollection):
+        anns = list(result.annotations)
+    elif isinstance(result, list) and all(isinstance(a, Annotation) for a in result):
+        anns = result
+    else:
+        raise AdapterContractError(f"predict result is a {type(result).__name__}, expected an AnnotationCollection or a list of Annotation")
+    stamped = []
+    for n, ann in enumerate(anns):
+        if not isinstance(ann, Annotation):
+            raise AdapterContractError(f"result annotation {n} is a {type(ann).__name__}, not an Annotation")
+        info = ModelInfo(
+            confidence=1.0 if ann.model is None else ann.model.confidence,
+            model_id=model.id,
+            model_name=model.name,
+            model_version=model.version,
+        )
+        new = replace(ann, model=info)
+        try:
+            new.validate()
+        except ValidationError as exc:
+            raise ValidationError(f"prediction {n}", exc.field, str(exc).split(": ", 1)[-1]) from None
+        stamped.append(new)
+    return PredictionSet(
+        item_id=item.id,
+        model_id=model.id,
+        model_name=model.name,
+        model_version=model.version,
+        annotations=stamped,
+        run_id=run_id,
+    )

@@ -1,0 +1,277 @@
+"""The streaming prediction pipeline: prepare -> predict -> write, with a per-item report.
+
+Three stages overlap: a producer thread lists items and prepares them on an I/O pool
+(``prepare_item_func``) into batches; the calling thread runs ``predict``; the result
+writer stores each item's ``PredictionSet`` on a pool of its own. Queues and windows are
+bounded (``Backpressure``), so memory does not grow with the number of items. A failing
+item or batch is recorded (item id, stage, error) and the rest go on; so is a call that
+runs past its timeout. ``run_predictions`` is the entry point of the wrapper functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
+
+from ..concurrency import ordered_map
+from ..entities import Item, Model
+from ..errors import StoreError, ValidationError
+from ..hooks import AdapterHooks
+from ..media import nbytes
+from ..registry import layout
+from .backpressure import Backpressure
+from .contract import call_predict, check_results, prepare_input, stamp
+from .oom import BatchHalving
+from .options import PredictionOptions
+from .report import PredictionReport, Tally, error_text
+from .writer import Collector, ResultWriter, registry_store
+
+log = logging.getLogger(__name__)
+
+#: What a run predicts: ``(item id, Item or the error listing it)`` pairs.
+ItemSource = Iterable[tuple[str, "Item | BaseException"]]
+#: A prepared item on its way to ``predict``: the engine's own Item record, the model input, its bytes.
+Prepared = tuple[Item, Any, int]
+
+_DONE = object()
+_SKIP = object()
+
+
+class PredictionRun:
+    """One streaming prediction run of ``adapter``'s bound ``model``."""
+
+    def __init__(
+        self,
+        adapter: AdapterHooks,
+        model: Model,
+        options: PredictionOptions,
+        *,
+        resume: bool = False,
+        resume_run: bool = False,
+        write: bool = True,
+        on_result: Collector | None = None,
+        progress: bool = False,
+        run_id: str | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.model = model
+        self.options = options
+        self.resume = resume
+        self.resume_run = resume_run
+        self.write = write
+        self.on_result = on_result
+        self.report = PredictionReport(
+            run_id=run_id or uuid.uuid4().hex[:12],
+            model_id=model.id,
+            model_name=model.name,
+            model_version=model.version,
+            batch_size=options.batch_size,
+        )
+        self.progress = progress
+        self.backpressure = Backpressure(options)
+        self.halving = BatchHalving(options.batch_size, adaptive=options.adaptive_batch_size)
+        self._stop = threading.Event()
+
+    def run(self, source: ItemSource) -> PredictionReport:
+        """Predict every item of ``source``; the report, or the error that ended the run (recorded in it too)."""
+        start = time.monotonic()
+        opts = self.options
+        tally = Tally(self.report, progress=self.progress)
+        batches: queue.Queue[Any] = queue.Queue(maxsize=opts.prefetch_batches)
+        prepare_pool = ThreadPoolExecutor(max_workers=opts.io_workers, thread_name_prefix="prepare")
+        writer = ResultWriter(
+            registry_store(self.adapter.registry) if self.write else None,
+            collect=self.on_result,
+            workers=opts.io_workers,
+            chunk=opts.io_chunk,
+            on_written=tally.written,
+        )
+        producer = threading.Thread(target=self._produce, args=(source, batches, prepare_pool, tally), name="producer", daemon=True)
+        producer.start()
+        try:
+            while True:
+                if batches.empty():
+                    self.backpressure.starved()
+                if (batch := batches.get()) is _DONE:
+                    break
+                held = sum(size for _, _, size in batch)
+                self._predict(batch, writer, tally)
+                del batch  # its inputs are no longer needed: give their bytes back
+                self.backpressure.release(held)
+                writer.flush()
+        except Exception as exc:  # noqa: BLE001 - recorded in the report (which is still written), then raised
+            self.report.fatal_error = error_text(exc)
+            raise
+        finally:
+            self._stop.set()
+            writer.close()
+            prepare_pool.shutdown(wait=True, cancel_futures=True)
+            producer.join()
+            tally.close()
+        self.report.batch_size_used = self.halving.size
+        self.report.duration_s = time.monotonic() - start
+        self.report.check_accounted()
+        return self.report
+
+    # --- stage 1: list + prepare (producer thread) ------------------------------------
+
+    def _already_predicted(self, item: Item) -> bool:
+        """True when ``resume`` (any run) or ``resume_run`` (this run id) finds the item's set of this model version."""
+        if not (self.resume or self.resume_run):
+            return False
+        try:
+            done = self.adapter.registry.get_predictions(item, self.model.id)
+        except (StoreError, ValidationError) as exc:  # an unreadable set is no completion record
+            log.warning("item %s: predicting again, its prediction set is unreadable: %s", item.id, error_text(exc))
+            return False
+        return done is not None and done.model_version == self.model.version and (self.resume or done.run_id == self.report.run_id)
+
+    def _prepare(self, entry: tuple[str, Item | BaseException]) -> Any:
+        _, item = entry
+        if isinstance(item, BaseException):
+            raise item
+        if self._already_predicted(item):
+            return _SKIP
+        return prepare_input(self.adapter, item)
+
+    def _admit(self, item: Item, prepared: Any, size: int, out: "queue.Queue[Any]", batch: list[Prepared], tally: Tally) -> bool:
+        """True once the byte budget holds the item; False when it fails or the run stops.
+
+        A partial batch is handed to ``predict`` before waiting, so the bytes it holds come back.
+        """
+        self.backpressure.observe(size)
+        if (why := self.backpressure.oversize(size)) is not None:
+            tally.failed(item.id, "prepare", f"the prepared input of item {item.id} ({item.path}) {why}", item.path)
+            return False
+        if batch and not self.backpressure.fits(size):
+            self._put(out, list(batch))
+            batch.clear()
+        return self.backpressure.hold(size, cancelled=self._stop.is_set)
+
+    def _produce(self, source: ItemSource, out: "queue.Queue[Any]", pool: ThreadPoolExecutor, tally: Tally) -> None:
+        batch: list[Prepared] = []
+        timeout_s = self.options.prepare_timeout_s
+        try:
+            prepared = ordered_map(
+                self._prepare,
+                source,
+                pool=pool,
+                window=self.backpressure.window,  # read before each refill
+                chunk=self.options.io_chunk,
+                timeout_s=timeout_s,
+                timeout_message=f"prepare_item_func did not return within prepare_timeout_s={timeout_s}",
+            )
+            for (item_id, item), result in prepared:
+                if self._stop.is_set():
+                    return
+                tally.listed()
+                if isinstance(item, BaseException):
+                    tally.failed(item_id, "list", item)
+                elif not isinstance(item, Item):
+                    tally.failed(str(item_id), "input", f"expected an Item, got {type(item).__name__}")
+                elif isinstance(result, BaseException):
+                    self.backpressure.observe(0)
+                    tally.failed(item.id, "prepare", result, item.path)
+                elif result is _SKIP:
+                    self.backpressure.observe(0)
+                    tally.skipped()
+                else:
+                    size = nbytes(result)
+                    if self._admit(item, result, size, out, batch, tally):
+                        batch.append((item, result, size))
+                        if len(batch) >= self.options.batch_size:
+                            self._put(out, batch)
+                            batch = []
+            if batch:
+                self._put(out, batch)
+        except BaseException as exc:  # noqa: BLE001 - the listing itself failed: end the run
+            self.report.fatal_error = error_text(exc)
+            log.error("listing items failed, stopping: %s", self.report.fatal_error)
+        finally:
+            self._put(out, _DONE)
+
+    def _put(self, out: "queue.Queue[Any]", value: Any) -> None:
+        if out.full():
+            self.backpressure.backlogged()
+        while not self._stop.is_set():
+            try:
+                out.put(value, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    # --- stage 2: predict (calling thread), results to the writer ----------------------
+
+    def _predict(self, batch: list[Prepared], writer: ResultWriter, tally: Tally) -> None:
+        """Predict ``batch`` (in smaller calls after an out-of-memory error); each result stamped and accepted by ``writer``.
+
+        Results are paired with the engine's own record of the batch, in the order given.
+        """
+
+        def call(chunk: list[Prepared]) -> Any:
+            return call_predict(self.adapter, [x for _, x, _ in chunk], [it for it, _, _ in chunk], self.options.predict_timeout_s)
+
+        for chunk, results in self.halving.run(batch, call):
+            items = [it for it, _, _ in chunk]
+            error = results if isinstance(results, BaseException) else check_results(results, len(chunk))
+            for n, item in enumerate(items):
+                if error is not None:
+                    tally.failed(item.id, "predict", error, item.path)
+                    continue
+                try:
+                    pset = stamp(self.model, self.report.run_id, item, results[n])
+                except Exception as exc:  # noqa: BLE001 - recorded per item
+                    tally.failed(item.id, "predict", exc, item.path)
+                    continue
+                writer.accept(item, pset)
+
+
+def run_predictions(
+    adapter: AdapterHooks,
+    source: ItemSource,
+    *,
+    batch_size: int | None = None,
+    resume: bool = False,
+    write: bool = True,
+    on_result: Collector | None = None,
+    progress: bool = False,
+    run_id: str | None = None,
+    save_report: bool = True,
+    resume_run: bool = False,
+    on_finish: Callable[[PredictionReport], None] | None = None,
+) -> PredictionReport:
+    """Run the streaming prediction over ``(item_id, Item or error)`` pairs; returns the report.
+
+    ``on_finish``: called with the finished report before it is stored (the CLI prints it
+    there, so a failure to store it loses nothing).
+
+    ``resume``: skip items that have a prediction set from this model version (any run).
+    ``resume_run``: skip items that have one from this ``run_id`` (a retried attempt of the run).
+    """
+    if adapter.model_entity is None:
+        raise ValueError("the adapter has no model: call load_from_model(model) before predicting")
+    options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
+    run = PredictionRun(
+        adapter, adapter.model_entity, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id
+    )
+    store = adapter.registry.store
+    try:
+        report = run.run(source)
+    except Exception:
+        if save_report and write:  # what the run did so far is still worth keeping
+            try:
+                store.put_json(layout.prediction_report(run.report.run_id), run.report.to_dict())
+            except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
+                log.error("could not store the report of the failed run: %s", error_text(exc))
+        raise
+    log.info(report.summary().splitlines()[0])
+    if on_finish is not None:
+        on_finish(report)
+    if save_report and write:
+        store.put_json(layout.prediction_report(report.run_id), report.to_dict())
+    return report

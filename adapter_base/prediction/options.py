@@ -1,0 +1,110 @@
+"""The prediction engine's tuning knobs: one typed object, built once from the configuration.
+
+Every knob is a configuration key of the same name; its default is the framework's
+(``adapter_base.config.FRAMEWORK_DEFAULTS``), which the registry's I/O pool shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from ..config import FRAMEWORK_DEFAULTS
+from ..errors import ValidationError
+
+
+@dataclass(frozen=True)
+class PredictionOptions:
+    """How a prediction run batches, overlaps its stages and bounds its memory and waits."""
+
+    batch_size: int = FRAMEWORK_DEFAULTS["batch_size"]
+    """Items per ``predict`` call (before any halving after an out-of-memory error)."""
+
+    prefetch_batches: int = FRAMEWORK_DEFAULTS["prefetch_batches"]
+    """Prepared batches that may wait for ``predict``; the prepare window never exceeds this many batches."""
+
+    io_workers: int = FRAMEWORK_DEFAULTS["io_workers"]
+    """Threads preparing items, and as many writing results; the registry's I/O pool defaults to the same."""
+
+    io_chunk: int = FRAMEWORK_DEFAULTS["io_chunk"]
+    """Items per I/O-pool task (prepare and write): fewer thread hand-offs, less GIL traffic."""
+
+    adaptive_prefetch: bool = FRAMEWORK_DEFAULTS["adaptive_prefetch"]
+    """Widen the prepare window while ``predict`` waits for input, narrow it while batches queue up.
+
+    Off: always prepare ``prefetch_batches`` batches ahead."""
+
+    adaptive_batch_size: bool = FRAMEWORK_DEFAULTS["adaptive_batch_size"]
+    """After an out-of-memory error from ``predict``, halve the batch and try again (down to one item)."""
+
+    predict_timeout_s: float | None = FRAMEWORK_DEFAULTS["predict_timeout_s"]
+    """A ``predict`` call still running after this long fails its batch (None: wait forever)."""
+
+    prepare_timeout_s: float | None = FRAMEWORK_DEFAULTS["prepare_timeout_s"]
+    """A ``prepare_item_func`` call still running after this long fails its item (None: wait forever)."""
+
+    prepared_bytes_budget: int | None = FRAMEWORK_DEFAULTS["prepared_bytes_budget"]
+    """Prepared inputs waiting for ``predict`` hold at most about this many bytes; a larger item fails (None: no bound)."""
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "prefetch_batches", "io_workers", "io_chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValidationError("PredictionOptions", name, f"must be a whole number >= 1, got {value!r}")
+        for name in ("predict_timeout_s", "prepare_timeout_s", "prepared_bytes_budget"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise ValidationError("PredictionOptions", name, f"must be a positive number or None, got {value!r}")
+
+    @classmethod
+    def from_configuration(cls, cfg: Mapping[str, Any], *, batch_size: int | None = None) -> "PredictionOptions":
+        """The options an adapter's merged configuration asks for; ``batch_size`` (when given) wins over it.
+
+        An unset, null or 0 count takes its default and a count below 1 is raised to 1; a
+        timeout or budget of null or 0 means none. Anything else that is not a number is
+        an error naming its key.
+        """
+        size = _whole("batch_size", batch_size or cfg.get("batch_size") or cls.batch_size)
+        if size < 1:
+            raise ValidationError("predict", "batch_size", f"must be >= 1, got {size}")
+        budget = _positive_or_none(cfg, "prepared_bytes_budget")
+        return cls(
+            batch_size=size,
+            prefetch_batches=_count(cfg, "prefetch_batches"),
+            io_workers=_count(cfg, "io_workers"),
+            io_chunk=_count(cfg, "io_chunk"),
+            adaptive_prefetch=bool(cfg.get("adaptive_prefetch", cls.adaptive_prefetch)),
+            adaptive_batch_size=bool(cfg.get("adaptive_batch_size", cls.adaptive_batch_size)),
+            predict_timeout_s=_positive_or_none(cfg, "predict_timeout_s"),
+            prepare_timeout_s=_positive_or_none(cfg, "prepare_timeout_s"),
+            prepared_bytes_budget=int(budget) if budget else None,
+        )
+
+    def to_configuration(self) -> dict[str, Any]:
+        """The configuration keys (and values) these options stand for."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _whole(key: str, value: Any) -> int:
+    """``value`` as an int; an error naming ``key`` when it is not a number."""
+    if isinstance(value, bool):
+        raise ValidationError("configuration", key, f"must be a whole number, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError("configuration", key, f"must be a whole number, got {value!r}") from None
+
+
+def _count(cfg: Mapping[str, Any], key: str) -> int:
+    """A count of at least 1 from the configuration; unset, null or 0 take the default."""
+    return max(1, _whole(key, cfg.get(key) or getattr(PredictionOptions, key)))
+
+
+def _positive_or_none(cfg: Mapping[str, Any], key: str) -> float | None:
+    """A positive number from the configuration, or None when it is unset, 0 or None (off)."""
+    value = cfg.get(key)
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValidationError("configuration", key, f"must be a positive number or null, got {value!r}")
+    return value

@@ -1,0 +1,82 @@
+"""Where prediction results go: handed to a collector as they come, stored on a write pool of their own."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Sequence
+
+from ..entities import Item, PredictionSet
+from ..registry import Registry
+
+#: Stores one item's prediction set (raises when it cannot).
+Store = Callable[[Item, PredictionSet], None]
+#: Receives each item's prediction set on the thread that calls ``predict``, before it is stored.
+Collector = Callable[[Item, PredictionSet], None]
+#: Told which items were written: None where an item's set was stored, else the error.
+Outcomes = Callable[[Sequence[Item], Sequence["BaseException | None"]], None]
+
+
+def registry_store(registry: Registry) -> Store:
+    """Store each set as the item's predictions of its model, replacing earlier ones."""
+    return lambda item, pset: registry.put_predictions(pset, item.dataset_id)
+
+
+class ResultWriter:
+    """Takes each batch's results: gives them to the collector at once, stores them while ``predict`` goes on.
+
+    Writes run on ``workers`` threads, ``chunk`` items per task (fewer hand-offs), with at
+    most ``4 * workers`` items in flight: ``flush`` waits when the store falls behind.
+    Without a store the items count as written as soon as they are flushed.
+    """
+
+    def __init__(self, store: Store | None, *, collect: Collector | None, workers: int, chunk: int, on_written: Outcomes) -> None:
+        self.store = store
+        self.collect = collect
+        self.chunk = chunk
+        self.on_written = on_written
+        self._pending: list[tuple[Item, PredictionSet]] = []
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="write")
+        self._in_flight = threading.BoundedSemaphore(max(1, (4 * workers) // chunk))  # tasks being written
+
+    def accept(self, item: Item, pset: PredictionSet) -> None:
+        """One item's result: collected now, stored at the next ``flush``."""
+        if self.collect is not None:
+            self.collect(item, pset)
+        self._pending.append((item, pset))
+
+    def flush(self) -> None:
+        """Start storing every accepted result."""
+        done, self._pending = self._pending, []
+        if self.store is None:
+            self.on_written([it for it, _ in done], [None] * len(done))
+            return
+        for start in range(0, len(done), self.chunk):
+            chunk = done[start : start + self.chunk]
+            self._in_flight.acquire()
+            fut = self._pool.submit(self._write_chunk, chunk)
+            fut.add_done_callback(lambda f, c=chunk: self._finish(f, c))  # type: ignore[misc]
+
+    def close(self) -> None:
+        """Wait for every write started."""
+        self._pool.shutdown(wait=True)
+
+    def _write_chunk(self, chunk: list[tuple[Item, PredictionSet]]) -> list[BaseException | None]:
+        """Write a few items' prediction sets one after the other: one pool task, one hand-off."""
+        assert self.store is not None
+        out: list[BaseException | None] = []
+        for item, pset in chunk:
+            try:
+                self.store(item, pset)
+                out.append(None)
+            except Exception as exc:  # noqa: BLE001 - recorded per item
+                out.append(exc)
+        return out
+
+    def _finish(self, fut: "Future[list[BaseException | None]]", chunk: list[tuple[Item, PredictionSet]]) -> None:
+        self._in_flight.release()
+        try:
+            errors = fut.result()
+        except BaseException as exc:  # noqa: BLE001 - the task itself failed: every item in it
+            errors = [exc] * len(chunk)
+        self.on_written([it for it, _ in chunk], errors)
