@@ -1,4 +1,4 @@
-"""Where each record lives in the store. The only module that spells out keys.
+"""Where each record lives in the store. The only module that spells out keys: every other module asks it.
 
     names/datasets/<name>.json          -> {"id": ...}   (unique names)
     names/models/<name>.json            -> {"id": ...}
@@ -13,9 +13,14 @@
     models/<model_id>/versions/<NNNNNN>/manifest.json              written last
     models/<model_id>/staging/<run_id>/files/<path>|manifest.json  trained, not yet a version
     models/<model_id>/checkpoints/<path>                           training checkpoints
-    models/<model_id>/evaluations/<NNNNNN>/<stamp>/metrics.json|report.html
+    models/<model_id>/evaluations/<NNNNNN>/<stamp>/metrics.json|report.html|report.md
     runs/<run_id>/prediction-report.json                           a prediction run's PredictionReport
-    runs/<run_id>/...                                              other per-run reports
+    runs/<run_id>/prediction-summary.json                          the merged report of a sharded run
+    runs/<run_id>/steps/<step>.json                                the journal: that step finished
+    runs/<run_id>/shards/index.json                                the shard index (keys and counts)
+    runs/<run_id>/shards/<NNNN>.json                               one shard's item ids
+    runs/<run_id>/shards/<NNNN>.report.json                        that shard's PredictionReport
+    runs/<run_id>/shards/<NNNN>.attempts.json                      how many attempts at it started
 """
 
 from __future__ import annotations
@@ -70,6 +75,11 @@ def item_path(dataset_id: str, path: str) -> str:
     return join_key("datasets", dataset_id, "paths", f"{path}.json")
 
 
+def item_paths_below(dataset_id: str, folder: str) -> str:
+    """The prefix of the path entries of items inside ``folder`` (an item path taken as a folder)."""
+    return join_key("datasets", dataset_id, "paths", folder) + "/"
+
+
 def item_binary(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "binaries", item_id)
 
@@ -110,12 +120,37 @@ def staging_prefix(model_id: str, run_id: str) -> str:
     return join_key("models", model_id, "staging", run_id) + "/"
 
 
+def staged_file(model_id: str, run_id: str, path: str) -> str:
+    return join_key(staging_prefix(model_id, run_id), "files", path)
+
+
+def staged_manifest(model_id: str, run_id: str) -> str:
+    return join_key(staging_prefix(model_id, run_id), "manifest.json")
+
+
 def checkpoints_prefix(model_id: str) -> str:
     return join_key("models", model_id, "checkpoints") + "/"
 
 
+def checkpoint_file(model_id: str, path: str) -> str:
+    return join_key(checkpoints_prefix(model_id), path)
+
+
 def evaluation_prefix(model_id: str, version: int, stamp: str) -> str:
     return join_key("models", model_id, "evaluations", f"{version:06d}", stamp) + "/"
+
+
+#: The files of one evaluation, under its ``evaluation_prefix``.
+EVALUATION_METRICS = "metrics.json"
+EVALUATION_REPORT_HTML = "report.html"
+EVALUATION_REPORT_MARKDOWN = "report.md"
+
+
+def evaluation_file(evaluation: str, name: str) -> str:
+    """``name`` (one of the ``EVALUATION_*`` names) in the evaluation at ``evaluation`` (its prefix)."""
+    if name not in (EVALUATION_METRICS, EVALUATION_REPORT_HTML, EVALUATION_REPORT_MARKDOWN):
+        raise ValueError(f"an evaluation holds no file {name!r}")
+    return join_key(evaluation, name)
 
 
 def run_prefix(run_id: str) -> str:
@@ -125,3 +160,46 @@ def run_prefix(run_id: str) -> str:
 def prediction_report(run_id: str) -> str:
     """The ``PredictionReport`` of one prediction run."""
     return join_key(run_prefix(run_id), "prediction-report.json")
+
+
+def prediction_summary(run_id: str) -> str:
+    """The merged prediction report of the shards of pipeline run ``run_id``."""
+    return join_key(run_prefix(run_id), "prediction-summary.json")
+
+
+def steps_prefix(run_id: str) -> str:
+    """The journal of pipeline run ``run_id``: one record per finished step."""
+    return join_key(run_prefix(run_id), "steps") + "/"
+
+
+def step_record(run_id: str, step: str) -> str:
+    """The journal record that ``step`` of pipeline run ``run_id`` finished."""
+    return join_key(steps_prefix(run_id), f"{step}.json")
+
+
+def shards_prefix(run_id: str) -> str:
+    return join_key(run_prefix(run_id), "shards") + "/"
+
+
+def shard_index(run_id: str) -> str:
+    """The shard index of pipeline run ``run_id`` (shard numbers, keys and counts)."""
+    return join_key(shards_prefix(run_id), "index.json")
+
+
+def _shard(run_id: str, shard: int, suffix: str) -> str:
+    return join_key(shards_prefix(run_id), f"{int(shard):04d}{suffix}")
+
+
+def shard_manifest(run_id: str, shard: int) -> str:
+    """One shard's item ids."""
+    return _shard(run_id, shard, ".json")
+
+
+def shard_report(run_id: str, shard: int) -> str:
+    """One shard's prediction report."""
+    return _shard(run_id, shard, ".report.json")
+
+
+def shard_attempts(run_id: str, shard: int) -> str:
+    """How many attempts at one shard started."""
+    return _shard(run_id, shard, ".attempts.json")

@@ -1,0 +1,118 @@
+"""Model versions in the store: uploading, staging and committing artifact trees, and reading them back.
+
+A version becomes visible in three writes, in order: its files, its manifest
+(``models/<id>/versions/<NNNNNN>/manifest.json``), then the model record that names it
+(written by ``Registry``). A reader sees the previous version or the complete new one,
+never a partial one. A staged tree (``models/<id>/staging/<run_id>/``) is a candidate no
+reader sees until it is committed as the next version.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..concurrency import map_all
+from ..entities import ArtifactFile, ArtifactManifest, Model
+from ..errors import NotFoundError
+from ..storage import ObjectStore
+from . import layout
+from .artifacts import download_tree, upload_tree
+
+
+class ModelVersions:
+    """The files and manifests of every model's versions and staged candidates in ``store``.
+
+    Transfers run on ``pool``; copies keep ``2 * io_workers`` in flight.
+    """
+
+    def __init__(self, store: ObjectStore, pool: ThreadPoolExecutor, io_workers: int) -> None:
+        self.store = store
+        self.pool = pool
+        self.io_workers = io_workers
+
+    def next_version(self, model_id: str, known: int = 0) -> int:
+        """The number the next version gets: one above the highest with a manifest (at least ``known``).
+
+        Versions get manifests one after the other (each is the latest + 1), so probing
+        ``known + 1, known + 2, ...`` finds the latest with one request in the usual case,
+        where listing ``versions/`` would read every file of every version.
+        """
+        latest = known
+        while self.store.exists(layout.manifest(model_id, latest + 1)):
+            latest += 1
+        return latest + 1
+
+    def publish(self, model_id: str, version: int, local_dir: str | Path) -> ArtifactManifest:
+        """Upload ``local_dir`` as ``version``'s files, then write its manifest (last)."""
+        files = upload_tree(self.store, local_dir, lambda rel: layout.artifact_file(model_id, version, rel), self.pool)
+        manifest = ArtifactManifest(model_id=model_id, version=version, files=files)
+        manifest.validate()
+        return self._write_manifest(manifest)
+
+    def copy_current(self, source: Model, model_id: str, version: int) -> ArtifactManifest:
+        """Copy ``source``'s current files (server-side) as ``version`` of ``model_id``, manifest last."""
+        src = source.artifacts
+        if src is None:
+            raise NotFoundError(f"model {source.name!r} has no artifacts yet (version 0)")
+        self._copy_files(
+            src.files,
+            lambda rel: layout.artifact_file(source.id, src.version, rel),
+            lambda rel: layout.artifact_file(model_id, version, rel),
+        )
+        return self._write_manifest(ArtifactManifest(model_id=model_id, version=version, files=list(src.files)))
+
+    def stage(self, model: Model, local_dir: str | Path, run_id: str) -> ArtifactManifest:
+        """Upload ``local_dir`` as run ``run_id``'s candidate for ``model`` (replacing an earlier one of that run)."""
+        layout.check_name("run", run_id)
+        self.store.delete_prefix(layout.staging_prefix(model.id, run_id))
+        files = upload_tree(self.store, local_dir, lambda rel: layout.staged_file(model.id, run_id, rel), self.pool)
+        staged = ArtifactManifest(model_id=model.id, version=max(1, model.version), files=files)
+        self.store.put_json(layout.staged_manifest(model.id, run_id), staged.to_dict())
+        return staged
+
+    def staged(self, model: Model, run_id: str) -> ArtifactManifest:
+        """The manifest of run ``run_id``'s candidate; ``NotFoundError`` if that run staged none."""
+        try:
+            return ArtifactManifest.from_dict(self.store.get_json(layout.staged_manifest(model.id, run_id)))
+        except NotFoundError:
+            raise NotFoundError(f"model {model.name!r} has no staged artifacts for run {run_id!r}") from None
+
+    def publish_staged(self, model_id: str, run_id: str, staged: ArtifactManifest, version: int) -> ArtifactManifest:
+        """Copy a staged candidate's files (server-side) as ``version``, then write its manifest (last)."""
+        self._copy_files(
+            staged.files,
+            lambda rel: layout.staged_file(model_id, run_id, rel),
+            lambda rel: layout.artifact_file(model_id, version, rel),
+        )
+        return self._write_manifest(ArtifactManifest(model_id=model_id, version=version, files=list(staged.files)))
+
+    def drop_staged(self, model_id: str, run_id: str) -> None:
+        """Remove run ``run_id``'s candidate (after it was committed)."""
+        self.store.delete_prefix(layout.staging_prefix(model_id, run_id))
+
+    def manifest(self, model: Model, version: int | None = None) -> ArtifactManifest:
+        """The manifest of ``version`` (default: the model's current one)."""
+        if version is None or version == model.version:
+            if model.artifacts is None:
+                raise NotFoundError(f"model {model.name!r} has no artifacts yet (version 0)")
+            return model.artifacts
+        return ArtifactManifest.from_dict(self.store.get_json(layout.manifest(model.id, version)))
+
+    def download(self, model: Model, dest_dir: str | Path, version: int | None = None) -> ArtifactManifest:
+        """Download a version's files into ``dest_dir``, verifying every SHA-256 digest."""
+        manifest = self.manifest(model, version)
+        download_tree(
+            self.store, manifest.files, lambda rel: layout.artifact_file(model.id, manifest.version, rel), dest_dir, self.pool
+        )
+        return manifest
+
+    def _write_manifest(self, manifest: ArtifactManifest) -> ArtifactManifest:
+        """Write ``manifest`` (after its files): from now on the version exists."""
+        self.store.put_json(layout.manifest(manifest.model_id, manifest.version), manifest.to_dict())
+        return manifest
+
+    def _copy_files(self, files: Iterable[ArtifactFile], src_key: Callable[[str], str], dst_key: Callable[[str], str]) -> None:
+        """Copy manifest rows within the store in parallel; the first error is raised once none is in flight."""
+        map_all(lambda f: self.store.copy(src_key(f.path), dst_key(f.path)), files, self.pool, 2 * self.io_workers)
