@@ -1,16 +1,18 @@
-"""Finding the user's adapter class from an import path (``package.module:Class``)."""
+"""Finding the user's adapter class from an import path (``package.module:Class``) and building one."""
 
 from __future__ import annotations
 
 import importlib
+from typing import Any, Mapping
 
+from .adapter import BaseModelAdapter
+from .entities import Model
 from .errors import ValidationError
+from .registry import Registry
 
 
-def load_adapter_class(path: str) -> type:
+def load_adapter_class(path: str) -> type[BaseModelAdapter]:
     """Import ``package.module:Class`` and check it is a ``BaseModelAdapter`` subclass."""
-    from .adapter import BaseModelAdapter
-
     if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
         raise ValidationError("adapter", "import_path", f"expected 'package.module:Class', got {path!r}")
     module_name, class_name = path.split(":")
@@ -26,3 +28,21 @@ def load_adapter_class(path: str) -> type:
     if not (isinstance(cls, type) and issubclass(cls, BaseModelAdapter)):
         raise ValidationError("adapter", "import_path", f"{path!r} is not a BaseModelAdapter subclass")
     return cls
+
+
+def make_adapter(
+    registry: Registry,
+    adapter_path: str | None = None,
+    *,
+    model: Model | None = None,
+    configuration: Mapping[str, Any] | None = None,
+) -> BaseModelAdapter:
+    """An instance of the adapter at ``adapter_path`` (default: the one ``model`` names) over ``registry``.
+
+    ``configuration`` overrides the adapter's and the model's configuration keys.
+    """
+    path = adapter_path or (model.adapter if model is not None else None)
+    if not path:
+        named = f"model {model.name!r} names no adapter" if model is not None else "no adapter given"
+        raise ValidationError("Model", "adapter", f"{named}; pass --adapter package.module:Class")
+    return load_adapter_class(path)(registry=registry, configuration=dict(configuration or {}) or None)

@@ -1,4 +1,4 @@
-"""What every subcommand shares: the store option, opening the registry, building adapters."""
+"""What every subcommand shares: the store option, opening the registry, parsing KEY=VALUE options."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ..adapter import BaseModelAdapter
-from ..entities import Model
 from ..errors import ValidationError
-from ..loading import load_adapter_class
 from ..registry import Registry
 from ..secrets import holds_secret
 from ..storage import default_store_uri
@@ -27,14 +24,6 @@ def add_store_option(parser: argparse.ArgumentParser) -> None:
 def open_registry(args: argparse.Namespace) -> Registry:
     """The registry over ``--store`` (or the default store)."""
     return Registry.open(args.store or default_store_uri())
-
-
-def make_adapter(registry: Registry, model: Model, adapter_path: str | None, **kwargs: Any) -> BaseModelAdapter:
-    """An instance of the model's adapter class (``--adapter`` overrides the model's own)."""
-    path = adapter_path or model.adapter
-    if not path:
-        raise ValidationError("Model", "adapter", f"model {model.name!r} names no adapter; pass --adapter package.module:Class")
-    return load_adapter_class(path)(registry=registry, **kwargs)
 
 
 def parse_key_values(pairs: list[str] | None, what: str) -> dict[str, Any]:

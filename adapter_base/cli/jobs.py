@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from ..errors import StoreError
-from ._common import add_store_option, make_adapter, open_registry, print_json
+from ..loading import make_adapter
+from ._common import add_store_option, open_registry, print_json
 
 if TYPE_CHECKING:
     from ..flows.predict import PredictionReport
@@ -27,7 +28,7 @@ def _subset_filters(args: argparse.Namespace) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
         model = registry.get_model(args.model)
-        adapter = make_adapter(registry, model, args.adapter)
+        adapter = make_adapter(registry, args.adapter, model=model)
         bar = tqdm(desc=f"train {model.name}", unit="epoch", dynamic_ncols=True)
 
         def progress(i_epoch: int, n_epochs: int, metrics: dict | None) -> None:
@@ -46,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
         model = registry.get_model(args.model)
-        adapter = make_adapter(registry, model, args.adapter)
+        adapter = make_adapter(registry, args.adapter, model=model)
         adapter.load_from_model(model)
         shown: list[PredictionReport] = []
 
@@ -75,7 +76,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
         model = registry.get_model(args.model)
-        adapter = make_adapter(registry, model, args.adapter)
+        adapter = make_adapter(registry, args.adapter, model=model)
         result = adapter.evaluate_model(model, args.dataset, filters=_subset_filters(args), progress=True)
         print(f"evaluated {model.name} v{result.model.version}: {result.summary}")
         print(f"report: {result.report_uri}")

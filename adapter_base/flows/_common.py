@@ -5,15 +5,12 @@ from __future__ import annotations
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..entities import Dataset, Model
-
-if TYPE_CHECKING:
-    from ..adapter import BaseModelAdapter
+from ..hooks import AdapterHooks
 
 
-def resolve_model(adapter: "BaseModelAdapter", model: Model | str | None) -> Model:
+def resolve_model(adapter: AdapterHooks, model: Model | str | None) -> Model:
     """The latest record of ``model`` (an entity, name or id), or the adapter's bound model."""
     if model is None:
         if adapter.model_entity is None:
@@ -22,10 +19,10 @@ def resolve_model(adapter: "BaseModelAdapter", model: Model | str | None) -> Mod
     return adapter.registry.get_model(model.id if isinstance(model, Model) else model)
 
 
-def resolve_dataset(adapter: "BaseModelAdapter", dataset: Dataset | str) -> Dataset:
+def resolve_dataset(adapter: AdapterHooks, dataset: Dataset | str) -> Dataset:
     """A dataset entity from an entity, name or id."""
     if isinstance(dataset, Dataset):
-        return dataset.bind(adapter.registry) if dataset._registry is None else dataset
+        return dataset
     return adapter.registry.get_dataset(dataset)
 
 

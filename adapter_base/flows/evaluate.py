@@ -11,19 +11,18 @@ report that cannot be rendered is noted in the report: it never costs the metric
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from ..concurrency import ordered_map
 from ..entities import Annotation, Dataset, Filters, Item, Model, PredictionSet
 from ..errors import AdapterContractError, ValidationError
-from ..metrics import classification_metrics, detection_metrics, json_safe, render_html_report, render_markdown_summary
+from ..hooks import AdapterHooks
+from ..metrics import classification_metrics, detection_metrics, headline, json_safe, render_html_report, render_markdown_summary
 from ._common import resolve_dataset, resolve_model
 from .load import load_from_model
 from .predict import PredictionReport, predict_dataset
 
-if TYPE_CHECKING:
-    from ..adapter import BaseModelAdapter
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ BOX_OUTPUTS = ("box", "detection")
 
 @dataclass
 class EvaluationResult:
-    """The stored evaluation: metrics, where they are, and the prediction run behind them."""
+    """The stored evaluation: metrics, the reports rendered from them, where they are, the prediction run behind them."""
 
     model: Model
     metrics: dict[str, Any]
@@ -40,22 +39,13 @@ class EvaluationResult:
     report_key: str
     report_uri: str
     prediction: PredictionReport
+    report_html: str = field(repr=False)
+    report_markdown: str = field(repr=False)
 
     @property
     def summary(self) -> dict[str, Any]:
         """The headline numbers (as stored in the model's latest metrics)."""
         return headline(self.metrics)
-
-
-def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The few numbers worth a glance: accuracy and macro-F1, or mAP figures."""
-    if metrics.get("task") == "detection":
-        keys = ("map", "map50", "map75")
-        out = {k: metrics.get(k) for k in keys}
-    else:
-        out = {"accuracy": metrics.get("accuracy"), "macro_f1": (metrics.get("macro") or {}).get("f1")}
-    out["count"] = metrics.get("count", metrics.get("num_images"))
-    return out
 
 
 def _top_label(anns: list[Annotation]) -> str | None:
@@ -87,7 +77,7 @@ def _image_size(item: Item) -> tuple[float, float] | None:
 
 
 def evaluate_model(
-    adapter: "BaseModelAdapter",
+    adapter: AdapterHooks,
     model: Model | str,
     dataset: Dataset | str,
     *,
@@ -172,7 +162,8 @@ def evaluate_model(
         "items": f"{run.succeeded} predicted, {run.failed} failed",
     }
     html = render_html_report(safe, title=f"Evaluation of {entity.name} v{entity.version}", context=context)
-    prefix = registry.write_evaluation(entity, safe, html, render_markdown_summary(safe))
+    markdown = render_markdown_summary(safe)
+    prefix = registry.write_evaluation(entity, safe, html, markdown)
     summary = {**json_safe(headline(metrics)), "version": entity.version, "report": prefix + "report.html", "dataset_id": ds.id}
     updated = registry.update_model(registry.get_model(entity.id), metrics={**registry.get_model(entity.id).metrics, "evaluation": summary})
     adapter.bind_model(updated)
@@ -184,4 +175,6 @@ def evaluate_model(
         report_key=prefix + "report.html",
         report_uri=f"{registry.store.uri.rstrip('/')}/{prefix}report.html",
         prediction=run,
+        report_html=html,
+        report_markdown=markdown,
     )

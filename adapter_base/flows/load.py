@@ -10,7 +10,7 @@ import uuid
 import weakref
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 try:
     import fcntl
@@ -18,16 +18,15 @@ except ImportError:  # pragma: no cover - not POSIX: no claims, one loader per h
     fcntl = None  # type: ignore[assignment]
 
 from ..entities import Model
+from ..hooks import AdapterHooks
 from ..local_dirs import safe_join, user_dir
 from ._common import fresh_dir, resolve_model
 
-if TYPE_CHECKING:
-    from ..adapter import BaseModelAdapter
 
 log = logging.getLogger(__name__)
 
 
-def artifacts_dir(adapter: "BaseModelAdapter", model: Model) -> Path:
+def artifacts_dir(adapter: AdapterHooks, model: Model) -> Path:
     """``<home>/models/<model.name>/artifacts``: where a model's files are downloaded (never outside the home)."""
     return safe_join(adapter.home, "models", model.name, "artifacts", what="Model.name")
 
@@ -71,7 +70,7 @@ class _Claim:
         shutil.rmtree(self.private, ignore_errors=True)
 
 
-def _claim(adapter: "BaseModelAdapter", base: Path) -> Path:
+def _claim(adapter: AdapterHooks, base: Path) -> Path:
     """The directory ``adapter`` may download to: ``base``, or a private one while another loader holds it."""
     claim = adapter.__dict__.get("_artifacts_claim")
     if claim is None or claim.base != base:
@@ -87,7 +86,7 @@ def _claim(adapter: "BaseModelAdapter", base: Path) -> Path:
 
 
 def load_from_model(
-    adapter: "BaseModelAdapter",
+    adapter: AdapterHooks,
     model: Model | str | None = None,
     *,
     local_path: str | None = None,
@@ -124,7 +123,7 @@ def load_from_model(
     return path
 
 
-def _device_for_log(adapter: "BaseModelAdapter") -> str:
+def _device_for_log(adapter: AdapterHooks) -> str:
     """The device for the log line, without importing PyTorch for an adapter that does not use it
     (resolving ``auto`` imports torch: over a second, in every pipeline step that loads a model)."""
     requested = adapter.configuration.get("device") or "auto"

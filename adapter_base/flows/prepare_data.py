@@ -12,40 +12,37 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..concurrency import ordered_map
 from ..entities import Dataset, Item
 from ..errors import ValidationError
+from ..hooks import AdapterHooks
 from ..local_dirs import safe_join, user_dir
 from ._common import resolve_dataset, resolve_model, timestamp
 
-if TYPE_CHECKING:
-    from ..adapter import BaseModelAdapter
 
 log = logging.getLogger(__name__)
 
 
-def default_root(adapter: "BaseModelAdapter") -> Path:
+def default_root(adapter: AdapterHooks) -> Path:
     """A new timestamped directory under ``<home>/model_data/<model.id>_<model.name>/``."""
     model = adapter.model_entity
     assert model is not None
     return safe_join(adapter.home, "model_data", f"{model.id}_{model.name}", timestamp(), what="Model")
 
 
-def _convert(adapter: "BaseModelAdapter", data_path: str, **kwargs: Any) -> None:
+def _convert(adapter: AdapterHooks, data_path: str, **kwargs: Any) -> None:
     """Call the adapter's conversion hook; an adapter that overrides only ``convert_from_dtlpy`` gets that."""
-    from ..adapter import BaseModelAdapter
-
     cls = type(adapter)
-    if cls.convert_from_dtlpy is not BaseModelAdapter.convert_from_dtlpy and cls.convert_from_dataset is BaseModelAdapter.convert_from_dataset:
+    if cls.convert_from_dtlpy is not AdapterHooks.convert_from_dtlpy and cls.convert_from_dataset is AdapterHooks.convert_from_dataset:
         adapter.convert_from_dtlpy(data_path, **kwargs)
     else:
         adapter.convert_from_dataset(data_path, **kwargs)
 
 
 def prepare_data(
-    adapter: "BaseModelAdapter",
+    adapter: AdapterHooks,
     dataset: Dataset | str,
     *,
     root_path: str | None = None,

@@ -6,21 +6,20 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..entities import Model
+from ..hooks import AdapterHooks
 from ..registry import layout
 from ..registry.artifacts import download_tree, local_files
 from ._common import resolve_model
 
-if TYPE_CHECKING:
-    from ..adapter import BaseModelAdapter
 
 log = logging.getLogger(__name__)
 
 
 def save_to_model(
-    adapter: "BaseModelAdapter",
+    adapter: AdapterHooks,
     *,
     local_path: str | None = None,
     cleanup: bool = False,

@@ -1,4 +1,5 @@
-"""``train_model``: train on the model's subsets and save the result as a new version.
+"""``train_model``: train on the model's subsets and save the result as a new version
+(``stage_training``: stage it under a run id instead, for the pipeline's ``commit`` step).
 
 Status goes ``training`` then ``trained``; on any error it is ``failed`` with the
 error recorded, and nothing the failed run produced becomes the current version.
@@ -12,22 +13,20 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from ..entities import Model
 from ..errors import ValidationError
-from ..metrics import json_safe
-from ..secrets import redact
-from ..registry import layout
+from ..hooks import AdapterHooks
 from ..local_dirs import safe_join
+from ..metrics import json_safe
+from ..registry import layout
 from ..registry.artifacts import local_files
+from ..secrets import redact
 from ._common import fresh_dir, resolve_model
 from .load import load_from_model
 from .prepare_data import default_root, prepare_data
 from .save import save_to_model
-
-if TYPE_CHECKING:
-    from ..adapter import BaseModelAdapter
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ EpochCallback = Callable[..., None]
 class CheckpointSync:
     """Mirror a local checkpoint directory into the store (changed files only)."""
 
-    def __init__(self, adapter: "BaseModelAdapter", model: Model, local_dir: Path) -> None:
+    def __init__(self, adapter: AdapterHooks, model: Model, local_dir: Path) -> None:
         self.store = adapter.registry.store
         self.prefix = layout.checkpoints_prefix(model.id)
         self.local_dir = local_dir
@@ -83,25 +82,63 @@ def _progress_reporter(progress: Any) -> Callable[[int, int, dict[str, Any] | No
     raise ValidationError("train_model", "progress", f"expected a callable or an object with update(), got {type(progress).__name__}")
 
 
+#: What a training run does with its result: ``(model, output_path, metrics) -> the model's new record``.
+KeepResult = Callable[[Model, Path, dict[str, Any]], Model]
+
+
 def train_model(
-    adapter: "BaseModelAdapter",
+    adapter: AdapterHooks,
     model: Model | str,
     *,
     cleanup: bool = False,
     progress: Any = None,
     dataset: str | None = None,
-    save: bool = True,
-    run_id: str | None = None,
     **kwargs: Any,
 ) -> Model:
-    """Load, prepare data, ``train``, save as a new version; returns the trained model record.
+    """Load, prepare data, ``train``, save as a new version (status ``trained``); returns the model record."""
 
-    With ``save=False`` the result is staged under ``run_id`` instead (status stays
-    ``training``); ``Registry.commit_staged`` later makes it the next version. Pipelines
-    use this to run training and saving as separate steps.
+    def save_version(entity: Model, output_path: Path, metrics: dict[str, Any]) -> Model:
+        saved = save_to_model(adapter, local_path=str(output_path), model=entity)
+        return adapter.registry.update_model(saved, status="trained", status_message=None, metrics=metrics)
+
+    trained = _train(adapter, model, dataset, cleanup, progress, save_version, **kwargs)
+    log.info("trained %s: now version %d", trained.name, trained.version)
+    return trained
+
+
+def stage_training(
+    adapter: AdapterHooks,
+    model: Model | str,
+    run_id: str,
+    *,
+    cleanup: bool = False,
+    progress: Any = None,
+    dataset: str | None = None,
+    **kwargs: Any,
+) -> Model:
+    """Train as ``train_model`` does, but stage the result under ``run_id`` instead of saving a version.
+
+    The status stays ``training``; ``Registry.commit_staged(model, run_id)`` later makes the
+    staged files the next version (the pipeline's ``commit`` step). Returns the model record.
     """
-    if not save and not run_id:
-        raise ValidationError("train_model", "run_id", "a run_id is needed to stage a training result (save=False)")
+    if not run_id:
+        raise ValidationError("stage_training", "run_id", "a run_id is needed to stage a training result")
+    registry = adapter.registry
+
+    def stage(entity: Model, output_path: Path, metrics: dict[str, Any]) -> Model:
+        adapter.save(str(output_path))
+        registry.stage_artifacts(entity, output_path, run_id)
+        return registry.update_model(registry.get_model(entity.id), configuration=dict(adapter.configuration), metrics=metrics)
+
+    trained = _train(adapter, model, dataset, cleanup, progress, stage, **kwargs)
+    log.info("trained %s: staged as run %s (commit it to make a version)", trained.name, run_id)
+    return trained
+
+
+def _train(
+    adapter: AdapterHooks, model: Model | str, dataset: str | None, cleanup: bool, progress: Any, keep: KeepResult, **kwargs: Any
+) -> Model:
+    """The training run both entry points share: status, data, checkpoints, ``train``, then ``keep`` the result."""
     registry = adapter.registry
     entity = resolve_model(adapter, model)
     dataset_ref = dataset or entity.dataset_id
@@ -136,17 +173,7 @@ def train_model(
             resume_checkpoint=str(resume) if resume else None,
             **kwargs,
         )
-        training_metrics = {**entity.metrics, "training": json_safe(history[-1]) if history else {}}
-        if save:
-            saved = save_to_model(adapter, local_path=str(output_path), model=entity)
-            trained = registry.update_model(saved, status="trained", status_message=None, metrics=training_metrics)
-        else:
-            adapter.save(str(output_path))
-            assert run_id is not None
-            registry.stage_artifacts(entity, output_path, run_id)
-            trained = registry.update_model(
-                registry.get_model(entity.id), configuration=dict(adapter.configuration), metrics=training_metrics
-            )
+        trained = keep(entity, output_path, {**entity.metrics, "training": json_safe(history[-1]) if history else {}})
         checkpoints.clear()
     except BaseException as exc:
         message = redact(f"{type(exc).__name__}: {exc}")
@@ -162,8 +189,4 @@ def train_model(
         if cleanup and root is not None:
             shutil.rmtree(root, ignore_errors=True)
     adapter.bind_model(trained)
-    if save:
-        log.info("trained %s: now version %d", trained.name, trained.version)
-    else:
-        log.info("trained %s: staged as run %s (commit it to make a version)", trained.name, run_id)
     return trained

@@ -16,6 +16,7 @@ from adapter_base.metrics.detection import (
 )
 from adapter_base.metrics.finite import format_metric, from_json_safe, json_safe
 from adapter_base.metrics.report import render_html_report, render_markdown_summary
+from adapter_base.metrics.selection import finite_numbers, headline, metric_value, scalar_metrics
 
 __all__ = [
     "IOU_THRESHOLDS",
@@ -25,10 +26,14 @@ __all__ = [
     "PredictedBox",
     "classification_metrics",
     "detection_metrics",
+    "finite_numbers",
     "format_metric",
     "from_json_safe",
+    "headline",
     "iou_matrix",
     "json_safe",
+    "metric_value",
     "render_html_report",
     "render_markdown_summary",
+    "scalar_metrics",
 ]

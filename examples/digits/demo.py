@@ -77,7 +77,7 @@ def run_demo(
     say(f"evaluation on test ({s['count']} items): accuracy {s['accuracy']:.4f}, macro-F1 {s['macro_f1']:.4f}")
     say(f"evaluation report: {evaluation.report_uri}")
 
-    prediction = adapter.predict_items(ds.items({"subset": "test"}))
+    prediction = adapter.predict_items(registry.iter_items(ds, {"subset": "test"}))
     say(prediction.summary())
     say(f"model id {trained.id}, version {evaluation.model.version}; done in {time.monotonic() - t0:.1f}s")
     return DemoResult(counts=counts, evaluation=evaluation, prediction=prediction)

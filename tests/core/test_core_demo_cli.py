@@ -155,7 +155,7 @@ def test_cli_directory_import(capsys, tmp_path):
     with Registry.open(store) as registry:
         ds = registry.get_dataset("pets")
         assert ds.labels == ["cat", "dog"]
-        by_path = {it.path: it for it in ds.items()}
+        by_path = {it.path: it for it in registry.iter_items(ds)}
         assert [a.label for a in registry.get_ground_truth(by_path["train/dog/b.png"])] == ["dog"]
         assert len(registry.get_ground_truth(by_path["loose.png"])) == 0
 

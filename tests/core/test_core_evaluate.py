@@ -65,7 +65,7 @@ def test_evaluate_classification_matches_hand_computed_scores(registry):
     assert result.summary["accuracy"] == pytest.approx(0.6)
 
     # predictions were written (replacing older ones) for the evaluated subset only
-    for item in ds.items():
+    for item in registry.iter_items(ds):
         assert (registry.get_predictions(item, model.id) is not None) == ("test" in item.subsets)
 
 
@@ -74,7 +74,7 @@ def test_reevaluation_keeps_earlier_reports_and_updates_the_summary(local_regist
     model = local_registry.create_model("again", labels=["a", "b", "c"])
     adapter = MetadataAdapter(registry=local_registry)
     first = adapter.evaluate_model(model, ds, filters={"subset": "test"})
-    item = next(ds.items({"path_prefix": "test/03.png"}))
+    item = next(local_registry.iter_items(ds, {"path_prefix": "test/03.png"}))
     item.metadata["pred"] = "a"  # fix one prediction: 7 of 10
     local_registry.update_item(item)
     second = adapter.evaluate_model(model, ds, filters={"subset": "test"})

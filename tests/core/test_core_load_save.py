@@ -171,5 +171,5 @@ def test_load_of_an_older_version_stamps_predictions_with_that_version(local_reg
     report = old.predict_dataset(ds)
     assert report.ok
     assert report.model_version == 1
-    for item in ds.items():
+    for item in local_registry.iter_items(ds):
         assert registry.get_predictions(item, model.id).model_version == 1

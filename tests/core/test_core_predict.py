@@ -58,7 +58,7 @@ def test_every_item_gets_one_stamped_prediction_set(registry):
     model = registry.create_model("shade")
     adapter = loaded(registry, model, BrightnessAdapter)
     adapter.save_to_model()  # version 1
-    items = list(ds.items())
+    items = list(registry.iter_items(ds))
     report = adapter.predict_items(items, batch_size=3)
     assert report.ok and report.total == 7 and report.succeeded == 7 and report.failed == 0
     assert (report.model_id, report.model_name, report.model_version) == (model.id, "shade", 1)
@@ -90,7 +90,7 @@ def test_rerun_replaces_the_models_predictions(local_registry):
     adapter.model = {"threshold": 1000.0}  # now everything is dark
     second = adapter.predict_dataset(ds)
     assert first.run_id != second.run_id and second.succeeded == 4
-    for item in ds.items():
+    for item in local_registry.iter_items(ds):
         pset = local_registry.get_predictions(item, model.id)
         assert [a.label for a in pset.annotations] == [DARK] and pset.run_id == second.run_id
         assert sorted(local_registry.prediction_model_ids(item)) == sorted([model.id, other.id])
@@ -314,7 +314,7 @@ def test_predict_dataset_with_filters_on_both_backends(registry):
     adapter = loaded(registry, model, BrightnessAdapter)
     report = adapter.predict_dataset(ds.name, filters={"subset": "test"})
     assert report.ok and report.total == 3
-    for item in ds.items():
+    for item in registry.iter_items(ds):
         has = registry.get_predictions(item, model.id) is not None
         assert has == ("test" in item.subsets)
         if has:

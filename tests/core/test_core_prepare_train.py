@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapter_base import BaseModelAdapter, ValidationError
+from adapter_base.flows.train import stage_training
 from adapter_base.registry import layout
 from core_support import BRIGHT, DARK, BrightnessAdapter, add_shade_items, brightness_dataset
 
@@ -48,7 +49,7 @@ def test_prepare_data_layout(local_registry, ds, model, home):
         jsons = sorted(p.relative_to(data_path / subset / "json").as_posix() for p in (data_path / subset / "json").rglob("*.json"))
         assert len(items) == n and all(p.startswith(f"{subset}/") for p in items)
         assert jsons == [p + ".json" for p in items]
-    expected = {it.path: it for it in ds.items({"subset": "train"})}
+    expected = {it.path: it for it in local_registry.iter_items(ds, {"subset": "train"})}
     for record_path in (data_path / "train" / "json").rglob("*.json"):
         record = json.loads(record_path.read_text())
         item = expected[record["item"]["path"]]
@@ -262,11 +263,11 @@ def test_failure_before_training_is_recorded(local_registry, ds):
     assert stored.status == "failed" and "subsets.train" in stored.status_message and stored.version == 0
 
 
-def test_train_without_save_stages_the_result(local_registry, ds, model, tmp_path):
+def test_stage_training_stages_the_result_for_a_later_commit(local_registry, ds, model, tmp_path):
     adapter = BrightnessAdapter(registry=local_registry)
     with pytest.raises(ValidationError, match="run_id"):
-        adapter.train_model(model, save=False)
-    staged = adapter.train_model(model, save=False, run_id="run-7")
+        stage_training(adapter, model, "")
+    staged = stage_training(adapter, model, "run-7")
     assert staged.version == 0 and local_registry.get_model(model.id).version == 0
     committed = local_registry.commit_staged(staged, "run-7", status="trained")
     assert committed.version == 1 and committed.status == "trained"

@@ -75,7 +75,7 @@ def test_boxes_past_the_image_border_are_clipped_and_counted(registry: Registry)
 def test_a_bad_recorded_image_size_names_the_item(registry: Registry) -> None:
     ds = registry.create_dataset("bad-size", labels=["car"])
     _add(registry, ds, "a.png", [(0, 0, 10, 10)], [[0, 0, 10, 10, "car", 0.9]], width=100)
-    item = next(ds.items())
+    item = next(registry.iter_items(ds))
     model = registry.create_model("raw-det", labels=["car"], output_type="box")
     with pytest.raises(ValidationError, match=f"item {item.id}: width and height must be positive numbers"):
         RawBoxAdapter(registry=registry).evaluate_model(model, ds)

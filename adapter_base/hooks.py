@@ -1,0 +1,124 @@
+"""``AdapterHooks``: what a user writes in an adapter, and what the wrapper functions rely on.
+
+The user functions (``load``, ``save``, ``train``, ``predict``, ``prepare_item_func``,
+``convert_from_dataset``) are plain methods with defaults; the adapter's state (registry,
+configuration, bound model, device, home) is set up here. This is the contract the
+wrapper-function modules in ``adapter_base.flows`` are written against: they import this
+module, never ``adapter_base.adapter``, and this module knows nothing of them.
+``BaseModelAdapter`` (``adapter_base.adapter``) adds the wrapper functions as methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+from .config import FRAMEWORK_DEFAULTS, merge_configuration, resolve_device
+from .entities import AnnotationCollection, Item, Model
+from .errors import ValidationError
+from .media import decode_image, decode_text
+from .registry import Registry
+from .storage import adapter_home
+
+
+class AdapterHooks:
+    """The user's side of an adapter: its hooks and the state the wrapper functions drive them with.
+
+    ``DEFAULT_CONFIGURATION`` holds the adapter's defaults; ``self.configuration`` is
+    the framework defaults, then those, then ``model.configuration``, merged in that
+    order. It is persisted to the model on ``save_to_model``.
+    """
+
+    DEFAULT_CONFIGURATION: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        *,
+        registry: Registry | None = None,
+        store: str | None = None,
+        configuration: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.logger = logging.getLogger(f"adapter.{type(self).__name__}")
+        self.registry = registry if registry is not None else Registry.open(store)
+        self.model: Any = None  # the user's model object, set by ``load``
+        self.model_entity: Model | None = None
+        self._overrides = dict(configuration or {})
+        self.configuration: dict[str, Any] = self._merged_configuration(None)
+
+    # --- configuration and device -----------------------------------------------------
+
+    def _merged_configuration(self, model: Model | None) -> dict[str, Any]:
+        return merge_configuration(
+            FRAMEWORK_DEFAULTS,
+            self.DEFAULT_CONFIGURATION,
+            model.configuration if model is not None else None,
+            self._overrides,
+        )
+
+    def bind_model(self, model: Model) -> None:
+        """Use ``model`` (its configuration and identity) without downloading artifacts."""
+        self.model_entity = model
+        self.configuration = self._merged_configuration(model)
+
+    @property
+    def device(self) -> str:
+        """Where to run: ``configuration["device"]``, or ``cuda`` if available, else ``cpu``."""
+        return resolve_device(self.configuration.get("device"))
+
+    @property
+    def home(self) -> Path:
+        """The local working directory (``$MODEL_ADAPTER_HOME``)."""
+        return adapter_home()
+
+    # --- user functions ---------------------------------------------------------------
+
+    def load(self, local_path: str, **kwargs: Any) -> None:
+        """Load the model from the files in ``local_path`` into ``self.model``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement load(local_path, **kwargs)")
+
+    def save(self, local_path: str, **kwargs: Any) -> None:
+        """Write the model's files into ``local_path``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement save(local_path, **kwargs) to save or train")
+
+    def train(self, data_path: str, output_path: str, **kwargs: Any) -> None:
+        """Train on the layout under ``data_path``; write outputs to ``output_path``.
+
+        ``kwargs`` carries ``on_epoch_end_callback(i_epoch, n_epochs, metrics=None)``,
+        ``checkpoint_dir`` (save checkpoints there; they are kept in the store) and
+        ``resume_checkpoint`` (the checkpoint directory of an interrupted run, or None).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement train(data_path, output_path, **kwargs)")
+
+    def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
+        """Predict a batch of prepared items; return one ``AnnotationCollection`` per item, same order.
+
+        ``kwargs["items"]`` holds the ``Item`` records of the batch (id, mimetype, metadata).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement predict(batch, **kwargs)")
+
+    def prepare_item_func(self, item: Item) -> Any:
+        """Turn an item into a model input: images to ``H x W x 3`` RGB uint8 arrays, text to ``str``.
+
+        Never returns ``None``: an item that cannot be prepared raises an error naming it.
+        """
+        what = f"item {item.id} ({item.path})"
+        data = self.item_bytes(item)
+        if item.mimetype.startswith("image/"):
+            return decode_image(data, what=what, max_bytes=self.configuration.get("prepared_bytes_budget") or None)
+        if item.mimetype.startswith("text/") or item.mimetype == "application/json":
+            return decode_text(data, what=what)
+        raise ValidationError(what, "mimetype", f"no default preparation for {item.mimetype!r}; override prepare_item_func")
+
+    def convert_from_dataset(self, data_path: str, **kwargs: Any) -> None:
+        """Convert the downloaded layout under ``data_path`` to the model's own format (default: nothing)."""
+
+    def convert_from_dtlpy(self, data_path: str, **kwargs: Any) -> None:
+        """Alias of ``convert_from_dataset`` for adapters written against dtlpy."""
+        return self.convert_from_dataset(data_path, **kwargs)
+
+    # --- helpers for user functions ---------------------------------------------------
+
+    def item_bytes(self, item: Item) -> bytes:
+        """The raw bytes of an item."""
+        return self.registry.read_item(item)
