@@ -4,7 +4,7 @@ Per repeat, two fresh local stores get the same digits dataset and model
 (``tests/pipelines/pipelines_support.make_digits``). One runs the train pipeline under
 ``kfp.local`` (``pipelines.local.run_local``, each step a subprocess) in a child
 process; the per-task times come from kfp.local's own log lines ("Executing task" /
-"finished"). The other runs the steps' functions (``adapter_base.pipeline_steps``) one
+"finished"). The other runs the steps' functions (``adapter_base.steps``) one
 after the other in a fresh child process, each timed. The difference per step is what
 running as a pipeline step costs: a new interpreter, imports, the KFP executor, output files.
 """
@@ -27,12 +27,12 @@ from .common import REPO, median
 
 #: kfp.local task name -> the step function it calls
 TASKS = {
-    "load-from-model": "load",
-    "train-model": "train",
-    "save-to-model": "save",
-    "evaluate-model": "evaluate",
+    "load": "load",
+    "train": "train",
+    "commit": "commit",
+    "evaluate": "evaluate",
     "promote": "promote",
-    "record-status": "finalize",
+    "finalize": "finalize",
 }
 STEPS = list(TASKS.values())
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -78,7 +78,12 @@ def child_inprocess(store: str) -> dict[str, Any]:
     sup = _support()
     import logging
 
-    from adapter_base import pipeline_steps as steps
+    from adapter_base.steps.commit import commit
+    from adapter_base.steps.evaluate import evaluate
+    from adapter_base.steps.finalize import finalize
+    from adapter_base.steps.load import load
+    from adapter_base.steps.promote import promote
+    from adapter_base.steps.train import train
 
     logging.basicConfig(level=logging.WARNING)
     args = sup.train_arguments(store)
@@ -92,18 +97,18 @@ def child_inprocess(store: str) -> dict[str, Any]:
         return out
 
     t0 = time.perf_counter()
-    ref = timed("load", lambda: steps.load_step(args["adapter"], args["model"], store_uri=store, configuration={}, run_id=run_id))
-    staged = timed("train", lambda: steps.train_step(args["adapter"], ref, run_id, dataset=args["dataset"], store_uri=store, configuration={}))
-    saved = timed("save", lambda: steps.save_step(staged, store_uri=store))
+    ref = timed("load", lambda: load(args["adapter"], args["model"], store_uri=store, configuration={}, run_id=run_id))
+    staged = timed("train", lambda: train(args["adapter"], ref, run_id, dataset=args["dataset"], store_uri=store, configuration={}))
+    committed = timed("commit", lambda: commit(staged.ref, store_uri=store))
     outcome = timed(
         "evaluate",
-        lambda: steps.evaluate_step(
-            args["adapter"], saved, run_id, dataset=args["dataset"], filters=args["test_filters"], metric=args["metric"], store_uri=store, configuration={}
+        lambda: evaluate(
+            args["adapter"], committed, run_id, dataset=args["dataset"], filters=args["test_filters"], metric=args["metric"], store_uri=store, configuration={}
         ),
     )
     if outcome.value >= args["threshold"]:
-        timed("promote", lambda: steps.promote_step(saved, args["alias"], store_uri=store, run_id=run_id))
-    timed("finalize", lambda: steps.finalize_step(args["model"], run_id, "SUCCEEDED", None, store_uri=store))
+        timed("promote", lambda: promote(committed, args["alias"], store_uri=store, run_id=run_id))
+    timed("finalize", lambda: finalize(args["model"], run_id, "SUCCEEDED", None, store_uri=store))
     return {"total_s": time.perf_counter() - t0, "steps": times}
 
 

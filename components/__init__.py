@@ -1,13 +1,14 @@
-"""KFP v2 components: one per wrapper function, plus the small steps the DAGs need.
+"""KFP v2 components: one per pipeline step, named like the step's module in ``adapter_base.steps``.
 
-Each module holds one plain function (imports inside its body) that calls into
-``adapter_base.pipeline_steps``. ``build_components(image)`` turns them into
+Each module holds one plain function (imports inside its body) that reads its input
+artifacts, calls the step function of the same name in ``adapter_base.steps.<name>`` and
+writes the result with ``adapter_base.steps.artifact_io``. ``build_components(image)`` turns them into
 lightweight components whose base image is the project image (or one built
 ``FROM`` it with the user's adapter), chosen per pipeline:
 
     from components import build_components
     ops = build_components("registry.example.com/my-adapters:1.0")
-    task = ops.load_from_model(adapter="pkg.mod:MyAdapter", model="m", ...)
+    task = ops.load(adapter="pkg.mod:MyAdapter", model="m", ...)
 """
 
 from ._factory import DEFAULT_IMAGE, IMAGE_ENV, default_image, make_component

@@ -7,43 +7,43 @@ from dataclasses import dataclass
 from kfp.dsl.base_component import BaseComponent
 
 from ._factory import default_image, make_component
-from .evaluate_model import evaluate_model as evaluate_model_func
-from .load_from_model import load_from_model as load_from_model_func
-from .merge_reports import merge_reports as merge_reports_func
-from .predict_items import predict_items as predict_items_func
-from .promote import promote as promote_func
-from .record_status import record_status as record_status_func
-from .save_to_model import save_to_model as save_to_model_func
-from .split_dataset import split_dataset as split_dataset_func
-from .train_model import train_model as train_model_func
+from .commit import commit
+from .evaluate import evaluate
+from .finalize import finalize
+from .load import load
+from .merge_reports import merge_reports
+from .predict_shard import predict_shard
+from .promote import promote
+from .split_dataset import split_dataset
+from .train import train
 
 
 @dataclass(frozen=True)
 class ComponentSet:
-    """Every component, built for one base image."""
+    """Every component, built for one base image (one field per step, named like its module)."""
 
     image: str
-    load_from_model: BaseComponent
-    train_model: BaseComponent
-    save_to_model: BaseComponent
-    evaluate_model: BaseComponent
+    load: BaseComponent
+    train: BaseComponent
+    commit: BaseComponent
+    evaluate: BaseComponent
     promote: BaseComponent
-    record_status: BaseComponent
+    finalize: BaseComponent
     split_dataset: BaseComponent
-    predict_items: BaseComponent
+    predict_shard: BaseComponent
     merge_reports: BaseComponent
 
 
 FUNCTIONS = {
-    "load_from_model": load_from_model_func,
-    "train_model": train_model_func,
-    "save_to_model": save_to_model_func,
-    "evaluate_model": evaluate_model_func,
-    "promote": promote_func,
-    "record_status": record_status_func,
-    "split_dataset": split_dataset_func,
-    "predict_items": predict_items_func,
-    "merge_reports": merge_reports_func,
+    "load": load,
+    "train": train,
+    "commit": commit,
+    "evaluate": evaluate,
+    "promote": promote,
+    "finalize": finalize,
+    "split_dataset": split_dataset,
+    "predict_shard": predict_shard,
+    "merge_reports": merge_reports,
 }
 
 

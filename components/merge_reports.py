@@ -14,24 +14,15 @@ def merge_reports(
     summary_markdown: Output[Markdown],
 ):
     """Merge every shard's report; writes ``runs/<run_id>/prediction-summary.json`` to the store too."""
-    import json
-
-    from adapter_base.pipeline_steps import configure_step_logging, finite_numbers, merge_step, write_json
     from adapter_base.sharding import summary_markdown as render
+    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.artifact_io import log_metrics, read_json, write_output
+    from adapter_base.steps.merge_reports import merge_reports as merge_step
 
     configure_step_logging()
-    with open(shards.path) as f:
-        index = json.load(f)
-    loaded = []
-    for artifact in reports:
-        with open(artifact.path) as f:
-            loaded.append(json.load(f))
-    merged = merge_step(loaded, index["run_id"], store_uri=store_uri)
-    write_json(summary.path, merged)
-    summary.metadata.update({k: merged[k] for k in ("run_id", "shards", "total", "succeeded", "failed", "summary_key")})
-    keys = ("shards", "total", "succeeded", "skipped", "failed", "duration_s", "shard_seconds", "items_per_second")
-    for key, value in finite_numbers({k: merged[k] for k in keys}).items():
-        metrics.log_metric(key, value)
+    merged = merge_step([read_json(r) for r in reports], read_json(shards)["run_id"], store_uri=store_uri)
+    write_output(summary, merged, metadata=("run_id", "shards", "total", "succeeded", "failed", "summary_key"))
+    log_metrics(metrics, merged, keys=("shards", "total", "succeeded", "skipped", "failed", "duration_s", "shard_seconds", "items_per_second"))
     with open(summary_markdown.path, "w") as f:
         f.write(render(merged))
     print(render(merged))

@@ -1,4 +1,4 @@
-"""``promote``: point an alias (``production``) at the saved version; runs only behind the metric gate."""
+"""``promote``: point an alias (``production``) at the committed version; runs only behind the metric gate."""
 
 from kfp.dsl import Input, Model
 
@@ -9,12 +9,10 @@ def promote(
     store_uri: str,
     run_id: str,
 ):
-    """Set ``alias`` to the trained version (the pipeline's ``dsl.If`` checked evaluate's decision)."""
-    import json
-
-    from adapter_base.pipeline_steps import configure_step_logging, promote_step
+    """Set ``alias`` to the committed version (the pipeline's ``dsl.If`` checked evaluate's decision)."""
+    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.artifact_io import read_ref
+    from adapter_base.steps.promote import promote as promote_step
 
     configure_step_logging()
-    with open(trained_model.path) as f:
-        ref = json.load(f)
-    promote_step(ref, alias, store_uri=store_uri, run_id=run_id)
+    promote_step(read_ref(trained_model), alias, store_uri=store_uri, run_id=run_id)

@@ -294,8 +294,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     pipeline = sub.add_parser(
         "pipeline",
         help="compile, run locally, submit and schedule the KFP pipelines",
-        description="The KFP v2 pipelines: train (load -> train -> save -> evaluate -> gated promotion) and "
-        "predict (split -> per-shard predict -> merge). Run them under kfp.local, or compile and submit them to a cluster.",
+        description="The KFP v2 pipelines: train (load -> train -> commit -> evaluate -> gated promotion) and "
+        "predict (split_dataset -> predict_shard per shard -> merge_reports). Run them under kfp.local, or compile and submit them to a cluster.",
     )
     actions = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")
 

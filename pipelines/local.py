@@ -51,9 +51,9 @@ def default_pipeline_root() -> Path:
 
 
 def _model_state(store_uri: str, model: str) -> dict[str, Any]:
-    from adapter_base.pipeline_steps import open_registry
+    from adapter_base.registry import Registry
 
-    with open_registry(store_uri) as registry:
+    with Registry.open(store_uri or None) as registry:
         m = registry.get_model(model)
         return {
             "model_id": m.id,

@@ -1,12 +1,12 @@
 """The batched prediction pipeline: split into shards, predict them side by side, merge the reports.
 
-    load_from_model ─┐
-    split_dataset ───┴─> ParallelFor(shard, parallelism cap): predict_items  (compute profile, retries)
-                         └─> merge_reports (Collected shard reports) -> summary
+    load ───────────┐
+    split_dataset ──┴─> ParallelFor(shard, parallelism cap): predict_shard  (compute profile, retries)
+                        └─> merge_reports (Collected shard reports) -> summary
 
 ``split_dataset`` lists the matching items once and writes one manifest of item
 ids per shard to the store (``runs/<run_id>/shards/``); only shard numbers travel
-as parameters. Each ``predict_items`` loads the model and streams its shard; a
+as parameters. Each ``predict_shard`` loads the model and streams its shard; a
 failing item is recorded in that shard's report and does not fail the shard.
 ``merge_reports`` combines the reports into one summary (items done, items failed
 with reasons, throughput), also written to ``runs/<run_id>/prediction-summary.json``.
@@ -64,7 +64,7 @@ def build_predict_pipeline(
     ) -> Dataset:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         load = store_step(
-            ops.load_from_model(
+            ops.load(
                 adapter=adapter,
                 model=model,
                 store_uri=store_uri,
@@ -81,7 +81,7 @@ def build_predict_pipeline(
         )
         with dsl.ParallelFor(split.outputs["Output"], parallelism=parallelism, name="shards") as shard:
             predict = store_step(
-                ops.predict_items(
+                ops.predict_shard(
                     adapter=adapter,
                     base_model=load.outputs["base_model"],
                     shards=split.outputs["shards"],

@@ -1,18 +1,18 @@
-"""The train -> save -> evaluate pipeline, with an optional promotion gate.
+"""The train -> commit -> evaluate pipeline, with an optional promotion gate.
 
-    record_status (exit handler: marks the model failed if anything below fails)
-    └── load_from_model -> train_model -> save_to_model -> evaluate_model
-                                                         └── If promote: promote
+    finalize (exit handler: marks the model failed if anything below fails)
+    └── load -> train -> commit -> evaluate
+                                  └── If promote: promote
 
-``load_from_model`` checks the base version loads (digests verified);
-``train_model`` trains on the model's train / validation subsets and *stages* the
-result under the run id; ``save_to_model`` commits it as the next version;
-``evaluate_model`` scores that version on the test filter (metrics, confusion
-matrix, HTML report) and decides promotion: the chosen metric reaches the
-threshold (a non-finite metric never does); ``promote`` then points the alias
-(``production``) at it. Every step records itself in the run's journal in the
-store when it finishes; ``record_status`` reads it when the backend's final state
-does not say whether the run succeeded (``RUNNING``).
+``load`` checks the base version loads (digests verified); ``train`` trains on the
+model's train / validation subsets and *stages* the result under the run id; ``commit``
+makes it the next version; ``evaluate`` scores that version on the test filter
+(metrics, confusion matrix, HTML report) and decides promotion: the chosen metric
+reaches the threshold (a non-finite metric never does); ``promote`` then points the
+alias (``production``) at it. Every step records itself in the run's journal in the
+store when it finishes; ``finalize`` reads it when the backend's final state does not
+say whether the run succeeded (``RUNNING``). Each step is ``components/<name>.py`` over
+``adapter_base/steps/<name>.py``.
 """
 
 
@@ -52,10 +52,10 @@ def build_train_pipeline(image: str | None = None, profile: str | ComputeProfile
         batch_size: int = 0,
     ):
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        status = store_step(ops.record_status(model=model, store_uri=store_uri, run_id=run_id), "record status")
-        with dsl.ExitHandler(status, name="train-save-evaluate"):
+        status = store_step(ops.finalize(model=model, store_uri=store_uri, run_id=run_id), "finalize")
+        with dsl.ExitHandler(status, name="train-commit-evaluate"):
             load = store_step(
-                ops.load_from_model(
+                ops.load(
                     adapter=adapter,
                     model=model,
                     store_uri=store_uri,
@@ -67,7 +67,7 @@ def build_train_pipeline(image: str | None = None, profile: str | ComputeProfile
                 "load base model",
             )
             train = store_step(
-                ops.train_model(
+                ops.train(
                     adapter=adapter,
                     base_model=load.outputs["base_model"],
                     dataset=dataset,
@@ -79,11 +79,11 @@ def build_train_pipeline(image: str | None = None, profile: str | ComputeProfile
             )
             apply_profile(train, prof)
             train.set_retry(num_retries=TRAIN_RETRIES, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="600s")
-            save = store_step(ops.save_to_model(staged_model=train.outputs["staged_model"], store_uri=store_uri), "save new version")
+            commit = store_step(ops.commit(staged_model=train.outputs["staged_model"], store_uri=store_uri), "commit new version")
             evaluate = store_step(
-                ops.evaluate_model(
+                ops.evaluate(
                     adapter=adapter,
-                    trained_model=save.outputs["trained_model"],
+                    trained_model=commit.outputs["trained_model"],
                     dataset=dataset,
                     filters=test_filters,
                     metric=metric,
@@ -99,7 +99,7 @@ def build_train_pipeline(image: str | None = None, profile: str | ComputeProfile
             with dsl.If(evaluate.outputs["Output"] == True, name="metric-reaches-threshold"):  # noqa: E712 - a KFP condition
                 store_step(
                     ops.promote(
-                        trained_model=save.outputs["trained_model"],
+                        trained_model=commit.outputs["trained_model"],
                         alias=alias,
                         store_uri=store_uri,
                         run_id=run_id,

@@ -26,10 +26,10 @@ FAKE_ENDPOINT = "http://zz-fake-endpoint.invalid:9000"
 IMAGE = "registry.example.com/team/my-adapters:1.2.3"
 
 ALL_STEPS = {
-    "train": {"load-from-model", "train-model", "save-to-model", "evaluate-model", "promote", "record-status"},
-    "predict": {"load-from-model", "split-dataset", "predict-items", "merge-reports"},
+    "train": {"load", "train", "commit", "evaluate", "promote", "finalize"},
+    "predict": {"load", "split-dataset", "predict-shard", "merge-reports"},
 }
-HEAVY = {"train": {"train-model", "evaluate-model"}, "predict": {"predict-items"}}
+HEAVY = {"train": {"train", "evaluate"}, "predict": {"predict-shard"}}
 
 
 class Compiled:
@@ -94,14 +94,14 @@ def test_every_step_is_there_and_runs_the_chosen_image_without_installing_anythi
 
 def test_the_prediction_executor_asks_for_a_gpu_on_the_gpu_pool(compiled):
     c = compiled[("predict", "gpu")]
-    res = c.container("predict-items")["resources"]
+    res = c.container("predict-shard")["resources"]
     acc = res["accelerator"]
     assert (acc.get("resourceType") or acc.get("type")) == compute.ACCELERATOR_TYPE
     assert int(acc.get("resourceCount") or acc.get("count")) == 1
     gpu = compute.PROFILES["gpu"]
     assert res["resourceCpuRequest"] == gpu.cpu_request and res["resourceMemoryRequest"] == gpu.memory_request
     assert res["resourceCpuLimit"] == gpu.cpu_limit and res["resourceMemoryLimit"] == gpu.memory_limit
-    k8s = c.k8s("predict-items")
+    k8s = c.k8s("predict-shard")
     assert k8s["nodeSelector"]["labels"] == {compute.NODE_POOL_LABEL_KEY: compute.NODE_POOL_LABEL_VALUE}
     assert k8s["tolerations"] == [
         {"key": compute.GPU_TOLERATION_KEY, "operator": compute.GPU_TOLERATION_OPERATOR, "effect": compute.GPU_TOLERATION_EFFECT}
@@ -122,9 +122,9 @@ def test_only_the_heavy_steps_get_the_profile(compiled):
 
 def test_gpu_pool_profile_places_without_an_accelerator_and_cpu_profile_does_neither(compiled):
     pool = compiled[("predict", "gpu-pool")]
-    assert "accelerator" not in pool.container("predict-items").get("resources", {})
-    assert pool.k8s("predict-items")["nodeSelector"]["labels"] == {compute.NODE_POOL_LABEL_KEY: compute.NODE_POOL_LABEL_VALUE}
-    assert pool.k8s("predict-items")["tolerations"][0]["key"] == compute.GPU_TOLERATION_KEY
+    assert "accelerator" not in pool.container("predict-shard").get("resources", {})
+    assert pool.k8s("predict-shard")["nodeSelector"]["labels"] == {compute.NODE_POOL_LABEL_KEY: compute.NODE_POOL_LABEL_VALUE}
+    assert pool.k8s("predict-shard")["tolerations"][0]["key"] == compute.GPU_TOLERATION_KEY
     for kind in ("train", "predict"):
         cpu = compiled[(kind, "cpu")]
         for step in ALL_STEPS[kind]:
@@ -158,7 +158,7 @@ def test_no_credential_value_anywhere_in_the_file(compiled, kind, profile):
 
 
 def test_the_prediction_step_retries_with_backoff(compiled):
-    policy = compiled[("predict", "gpu")].tasks["predict-items"]["retryPolicy"]
+    policy = compiled[("predict", "gpu")].tasks["predict-shard"]["retryPolicy"]
     assert policy["maxRetryCount"] == 3
     assert policy["backoffDuration"] == "30s" and float(policy["backoffFactor"]) == 2.0 and policy["backoffMaxDuration"]
 
@@ -176,7 +176,7 @@ def test_prediction_fans_out_over_shards_with_a_parallelism_cap(tmp_path):
     (loop,) = loops
     assert loop["iteratorPolicy"]["parallelismLimit"] == 5
     assert loop["parameterIterator"]["items"]["inputParameter"].endswith("split-dataset-Output")
-    assert c.tasks["predict-items"]["retryPolicy"]["maxRetryCount"] == 1
+    assert c.tasks["predict-shard"]["retryPolicy"]["maxRetryCount"] == 1
     merge_inputs = c.tasks["merge-reports"]["inputs"]["artifacts"]["reports"]
     assert "taskOutputArtifact" in merge_inputs and "for-loop" in merge_inputs["taskOutputArtifact"]["producerTask"]
 
@@ -184,24 +184,24 @@ def test_prediction_fans_out_over_shards_with_a_parallelism_cap(tmp_path):
 def test_train_gates_promotion_on_the_threshold_and_records_status_at_exit(compiled):
     c = compiled[("train", "gpu")]
     text = c.text
-    assert re.search(r"condition: inputs\.parameter_values\['pipelinechannel--evaluate-model-Output'\]\s+== true", text)
-    evaluate_outputs = c.spec["components"]["comp-evaluate-model"]["outputDefinitions"]["parameters"]
+    assert re.search(r"condition: inputs\.parameter_values\['pipelinechannel--evaluate-Output'\]\s+== true", text)
+    evaluate_outputs = c.spec["components"]["comp-evaluate"]["outputDefinitions"]["parameters"]
     assert {k: v["parameterType"] for k, v in evaluate_outputs.items()} == {"Output": "BOOLEAN"}, (
         "the gate travels as a bool: a float metric output could be a bare NaN, which the Go launcher rejects"
     )
     root_tasks = c.spec["root"]["dag"]["tasks"]
-    assert root_tasks["record-status"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
-    assert "status" in c.spec["components"]["comp-record-status"]["inputDefinitions"]["parameters"]
-    assert c.spec["components"]["comp-record-status"]["inputDefinitions"]["parameters"]["status"]["parameterType"] == "TASK_FINAL_STATUS"
-    assert c.tasks["train-model"]["retryPolicy"]["maxRetryCount"] >= 1
-    outputs = c.spec["components"]["comp-evaluate-model"]["outputDefinitions"]["artifacts"]
+    assert root_tasks["finalize"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert "status" in c.spec["components"]["comp-finalize"]["inputDefinitions"]["parameters"]
+    assert c.spec["components"]["comp-finalize"]["inputDefinitions"]["parameters"]["status"]["parameterType"] == "TASK_FINAL_STATUS"
+    assert c.tasks["train"]["retryPolicy"]["maxRetryCount"] >= 1
+    outputs = c.spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
     assert {k: v["artifactType"]["schemaTitle"] for k, v in outputs.items()} == {
         "metrics": "system.Metrics",
         "confusion_matrix": "system.ClassificationMetrics",
         "report": "system.HTML",
         "summary": "system.Markdown",
     }
-    for comp in ("comp-load-from-model", "comp-save-to-model"):
+    for comp in ("comp-load", "comp-commit"):
         arts = c.spec["components"][comp]["outputDefinitions"]["artifacts"]
         assert all(a["artifactType"]["schemaTitle"] == "system.Model" for a in arts.values())
 
@@ -219,11 +219,11 @@ def test_cli_compile_writes_the_yaml_with_the_image_from_the_environment(tmp_pat
     out = tmp_path / "sub" / "predict.yaml"
     assert main(["pipeline", "compile", "predict", "-o", str(out), "--profile", "gpu-pool", "--parallelism", "2"]) == 0
     c = Compiled(out)
-    assert c.container("predict-items")["image"] == "example.org/env-image:7"
+    assert c.container("predict-shard")["image"] == "example.org/env-image:7"
     assert FAKE_SECRET not in c.text and "zz-fake-bucket" not in c.text
     assert "compiled the predict pipeline" in capsys.readouterr().out
     assert main(["pipeline", "compile", "train", "-o", str(tmp_path / "t.yaml"), "--image", IMAGE]) == 0
-    assert Compiled(tmp_path / "t.yaml").container("train-model")["image"] == IMAGE
+    assert Compiled(tmp_path / "t.yaml").container("train")["image"] == IMAGE
 
 
 def test_cli_rejects_an_unknown_profile(tmp_path, capsys):

@@ -21,7 +21,13 @@ from typing import Any, Callable
 import pytest
 
 from adapter_base import Registry
-from adapter_base import pipeline_steps as steps
+from adapter_base.steps.shared import mark_failed
+from adapter_base.steps.commit import commit
+from adapter_base.steps.evaluate import evaluate
+from adapter_base.steps.finalize import finalize
+from adapter_base.steps.load import load
+from adapter_base.steps.promote import promote
+from adapter_base.steps.train import train
 from kfp_backend import CompiledPipeline, final_status
 from pipelines.build import compile_pipeline
 from pipelines_support import ADAPTER, DATASET, MODEL, make_digits
@@ -32,7 +38,7 @@ RUN_ID = "6f1c2b0e-3d4a-4b5c-9e8f-0a1b2c3d4e5f"  # what {{$.pipeline_job_uuid}} 
 SCENARIOS = {
     "promoted": (0.5, "promote"),
     "not-promoted": (1.01, "evaluate"),  # the dsl.If was skipped: the run is complete without promote
-    "killed-after-train": (0.5, "train"),  # the save pod was deleted: nothing recorded a failure
+    "killed-after-train": (0.5, "train"),  # the commit pod was deleted: nothing recorded a failure
     "killed-before-promote": (0.5, "evaluate"),  # evaluate decided to promote; the promote pod never finished
 }
 
@@ -40,18 +46,18 @@ SCENARIOS = {
 def run_steps(store_uri: str, threshold: float, last: str) -> None:
     """The train DAG's steps in process, as its pods would run them, up to and including ``last``."""
     make_digits(store_uri, epochs=3)
-    ref = steps.load_step(ADAPTER, MODEL, store_uri=store_uri, run_id=RUN_ID)
-    staged = steps.train_step(ADAPTER, ref, RUN_ID, dataset=DATASET, store_uri=store_uri)
+    ref = load(ADAPTER, MODEL, store_uri=store_uri, run_id=RUN_ID)
+    staged = train(ADAPTER, ref, RUN_ID, dataset=DATASET, store_uri=store_uri)
     if last == "train":
         return
-    saved = steps.save_step(staged, store_uri=store_uri)
-    outcome = steps.evaluate_step(
-        ADAPTER, saved, RUN_ID, dataset=DATASET, filters={"subset": "test"}, metric="accuracy", threshold=threshold, store_uri=store_uri
+    committed = commit(staged.ref, store_uri=store_uri)
+    outcome = evaluate(
+        ADAPTER, committed, RUN_ID, dataset=DATASET, filters={"subset": "test"}, metric="accuracy", threshold=threshold, store_uri=store_uri
     )
     if last == "evaluate":
         return
     assert outcome.promote
-    steps.promote_step(saved, "production", store_uri=store_uri, run_id=RUN_ID)
+    promote(committed, "production", store_uri=store_uri, run_id=RUN_ID)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +103,7 @@ def model_state(store_uri: str) -> dict[str, Any]:
 @pytest.mark.parametrize("state", ["COMPLETE", "CACHED", "SUCCEEDED", "complete", "RUNNING", "NEW", "UNKNOWN", "", None])
 def test_a_successful_run_stays_trained_for_success_and_undetermined_states(scenario, state):
     uri = scenario("promoted")
-    said = steps.finalize_step(MODEL, RUN_ID, state, None, store_uri=uri)
+    said = finalize(MODEL, RUN_ID, state, None, store_uri=uri)
     assert "left as it is" in said
     assert model_state(uri) == {"status": "trained", "message": None, "version": 1, "aliases": {"production": 1}}
 
@@ -106,16 +112,16 @@ def test_a_successful_run_stays_trained_for_success_and_undetermined_states(scen
 @pytest.mark.parametrize(("state", "word"), [("FAILED", "failed"), ("CANCELED", "canceled"), ("CANCELLED", "cancelled"), ("ERROR", "error")])
 def test_explicit_failure_states_mark_even_a_complete_looking_run_failed(scenario, state, word):
     uri = scenario("promoted")
-    steps.finalize_step(MODEL, RUN_ID, state, "Task exit-handler-1 failed.", store_uri=uri)
+    finalize(MODEL, RUN_ID, state, "Task exit-handler-1 failed.", store_uri=uri)
     s = model_state(uri)
     assert s["status"] == "failed" and s["message"] == f"run {RUN_ID}: pipeline {word}: Task exit-handler-1 failed."
-    assert s["version"] == 1, "the saved version stays; the status says the run did not succeed"
+    assert s["version"] == 1, "the committed version stays; the status says the run did not succeed"
 
 
 @pytest.mark.slow
 def test_running_after_a_skipped_promotion_is_a_success(scenario):
     uri = scenario("not-promoted")
-    assert "every step finished (version 1)" in steps.finalize_step(MODEL, RUN_ID, "RUNNING", None, store_uri=uri)
+    assert "every step finished (version 1)" in finalize(MODEL, RUN_ID, "RUNNING", None, store_uri=uri)
     assert model_state(uri) == {"status": "trained", "message": None, "version": 1, "aliases": {}}
 
 
@@ -123,11 +129,11 @@ def test_running_after_a_skipped_promotion_is_a_success(scenario):
 @pytest.mark.parametrize("state", ["RUNNING", "UNKNOWN", None])
 @pytest.mark.parametrize(
     ("name", "missing", "finished"),
-    [("killed-after-train", "save", "load, train"), ("killed-before-promote", "promote", "load, train, save, evaluate")],
+    [("killed-after-train", "commit", "load, train"), ("killed-before-promote", "promote", "load, train, commit, evaluate")],
 )
 def test_undetermined_states_mark_a_run_that_stopped_early_failed_naming_the_step(scenario, state, name, missing, finished):
     uri = scenario(name)
-    steps.finalize_step(MODEL, RUN_ID, state, None, store_uri=uri)
+    finalize(MODEL, RUN_ID, state, None, store_uri=uri)
     s = model_state(uri)
     said = (state or "unknown").lower()
     assert s["status"] == "failed"
@@ -139,15 +145,15 @@ def test_undetermined_states_mark_a_run_that_stopped_early_failed_naming_the_ste
 def test_a_failure_a_step_recorded_is_kept_whatever_the_state(scenario, state):
     uri = scenario("promoted")
     with Registry.open(uri) as registry:
-        steps.record_failure(registry, MODEL, RUN_ID, "evaluate", ValueError("exact cause"))
-    assert "already records it" in steps.finalize_step(MODEL, RUN_ID, state, "generic", store_uri=uri)
+        mark_failed(registry, MODEL, RUN_ID, "evaluate", ValueError("exact cause"))
+    assert "already records it" in finalize(MODEL, RUN_ID, state, "generic", store_uri=uri)
     assert model_state(uri)["message"] == f"run {RUN_ID}: evaluate: ValueError: exact cause"
 
 
 @pytest.mark.slow
 def test_another_runs_journal_does_not_count(scenario):
     uri = scenario("promoted")
-    steps.finalize_step(MODEL, "other-run", "RUNNING", None, store_uri=uri)
+    finalize(MODEL, "other-run", "RUNNING", None, store_uri=uri)
     s = model_state(uri)
     assert s["status"] == "failed" and s["message"] == "run other-run: pipeline running: step load did not finish (finished: none)"
 
@@ -161,7 +167,7 @@ def compiled_train(tmp_path_factory) -> CompiledPipeline:
 
 
 def exit_step_input(store_uri: str, state: str) -> dict[str, Any]:
-    """The executor input the backend's driver resolves for the exit task (``record-status``)."""
+    """The executor input the backend's driver resolves for the exit task (``finalize``)."""
     return {
         "inputs": {
             "parameterValues": {
@@ -175,7 +181,7 @@ def exit_step_input(store_uri: str, state: str) -> dict[str, Any]:
 
 
 def test_the_compiled_exit_task_takes_the_final_status_of_the_wrapped_dag(compiled_train):
-    task = compiled_train.spec["root"]["dag"]["tasks"]["record-status"]
+    task = compiled_train.spec["root"]["dag"]["tasks"]["finalize"]
     assert task["inputs"]["parameters"]["status"] == {"taskFinalStatus": {"producerTask": "exit-handler-1"}}
     assert task["inputs"]["parameters"]["run_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
     assert task["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
@@ -195,7 +201,7 @@ def test_the_compiled_exit_task_takes_the_final_status_of_the_wrapped_dag(compil
 )
 def test_the_compiled_exit_step_run_as_the_backend_runs_it(compiled_train, scenario, tmp_path, name, state, status, aliases):
     uri = scenario(name)
-    run = compiled_train.run_step("record-status", exit_step_input(uri, state), tmp_path / "pod", env={"MODEL_ADAPTER_HOME": str(tmp_path / "home")})
+    run = compiled_train.run_step("finalize", exit_step_input(uri, state), tmp_path / "pod", env={"MODEL_ADAPTER_HOME": str(tmp_path / "home")})
     assert run.returncode == 0, run.log
     assert run.output == {}, "the exit step has no outputs; what it writes is strict JSON"
     s = model_state(uri)

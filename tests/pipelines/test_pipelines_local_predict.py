@@ -92,7 +92,7 @@ def test_cli_pipeline_run_predict_local_exits_1_when_an_item_failed(local_store_
 
 def test_a_predict_run_that_cannot_load_the_adapter_fails_fast_and_leaves_the_model_status_alone(local_store_uri, pipeline_root):
     make_digits(local_store_uri, limit=20, epochs=1, train=True)
-    with pytest.raises(PipelineRunError, match="load-from-model"):
+    with pytest.raises(PipelineRunError, match="'load'"):
         run_local("predict", predict_arguments(local_store_uri, adapter="examples.digits.adapter:Missing"), pipeline_root=pipeline_root)
     with Registry.open(local_store_uri) as registry:
         model = registry.get_model(MODEL)
@@ -112,5 +112,5 @@ def test_predict_dag_with_an_alias_predicts_with_that_version_in_every_shard(loc
     assert s["model_versions"] == [1] and s["succeeded"] == s["total"] == 60
     with Registry.open(local_store_uri) as registry:
         assert {registry.get_predictions(i, digits.model_id).model_version for i in registry.iter_items(digits.dataset_id)} == {1}
-    with pytest.raises(PipelineRunError, match="load-from-model"):
+    with pytest.raises(PipelineRunError, match="'load'"):
         run_local("predict", predict_arguments(local_store_uri, alias="staging"), pipeline_root=pipeline_root)

@@ -81,14 +81,14 @@ def test_a_nan_gate_metric_is_not_promoted_the_reason_is_recorded_and_every_outp
 
     checked = assert_strict_json_files(pipeline_root)
     outputs = {p.parent.name: strict_json(p.read_text()) for p in checked if p.name == "executor_output.json"}
-    assert {"load-from-model", "train-model", "save-to-model", "evaluate-model", "record-status"} <= set(outputs)
-    assert outputs["evaluate-model"]["parameterValues"] == {"Output": False}
+    assert {"load", "train", "commit", "evaluate", "finalize"} <= set(outputs)
+    assert outputs["evaluate"]["parameterValues"] == {"Output": False}
     assert "promote" not in outputs, "the gate did not open"
 
 
 def test_a_failing_step_marks_the_model_failed_with_the_run_and_the_cause(local_store_uri, pipeline_root):
     make_digits(local_store_uri)
-    with pytest.raises(PipelineRunError, match="load-from-model") as err:
+    with pytest.raises(PipelineRunError, match="'load'") as err:
         run_local("train", train_arguments(local_store_uri, adapter="examples.digits.adapter:NoSuchAdapter"), pipeline_root=pipeline_root)
     assert "has no attribute 'NoSuchAdapter'" in str(err.value)
     with Registry.open(local_store_uri) as registry:
@@ -99,7 +99,7 @@ def test_a_failing_step_marks_the_model_failed_with_the_run_and_the_cause(local_
 
 def test_an_evaluation_failure_after_saving_is_recorded_too(local_store_uri, pipeline_root):
     make_digits(local_store_uri)
-    with pytest.raises(PipelineRunError, match="evaluate-model"):
+    with pytest.raises(PipelineRunError, match="evaluate"):
         run_local("train", train_arguments(local_store_uri, test_filters={"subset": "no-such-subset"}), pipeline_root=pipeline_root)
     with Registry.open(local_store_uri) as registry:
         model = registry.get_model(MODEL)

@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from adapter_base import Registry
-from adapter_base import pipeline_steps as steps
+from adapter_base.steps.load import load
+from adapter_base.steps.predict_shard import predict_shard
+from adapter_base.steps.split_dataset import split_dataset
 from adapter_base.sharding import shard_attempts_key, shard_run_id, start_shard_attempt
+from adapter_base.steps.model_ref import ModelRef
 from adapter_base.storage import open_store
 from kfp_backend import CompiledPipeline, artifact
 from pipelines.build import compile_pipeline
@@ -37,10 +40,10 @@ def test_attempts_are_counted_before_any_work_and_an_unreadable_counter_means_a_
     assert start_shard_attempt(store, "r2", 0) == 2
 
 
-def predict_input(store_uri: str, pod: Path, ref: dict, index: dict, *, resume: bool) -> dict:
-    """The executor input of shard 0's ``predict-items`` task, its artifacts as local files."""
+def predict_input(store_uri: str, pod: Path, ref: ModelRef, index: dict, *, resume: bool) -> dict:
+    """The executor input of shard 0's ``predict-shard`` task, its artifacts as local files."""
     pod.mkdir(parents=True, exist_ok=True)
-    (pod / "base_model").write_text(json.dumps(ref))
+    (pod / "base_model").write_text(json.dumps(ref.to_dict()))
     (pod / "shards").write_text(json.dumps(index))
     return {
         "inputs": {
@@ -53,7 +56,7 @@ def predict_input(store_uri: str, pod: Path, ref: dict, index: dict, *, resume: 
                 "resume": resume,
             },
             "artifacts": {
-                "base_model": artifact(pod / "base_model", "system.Model", ref),
+                "base_model": artifact(pod / "base_model", "system.Model", ref.to_dict()),
                 "shards": artifact(pod / "shards", "system.Dataset"),
             },
         },
@@ -80,10 +83,10 @@ def sets_by_item(store_uri: str, dataset_id: str, model_id: str) -> dict[str, tu
 def test_a_preempted_shard_retried_without_resume_skips_only_what_its_run_did(local_store_uri, tmp_path):
     digits = make_digits(local_store_uri, limit=ITEMS, epochs=1, train=True)
     # An earlier run predicted every item with the same version: without --resume, this run must redo them.
-    earlier = steps.split_step(DATASET, 1, "earlier-run", store_uri=local_store_uri)
-    ref = steps.load_step(ADAPTER, MODEL, store_uri=local_store_uri, record_failures=False)
-    steps.predict_shard_step(ADAPTER, ref, earlier, 0, store_uri=local_store_uri)
-    index = steps.split_step(DATASET, 1, RUN_ID, store_uri=local_store_uri)
+    earlier = split_dataset(DATASET, 1, "earlier-run", store_uri=local_store_uri)
+    ref = load(ADAPTER, MODEL, store_uri=local_store_uri, record_failures=False)
+    predict_shard(ADAPTER, ref, earlier, 0, store_uri=local_store_uri)
+    index = split_dataset(DATASET, 1, RUN_ID, store_uri=local_store_uri)
     shard_run = shard_run_id(RUN_ID, 0)
 
     yaml_path = compile_pipeline("predict", tmp_path / "predict.yaml", "model-adapter:test", "cpu")
@@ -91,7 +94,7 @@ def test_a_preempted_shard_retried_without_resume_skips_only_what_its_run_did(lo
     home = {"MODEL_ADAPTER_HOME": str(tmp_path / "home")}
 
     first = compiled.run_step(
-        "predict-items", predict_input(local_store_uri, tmp_path / "pod-0", ref, index, resume=False), tmp_path / "pod-0",
+        "predict-shard", predict_input(local_store_uri, tmp_path / "pod-0", ref, index, resume=False), tmp_path / "pod-0",
         env={**home, PREEMPT_ENV: "3"},
     )
     assert first.returncode == 128 + 9, f"the first attempt was to be SIGKILLed (its sh reports 137):\n{first.log[-3000:]}"
@@ -101,7 +104,7 @@ def test_a_preempted_shard_retried_without_resume_skips_only_what_its_run_did(lo
     assert 0 < len(done) < ITEMS, f"the kill came partway through the shard ({len(done)} of {ITEMS} done)"
 
     second = compiled.run_step(
-        "predict-items", predict_input(local_store_uri, tmp_path / "pod-1", ref, index, resume=False), tmp_path / "pod-1", env=home
+        "predict-shard", predict_input(local_store_uri, tmp_path / "pod-1", ref, index, resume=False), tmp_path / "pod-1", env=home
     )
     assert second.returncode == 0, second.log[-3000:]
     report = json.loads((tmp_path / "pod-1" / "report").read_text())

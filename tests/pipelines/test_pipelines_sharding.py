@@ -1,4 +1,4 @@
-"""``adapter_base.sharding`` and the pure parts of ``adapter_base.pipeline_steps``."""
+"""``adapter_base.sharding``: shard manifests, reading a shard, merging shard reports."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 
 from adapter_base import Registry, ValidationError
 from adapter_base.errors import NotFoundError
-from adapter_base.pipeline_steps import finalize_step, manifest_digest, metric_value, scalar_metrics, square_confusion
 from adapter_base.sharding import (
     iter_shard_items,
     merge_reports,
@@ -129,73 +128,3 @@ def test_summary_markdown_shows_counts_shards_and_each_failure():
     assert "Prediction run r9" in md and "| failed | 1 |" in md and "| predicted | 7 |" in md
     assert "bad\\|item" in md and "cannot decode image" in md and "prepare" in md
     assert md.count("\n| 0 |") + md.count("\n| 1 |") >= 2
-
-
-# --- step helpers ------------------------------------------------------------------------
-
-METRICS = {
-    "task": "classification",
-    "count": 10,
-    "accuracy": 0.8,
-    "macro": {"precision": 0.7, "recall": 0.75, "f1": 0.72},
-    "micro": {"precision": 0.8, "recall": 0.8, "f1": 0.8},
-    "per_label": {"a": {"f1": 0.9}, "b": {"f1": "NaN"}},
-    "model_version": 2,
-    "confusion_matrix": {"labels": ["a", "b"], "columns": ["a", "b", "<none>"], "rows": [[4, 1, 0], [1, 3, 1]]},
-}
-
-
-@pytest.mark.parametrize("name,value", [("accuracy", 0.8), ("macro_f1", 0.72), ("macro.f1", 0.72), ("per_label.a.f1", 0.9), ("count", 10.0)])
-def test_metric_value_finds_top_level_headline_and_dotted_names(name, value):
-    assert metric_value(METRICS, name) == pytest.approx(value)
-
-
-@pytest.mark.parametrize("name", ["nope", "per_label.c.f1", "macro"])  # per_label.b.f1 is a NaN, not missing
-def test_metric_value_names_the_available_metrics_when_missing(name):
-    with pytest.raises(ValidationError, match="available: .*accuracy"):
-        metric_value(METRICS, name)
-
-
-def test_scalar_metrics_are_finite_numbers_only():
-    s = scalar_metrics({**METRICS, "bad": float("nan"), "flag": True})
-    assert s["accuracy"] == 0.8 and s["macro_f1"] == 0.72 and s["micro_recall"] == 0.8 and s["count"] == 10.0
-    assert "bad" not in s and "flag" not in s and "model_version" not in s and "task" not in s
-
-
-def test_square_confusion_adds_the_none_column_as_a_zero_row():
-    categories, matrix = square_confusion(METRICS["confusion_matrix"])
-    assert categories == ["a", "b", "<none>"]
-    assert matrix == [[4, 1, 0], [1, 3, 1], [0, 0, 0]]
-
-
-def test_manifest_digest_pins_the_file_list():
-    from adapter_base import ArtifactManifest
-    from adapter_base.entities.model import ArtifactFile
-
-    f1, f2 = ArtifactFile(path="a", size=1, sha256="0" * 64), ArtifactFile(path="b", size=1, sha256="1" * 64)
-    d = manifest_digest(ArtifactManifest(model_id="m", version=1, files=[f1, f2]))
-    assert d.startswith("sha256:") and d == manifest_digest(ArtifactManifest(model_id="m", version=2, files=[f2, f1]))
-    assert d != manifest_digest(ArtifactManifest(model_id="m", version=1, files=[f1]))
-    assert manifest_digest(None) == ""
-
-
-def test_finalize_step_records_failure_keeps_a_step_message_and_leaves_success_alone(tmp_path):
-    uri = str(tmp_path / "store")
-    with Registry.open(uri) as registry:
-        model = registry.create_model("m")
-    assert "left as it is" in finalize_step("m", "run1", "SUCCEEDED", store_uri=uri)
-    with Registry.open(uri) as registry:
-        assert registry.get_model("m").status == "created"
-
-    finalize_step("m", "run1", "FAILED", "Task exit-handler-1 failed.", store_uri=uri)
-    with Registry.open(uri) as registry:
-        m = registry.get_model("m")
-        assert m.status == "failed" and m.status_message.startswith("run run1: pipeline failed: Task exit-handler-1 failed.")
-        registry.set_status(model, "failed", "run run2: train: ValueError: exact cause")
-    finalize_step("m", "run2", "FAILED", "generic", store_uri=uri)
-    with Registry.open(uri) as registry:
-        assert registry.get_model("m").status_message == "run run2: train: ValueError: exact cause"
-    finalize_step("m", "run3", "CANCELLED", None, store_uri=uri)
-    with Registry.open(uri) as registry:
-        assert registry.get_model("m").status_message.startswith("run run3: pipeline cancelled")
-    assert "cannot record" in finalize_step("no-such-model", "run4", "FAILED", "x", store_uri=uri)

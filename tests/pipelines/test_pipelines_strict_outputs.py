@@ -12,7 +12,9 @@ import math
 
 import pytest
 
-from adapter_base.pipeline_steps import finite_numbers, metric_value, promotion_decision, write_json
+from adapter_base.metrics import finite_numbers, metric_value
+from adapter_base.steps.artifact_io import write_json
+from adapter_base.steps.evaluate import promotion_decision
 from kfp_backend import strict_json
 
 

@@ -227,7 +227,7 @@ def test_cli_redacts_warnings_and_uncaught_errors_of_adapter_threads(planted: di
 #: What a pipeline step runs first (``configure_step_logging``), then an adapter's leaks.
 STEP = """
 import logging, os, threading, warnings
-from adapter_base.pipeline_steps import configure_step_logging
+from adapter_base.steps.shared import configure_step_logging
 
 configure_step_logging()
 secret = os.environ["AWS_SECRET_ACCESS_KEY"]

@@ -1,9 +1,9 @@
-"""``record_status``: the exit step; marks the model ``failed`` when the run did not succeed."""
+"""``finalize``: the train pipeline's exit step; marks the model ``failed`` when the run did not succeed."""
 
 from kfp import dsl
 
 
-def record_status(
+def finalize(
     model: str,
     store_uri: str,
     run_id: str,
@@ -13,11 +13,11 @@ def record_status(
 
     ``status.state`` is what the runner says about the wrapped steps: ``COMPLETE`` /
     ``FAILED`` / ``CANCELED`` (the KFP backend; ``RUNNING`` where it did not propagate the
-    state), ``SUCCEEDED`` / ``FAILED`` (kfp.local). ``finalize_step`` decides from it, or
-    from the run's journal in the store when it says neither.
+    state), ``SUCCEEDED`` / ``FAILED`` (kfp.local). The step decides from it, or from the
+    run's journal in the store when it says neither.
     """
-
-    from adapter_base.pipeline_steps import configure_step_logging, finalize_step
+    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.finalize import finalize as finalize_step
 
     configure_step_logging()
     print(finalize_step(model, run_id, status.state, status.error_message, store_uri=store_uri))

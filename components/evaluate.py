@@ -1,9 +1,9 @@
-"""``evaluate_model``: evaluate the saved version on a test subset; metrics, confusion matrix, report, promotion decision."""
+"""``evaluate``: evaluate the committed version on a test subset; metrics, confusion matrix, report, promotion decision."""
 
 from kfp.dsl import HTML, ClassificationMetrics, Input, Markdown, Metrics, Model, Output
 
 
-def evaluate_model(
+def evaluate(
     adapter: str,
     trained_model: Input[Model],
     dataset: str,
@@ -27,26 +27,24 @@ def evaluate_model(
     metrics and the HTML report are stored in the registry too (the model's evaluations);
     the artifacts here are what the KFP UI shows.
     """
-    import json
-
-    from adapter_base.pipeline_steps import configure_step_logging, evaluate_step, square_confusion
+    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.artifact_io import log_metrics, read_ref
+    from adapter_base.steps.evaluate import evaluate as evaluate_step
+    from adapter_base.steps.evaluate import square_confusion
 
     configure_step_logging()
-    with open(trained_model.path) as f:
-        ref = json.load(f)
+    ref = read_ref(trained_model)
     out = evaluate_step(
         adapter, ref, run_id, dataset=dataset, filters=filters, metric=metric, threshold=threshold,
         store_uri=store_uri, configuration=configuration, batch_size=batch_size,
     )
-    for key, value in sorted(out.scalars.items()):
-        metrics.log_metric(key, value)
+    log_metrics(metrics, out.scalars)
     confusion = out.metrics.get("confusion_matrix")
     if confusion:
-        categories, matrix = square_confusion(confusion)
-        confusion_matrix.log_confusion_matrix(categories, matrix)
+        confusion_matrix.log_confusion_matrix(*square_confusion(confusion))
     with open(report.path, "w") as f:
         f.write(out.report_html)
-    report.metadata.update({"report_uri": out.report_uri, "metrics_key": out.metrics_key, "version": ref["version"]})
+    report.metadata.update({"report_uri": out.report_uri, "metrics_key": out.metrics_key, "version": ref.version})
     with open(summary.path, "w") as f:
-        f.write(f"## {ref['model_name']} v{ref['version']}: {out.reason}\n\n{out.report_markdown}")
+        f.write(f"## {ref.model_name} v{ref.version}: {out.reason}\n\n{out.report_markdown}")
     return out.promote

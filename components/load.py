@@ -1,9 +1,9 @@
-"""``load_from_model``: load a model version with the user's adapter (digests verified)."""
+"""``load``: resolve a model version and load it with the user's adapter (digests verified)."""
 
 from kfp.dsl import Model, Output
 
 
-def load_from_model(
+def load(
     adapter: str,
     model: str,
     store_uri: str,
@@ -17,15 +17,16 @@ def load_from_model(
 
     The version is the one ``alias`` points at (``""``: the current version).
     With ``record_failures`` a failure marks the model ``failed`` (training runs).
-    The ``Model`` artifact holds a small JSON reference (model id, name, version,
-    store URI, manifest digest); the files stay in the store.
+    The ``Model`` artifact holds a ``ModelRef`` (model id, name, version, store URI,
+    manifest digest); the files stay in the store.
     """
-    from adapter_base.pipeline_steps import configure_step_logging, load_step, write_json
+    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.artifact_io import write_ref
+    from adapter_base.steps.load import load as load_step
 
     configure_step_logging()
     ref = load_step(
         adapter, model, store_uri=store_uri, configuration=configuration, run_id=run_id,
         record_failures=record_failures, alias=alias,
     )
-    write_json(base_model.path, ref)
-    base_model.metadata.update(ref)
+    write_ref(base_model, ref)

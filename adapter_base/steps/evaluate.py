@@ -1,0 +1,120 @@
+"""``evaluate``: score a committed version on a test subset and decide whether it earns promotion.
+
+The metrics and reports come from ``evaluate_model`` (also stored with the model's
+evaluations); the decision is ``metric >= threshold``, never for a non-finite value, and is
+recorded in the model's ``metrics["promotion"]`` and the run's journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..entities import Filters
+from ..errors import ValidationError
+from ..loading import make_adapter
+from ..metrics import format_metric, json_safe, metric_value, scalar_metrics
+from ..registry import Registry
+from .shared import check_version, marks_failed
+from .journal import record_step
+from .model_ref import ModelRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluated:
+    """What the evaluate step hands to KFP: metrics, the chosen metric, the promotion decision, reports.
+
+    ``value`` may be NaN (e.g. the recall of a label the test subset lacks); ``promote`` and
+    ``reason`` are what leave the step as parameters (strict JSON).
+    """
+
+    metrics: dict[str, Any]
+    scalars: dict[str, float]
+    metric: str
+    value: float
+    promote: bool
+    reason: str
+    report_uri: str
+    metrics_key: str
+    ref: ModelRef
+    report_html: str = field(repr=False)
+    report_markdown: str = field(repr=False)
+
+
+def promotion_decision(metric: str, value: float, threshold: float | None) -> tuple[bool, str]:
+    """Whether ``value`` of ``metric`` earns promotion (``value >= threshold``), and why in words.
+
+    A non-finite value (NaN, infinity) is never promoted; neither is anything without a threshold.
+    """
+    shown = format_metric(value, 4)
+    if threshold is None:
+        return False, f"{metric} = {shown}; no threshold given: not promoted"
+    if not math.isfinite(value):
+        return False, f"{metric} = {shown} is not a finite number: not promoted"
+    if value >= threshold:
+        return True, f"{metric} = {shown} >= threshold {threshold:g}: promoted"
+    return False, f"{metric} = {shown} < threshold {threshold:g}: not promoted"
+
+
+def square_confusion(confusion: Mapping[str, Any]) -> tuple[list[str], list[list[int]]]:
+    """A confusion matrix (rows: true labels, columns: predicted) as square categories x categories (KFP's shape)."""
+    rows_labels = [str(x) for x in confusion.get("labels", [])]
+    cols_labels = [str(x) for x in confusion.get("columns", [])]
+    categories = rows_labels + [c for c in cols_labels if c not in rows_labels]
+    pos = {c: i for i, c in enumerate(categories)}
+    matrix = [[0] * len(categories) for _ in categories]
+    for r, row in enumerate(confusion.get("rows", [])):
+        for c, count in enumerate(row):
+            matrix[pos[rows_labels[r]]][pos[cols_labels[c]]] += int(count)
+    return categories, matrix
+
+
+def evaluate(
+    adapter_path: str,
+    ref: ModelRef,
+    run_id: str,
+    *,
+    dataset: str = "",
+    filters: Mapping[str, Any] | None = None,
+    metric: str = "accuracy",
+    store_uri: str = "",
+    configuration: Mapping[str, Any] | None = None,
+    batch_size: int = 0,
+    threshold: float | None = None,
+) -> Evaluated:
+    """Evaluate ``ref``'s version on the items matching ``filters``, pick ``metric`` and decide promotion."""
+    with Registry.open(store_uri or None) as registry:
+        current = registry.get_model(ref.model_id)
+        with marks_failed(registry, current, run_id, "evaluate"):
+            check_version(current, ref, "evaluate")
+            dataset_ref = dataset or current.dataset_id
+            if not dataset_ref:
+                raise ValidationError("evaluate", "dataset", f"model {current.name!r} names no dataset; pass one")
+            adapter = make_adapter(registry, adapter_path, configuration=configuration)
+            result = adapter.evaluate_model(
+                current, dataset_ref, filters=Filters.coerce(dict(filters or {})), batch_size=batch_size or None, run_id=f"{run_id}-evaluate"
+            )
+            value = metric_value(result.metrics, metric)
+            promote, reason = promotion_decision(metric, value, threshold)
+            log.info("version %d: %s", current.version, reason)
+            decision = {"version": current.version, "metric": metric, "value": value, "threshold": threshold, "promote": promote, "reason": reason}
+            latest = registry.get_model(current.id)
+            registry.update_model(latest, metrics=json_safe({**latest.metrics, "promotion": {"run_id": run_id, **decision}}))
+            record_step(registry, run_id, "evaluate", model_id=current.id, **decision)
+            return Evaluated(
+                metrics=result.metrics,
+                scalars=scalar_metrics(result.metrics),
+                metric=metric,
+                value=value,
+                promote=promote,
+                reason=reason,
+                report_uri=result.report_uri,
+                metrics_key=result.metrics_key,
+                ref=ModelRef.of(result.model, registry.store.uri),
+                report_html=result.report_html,
+                report_markdown=result.report_markdown,
+            )

@@ -1,0 +1,49 @@
+"""What every step shares: its logging, and marking the model failed when the step fails."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Iterator
+
+from ..entities import Model
+from ..errors import ConflictError
+from ..registry import Registry
+from ..secrets import install_redaction, redact
+from .model_ref import ModelRef
+
+log = logging.getLogger(__name__)
+
+
+def configure_step_logging() -> None:
+    """Info-level logs for a pipeline step, with every line (the adapter's too), warning and traceback redacted."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    install_redaction()
+
+
+def mark_failed(registry: Registry, model: Model | str, run_id: str, step: str, exc: BaseException) -> None:
+    """Mark the model ``failed`` with ``run <run_id>: <step>: <error>`` (best effort, never raises)."""
+    try:
+        target = registry.get_model(model.id if isinstance(model, Model) else model)
+        registry.set_status(target, "failed", redact(f"run {run_id}: {step}: {type(exc).__name__}: {exc}"))
+    except Exception as err:  # noqa: BLE001 - recording must not hide the original error
+        log.error("cannot record the failure of %s on the model: %s", step, err)
+
+
+@contextmanager
+def marks_failed(registry: Registry, model: Model | str, run_id: str, step: str) -> Iterator[None]:
+    """Run a step's block; if it raises, ``mark_failed`` the model, then re-raise."""
+    try:
+        yield
+    except BaseException as exc:
+        mark_failed(registry, model, run_id, step, exc)
+        raise
+
+
+def check_version(current: Model, ref: ModelRef, step: str) -> None:
+    """Refuse to go on when the model moved past the version an earlier step of this run saw."""
+    if current.version != ref.version:
+        raise ConflictError(
+            f"{step}: model {current.name!r} is at version {current.version}, but this run's earlier step saw version {ref.version}: "
+            "another run changed it meanwhile; start this run again"
+        )
