@@ -9,6 +9,7 @@ from pathlib import Path
 from ..importers import FORMATS, KNOWN_SUBSETS, apply_plan, parse_split, plan_import
 from ..importers.plan import skipped_lines
 from ._common import add_store_option, open_registry, print_json
+from .plugins import dataset_source
 
 
 def default_name(args: argparse.Namespace) -> str:
@@ -20,11 +21,10 @@ def default_name(args: argparse.Namespace) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    if args.source == "digits":
+    source = dataset_source(args.source) if args.source else None  # a named source such as 'digits'
+    if source is not None:
         with open_registry(args) as registry:
-            from examples.digits.dataset import import_digits
-
-            ds = import_digits(registry, args.name or "digits", seed=args.seed, limit=args.limit)
+            ds = source(registry, args.name or args.source, seed=args.seed, limit=args.limit)
             counts = registry.count_by_subset(ds, KNOWN_SUBSETS)
             del counts["all"]
             print(f"imported dataset {ds.name} ({ds.id}) into {registry.store.uri}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -8,7 +8,8 @@ import sys
 from typing import Sequence
 
 from ..secrets import install_redaction, redact
-from . import datasets, demo, jobs, models
+from . import datasets, jobs, models
+from .plugins import register_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.register(sub)
     models.register(sub)
     jobs.register(sub)
-    demo.register(sub)
-    try:
-        from pipelines import cli as pipeline_cli
-    except ImportError:  # pipelines are optional at import time (e.g. a trimmed image)
-        pipeline_cli = None
-    if pipeline_cli is not None:
-        pipeline_cli.register(sub)
+    register_commands(sub)  # pipeline, demo, ...: the model_adapter.cli entry points
     return parser
 
 

@@ -1,21 +1,22 @@
-"""``model-adapter demo``: the whole flow on the digits example."""
+"""``model-adapter demo``: the whole flow on the digits example (registered through the ``model_adapter.cli`` entry point)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ._common import add_store_option, open_registry
+from adapter_base.cli._common import add_store_option, open_registry
+
+from .demo import run_demo
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from examples.digits.demo import run_demo
-
     with open_registry(args) as registry:
         result = run_demo(registry, fresh=args.fresh, epochs=args.epochs)
     return 0 if result.prediction.ok else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` command."""
     p = sub.add_parser("demo", help="import digits, train, save, evaluate and predict with the example adapter")
     p.add_argument("--fresh", action="store_true", help="delete an earlier demo dataset and model first")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the adapter's)")
