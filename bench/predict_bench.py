@@ -20,11 +20,11 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any, Callable
 
-from adapter_base import Item, Model, ModelInfo, PredictionSet, Registry
+from adapter_base import Item, PredictionOptions, PredictionSet, Registry
 from adapter_base.concurrency import ordered_map
+from adapter_base.prediction.contract import stamp  # what the original's _update_predictions_metadata does, and ours
 
 from .common import Meter, Sample, median, png_images
 from .models import CostModelAdapter, seconds_per_work_unit
@@ -66,29 +66,11 @@ def bench_adapter(registry: Registry, name: str = "bench-model", **config: Any) 
     return adapter
 
 
-def stamp(model: Model, item: Item, collection: Any, run_id: str) -> PredictionSet:
-    """What the original's ``_update_predictions_metadata`` does: put the model's identity on each annotation."""
-    anns = []
-    for ann in collection.annotations:
-        info = ModelInfo(
-            confidence=1.0 if ann.model is None else ann.model.confidence,
-            model_id=model.id,
-            model_name=model.name,
-            model_version=model.version,
-        )
-        new = replace(ann, model=info)
-        new.validate()
-        anns.append(new)
-    return PredictionSet(
-        item_id=item.id, model_id=model.id, model_name=model.name, model_version=model.version, annotations=anns, run_id=run_id
-    )
-
-
 # ----------------------------------------------------------------------------- measures
 def io_only(adapter: CostModelAdapter, items: list[Item], batch_size: int) -> int:
     done = 0
     with ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="io-only") as pool:
-        window = int(adapter.configuration.get("prefetch_batches") or 4) * batch_size
+        window = PredictionOptions.from_configuration(adapter.configuration).prefetch_batches * batch_size
         for _, res in ordered_map(adapter.prepare_item_func, items, pool=pool, window=window):
             if isinstance(res, BaseException):
                 raise res
@@ -130,7 +112,7 @@ def batch_at_a_time(adapter: CostModelAdapter, items: list[Item], batch_size: in
             batch_items = items[i_batch : i_batch + batch_size]
             batch = list(pool.map(adapter.prepare_item_func, batch_items))
             batch_collections = adapter.predict(batch, items=batch_items)
-            psets = list(pool.map(lambda it, c: stamp(model, it, c, run_id), batch_items, batch_collections))
+            psets = list(pool.map(lambda it, c: stamp(model, run_id, it, c), batch_items, batch_collections))
             list(pool.map(lambda p, it: registry.put_predictions(p, it.dataset_id), psets, batch_items))
             done += len(psets)
     finally:
@@ -190,7 +172,7 @@ def run_backend(
     for b, start in enumerate(range(0, n, batch_size)):
         chunk = items[start : start + batch_size]
         outs = adapter.predict(prepared[b % len(prepared)][: len(chunk)], items=chunk)
-        psets += [stamp(model, it, c, "write-only") for it, c in zip(chunk, outs)]
+        psets += [stamp(model, "write-only", it, c) for it, c in zip(chunk, outs)]
     cal = calibrate(adapter, items, batch_size, meter, psets)
     progress(
         f"  [{backend}] calibration: io {cal['io_s_per_item'] * 1e3:.2f} ms/item, write {cal['write_s_per_item'] * 1e3:.2f} ms/item, "

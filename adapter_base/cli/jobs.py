@@ -13,7 +13,7 @@ from ..loading import make_adapter
 from ._common import add_store_option, open_registry, print_json
 
 if TYPE_CHECKING:
-    from ..flows.predict import PredictionReport
+    from ..prediction import PredictionReport
 
 
 def _subset_filters(args: argparse.Namespace) -> dict:

@@ -8,7 +8,7 @@ from typing import Callable
 
 from adapter_base import NotFoundError, Registry
 from adapter_base.flows.evaluate import EvaluationResult
-from adapter_base.flows.predict import PredictionReport
+from adapter_base.prediction import PredictionReport
 
 from .adapter import DigitsAdapter
 from .dataset import import_digits
