@@ -7,16 +7,23 @@ import threading
 import numpy as np
 import pytest
 
-from adapter_base import AdapterContractError, Annotation, AnnotationCollection, BaseModelAdapter, Item, Model, ModelInfo, ValidationError
+from adapter_base import AdapterContractError, Annotation, AnnotationCollection, BaseModelAdapter, Item, Model, ModelInfo, Registry, ValidationError
 from adapter_base.prediction.contract import call_predict, check_results, prepare_input, stamp
+from adapter_base.storage import LocalStore
 
 MODEL = Model(name="shade", version=3)
 ITEM = Item(dataset_id="d", path="a.png", mimetype="image/png")
 
 
+@pytest.fixture
+def registry(tmp_path):
+    with Registry(LocalStore(tmp_path / "store"), io_workers=1) as reg:
+        yield reg
+
+
 class Echo(BaseModelAdapter):
-    def __init__(self, store, hang: threading.Event | None = None) -> None:
-        super().__init__(store=str(store))
+    def __init__(self, registry: Registry, hang: threading.Event | None = None) -> None:
+        super().__init__(registry=registry)
         self.hang = hang
         self.given: list[Item] = []
 
@@ -61,21 +68,21 @@ def _collection_with(bad: object) -> AnnotationCollection:
     return coll
 
 
-def test_predict_gets_its_own_item_copies(tmp_path):
-    adapter = Echo(tmp_path)
+def test_predict_gets_its_own_item_copies(registry):
+    adapter = Echo(registry)
     call_predict(adapter, ["x"], [ITEM], None)
     assert adapter.given[0] is not ITEM and ITEM.path == "a.png"
 
 
-def test_a_hung_predict_times_out_naming_the_setting(tmp_path):
+def test_a_hung_predict_times_out_naming_the_setting(registry):
     release = threading.Event()
     with pytest.raises(TimeoutError, match="predict did not return within predict_timeout_s=0.2"):
-        call_predict(Echo(tmp_path, hang=release), ["x"], [ITEM], 0.2)
+        call_predict(Echo(registry, hang=release), ["x"], [ITEM], 0.2)
     release.set()
 
 
-def test_prepare_item_func_may_not_return_none(tmp_path):
-    adapter = Echo(tmp_path)
+def test_prepare_item_func_may_not_return_none(registry):
+    adapter = Echo(registry)
     assert prepare_input(adapter, ITEM) == "a.png"
     bad = Item(dataset_id="d", path="b.none", mimetype="image/png")
     with pytest.raises(AdapterContractError, match=f"prepare_item_func returned None for item {bad.id}"):
