@@ -3,13 +3,9 @@
 A batched-prediction pipeline lists the matching item ids once, writes one manifest
 per shard to the store, runs one prediction step per shard, then merges the
 per-shard ``PredictionReport`` dicts into one summary. Only small things (shard
-indices, store keys) travel between steps; item lists live in the store::
-
-    runs/<run_id>/shards/index.json             the shard index (keys and counts)
-    runs/<run_id>/shards/<NNNN>.json            {"item_ids": [...], ...}  one per shard
-    runs/<run_id>/shards/<NNNN>.report.json     that shard's PredictionReport.to_dict()
-    runs/<run_id>/shards/<NNNN>.attempts.json   how many attempts at that shard started
-    runs/<run_id>/prediction-summary.json       the merged summary
+indices, store keys) travel between steps; item lists live in the store, under
+``runs/<run_id>/shards/`` (the keys are spelled out in ``registry.layout``: ``shard_index``,
+``shard_manifest``, ``shard_report``, ``shard_attempts``, ``prediction_summary``).
 
 The functions here are pure (``split_evenly``, ``merge_reports``, ``summary_markdown``)
 or take the store / registry explicitly.
@@ -33,38 +29,13 @@ if TYPE_CHECKING:
 MAX_SHARDS = 10_000
 
 
-def shards_prefix(run_id: str) -> str:
-    """``runs/<run_id>/shards/``."""
-    return layout.run_prefix(run_id) + "shards/"
-
-
-def shard_index_key(run_id: str) -> str:
-    """Key of the shard index of a run."""
-    return shards_prefix(run_id) + "index.json"
-
-
-def shard_key(run_id: str, shard: int) -> str:
-    """Key of one shard's manifest (its item ids)."""
-    return shards_prefix(run_id) + f"{int(shard):04d}.json"
-
-
-def shard_report_key(run_id: str, shard: int) -> str:
-    """Key of one shard's prediction report."""
-    return shards_prefix(run_id) + f"{int(shard):04d}.report.json"
-
-
-def shard_attempts_key(run_id: str, shard: int) -> str:
-    """Key of one shard's attempt counter."""
-    return shards_prefix(run_id) + f"{int(shard):04d}.attempts.json"
-
-
 def start_shard_attempt(store: "ObjectStore", run_id: str, shard: int) -> int:
     """Count one more attempt at ``shard`` of ``run_id``; returns its number (1: the first).
 
     Written before the shard predicts anything, so any later attempt of the same run (a
     retried pod, a retried run) sees a number above 1, however the previous one ended.
     """
-    key = shard_attempts_key(run_id, shard)
+    key = layout.shard_attempts(run_id, shard)
     try:
         previous = int(store.get_json(key).get("attempts", 1))
     except NotFoundError:
@@ -74,11 +45,6 @@ def start_shard_attempt(store: "ObjectStore", run_id: str, shard: int) -> int:
     attempt = previous + 1
     store.put_json(key, {"run_id": run_id, "shard": int(shard), "attempts": attempt, "started_at": utc_now()})
     return attempt
-
-
-def summary_key(run_id: str) -> str:
-    """Key of a run's merged prediction summary."""
-    return layout.run_prefix(run_id) + "prediction-summary.json"
 
 
 def shard_run_id(run_id: str, shard: int) -> str:
@@ -130,7 +96,7 @@ def write_shards(
     parts = split_evenly(ids, num_shards)
     shards = []
     for i, part in enumerate(parts):
-        key = shard_key(run_id, i)
+        key = layout.shard_manifest(run_id, i)
         store.put_json(key, {"run_id": run_id, "dataset_id": dataset_id, "shard": i, "num_shards": len(parts), "item_ids": part})
         shards.append({"shard": i, "key": key, "count": len(part)})
     index = {
@@ -142,7 +108,7 @@ def write_shards(
         "total": len(ids),
         "shards": shards,
     }
-    store.put_json(shard_index_key(run_id), index)
+    store.put_json(layout.shard_index(run_id), index)
     return index
 
 
@@ -161,7 +127,7 @@ def read_shard(store: "ObjectStore", index: Mapping[str, Any], shard: int) -> li
 def iter_shard_items(registry: "Registry", dataset_id: str, item_ids: Iterable[str]) -> Iterator[tuple[str, Item | BaseException]]:
     """Yield ``(item_id, Item or the error reading its record)`` lazily, a bounded window ahead.
 
-    The shape ``adapter_base.flows.predict.run_predictions`` takes, so an unreadable
+    The shape ``adapter_base.prediction.run_predictions`` takes, so an unreadable
     record becomes one failed item (stage ``list``) and the rest go on.
     """
     def load(item_id: str) -> Item:

@@ -19,9 +19,11 @@ from ..entities import Annotation, Dataset, Filters, Item, Model, PredictionSet
 from ..errors import AdapterContractError, ValidationError
 from ..hooks import AdapterHooks
 from ..metrics import classification_metrics, detection_metrics, headline, json_safe, render_html_report, render_markdown_summary
+from ..prediction import PredictionReport
+from ..registry import layout
 from ._common import resolve_dataset, resolve_model
 from .load import load_from_model
-from .predict import PredictionReport, predict_dataset
+from .predict import predict_dataset
 
 
 log = logging.getLogger(__name__)
@@ -164,16 +166,17 @@ def evaluate_model(
     html = render_html_report(safe, title=f"Evaluation of {entity.name} v{entity.version}", context=context)
     markdown = render_markdown_summary(safe)
     prefix = registry.write_evaluation(entity, safe, html, markdown)
-    summary = {**json_safe(headline(metrics)), "version": entity.version, "report": prefix + "report.html", "dataset_id": ds.id}
+    report_key = layout.evaluation_file(prefix, layout.EVALUATION_REPORT_HTML)
+    summary = {**json_safe(headline(metrics)), "version": entity.version, "report": report_key, "dataset_id": ds.id}
     updated = registry.update_model(registry.get_model(entity.id), metrics={**registry.get_model(entity.id).metrics, "evaluation": summary})
     adapter.bind_model(updated)
-    log.info("evaluated %s v%d on %s: %s; report %s", entity.name, entity.version, ds.name, headline(metrics), prefix + "report.html")
+    log.info("evaluated %s v%d on %s: %s; report %s", entity.name, entity.version, ds.name, headline(metrics), report_key)
     return EvaluationResult(
         model=updated,
         metrics=safe,
-        metrics_key=prefix + "metrics.json",
-        report_key=prefix + "report.html",
-        report_uri=f"{registry.store.uri.rstrip('/')}/{prefix}report.html",
+        metrics_key=layout.evaluation_file(prefix, layout.EVALUATION_METRICS),
+        report_key=report_key,
+        report_uri=f"{registry.store.uri.rstrip('/')}/{report_key}",
         prediction=run,
         report_html=html,
         report_markdown=markdown,

@@ -38,6 +38,7 @@ class CheckpointSync:
 
     def __init__(self, adapter: AdapterHooks, model: Model, local_dir: Path) -> None:
         self.store = adapter.registry.store
+        self.model_id = model.id
         self.prefix = layout.checkpoints_prefix(model.id)
         self.local_dir = local_dir
         self._sent: dict[str, tuple[int, int]] = {}
@@ -61,7 +62,7 @@ class CheckpointSync:
             st = (self.local_dir / rel).stat()
             sig = (st.st_size, st.st_mtime_ns)
             if self._sent.get(rel) != sig:
-                self.store.put_file(self.prefix + rel, self.local_dir / rel)
+                self.store.put_file(layout.checkpoint_file(self.model_id, rel), self.local_dir / rel)
                 self._sent[rel] = sig
                 sent += 1
         return sent

@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
-from ..concurrency import map_all, ordered_map
+from ..concurrency import ordered_map
+from ..config import FRAMEWORK_DEFAULTS
 from ..entities import (
     AnnotationCollection,
-    ArtifactFile,
     ArtifactManifest,
     Dataset,
     Filters,
@@ -29,7 +29,7 @@ from ..entities._base import check_name, check_path_part, utc_now
 from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
 from ..storage import ObjectStore, open_store
 from . import layout
-from .artifacts import download_tree, upload_tree
+from .versions import ModelVersions
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,17 @@ def guess_mimetype(path: str) -> str:
 
 
 class Registry:
-    """Datasets, items, annotations and models over one ``ObjectStore``."""
+    """Datasets, items, annotations and models over one ``ObjectStore``.
 
-    def __init__(self, store: ObjectStore, *, io_workers: int = 16) -> None:
+    Records are kept here; the files of model versions, and the order in which a version
+    becomes visible, are ``versions.ModelVersions`` (``self.versions``).
+    """
+
+    def __init__(self, store: ObjectStore, *, io_workers: int = FRAMEWORK_DEFAULTS["io_workers"]) -> None:
         self.store = store
         self.io_workers = io_workers
         self.pool = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="registry-io")
+        self.versions = ModelVersions(store, self.pool, io_workers)
         # Folders (path prefixes) of items this registry added, per dataset: no item can sit at one.
         self._folders: dict[str, set[str]] = {}
 
@@ -82,7 +87,7 @@ class Registry:
         self.store.put_json(layout.dataset_record(ds.id), ds.to_dict())
         self.store.put_json(layout.dataset_name(name), {"id": ds.id})
         log.info("created dataset %s (%s)", name, ds.id)
-        return ds.bind(self)
+        return ds
 
     def get_dataset(self, name_or_id: str) -> Dataset:
         """A dataset by id or by name."""
@@ -90,7 +95,7 @@ class Registry:
         return self._load_dataset(ds_id, name_or_id)
 
     def _load_dataset(self, ds_id: str, name_or_id: str) -> Dataset:
-        return Dataset.from_dict(self._get_record(layout.dataset_record(ds_id), name_or_id, "dataset")).bind(self)
+        return Dataset.from_dict(self._get_record(layout.dataset_record(ds_id), name_or_id, "dataset"))
 
     def update_dataset(self, dataset: Dataset) -> Dataset:
         """Persist changed labels or metadata of a dataset."""
@@ -192,7 +197,7 @@ class Registry:
                     f"dataset {dataset.name!r} has an item at {above!r} (item {holder}), so {path!r} cannot be below it: a path is a file or a folder, not both"
                 )
         prefix = layout.item_paths_prefix(dataset.id)
-        for obj in self.store.list(layout.item_path(dataset.id, path)[: -len(".json")] + "/"):
+        for obj in self.store.list(layout.item_paths_below(dataset.id, path)):
             below = obj.key[len(prefix) : -len(".json")]
             holder = self._path_holder(dataset.id, below)
             if holder is not None:
@@ -381,10 +386,7 @@ class Registry:
         clone = self.create_model(name, parent_model_id=model.id, **fields)
         if model.artifacts is not None:
             # Copy the current artifact files so the clone is independent of the parent.
-            src = model.artifacts
-            self._copy_files(src.files, lambda rel: layout.artifact_file(model.id, src.version, rel), lambda rel: layout.artifact_file(clone.id, 1, rel))
-            manifest = ArtifactManifest(model_id=clone.id, version=1, files=list(src.files))
-            self.store.put_json(layout.manifest(clone.id, 1), manifest.to_dict())
+            manifest = self.versions.copy_current(model, clone.id, 1)
             clone = self.update_model(clone, version=1, artifacts=manifest)
         return clone
 
@@ -406,14 +408,9 @@ class Registry:
         sees the previous version or the complete new one, never a partial one.
         """
         current = self.get_model(model.id)
-        version = self._latest_manifest_version(model.id, current.version) + 1
-        files = upload_tree(
-            self.store, local_dir, lambda rel: layout.artifact_file(model.id, version, rel), self.pool
-        )
-        manifest = ArtifactManifest(model_id=model.id, version=version, files=files)
-        manifest.validate()
-        self.store.put_json(layout.manifest(model.id, version), manifest.to_dict())
-        log.info("uploaded %d artifact file(s), %d bytes, as %s version %d", len(files), manifest.total_size, model.name, version)
+        version = self.versions.next_version(model.id, current.version)
+        manifest = self.versions.publish(model.id, version, local_dir)
+        log.info("uploaded %d artifact file(s), %d bytes, as %s version %d", len(manifest.files), manifest.total_size, model.name, version)
         return self.update_model(current, version=version, artifacts=manifest, **changes)
 
     def stage_artifacts(self, model: Model, local_dir: str | Path, run_id: str) -> ArtifactManifest:
@@ -421,62 +418,26 @@ class Registry:
 
         ``commit_staged`` turns it into the next version; until then readers never see it.
         """
-        layout.check_name("run", run_id)
-        prefix = layout.staging_prefix(model.id, run_id)
-        self.store.delete_prefix(prefix)
-        files = upload_tree(self.store, local_dir, lambda rel: f"{prefix}files/{rel}", self.pool)
-        staged = ArtifactManifest(model_id=model.id, version=max(1, model.version), files=files)
-        self.store.put_json(prefix + "manifest.json", staged.to_dict())
-        return staged
+        return self.versions.stage(model, local_dir, run_id)
 
     def commit_staged(self, model: Model, run_id: str, **changes: Any) -> Model:
         """Make a staged candidate the model's next version (files copied, manifest last, record after)."""
-        prefix = layout.staging_prefix(model.id, run_id)
-        try:
-            staged = ArtifactManifest.from_dict(self.store.get_json(prefix + "manifest.json"))
-        except NotFoundError:
-            raise NotFoundError(f"model {model.name!r} has no staged artifacts for run {run_id!r}") from None
+        staged = self.versions.staged(model, run_id)
         current = self.get_model(model.id)
-        version = self._latest_manifest_version(model.id, current.version) + 1
-        self._copy_files(staged.files, lambda rel: f"{prefix}files/{rel}", lambda rel: layout.artifact_file(model.id, version, rel))
-        manifest = ArtifactManifest(model_id=model.id, version=version, files=list(staged.files))
-        self.store.put_json(layout.manifest(model.id, version), manifest.to_dict())
+        version = self.versions.next_version(model.id, current.version)
+        manifest = self.versions.publish_staged(model.id, run_id, staged, version)
         updated = self.update_model(current, version=version, artifacts=manifest, **changes)
-        self.store.delete_prefix(prefix)
+        self.versions.drop_staged(model.id, run_id)
         log.info("committed staged run %s of %s as version %d", run_id, model.name, version)
         return updated
 
-    def _copy_files(self, files: Iterable[ArtifactFile], src_key: Callable[[str], str], dst_key: Callable[[str], str]) -> None:
-        """Copy manifest rows within the store in parallel; the first error is raised once none is in flight."""
-        map_all(lambda f: self.store.copy(src_key(f.path), dst_key(f.path)), files, self.pool, 2 * self.io_workers)
-
-    def _latest_manifest_version(self, model_id: str, known: int = 0) -> int:
-        """The highest version with a manifest, at least ``known`` (the record's version).
-
-        Versions get manifests one after the other (each is the latest + 1), so probing
-        ``known + 1, known + 2, ...`` finds it with one request in the usual case, where
-        listing ``versions/`` would read every file of every version.
-        """
-        latest = known
-        while self.store.exists(layout.manifest(model_id, latest + 1)):
-            latest += 1
-        return latest
-
     def get_manifest(self, model: Model, version: int | None = None) -> ArtifactManifest:
         """The manifest of ``version`` (default: the model's current one)."""
-        if version is None or version == model.version:
-            if model.artifacts is None:
-                raise NotFoundError(f"model {model.name!r} has no artifacts yet (version 0)")
-            return model.artifacts
-        return ArtifactManifest.from_dict(self.store.get_json(layout.manifest(model.id, version)))
+        return self.versions.manifest(model, version)
 
     def download_artifacts(self, model: Model, dest_dir: str | Path, version: int | None = None) -> ArtifactManifest:
         """Download a version's files into ``dest_dir``, verifying every SHA-256 digest."""
-        manifest = self.get_manifest(model, version)
-        download_tree(
-            self.store, manifest.files, lambda rel: layout.artifact_file(model.id, manifest.version, rel), dest_dir, self.pool
-        )
-        return manifest
+        return self.versions.download(model, dest_dir, version)
 
     def set_alias(self, model: Model, alias: str, version: int | None = None) -> Model:
         """Point ``alias`` (e.g. ``production``) at a version (default: the current one)."""
@@ -493,10 +454,10 @@ class Registry:
         """Store an evaluation of the model's current version; returns its key prefix."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         prefix = layout.evaluation_prefix(model.id, model.version, stamp)
-        self.store.put_json(prefix + "metrics.json", dict(metrics))
-        self.store.put_bytes(prefix + "report.html", report_html.encode(), "text/html")
+        self.store.put_json(layout.evaluation_file(prefix, layout.EVALUATION_METRICS), dict(metrics))
+        self.store.put_bytes(layout.evaluation_file(prefix, layout.EVALUATION_REPORT_HTML), report_html.encode(), "text/html")
         if report_md is not None:
-            self.store.put_bytes(prefix + "report.md", report_md.encode(), "text/markdown")
+            self.store.put_bytes(layout.evaluation_file(prefix, layout.EVALUATION_REPORT_MARKDOWN), report_md.encode(), "text/markdown")
         return prefix
 
     # --- internals ----------------------------------------------------------------------

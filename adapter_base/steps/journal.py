@@ -20,25 +20,15 @@ log = logging.getLogger(__name__)
 TRAIN_STEPS = ("load", "train", "commit", "evaluate", "promote")
 
 
-def journal_prefix(run_id: str) -> str:
-    """``runs/<run_id>/steps/``: where the run's journal records live."""
-    return layout.run_prefix(run_id) + "steps/"
-
-
-def journal_key(run_id: str, step: str) -> str:
-    """``runs/<run_id>/steps/<step>.json``: the record that ``step`` of that run finished."""
-    return journal_prefix(run_id) + f"{step}.json"
-
-
 def record_step(registry: Registry, run_id: str, step: str, **facts: Any) -> None:
     """Write the journal record of a finished step (``facts`` made strict JSON); no run id (``""``, ``-``): nothing."""
     if run_id and run_id != "-":
-        registry.store.put_json(journal_key(run_id, step), json_safe({"run_id": run_id, "step": step, "finished_at": utc_now(), **facts}))
+        registry.store.put_json(layout.step_record(run_id, step), json_safe({"run_id": run_id, "step": step, "finished_at": utc_now(), **facts}))
 
 
 def finished_steps(registry: Registry, run_id: str) -> dict[str, dict[str, Any]]:
     """The journal of a run: each finished step's record, by step name."""
-    prefix = journal_prefix(run_id)
+    prefix = layout.steps_prefix(run_id)
     out: dict[str, dict[str, Any]] = {}
     for info in registry.store.list(prefix):
         name = info.key[len(prefix):]

@@ -9,7 +9,7 @@ from .. import sharding
 from ..errors import ConflictError
 from ..loading import make_adapter
 from ..prediction import run_predictions
-from ..registry import Registry
+from ..registry import Registry, layout
 from .model_ref import ModelRef, manifest_digest
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def predict_shard(
             save_report=False,
         )
         out = {**report.to_dict(), "shard": shard, "attempt": attempt, "dataset_id": index["dataset_id"], "pipeline_run_id": run_id}
-        registry.store.put_json(sharding.shard_report_key(run_id, shard), out)
+        registry.store.put_json(layout.shard_report(run_id, shard), out)
         log.info("shard %d: %s", shard, report.summary())
         if report.fatal_error:
             raise RuntimeError(f"shard {shard} aborted: {report.fatal_error}")

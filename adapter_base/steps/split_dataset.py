@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from .. import sharding
 from ..entities import Filters
-from ..registry import Registry
+from ..registry import Registry, layout
 
 log = logging.getLogger(__name__)
 
@@ -19,5 +19,5 @@ def split_dataset(dataset: str, num_shards: int, run_id: str, *, filters: Mappin
         ids = sharding.list_item_ids(registry, ds.id, Filters.coerce(dict(filters or {})))
         index = sharding.write_shards(registry.store, run_id, ds.id, ids, int(num_shards), filters=filters)
         index["store_uri"] = registry.store.uri
-        log.info("split %d item(s) of %s into %d shard(s) under %s", len(ids), ds.name, index["num_shards"], sharding.shards_prefix(run_id))
+        log.info("split %d item(s) of %s into %d shard(s) under %s", len(ids), ds.name, index["num_shards"], layout.shards_prefix(run_id))
         return index

@@ -10,7 +10,7 @@ import pytest
 
 from adapter_base import Registry
 from adapter_base.cli.main import main
-from adapter_base.sharding import shard_report_key, summary_key
+from adapter_base.registry import layout
 from kfp_backend import assert_strict_json_files
 from pipelines.local import PipelineRunError, preserved_process_state, run_local
 from pipelines_support import ADAPTER, MODEL, make_digits, predict_arguments
@@ -37,8 +37,8 @@ def test_predict_dag_predicts_every_item_once_and_reports_the_corrupt_one(store_
     with Registry.open(store_uri) as registry:
         model = registry.get_model(MODEL)
         run_id = s["run_id"]
-        assert registry.store.get_json(summary_key(run_id))["succeeded"] == 400
-        assert all(registry.store.exists(shard_report_key(run_id, i)) for i in range(3))
+        assert registry.store.get_json(layout.prediction_summary(run_id))["succeeded"] == 400
+        assert all(registry.store.exists(layout.shard_report(run_id, i)) for i in range(3))
         items = list(registry.iter_items(digits.dataset_id))
         assert len(items) == 401
         for item in items:

@@ -18,7 +18,8 @@ from adapter_base import Registry
 from adapter_base.steps.load import load
 from adapter_base.steps.predict_shard import predict_shard
 from adapter_base.steps.split_dataset import split_dataset
-from adapter_base.sharding import shard_attempts_key, shard_run_id, start_shard_attempt
+from adapter_base.registry import layout
+from adapter_base.sharding import shard_run_id, start_shard_attempt
 from adapter_base.steps.model_ref import ModelRef
 from adapter_base.storage import open_store
 from kfp_backend import CompiledPipeline, artifact
@@ -36,7 +37,7 @@ def test_attempts_are_counted_before_any_work_and_an_unreadable_counter_means_a_
     store = open_store(local_store_uri)
     assert [start_shard_attempt(store, "r1", 0) for _ in range(3)] == [1, 2, 3]
     assert start_shard_attempt(store, "r1", 1) == 1, "each shard counts its own attempts"
-    store.put_bytes(shard_attempts_key("r2", 0), b"{truncated")
+    store.put_bytes(layout.shard_attempts("r2", 0), b"{truncated")
     assert start_shard_attempt(store, "r2", 0) == 2
 
 

@@ -10,13 +10,11 @@ from adapter_base.sharding import (
     iter_shard_items,
     merge_reports,
     read_shard,
-    shard_key,
-    shard_report_key,
     split_evenly,
-    summary_key,
     summary_markdown,
     write_shards,
 )
+from adapter_base.registry import layout
 from adapter_base.storage import LocalStore
 
 
@@ -50,15 +48,15 @@ def test_write_and_read_shards_through_the_store(tmp_path):
     assert "item0" not in str(index), "the index must stay small: keys and counts, no item ids"
     got = [read_shard(store, index, s["shard"]) for s in index["shards"]]
     assert [i for part in got for i in part] == ids
-    assert store.exists(shard_key("run-1", 2))
+    assert store.exists(layout.shard_manifest("run-1", 2))
     with pytest.raises(ValidationError, match="no shard 3"):
         read_shard(store, index, 3)
 
 
 def test_keys_live_under_the_run():
-    assert shard_key("r", 1) == "runs/r/shards/0001.json"
-    assert shard_report_key("r", 12) == "runs/r/shards/0012.report.json"
-    assert summary_key("r") == "runs/r/prediction-summary.json"
+    assert layout.shard_manifest("r", 1) == "runs/r/shards/0001.json"
+    assert layout.shard_report("r", 12) == "runs/r/shards/0012.report.json"
+    assert layout.prediction_summary("r") == "runs/r/prediction-summary.json"
 
 
 def test_write_shards_rejects_an_unsafe_run_id(tmp_path):
