@@ -39,12 +39,12 @@ def evaluate(
         store_uri=store_uri, configuration=configuration, batch_size=batch_size,
     )
     log_metrics(metrics, out.scalars)
-    confusion = out.metrics.get("confusion_matrix")
+    confusion = out.result.metrics.get("confusion_matrix")
     if confusion:
         confusion_matrix.log_confusion_matrix(*square_confusion(confusion))
     with open(report.path, "w") as f:
-        f.write(out.report_html)
-    report.metadata.update({"report_uri": out.report_uri, "metrics_key": out.metrics_key, "version": ref.version})
+        f.write(out.result.report_html)
+    report.metadata.update({"report_uri": out.result.report_uri, "metrics_key": out.result.metrics_key, "version": ref.version})
     with open(summary.path, "w") as f:
-        f.write(f"## {ref.model_name} v{ref.version}: {out.reason}\n\n{out.report_markdown}")
+        f.write(f"## {ref.model_name} v{ref.version}: {out.reason}\n\n{out.result.report_markdown}")
     return out.promote

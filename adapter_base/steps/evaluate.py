@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..entities import Filters
 from ..errors import ValidationError
+from ..flows.evaluate import EvaluationResult
 from ..loading import make_adapter
 from ..metrics import format_metric, json_safe, metric_value, scalar_metrics
 from ..registry import Registry
@@ -26,23 +27,23 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Evaluated:
-    """What the evaluate step hands to KFP: metrics, the chosen metric, the promotion decision, reports.
+    """What the evaluate step hands to KFP: the evaluation (metrics and reports), the chosen metric, the decision.
 
     ``value`` may be NaN (e.g. the recall of a label the test subset lacks); ``promote`` and
     ``reason`` are what leave the step as parameters (strict JSON).
     """
 
-    metrics: dict[str, Any]
-    scalars: dict[str, float]
+    result: EvaluationResult
     metric: str
     value: float
     promote: bool
     reason: str
-    report_uri: str
-    metrics_key: str
     ref: ModelRef
-    report_html: str = field(repr=False)
-    report_markdown: str = field(repr=False)
+
+    @property
+    def scalars(self) -> dict[str, float]:
+        """The finite numbers among the metrics, for a KFP ``Metrics`` artifact."""
+        return scalar_metrics(self.result.metrics)
 
 
 def promotion_decision(metric: str, value: float, threshold: float | None) -> tuple[bool, str]:
@@ -105,16 +106,4 @@ def evaluate(
             latest = registry.get_model(current.id)
             registry.update_model(latest, metrics=json_safe({**latest.metrics, "promotion": {"run_id": run_id, **decision}}))
             record_step(registry, run_id, "evaluate", model_id=current.id, **decision)
-            return Evaluated(
-                metrics=result.metrics,
-                scalars=scalar_metrics(result.metrics),
-                metric=metric,
-                value=value,
-                promote=promote,
-                reason=reason,
-                report_uri=result.report_uri,
-                metrics_key=result.metrics_key,
-                ref=ModelRef.of(result.model, registry.store.uri),
-                report_html=result.report_html,
-                report_markdown=result.report_markdown,
-            )
+            return Evaluated(result, metric, value, promote, reason, ModelRef.of(result.model, registry.store.uri))

@@ -17,20 +17,11 @@ from adapter_base.steps.evaluate import square_confusion
 from adapter_base.steps.finalize import finalize
 from adapter_base.steps.model_ref import ModelRef, manifest_digest
 
-METRICS = {
-    "task": "classification",
-    "count": 10,
-    "accuracy": 0.8,
-    "macro": {"precision": 0.7, "recall": 0.75, "f1": 0.72},
-    "micro": {"precision": 0.8, "recall": 0.8, "f1": 0.8},
-    "per_label": {"a": {"f1": 0.9}, "b": {"f1": "NaN"}},
-    "model_version": 2,
-    "confusion_matrix": {"labels": ["a", "b"], "columns": ["a", "b", "<none>"], "rows": [[4, 1, 0], [1, 3, 1]]},
-}
+CONFUSION = {"labels": ["a", "b"], "columns": ["a", "b", "<none>"], "rows": [[4, 1, 0], [1, 3, 1]]}
 
 
 def test_square_confusion_adds_the_none_column_as_a_zero_row():
-    categories, matrix = square_confusion(METRICS["confusion_matrix"])
+    categories, matrix = square_confusion(CONFUSION)
     assert categories == ["a", "b", "<none>"]
     assert matrix == [[4, 1, 0], [1, 3, 1], [0, 0, 0]]
 
@@ -43,7 +34,7 @@ def test_manifest_digest_pins_the_file_list():
     assert manifest_digest(None) == ""
 
 
-def test_finalize_step_records_failure_keeps_a_step_message_and_leaves_success_alone(tmp_path):
+def test_finalize_records_failure_keeps_a_step_message_and_leaves_success_alone(tmp_path):
     uri = str(tmp_path / "store")
     with Registry.open(uri) as registry:
         model = registry.create_model("m")
