@@ -1,0 +1,41 @@
+"""``atomic_write``: the destination holds the old content or the whole new one, and no temp file is left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapter_base.storage.atomic import atomic_write
+
+
+def test_the_new_content_appears_only_when_the_block_ends(tmp_path: Path) -> None:
+    dest = tmp_path / "sub" / "f.bin"
+    with atomic_write(dest) as tmp:
+        tmp.write_bytes(b"new")
+        assert not dest.exists() and tmp.parent == dest.parent and tmp.name.endswith(".partial")
+    assert dest.read_bytes() == b"new"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["f.bin"]
+
+
+@pytest.mark.parametrize("unlink_old", [False, True])
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path, unlink_old: bool) -> None:
+    dest = tmp_path / "f.bin"
+    dest.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_write(dest, unlink_old=unlink_old) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("cut")
+    assert dest.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_a_temp_directory_keeps_temporaries_apart_and_dest_folders_appear_on_success(tmp_path: Path) -> None:
+    tmp_dir, dest = tmp_path / "tmp", tmp_path / "a" / "b" / "f"
+    with pytest.raises(RuntimeError), atomic_write(dest, tmp_dir=tmp_dir) as tmp:
+        assert tmp.parent == tmp_dir
+        tmp.write_bytes(b"x")
+        raise RuntimeError("cut")
+    assert not (tmp_path / "a").exists() and list(tmp_dir.iterdir()) == []
+    with atomic_write(dest, tmp_dir=tmp_dir) as tmp:
+        tmp.write_bytes(b"y")
+    assert dest.read_bytes() == b"y" and list(tmp_dir.iterdir()) == []
