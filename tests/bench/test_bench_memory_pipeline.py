@@ -18,11 +18,11 @@ def test_peak_rss_is_measured_in_a_child_process(bench_registry, tmp_path):
 
 
 KFP_LOG = """\
-12:56:40.808 - INFO - Executing task \x1b[96m'load-from-model'\x1b[0m
+12:56:40.808 - INFO - Executing task \x1b[96m'load'\x1b[0m
     [KFP Executor 2026-11-24 12:56:41,000 INFO]: Task 'not-a-kfp-line' finished
-12:56:41.099 - INFO - Task \x1b[96m'load-from-model'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m
-12:56:41.100 - INFO - Executing task 'train-model'
-12:56:42.110 - INFO - Task 'train-model' finished with status SUCCESS
+12:56:41.099 - INFO - Task \x1b[96m'load'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m
+12:56:41.100 - INFO - Executing task 'train'
+12:56:42.110 - INFO - Task 'train' finished with status SUCCESS
 23:59:59.900 - INFO - Executing task 'promote'
 00:00:00.150 - INFO - Task 'promote' finished with status SUCCESS
 """
@@ -30,7 +30,7 @@ KFP_LOG = """\
 
 def test_task_times_are_read_from_kfp_local_log_lines():
     times = pipeline_bench.parse_task_times(KFP_LOG)
-    assert times == pytest.approx({"load-from-model": 0.291, "train-model": 1.010, "promote": 0.250})
+    assert times == pytest.approx({"load": 0.291, "train": 1.010, "promote": 0.250})
 
 
 @pytest.mark.slow
