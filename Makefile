@@ -3,28 +3,34 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 IMAGE ?= model-adapter:dev
 DEMO_HOME ?= $(CURDIR)/.demo
 PYTEST_ARGS ?=
-# Extras `make venv` installs; VENV_EXTRAS=dev leaves out torch (several GB of CUDA wheels), as the kind CI job does.
+# Extras `make venv` (and so `make test`) installs; VENV_EXTRAS=dev leaves out torch (several GB of CUDA
+# wheels), as the kind CI job does.
 VENV_EXTRAS ?= dev,torch
+# Extras `make demo` installs: the NumPy demo needs scikit-learn's digits, not PyTorch nor the test tools.
+DEMO_EXTRAS ?= examples
+# One stamp per extras set: `make demo` then `make test` adds the test extras to the same venv.
+STAMP := $(VENV)/.installed-$(VENV_EXTRAS)
+DEMO_STAMP := $(VENV)/.installed-$(DEMO_EXTRAS)
 
 .DEFAULT_GOAL := help
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@echo ">> creating $(VENV) and installing the package with its extras [$(VENV_EXTRAS)]"
+# $* is the extras set, e.g. `examples` or `dev,torch`.
+$(VENV)/.installed-%: pyproject.toml
+	@echo ">> installing the package into $(VENV) with its extras [$*]"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[$(VENV_EXTRAS)]'
-	@touch $(STAMP)
+	@$(PY) -m pip install -q -e '.[$*]'
+	@touch $@
 
-venv: $(STAMP) ## Create .venv and install everything (idempotent)
+venv: $(STAMP) ## Create .venv and install everything the tests need (idempotent)
 
-demo: venv ## Import the digits dataset, train, save, evaluate and predict on a local store (MODEL_ADAPTER_HOME=.demo)
+demo: $(DEMO_STAMP) ## Import the digits dataset, train, save, evaluate and predict on a local store (MODEL_ADAPTER_HOME=.demo)
 	@MODEL_ADAPTER_HOME=$(DEMO_HOME) $(VENV)/bin/model-adapter demo --fresh
 
 test: venv ## Run every test (S3 against a real SeaweedFS, KFP local runs, manifest checks)
