@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from ..errors import ValidationError
@@ -55,3 +56,12 @@ def parse_key_values(pairs: list[str] | None, what: str) -> dict[str, Any]:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, allow_nan=False, default=str))
+
+
+def confirm(question: str, args: argparse.Namespace) -> bool:
+    """True when ``--yes`` was given or the user answers yes; a non-interactive shell without ``--yes`` is refused."""
+    if getattr(args, "yes", False):
+        return True
+    if not sys.stdin.isatty():
+        raise ValidationError("delete", "--yes", f"{question} needs confirmation and this shell is not interactive: pass --yes")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")

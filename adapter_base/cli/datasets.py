@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..importers import FORMATS, KNOWN_SUBSETS, apply_plan, parse_split, plan_import
 from ..importers.plan import skipped_lines
-from ._common import add_store_option, open_registry, print_json
+from ..errors import ConflictError
+from ._common import add_store_option, confirm, open_registry, print_json
 from .plugins import dataset_source
 
 
@@ -78,8 +79,28 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        ds = registry.get_dataset(args.dataset)
+        users = registry.models_of_dataset(ds)
+        if users and not args.force:
+            raise ConflictError(
+                f"dataset {ds.name!r} is the training dataset of model(s) {', '.join(m.name for m in users)}; "
+                "delete them first, point them at another dataset (`model update NAME --dataset D`), or pass --force"
+            )
+        if not confirm(f"delete dataset {ds.name} ({ds.id}) with its items, annotations and predictions?", args):
+            print("nothing deleted")
+            return 1
+        for m in users:
+            registry.update_model(m, dataset_id=None)
+            print(f"model {m.name} no longer has a training dataset")
+        registry.delete_dataset(ds)
+        print(f"deleted dataset {ds.name} ({ds.id})")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dataset", help="import, list and show datasets")
+    p = sub.add_parser("dataset", help="import, list, show and delete datasets")
     dsub = p.add_subparsers(dest="dataset_cmd", required=True)
     imp = dsub.add_parser(
         "import",
@@ -120,3 +141,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("dataset", help="name or id")
     add_store_option(show)
     show.set_defaults(func=cmd_show)
+    delete = dsub.add_parser("delete", help="delete a dataset with its items, annotations and predictions")
+    delete.add_argument("dataset", help="name or id")
+    delete.add_argument("--yes", action="store_true", help="do not ask (required when the shell is not interactive)")
+    delete.add_argument("--force", action="store_true", help="delete it even if models train on it (they are left without a training dataset)")
+    add_store_option(delete)
+    delete.set_defaults(func=cmd_delete)

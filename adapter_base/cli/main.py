@@ -8,7 +8,7 @@ import sys
 from typing import Sequence
 
 from ..secrets import install_redaction, redact
-from . import datasets, jobs, models
+from . import datasets, jobs, models, predictions, runs
 from .plugins import register_commands
 
 
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.register(sub)
     models.register(sub)
     jobs.register(sub)
+    predictions.register(sub)
+    runs.register(sub)
     register_commands(sub)  # pipeline, demo, ...: the model_adapter.cli entry points
     return parser
 

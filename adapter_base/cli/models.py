@@ -1,12 +1,14 @@
-"""``model-adapter model create|list|show``."""
+"""``model-adapter model create|list|show|versions|alias|update|delete``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from ..errors import ValidationError
 from ..loading import load_adapter_class
-from ._common import add_store_option, open_registry, parse_key_values, print_json
+from ..metrics import headline
+from ._common import add_store_option, confirm, open_registry, parse_key_values, print_json
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -41,8 +43,91 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _headline_text(metrics: dict | None) -> str:
+    if not metrics:
+        return "not evaluated"
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in headline(metrics).items() if v is not None)
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        manifests = registry.list_versions(model)
+        if not manifests:
+            print(f"model {model.name} has no versions yet: run `model-adapter train {model.name}`")
+            return 0
+        by_version: dict[int, list[str]] = {}
+        for alias, version in sorted(model.aliases.items()):
+            by_version.setdefault(version, []).append(alias)
+        print("version\tcreated\tmetrics\taliases")
+        for m in manifests:
+            aliases = ", ".join(by_version.get(m.version, [])) or "-"
+            current = " (current)" if m.version == model.version else ""
+            print(f"v{m.version}{current}\t{m.created_at}\t{_headline_text(registry.latest_evaluation(model, m.version))}\t{aliases}")
+    return 0
+
+
+def cmd_alias_set(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        before = model.aliases.get(args.alias)
+        updated = registry.set_alias(model, args.alias, args.version)
+        was = f" (was version {before})" if before is not None else ""
+        print(f"{updated.name}: {args.alias} -> version {updated.aliases[args.alias]}{was}")
+    return 0
+
+
+def cmd_alias_unset(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        before = model.aliases.get(args.alias)
+        if args.version is not None and before is not None and before != args.version:
+            raise ValidationError("model alias unset", "VERSION", f"{args.alias} points at version {before}, not {args.version}; nothing changed")
+        updated = registry.unset_alias(model, args.alias)
+        print(f"{updated.name}: removed alias {args.alias} (was version {before})")
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        changes: dict = {}
+        said: list[str] = []
+        config = parse_key_values(args.config, "--config")
+        if config:
+            changes["configuration"] = {**model.configuration, **config}
+            said.append("configuration " + ", ".join(f"{k}={v!r}" for k, v in config.items()))
+        if args.dataset:
+            ds = registry.get_dataset(args.dataset)
+            changes["dataset_id"] = ds.id
+            said.append(f"dataset {ds.name} ({ds.id})")
+            if not model.labels:
+                changes["labels"] = list(ds.labels)
+        if args.labels:
+            changes["labels"] = args.labels.split(",")
+        if "labels" in changes:
+            said.append(f"labels {','.join(changes['labels'])}")
+        if not changes:
+            raise ValidationError("model update", "options", "nothing to change: pass --config KEY=VALUE, --dataset or --labels")
+        updated = registry.update_model(model, **changes)
+        print(f"updated model {updated.name} ({updated.id}): {'; '.join(said)}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        aliases = f", aliases {', '.join(f'{a} -> v{v}' for a, v in sorted(model.aliases.items()))}" if model.aliases else ""
+        if not confirm(f"delete model {model.name} ({model.id}) with its {model.version} version(s){aliases}?", args):
+            print("nothing deleted")
+            return 1
+        registry.delete_model(model)
+        print(f"deleted model {model.name} ({model.id}) and its {model.version} version(s)")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("model", help="create, list and show models")
+    p = sub.add_parser("model", help="create, list, show, update and delete models; their versions and aliases")
     msub = p.add_subparsers(dest="model_cmd", required=True)
     create = msub.add_parser("create", help="create a model (unique name) bound to an adapter class")
     create.add_argument("--name", required=True)
@@ -62,3 +147,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("model", help="name or id")
     add_store_option(show)
     show.set_defaults(func=cmd_show)
+    versions = msub.add_parser("versions", help="list a model's versions: created, evaluation headline, aliases")
+    versions.add_argument("model", help="name or id")
+    add_store_option(versions)
+    versions.set_defaults(func=cmd_versions)
+
+    alias = msub.add_parser("alias", help="point an alias (e.g. production) at a version, or remove it: promote and roll back")
+    asub = alias.add_subparsers(dest="alias_cmd", required=True)
+    aset = asub.add_parser("set", help="point ALIAS at VERSION (promote, or roll back to an older version)")
+    aset.add_argument("model", help="name or id")
+    aset.add_argument("alias", help="alias name, e.g. production")
+    aset.add_argument("version", type=int, help="version number (see `model versions`)")
+    add_store_option(aset)
+    aset.set_defaults(func=cmd_alias_set)
+    aunset = asub.add_parser("unset", help="remove ALIAS")
+    aunset.add_argument("model", help="name or id")
+    aunset.add_argument("alias", help="alias name")
+    aunset.add_argument("version", nargs="?", type=int, help="only if ALIAS points at this version (optional)")
+    add_store_option(aunset)
+    aunset.set_defaults(func=cmd_alias_unset)
+
+    update = msub.add_parser("update", help="change a model's configuration, dataset or labels")
+    update.add_argument("model", help="name or id")
+    update.add_argument("--config", nargs="*", metavar="KEY=VALUE", help="configuration values to set (JSON values allowed; other keys are kept)")
+    update.add_argument("--dataset", help="dataset to train on (name or id); the model takes its labels if it has none")
+    update.add_argument("--labels", help="comma-separated labels")
+    add_store_option(update)
+    update.set_defaults(func=cmd_update)
+
+    delete = msub.add_parser("delete", help="delete a model with its versions, checkpoints and evaluations")
+    delete.add_argument("model", help="name or id")
+    delete.add_argument("--yes", action="store_true", help="do not ask (required when the shell is not interactive)")
+    add_store_option(delete)
+    delete.set_defaults(func=cmd_delete)

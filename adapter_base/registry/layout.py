@@ -136,8 +136,13 @@ def checkpoint_file(model_id: str, path: str) -> str:
     return join_key(checkpoints_prefix(model_id), path)
 
 
+def evaluations_prefix(model_id: str, version: int) -> str:
+    """Every evaluation of one version of a model (one folder per stamp, sortable by time)."""
+    return join_key("models", model_id, "evaluations", f"{version:06d}") + "/"
+
+
 def evaluation_prefix(model_id: str, version: int, stamp: str) -> str:
-    return join_key("models", model_id, "evaluations", f"{version:06d}", stamp) + "/"
+    return join_key(evaluations_prefix(model_id, version), stamp) + "/"
 
 
 #: The files of one evaluation, under its ``evaluation_prefix``.
@@ -151,6 +156,18 @@ def evaluation_file(evaluation: str, name: str) -> str:
     if name not in (EVALUATION_METRICS, EVALUATION_REPORT_HTML, EVALUATION_REPORT_MARKDOWN):
         raise ValueError(f"an evaluation holds no file {name!r}")
     return join_key(evaluation, name)
+
+
+def runs_prefix() -> str:
+    """Where every run's records live."""
+    return "runs/"
+
+
+def run_report_of(key: str) -> str | None:
+    """The run id whose report (``prediction_report`` or ``prediction_summary``) is at ``key``, else None."""
+    rest = key[len(runs_prefix()) :] if key.startswith(runs_prefix()) else ""
+    run_id, sep, name = rest.partition("/")
+    return run_id if sep and run_id and name in ("prediction-report.json", "prediction-summary.json") else None
 
 
 def run_prefix(run_id: str) -> str:

@@ -209,6 +209,20 @@ class Registry:
         """An item record by dataset and item id."""
         return Item.from_dict(self.store.get_json(layout.item_record(dataset_id, item_id)))
 
+    def find_item(self, dataset: Dataset, id_or_path: str) -> Item:
+        """An item of ``dataset`` by id or by its path in the dataset."""
+        try:
+            return self.get_item(dataset.id, id_or_path)
+        except (NotFoundError, ValueError, StoreError):
+            pass  # not an item id: try it as a path
+        try:
+            holder = self._path_holder(dataset.id, id_or_path)
+        except ValueError:
+            holder = None
+        if holder is None:
+            raise NotFoundError(f"dataset {dataset.name!r} has no item with id or path {id_or_path!r}")
+        return self.get_item(dataset.id, holder)
+
     def update_item(self, item: Item) -> Item:
         """Persist changed subsets or metadata of an item."""
         item.validate()
@@ -448,6 +462,21 @@ class Registry:
         self.get_manifest(current, version)  # the version must exist
         return self.update_model(current, aliases={**current.aliases, alias: version})
 
+    def unset_alias(self, model: Model, alias: str) -> Model:
+        """Remove ``alias`` from the model; ``NotFoundError`` if it has no such alias."""
+        current = self.get_model(model.id)
+        if alias not in current.aliases:
+            raise NotFoundError(f"model {model.name!r} has no alias {alias!r} (has: {', '.join(sorted(current.aliases)) or 'none'})")
+        return self.update_model(current, aliases={k: v for k, v in current.aliases.items() if k != alias})
+
+    def list_versions(self, model: Model) -> list[ArtifactManifest]:
+        """The manifests of the model's versions, oldest first (a version whose manifest is gone is left out)."""
+        return self.versions.manifests(model)
+
+    def models_of_dataset(self, dataset: Dataset) -> list[Model]:
+        """The models whose training dataset is ``dataset``."""
+        return [m for m in self.list_models() if m.dataset_id == dataset.id]
+
     # --- evaluations --------------------------------------------------------------------
 
     def write_evaluation(self, model: Model, metrics: Mapping[str, Any], report_html: str, report_md: str | None = None) -> str:
@@ -459,6 +488,31 @@ class Registry:
         if report_md is not None:
             self.store.put_bytes(layout.evaluation_file(prefix, layout.EVALUATION_REPORT_MARKDOWN), report_md.encode(), "text/markdown")
         return prefix
+
+    def latest_evaluation(self, model: Model, version: int) -> dict[str, Any] | None:
+        """The metrics of the latest evaluation of ``version`` of the model, or None when it has none."""
+        prefix = layout.evaluations_prefix(model.id, version)
+        keys = [o.key for o in self.store.list(prefix) if o.key.endswith("/" + layout.EVALUATION_METRICS)]
+        return self.store.get_json(max(keys)) if keys else None  # stamps sort by time
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def iter_run_reports(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(run_id, report)`` of every stored prediction run (a ``PredictionReport`` dict or a sharded run's summary)."""
+        for obj in self.store.list(layout.runs_prefix()):
+            run_id = layout.run_report_of(obj.key)
+            if run_id is not None:
+                yield run_id, self.store.get_json(obj.key)
+
+    def get_run_report(self, run_id: str) -> dict[str, Any]:
+        """The stored report of prediction run ``run_id`` (its summary, for a sharded pipeline run)."""
+        layout.check_name("run", run_id)
+        for key in (layout.prediction_summary(run_id), layout.prediction_report(run_id)):
+            try:
+                return self.store.get_json(key)
+            except NotFoundError:
+                continue
+        raise NotFoundError(f"no prediction run {run_id!r} in {self.store.uri} (`model-adapter runs list` lists them)")
 
     # --- internals ----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..concurrency import map_all
+from ..concurrency import map_all, ordered_map
 from ..entities import ArtifactFile, ArtifactManifest, Model
 from ..errors import NotFoundError
 from ..storage import ObjectStore
@@ -99,6 +99,20 @@ class ModelVersions:
                 raise NotFoundError(f"model {model.name!r} has no artifacts yet (version 0)")
             return model.artifacts
         return ArtifactManifest.from_dict(self.store.get_json(layout.manifest(model.id, version)))
+
+    def manifests(self, model: Model) -> list[ArtifactManifest]:
+        """The manifests of versions 1 to the model's current one, oldest first; a missing one is left out."""
+        def read(version: int) -> ArtifactManifest:
+            return ArtifactManifest.from_dict(self.store.get_json(layout.manifest(model.id, version)))
+
+        found = []
+        for _, result in ordered_map(read, range(1, model.version + 1), pool=self.pool, window=2 * self.io_workers):
+            if isinstance(result, NotFoundError):
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            found.append(result)
+        return found
 
     def download(self, model: Model, dest_dir: str | Path, version: int | None = None) -> ArtifactManifest:
         """Download a version's files into ``dest_dir``, verifying every SHA-256 digest."""

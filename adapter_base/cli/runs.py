@@ -1,0 +1,90 @@
+"""``model-adapter runs list|show``: the stored reports of prediction runs (``predict``, ``evaluate``, the predict pipeline)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Mapping
+
+from ..errors import NotFoundError
+from ..prediction import ItemFailure, PredictionReport
+from ..registry import Registry
+from ..sharding import summary_markdown
+from ._common import add_store_option, open_registry, print_json
+
+
+def is_sharded(report: Mapping[str, Any]) -> bool:
+    """True for the merged summary of a sharded pipeline run, False for one ``PredictionReport``."""
+    return "per_shard" in report
+
+
+def report_from_dict(data: Mapping[str, Any]) -> PredictionReport:
+    """A stored ``PredictionReport.to_dict()`` read back (its derived ``failed`` / ``items_per_second`` dropped)."""
+    fields = {k: v for k, v in data.items() if k in PredictionReport.__dataclass_fields__ and k != "failures"}
+    return PredictionReport(**fields, failures=[ItemFailure(**f) for f in data.get("failures", [])])
+
+
+def _model_names(registry: Registry, report: Mapping[str, Any], names: dict[str, str]) -> str:
+    """``name vN`` of the model(s) a report is about."""
+    if not is_sharded(report):
+        return f"{report.get('model_name')} v{report.get('model_version')}"
+    for model_id in report.get("model_ids", []):
+        if model_id not in names:
+            try:
+                names[model_id] = registry.get_model(model_id).name
+            except NotFoundError:
+                names[model_id] = f"{model_id} (deleted)"
+    versions = ",".join(f"v{v}" for v in report.get("model_versions", []))
+    return f"{'+'.join(names[m] for m in report.get('model_ids', [])) or '-'} {versions}".strip()
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model_id = registry.get_model(args.model).id if args.model else None
+        names: dict[str, str] = {}
+        rows = []
+        for run_id, report in registry.iter_run_reports():
+            ids = report.get("model_ids") if is_sharded(report) else [report.get("model_id")]
+            if model_id is not None and model_id not in (ids or []):
+                continue
+            rows.append((report.get("started_at") or "-", run_id, report))
+        rows.sort(key=lambda r: r[0], reverse=True)
+        if not rows:
+            print("no prediction runs" + (f" of model {args.model}" if args.model else ""))
+            return 0
+        print("run\tstarted\tmodel\tpredicted\talready done\tfailed\ttotal\tstatus")
+        for started, run_id, report in rows[: args.limit]:
+            failed = report.get("failed", len(report.get("failures", [])))
+            ok = not failed and not report.get("fatal_error") and not report.get("fatal_errors")
+            kind = f" ({report.get('shards')} shards)" if is_sharded(report) else ""
+            print(
+                f"{run_id}{kind}\t{started}\t{_model_names(registry, report, names)}\t{report.get('succeeded', 0)}\t"
+                f"{report.get('skipped', 0)}\t{failed}\t{report.get('total', 0)}\t{'ok' if ok else 'FAILED'}"
+            )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        report = registry.get_run_report(args.run)
+        if args.json:
+            print_json(report)
+        elif is_sharded(report):
+            print(summary_markdown(report), end="")
+        else:
+            print(report_from_dict(report).summary())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list and show the stored reports of prediction runs")
+    rsub = p.add_subparsers(dest="runs_cmd", required=True)
+    ls = rsub.add_parser("list", help="list prediction runs (predict, evaluate, predict pipelines), newest first")
+    ls.add_argument("--model", help="only runs of this model (name or id)")
+    ls.add_argument("--limit", type=int, default=50, help="at most this many (default: 50)")
+    add_store_option(ls)
+    ls.set_defaults(func=cmd_list)
+    show = rsub.add_parser("show", help="show a run's report: counts, throughput and each failed item")
+    show.add_argument("run", help="run id (see `runs list`)")
+    show.add_argument("--json", action="store_true", help="print the stored report as JSON")
+    add_store_option(show)
+    show.set_defaults(func=cmd_show)
