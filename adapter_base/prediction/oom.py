@@ -1,8 +1,11 @@
-"""The out-of-memory policy: halve the batch ``predict`` gets until it fits, and keep that size."""
+"""What a failing ``predict`` call costs: out-of-memory errors halve the batch until it fits (and that
+size is kept); any other error is narrowed down to the items that cause it by splitting the call in
+halves, so one bad item fails alone, with its own error, and the rest of its batch is predicted."""
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Callable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
@@ -16,16 +19,33 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc).lower()
 
 
+def worth_isolating(exc: BaseException) -> bool:
+    """Whether splitting a failed call can tell its bad items from its good ones.
+
+    Not for a timeout (each retry would wait as long again, beside a call that never returned),
+    nor for running out of memory (no item's fault: ``BatchHalving.retry_smaller`` deals with it).
+    """
+    return not isinstance(exc, TimeoutError) and not is_out_of_memory(exc)
+
+
 class BatchHalving:
     """How many items each ``predict`` call gets: ``batch_size``, halved after each out-of-memory error.
 
     The smaller size sticks for the rest of the run (``size`` is the one in use). Not
     adaptive, or with one item left, an out-of-memory error fails its call like any other.
+
+    A call that fails otherwise is split in halves and each half tried again, down to
+    single items, at most ``log2(batch_size)`` levels deep: only the items that fail alone
+    are reported failed (one bad item costs about ``2 * log2(batch_size)`` extra calls; a
+    ``predict`` that fails on everything, ``2 * batch_size - 2``). ``isolate=False`` fails
+    the whole call instead.
     """
 
-    def __init__(self, batch_size: int, *, adaptive: bool) -> None:
+    def __init__(self, batch_size: int, *, adaptive: bool, isolate: bool = True) -> None:
         self.size = batch_size
         self.adaptive = adaptive
+        self.isolate = isolate
+        self.levels = max(0, math.ceil(math.log2(max(1, batch_size))))
 
     def retry_smaller(self, exc: BaseException, tried: int) -> bool:
         """After a call on ``tried`` items raised ``exc``: True (with ``size`` halved) when a smaller call is worth a try."""
@@ -48,6 +68,25 @@ class BatchHalving:
             except Exception as exc:  # noqa: BLE001 - handed to the caller with its slice
                 if self.retry_smaller(exc, len(chunk)):
                     continue
-                result = exc
+                yield from self._narrow(chunk, exc, call, self.levels)
+                i += len(chunk)
+                continue
             yield chunk, result
             i += len(chunk)
+
+    def _narrow(
+        self, chunk: Sequence[T], exc: BaseException, call: Callable[[Sequence[T]], R], levels: int
+    ) -> Iterator[tuple[Sequence[T], R | BaseException]]:
+        """Split a failed ``chunk`` in halves and call each again (``levels`` more times at most); yields as ``run``."""
+        if not self.isolate or levels <= 0 or len(chunk) <= 1 or not worth_isolating(exc):
+            yield chunk, exc
+            return
+        log.info("predict failed on %d items (%s: %s); retrying each half to find the items that fail", len(chunk), type(exc).__name__, exc)
+        mid = len(chunk) // 2
+        for half in (chunk[:mid], chunk[mid:]):
+            try:
+                result: R | BaseException = call(half)
+            except Exception as half_exc:  # noqa: BLE001 - narrowed further, or handed to the caller
+                yield from self._narrow(half, half_exc, call, levels - 1)
+                continue
+            yield half, result

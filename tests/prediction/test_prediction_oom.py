@@ -51,15 +51,59 @@ def test_one_item_that_does_not_fit_fails_alone():
     assert all(isinstance(r, MemoryError) for _, r in out)
 
 
-def test_other_errors_are_not_retried():
-    calls = []
+def rejects(bad: set[int], calls: list[int] | None = None):
+    """A ``predict`` that raises, naming the first bad item, for any call holding one of ``bad``."""
 
-    def broken(chunk):
-        calls.append(len(chunk))
-        raise ValueError("bad batch")
+    def call(chunk):
+        if calls is not None:
+            calls.append(len(chunk))
+        culprits = [x for x in chunk if x in bad]
+        if culprits:
+            raise ValueError(f"cannot read item {culprits[0]}")
+        return [x * 10 for x in chunk]
 
-    [(chunk, result)] = list(BatchHalving(4, adaptive=True).run([1, 2, 3, 4], broken))
-    assert calls == [4] and isinstance(result, ValueError) and len(chunk) == 4
+    return call
+
+
+def test_another_error_is_narrowed_down_to_the_item_that_causes_it():
+    calls: list[int] = []
+    halving = BatchHalving(16, adaptive=True)
+    out = list(halving.run(list(range(16)), rejects({11}, calls)))
+    failed = [(list(chunk), str(r)) for chunk, r in out if isinstance(r, BaseException)]
+    assert failed == [([11], "cannot read item 11")]
+    assert [x for chunk, r in out if not isinstance(r, BaseException) for x in chunk] == [x for x in range(16) if x != 11]
+    assert sorted(calls, reverse=True) == [16, 8, 8, 4, 4, 2, 2, 1, 1]  # log2(16) levels, two calls each
+    assert halving.size == 16  # not an out-of-memory error: the batch size stays
+
+
+def test_a_predict_that_always_fails_fails_every_item_alone_within_the_cap():
+    calls: list[int] = []
+    out = list(BatchHalving(4, adaptive=True).run([1, 2, 3, 4], rejects({1, 2, 3, 4}, calls)))
+    assert [list(c) for c, _ in out] == [[1], [2], [3], [4]]
+    assert [str(r) for _, r in out] == [f"cannot read item {x}" for x in (1, 2, 3, 4)]
+    assert calls == [4, 2, 1, 1, 2, 1, 1]
+
+
+def test_timeouts_and_isolate_false_fail_the_whole_call():
+    def hung(chunk):
+        raise TimeoutError("predict did not return")
+
+    [(chunk, result)] = list(BatchHalving(4, adaptive=True).run([1, 2, 3, 4], hung))
+    assert len(chunk) == 4 and isinstance(result, TimeoutError)
+    [(chunk, result)] = list(BatchHalving(4, adaptive=True, isolate=False).run([1, 2, 3, 4], rejects({2})))
+    assert len(chunk) == 4 and isinstance(result, ValueError)
+
+
+@given(n=st.integers(0, 40), batch=st.integers(1, 16), bad=st.sets(st.integers(0, 39), max_size=6))
+def test_exactly_the_bad_items_fail_and_calls_stay_bounded(n, batch, bad):
+    calls: list[int] = []
+    halving = BatchHalving(batch, adaptive=True)
+    items = list(range(n))
+    out = list(halving.run(items, rejects(bad, calls)))
+    assert [x for chunk, _ in out for x in chunk] == items
+    assert {x for chunk, r in out if isinstance(r, BaseException) for x in chunk} == bad & set(items)
+    batches = -(-n // batch)
+    assert len(calls) <= batches * (2 * batch - 1)
 
 
 @given(n=st.integers(0, 64), batch=st.integers(1, 32), capacity=st.integers(1, 32))
