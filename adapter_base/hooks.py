@@ -31,6 +31,9 @@ class AdapterHooks:
     """
 
     DEFAULT_CONFIGURATION: ClassVar[dict[str, Any]] = {}
+    #: True when the adapter predicts well with no trained version (e.g. ``load`` fetches pretrained
+    #: weights): ``predict`` and ``evaluate`` then accept a model that was never trained.
+    PREDICTS_UNTRAINED: ClassVar[bool] = False
 
     def __init__(
         self,

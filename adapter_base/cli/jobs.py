@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from ..errors import StoreError
+from ..flows.preflight import require_trained, warn_label_mismatch
 from ..loading import make_adapter
 from ._common import add_store_option, open_registry, print_json
 
@@ -29,17 +30,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
         model = registry.get_model(args.model)
         adapter = make_adapter(registry, args.adapter, model=model)
-        bar = tqdm(desc=f"train {model.name}", unit="epoch", dynamic_ncols=True)
+        bars: list[tqdm] = []  # the bar starts with the first epoch: a run refused by its checks draws none
 
         def progress(i_epoch: int, n_epochs: int, metrics: dict | None) -> None:
-            bar.total = n_epochs
-            bar.set_postfix(metrics or {})
-            bar.update(1)
+            if not bars:
+                bars.append(tqdm(desc=f"train {model.name}", unit="epoch", total=n_epochs, dynamic_ncols=True))
+            bars[0].total = n_epochs
+            bars[0].set_postfix(metrics or {})
+            bars[0].update(1)
 
         try:
             trained = adapter.train_model(model, progress=progress)
         finally:
-            bar.close()
+            for bar in bars:
+                bar.close()
         print(f"trained {trained.name} ({trained.id}): version {trained.version}, {trained.metrics.get('training', {})}")
     return 0
 
@@ -48,6 +52,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
         model = registry.get_model(args.model)
         adapter = make_adapter(registry, args.adapter, model=model)
+        require_trained(type(adapter), model, allow_untrained=args.allow_untrained)
+        warn_label_mismatch(model, registry.get_dataset(args.dataset))
         adapter.load_from_model(model)
         shown: list[PredictionReport] = []
 
@@ -77,6 +83,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
         model = registry.get_model(args.model)
         adapter = make_adapter(registry, args.adapter, model=model)
+        require_trained(type(adapter), model, allow_untrained=args.allow_untrained)
         result = adapter.evaluate_model(model, args.dataset, filters=_subset_filters(args), progress=True)
         print(f"evaluated {model.name} v{result.model.version}: {result.summary}")
         print(f"report: {result.report_uri}")
@@ -87,6 +94,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model name or id")
     p.add_argument("--adapter", help="adapter import path (default: the model's)")
     add_store_option(p)
+
+
+def _allow_untrained(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="predict with a model that has no trained version (its untrained weights); adapters that predict untrained say so with PREDICTS_UNTRAINED",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,6 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--batch-size", type=int, default=None)
     predict.add_argument("--resume", action="store_true", help="skip items this model version already predicted")
     predict.add_argument("--report", action="store_true", help="print the full per-item report as JSON")
+    _allow_untrained(predict)
     predict.set_defaults(func=cmd_predict)
 
     evaluate = sub.add_parser("evaluate", help="predict a subset and store metrics and an HTML report")
@@ -109,4 +125,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--dataset", required=True, help="dataset name or id")
     evaluate.add_argument("--subset", default="test", help="subset to evaluate on (default: test)")
     evaluate.add_argument("--path-prefix", help="only items under this path")
+    _allow_untrained(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)

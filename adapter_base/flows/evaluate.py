@@ -23,6 +23,7 @@ from ..prediction import PredictionReport
 from ..registry import layout
 from ._common import resolve_dataset, resolve_model
 from .load import load_from_model
+from .preflight import check_evaluation
 from .predict import predict_dataset
 
 
@@ -90,12 +91,13 @@ def evaluate_model(
 ) -> EvaluationResult:
     """Predict the items matching ``filters`` (replacing this model's earlier predictions), then score them."""
     entity = resolve_model(adapter, model)
+    ds = resolve_dataset(adapter, dataset)
+    flt = Filters.coerce(filters)
+    check_evaluation(adapter.registry, entity, ds, flt)  # nothing to score: refused before loading or predicting
     if adapter.model_entity is None or adapter.model_entity.id != entity.id or adapter.model_entity.version != entity.version or adapter.model is None:
         load_from_model(adapter, entity)
     entity = adapter.model_entity
     assert entity is not None
-    ds = resolve_dataset(adapter, dataset)
-    flt = Filters.coerce(filters)
     detection = entity.output_type in BOX_OUTPUTS
 
     predicted: dict[str, Any] = {}
@@ -137,6 +139,13 @@ def evaluate_model(
                 continue
             y_true.append(label)
             y_pred.append(predicted[item.id])
+    if run.failed and not run.succeeded:
+        first = run.failures[0]
+        raise AdapterContractError(
+            f"every prediction of model {entity.name} v{entity.version} failed ({run.failed} of {run.total} items; the first, "
+            f"item {first.item_id}{f' ({first.path})' if first.path else ''} at {first.stage}: {first.error}): nothing to score; "
+            f"every failure is in the run report {layout.prediction_report(run.run_id)}"
+        )
     if not (images if detection else y_true):
         raise ValidationError(
             "evaluate_model", "filters", f"no item of dataset {ds.name!r} matching {flt.to_dict()} has both ground truth and a prediction"

@@ -1,6 +1,8 @@
 """``train_model``: train on the model's subsets and save the result as a new version
 (``stage_training``: stage it under a run id instead, for the pipeline's ``commit`` step).
 
+Before anything changes, the run is checked (``preflight.check_training``: subsets with
+annotated items, labels the dataset shares); a refused run leaves the model as it was.
 Status goes ``training`` then ``trained``; on any error it is ``failed`` with the
 error recorded, and nothing the failed run produced becomes the current version.
 Checkpoints the adapter writes to ``checkpoint_dir`` are copied to the store at each
@@ -23,8 +25,9 @@ from ..metrics import json_safe
 from ..registry import layout
 from ..registry.artifacts import local_files
 from ..secrets import redact
-from ._common import fresh_dir, resolve_model
+from ._common import fresh_dir, resolve_dataset, resolve_model
 from .load import load_from_model
+from .preflight import check_training
 from .prepare_data import default_root, prepare_data
 from .save import save_to_model
 
@@ -146,6 +149,8 @@ def _train(
     if not dataset_ref:
         raise ValidationError("Model", "dataset_id", f"model {entity.name!r} has no dataset to train on")
     report = _progress_reporter(progress)
+    ds = resolve_dataset(adapter, dataset_ref)
+    check_training(registry, entity, ds)  # refused before the status changes: a refused run leaves no trace
     registry.set_status(entity, "training")
     log.info("training %s (%s) from version %d", entity.name, entity.id, entity.version)
     root: Path | None = None
@@ -153,7 +158,7 @@ def _train(
     try:
         load_from_model(adapter, entity)
         root = default_root(adapter)
-        data_path, output_path = prepare_data(adapter, dataset_ref, root_path=str(root))
+        data_path, output_path = prepare_data(adapter, ds, root_path=str(root))
         checkpoints = CheckpointSync(adapter, entity, fresh_dir(root / "checkpoints", True))
         resume = checkpoints.restore()
         if resume is not None:
