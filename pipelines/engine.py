@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from adapter_base.errors import AdapterError
+from adapter_base.processes import stop_process
 
 ENGINES: tuple[str, ...] = ("docker", "podman")
 ENGINE_ENV = "MODEL_ADAPTER_CONTAINER_ENGINE"
@@ -111,10 +112,5 @@ def docker_api(engine: Engine, start_timeout: float = 30.0) -> Iterator[str]:
                 time.sleep(0.05)
             yield f"unix://{sock}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
             log.close()

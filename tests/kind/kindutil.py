@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from adapter_base.processes import stop_process
+
 CLUSTER = os.environ.get("KIND_CLUSTER", "model-adapter")
 CONTEXT = f"kind-{CLUSTER}"
 NAMESPACE = "model-adapter"
@@ -134,13 +136,7 @@ class PortForward:
         return self
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def __exit__(self, *exc: object) -> None:
         self.close()

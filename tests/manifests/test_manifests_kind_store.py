@@ -23,6 +23,8 @@ import pytest
 from minio import Minio
 from minio.error import S3Error
 
+from adapter_base.processes import stop_process
+
 from manifests_support import (
     KFP_NAMESPACE,
     OUR_NAMESPACE,
@@ -236,12 +238,7 @@ def kind_store(tmp_path_factory) -> Iterator[tuple[str, dict]]:
                 time.sleep(0.5)
         yield f"http://{endpoint}", server
     finally:
-        process.terminate()  # weed may linger on idle keep-alive connections: its data no longer matters
-        try:
-            process.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace_s=3)  # weed may linger on idle keep-alive connections: its data no longer matters
         log.close()
 
 
