@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .common import REPO, machine_info, s3_uri, seaweed_server
+from .common import REPO, gpu_status, machine_info, s3_uri, seaweed_server
 
 SECTIONS = ("predict", "memory", "artifacts", "pipeline", "torch")
 
@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=None, help="repeats of every measure (default 3; quick 1)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--backends", default="s3,local", help="stores for the prediction runs")
+    ap.add_argument("--no-ray", dest="ray", action="store_false", help="leave out the Ray Data rows (Ray starts in ~10 s and takes ~1 GiB)")
     ap.add_argument("--memory-sizes", default=None, help="dataset sizes for peak RSS (default 1000,20000; quick 200,1000)")
     ap.add_argument("--memory-backends", default=None, help="stores for peak RSS (default local,s3; quick local)")
     ap.add_argument("--large-mb", type=int, default=None, help="size of the large artifact (default 500; quick 32)")
@@ -98,17 +99,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 from adapter_base import Registry
                 from adapter_base.storage import open_store
 
-                from . import predict_bench
+                from . import baselines, predict_bench
 
-                say(f"== 1. streaming prediction: {a.n} items, {a.repeats} repeat(s)")
+                say(f"== 1. predict_dataset against a PyTorch DataLoader loop, the naive loop and Ray Data: {a.n} items, {a.repeats} repeat(s)")
+                ray = baselines.start_ray() if a.ray else "skipped (--no-ray)"
+                if isinstance(ray, str):
+                    say(f"  Ray Data: {ray}; its rows are left out")
                 results["predict"] = {}
-                for backend in a.backends:
-                    uri = s3_uri() if backend == "s3" else str(scratch / "predict-store")
-                    with Registry(open_store(uri)) as registry:
-                        results["predict"][backend] = predict_bench.run_backend(
-                            registry, backend, n=a.n, repeats=a.repeats, batch_size=a.batch_size,
-                            server_pid=server.pid if backend == "s3" else None, progress=say,
-                        )
+                try:
+                    for backend in a.backends:
+                        uri = s3_uri() if backend == "s3" else str(scratch / "predict-store")
+                        with Registry(open_store(uri)) as registry:
+                            results["predict"][backend] = predict_bench.run_backend(
+                                registry, backend, uri, n=a.n, repeats=a.repeats, batch_size=a.batch_size,
+                                server_pid=server.pid if backend == "s3" else None, ray=ray, progress=say,
+                            )
+                finally:
+                    if not isinstance(ray, str):
+                        ray.close()
             if "memory" in a.only:
                 from adapter_base import Registry
                 from adapter_base.storage import open_store
@@ -138,8 +146,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             say("== 4. pipeline overhead: train DAG under kfp.local vs in-process")
             results["pipeline"] = pipeline_bench.run(scratch, repeats=a.repeats, progress=say)
+        results["gpu"] = gpu_status()
+        say(f"== GPU: {results['gpu']['status']}")
         if "torch" in a.only:
             from . import torch_gpu
+
 
             if torch_gpu.torch_available():
                 say(f"== 5. PyTorch example: predict_items vs a plain PyTorch loop ({a.torch_n} items)")

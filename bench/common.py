@@ -117,6 +117,21 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def gpu_status() -> dict[str, Any]:
+    """Whether a CUDA GPU is here for ``bench/torch_gpu.py`` (target: predict_items >= 0.9x the raw torch loop on it)."""
+    try:
+        import torch
+    except ImportError:
+        return {"cuda": False, "status": "not run on a GPU: torch is not installed"}
+    if not torch.cuda.is_available():
+        return {
+            "cuda": False,
+            "status": "not run on a GPU: no CUDA device on this machine (no GPU machine was lent to this run); "
+            "bench/torch_gpu.py is ready: python -m bench.torch_gpu --device cuda",
+        }
+    return {"cuda": True, "status": f"CUDA device {torch.cuda.get_device_name()}: run python -m bench.torch_gpu --device cuda", "device": torch.cuda.get_device_name()}
+
+
 # ----------------------------------------------------------------------------- images
 def png_images(count: int, size: int = 256, seed: int = 0) -> list[bytes]:
     """``count`` distinct ``size``x``size`` RGB PNGs: gradients with noise (~120 KB at 256, ~1.6 ms to decode)."""

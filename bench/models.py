@@ -72,7 +72,7 @@ class CostModelAdapter(BaseModelAdapter):
         out = []
         for row in x:
             coll = AnnotationCollection()
-            top = np.argsort(row[: len(LABELS) * k])[-k:]
+            top = np.argsort(row[: len(LABELS) * k])[-k:] if k else []
             for j, idx in enumerate(top):
                 conf = float((row[idx] + 1.0) / 2.0)
                 left, top_ = float(10 * j), float(5 * j)

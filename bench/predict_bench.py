@@ -1,65 +1,85 @@
-"""Item 1: streaming prediction against its stages alone and against the original batch-at-a-time loop.
+"""Item 1: ``predict_dataset`` as users run it, against what they would write instead, and against its stages.
 
-For the same items and model, on one store (SeaweedFS S3 or the local store):
+For the same N distinct PNG items on one store (SeaweedFS S3 or the local store), the same
+model and first-time writes (every run predicts with a new model, so each prediction set is
+a new object), end to end from listing the dataset to the last write:
 
-- ``io_only``: fetch and prepare every item (the engine's ``prepare_item_func`` on a 16-thread
-  pool, the same window as the engine), nothing else;
-- ``model_only``: ``predict`` on already prepared batches;
-- ``write_only``: writing the same stamped prediction sets (16-thread pool);
-- ``batch_at_a_time``: dtlpy's ``BaseModelAdapter.predict_items`` loop: per batch, prepare on a
-  16-thread pool (``pool.map``), predict, stamp each item's annotations on the pool, upload them
-  on the pool (``pool.map``), then the next batch: no overlap between batches;
-- ``predict_items``: the framework's streaming engine, end to end.
+- ``predict_dataset``: the framework, with its defaults;
+- ``dataloader_loop``, ``naive_loop``, ``ray_data``: the loops of ``bench/baselines.py``;
 
-The model's cost is set per backend from a calibration so that it is ~3x the I/O stage
-(``model_bound``), ~0.3x (``io_bound``) or about equal (``balanced``).
+and the engine's stages alone, each the way the engine runs it:
+
+- ``input_stage``: ``predict_dataset`` with ``write=False`` and a model that does nothing
+  (listing, reading and preparing on the engine's own pools);
+- ``model_only``: ``predict`` and ``stamp`` on already prepared batches, in the calling thread;
+- ``write_only``: the engine's ``ResultWriter`` on the same stamped sets, sized as the engine sizes it.
+
+Two settings (the model's cost is calibrated per store from the cost of reading and decoding
+one item on one core, ``prep``): ``model_bound`` (NumPy work of ~2x ``prep`` per item, on one
+BLAS thread) and ``device_bound`` (a wait of ~1x ``prep`` per item with neither GIL nor CPU
+held, as a model on an accelerator costs its host). Repeats are interleaved: each repeat
+runs every setting, and within a setting every measure, in an order that rotates.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any, Callable
 
-from adapter_base import Item, PredictionOptions, PredictionSet, Registry
+from adapter_base import Item, PredictionOptions, Registry
 from adapter_base.concurrency import ordered_map
-from adapter_base.prediction.contract import stamp  # what the original's _update_predictions_metadata does, and ours
+from adapter_base.entities import Dataset
+from adapter_base.prediction.contract import stamp
+from adapter_base.prediction.writer import ResultWriter, registry_store
 
+from . import baselines
 from .common import Meter, Sample, median, png_images
 from .models import CostModelAdapter, seconds_per_work_unit
 
 log = logging.getLogger("bench.predict")
 
-POOL_THREADS = 16  # dtlpy's ThreadPoolExecutor(max_workers=16), and the engine's default io_workers
-MEASURES = ("io_only", "model_only", "write_only", "batch_at_a_time", "predict_items")
-#: setting -> (model kind, model seconds per item as a multiple of the slowest I/O stage).
-#: ``numpy``: the cost is CPU work in NumPy (one BLAS thread); ``device``: the cost is a wait
-#: with neither GIL nor CPU held, as a model on an accelerator costs the host.
+RUNNERS = ("predict_dataset", "dataloader_loop", "naive_loop", "ray_data")
+STAGES = ("input_stage", "model_only", "write_only")
+MEASURES = RUNNERS + STAGES
+#: setting -> (model kind, model seconds per item as a multiple of reading + decoding one item on one core).
 SETTINGS: dict[str, tuple[str, float]] = {
-    "model_bound": ("numpy", 3.0),
-    "balanced": ("numpy", 1.0),
-    "io_bound": ("numpy", 0.3),
-    "device_balanced": ("device", 1.0),
+    "model_bound": ("numpy", 2.0),
+    "device_bound": ("device", 1.0),
+}
+#: Targets of issue 15: predict_dataset's throughput over each baseline's (>=), per setting (None: every setting).
+TARGETS: dict[str, tuple[float, str | None]] = {
+    "dataloader_loop": (1.0, None),
+    "naive_loop": (1.5, "device_bound"),
+    "ray_data": (2.0, None),
 }
 
 
 # ----------------------------------------------------------------------------- data
-def build_dataset(registry: Registry, n: int, *, image_size: int = 256, name: str = "bench-images") -> list[Item]:
-    """``n`` PNG items (32 distinct images reused) added with 16 threads; returns them in id order."""
-    images = png_images(32, image_size)
-    ds = registry.create_dataset(name, labels=[f"class-{i}" for i in range(8)])
-    with ThreadPoolExecutor(POOL_THREADS) as pool:
-        def add(i: int) -> Item:
-            return registry.add_item(ds, f"img/{i:06d}.png", images[i % len(images)], item_id=f"{i:08d}")
+@lru_cache(maxsize=2)
+def _images(n: int, size: int) -> tuple[bytes, ...]:
+    return tuple(png_images(n, size))
 
-        for _, res in ordered_map(add, range(n), pool=pool, window=4 * POOL_THREADS):
+
+def build_dataset(registry: Registry, n: int, *, image_size: int = 256, name: str = "bench-images") -> Dataset:
+    """A dataset of ``n`` distinct PNG items (added with 16 threads)."""
+    images = _images(n, image_size)
+    ds = registry.create_dataset(name, labels=[f"class-{i}" for i in range(8)])
+    with ThreadPoolExecutor(16) as pool:
+        def add(i: int) -> Item:
+            return registry.add_item(ds, f"img/{i:06d}.png", images[i], item_id=f"{i:08d}")
+
+        for _, res in ordered_map(add, range(n), pool=pool, window=64):
             if isinstance(res, BaseException):
                 raise res
-    return list(registry.iter_items(ds))
+    return ds
 
 
-def bench_adapter(registry: Registry, name: str = "bench-model", **config: Any) -> CostModelAdapter:
+def bench_adapter(registry: Registry, name: str, **config: Any) -> CostModelAdapter:
+    """A new model (so its prediction sets are new objects) bound to a loaded ``CostModelAdapter``."""
     model = registry.create_model(name, labels=[f"class-{i}" for i in range(8)], configuration=dict(config))
     adapter = CostModelAdapter(registry=registry)
     adapter.load_from_model(model)
@@ -67,181 +87,214 @@ def bench_adapter(registry: Registry, name: str = "bench-model", **config: Any) 
 
 
 # ----------------------------------------------------------------------------- measures
-def io_only(adapter: CostModelAdapter, items: list[Item], batch_size: int) -> int:
-    done = 0
-    with ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="io-only") as pool:
-        window = PredictionOptions.from_configuration(adapter.configuration).prefetch_batches * batch_size
-        for _, res in ordered_map(adapter.prepare_item_func, items, pool=pool, window=window):
-            if isinstance(res, BaseException):
-                raise res
-            done += 1
-    return done
-
-
-def model_only(adapter: CostModelAdapter, items: list[Item], batch_size: int, prepared: list[list[Any]]) -> int:
-    done = 0
-    for b, start in enumerate(range(0, len(items), batch_size)):
-        batch_items = items[start : start + batch_size]
-        batch = prepared[b % len(prepared)][: len(batch_items)]
-        out = adapter.predict(batch, items=batch_items)
-        done += len(out)
-    return done
-
-
-def write_only(adapter: CostModelAdapter, items: list[Item], psets: list[PredictionSet]) -> int:
-    registry = adapter.registry
-    done = 0
-    with ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="write-only") as pool:
-        for _, res in ordered_map(lambda p: registry.put_predictions(p, items[0].dataset_id), psets, pool=pool, window=4 * POOL_THREADS):
-            if isinstance(res, BaseException):
-                raise res
-            done += 1
-    return done
-
-
-def batch_at_a_time(adapter: CostModelAdapter, items: list[Item], batch_size: int) -> int:
-    """dtlpy's loop (``BaseModelAdapter.predict_items``), with this framework's store and records."""
-    model = adapter.model_entity
-    assert model is not None
-    registry = adapter.registry
-    run_id = "batch-at-a-time"
-    done = 0
-    pool = ThreadPoolExecutor(max_workers=POOL_THREADS)
-    try:
-        for i_batch in range(0, len(items), batch_size):
-            batch_items = items[i_batch : i_batch + batch_size]
-            batch = list(pool.map(adapter.prepare_item_func, batch_items))
-            batch_collections = adapter.predict(batch, items=batch_items)
-            psets = list(pool.map(lambda it, c: stamp(model, run_id, it, c), batch_items, batch_collections))
-            list(pool.map(lambda p, it: registry.put_predictions(p, it.dataset_id), psets, batch_items))
-            done += len(psets)
-    finally:
-        pool.shutdown()
-    return done
-
-
-def predict_items(adapter: CostModelAdapter, items: list[Item], batch_size: int) -> int:
-    report = adapter.predict_items(items, batch_size=batch_size, save_report=False)
+def predict_dataset(adapter: CostModelAdapter, dataset_id: str, batch_size: int) -> int:
+    report = adapter.predict_dataset(dataset_id, batch_size=batch_size)
     if not report.ok:
         raise RuntimeError(report.summary())
     return report.succeeded
 
 
-# ----------------------------------------------------------------------------- the run
-def calibrate(adapter: CostModelAdapter, items: list[Item], batch_size: int, meter: Meter, psets: list[PredictionSet]) -> dict[str, float]:
-    """Per-item seconds of the I/O stages (one warm-up pass each) and of one unit of model work."""
-    probe = items[: min(len(items), max(4 * batch_size, len(items) // 2))]
-    io_only(adapter, probe, batch_size)  # warm caches and connections
-    s_io, _ = meter.measure(lambda: io_only(adapter, probe, batch_size))
-    write_only(adapter, probe, psets[: len(probe)])
-    s_w, _ = meter.measure(lambda: write_only(adapter, probe, psets[: len(probe)]))
+def input_stage(adapter: CostModelAdapter, dataset_id: str, batch_size: int) -> int:
+    """Listing, reading and preparing as the engine runs them: the model returns nothing, nothing is written."""
+    saved = dict(adapter.configuration)
+    adapter.configuration.update(work=0, device_s_per_item=0.0, boxes=0)
+    try:
+        report = adapter.predict_dataset(dataset_id, batch_size=batch_size, write=False, save_report=False)
+    finally:
+        adapter.configuration.clear()
+        adapter.configuration.update(saved)
+    if not report.ok:
+        raise RuntimeError(report.summary())
+    return report.succeeded
+
+
+def model_only(adapter: CostModelAdapter, items: list[Item], batch_size: int, prepared: list[list[Any]]) -> int:
+    """``predict`` + ``stamp`` on prepared batches (a few distinct batches reused), in this thread."""
+    model = adapter.model_entity
+    assert model is not None
+    done = 0
+    for b, start in enumerate(range(0, len(items), batch_size)):
+        batch_items = items[start : start + batch_size]
+        outs = adapter.predict(prepared[b % len(prepared)][: len(batch_items)], items=batch_items)
+        done += len([stamp(model, "model-only", it, c) for it, c in zip(batch_items, outs)])
+    return done
+
+
+def write_only(adapter: CostModelAdapter, items: list[Item], outs: list[Any], batch_size: int) -> int:
+    """The engine's writer, sized as the engine sizes it, on sets stamped for this run's (new) model."""
+    model = adapter.model_entity
+    assert model is not None
+    options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
+    workers = writer_threads(options, adapter.registry)
+    done = [0]
+
+    def written(its: Any, errors: Any) -> None:
+        for e in errors:
+            if e is not None:
+                raise e
+        done[0] += len(its)
+
+    writer = ResultWriter(registry_store(adapter.registry), collect=None, workers=workers, chunk=options.io_chunk, on_written=written)
+    try:
+        for start in range(0, len(items), batch_size):
+            for it, coll in zip(items[start : start + batch_size], outs[start : start + batch_size]):
+                writer.accept(it, stamp(model, "write-only", it, coll))
+            writer.flush()
+    finally:
+        writer.close()
+    return done[0]
+
+
+def writer_threads(options: PredictionOptions, registry: Registry) -> int:
+    """How many write threads the engine runs on this store."""
+    pools = getattr(options, "pools", None)
+    return pools(registry.store).write_threads if pools else options.io_workers
+
+
+# ----------------------------------------------------------------------------- calibration
+def calibrate(adapter: CostModelAdapter, items: list[Item], batch_size: int) -> dict[str, float]:
+    """Seconds to read + decode one item on one core, and of one unit of model work per item."""
+    probe = items[: min(len(items), 64)]
+    for it in probe[:8]:
+        adapter.prepare_item_func(it)  # warm caches and connections
+    t = time.perf_counter()
+    for it in probe:
+        adapter.prepare_item_func(it)
+    prep = (time.perf_counter() - t) / len(probe)
     batch = [adapter.prepare_item_func(it) for it in items[:batch_size]]
     unit, fixed = seconds_per_work_unit(adapter, batch)
-    return {
-        "io_s_per_item": s_io.wall_s / len(probe),
-        "write_s_per_item": s_w.wall_s / len(probe),
-        "model_s_per_item_per_work": unit,
-        "model_fixed_s_per_item": fixed,
-    }
+    return {"prep_s_per_item": prep, "model_s_per_item_per_work": unit, "model_fixed_s_per_item": fixed}
 
 
+def model_cost(kind: str, factor: float, cal: dict[str, float]) -> tuple[int, float]:
+    """(NumPy work, device seconds per item) that make the model cost ``factor`` x reading + decoding one item."""
+    target = factor * cal["prep_s_per_item"]
+    if kind == "device":
+        return 0, max(0.0, target - cal["model_fixed_s_per_item"])
+    return max(0, round((target - cal["model_fixed_s_per_item"]) / cal["model_s_per_item_per_work"])), 0.0
+
+
+# ----------------------------------------------------------------------------- the run
 def run_backend(
     registry: Registry,
     backend: str,
+    uri: str,
     *,
     n: int,
     repeats: int,
     batch_size: int = 16,
     server_pid: int | None = None,
     settings: dict[str, tuple[str, float]] | None = None,
+    measures: tuple[str, ...] = MEASURES,
+    ray: "baselines.RayRunner | None | str" = None,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Every measure, for every setting, ``repeats`` times interleaved (the order rotates); medians."""
+    """Every measure for every setting, ``repeats`` times interleaved; medians and ratios.
+
+    ``ray``: a started ``RayRunner``, or why Ray Data cannot run here (its rows are then left out).
+    """
     settings = settings or SETTINGS
+    if not isinstance(ray, baselines.RayRunner):
+        measures = tuple(m for m in measures if m != "ray_data")
     meter = Meter(server_pid)
     t0 = time.perf_counter()
-    items = build_dataset(registry, n)
+    ds = build_dataset(registry, n)
+    items = list(registry.iter_items(ds))
     setup_s = time.perf_counter() - t0
-    progress(f"  [{backend}] {n} items stored in {setup_s:.1f}s")
-    adapter = bench_adapter(registry, work=0, device_s_per_item=0.0)
-    model = adapter.model_entity
-    assert model is not None
-    # The same annotations for every measure that writes: the model's output, stamped.
-    prepared = [[adapter.prepare_item_func(it) for it in items[s : s + batch_size]] for s in range(0, min(n, 4 * batch_size), batch_size)]
-    psets = []
-    for b, start in enumerate(range(0, n, batch_size)):
-        chunk = items[start : start + batch_size]
-        outs = adapter.predict(prepared[b % len(prepared)][: len(chunk)], items=chunk)
-        psets += [stamp(model, "write-only", it, c) for it, c in zip(chunk, outs)]
-    cal = calibrate(adapter, items, batch_size, meter, psets)
+    progress(f"  [{backend}] {n} distinct items stored in {setup_s:.1f}s")
+    probe = bench_adapter(registry, "bench-calibration", work=0)
+    cal = calibrate(probe, items, batch_size)
     progress(
-        f"  [{backend}] calibration: io {cal['io_s_per_item'] * 1e3:.2f} ms/item, write {cal['write_s_per_item'] * 1e3:.2f} ms/item, "
+        f"  [{backend}] calibration: read + decode {cal['prep_s_per_item'] * 1e3:.2f} ms/item on one core, "
         f"model {cal['model_s_per_item_per_work'] * 1e6:.1f} us/item per work unit"
     )
-    slowest_io = max(cal["io_s_per_item"], cal["write_s_per_item"])
-    out: dict[str, Any] = {"n": n, "batch_size": batch_size, "repeats": repeats, "setup_s": round(setup_s, 2), "calibration": cal, "settings": {}}
-    for name, (kind, factor) in settings.items():
-        target = factor * slowest_io
-        if kind == "device":
-            work, device_s = 0, max(0.0, target - cal["model_fixed_s_per_item"])
-        else:
-            work, device_s = max(0, round((target - cal["model_fixed_s_per_item"]) / cal["model_s_per_item_per_work"])), 0.0
-        adapter.configuration["work"] = work
-        adapter.configuration["device_s_per_item"] = device_s
-        runs: dict[str, Callable[[], int]] = {
-            "io_only": lambda: io_only(adapter, items, batch_size),
-            "model_only": lambda: model_only(adapter, items, batch_size, prepared),
-            "write_only": lambda: write_only(adapter, items, psets),
-            "batch_at_a_time": lambda: batch_at_a_time(adapter, items, batch_size),
-            "predict_items": lambda: predict_items(adapter, items, batch_size),
-        }
-        samples: dict[str, list[Sample]] = {m: [] for m in MEASURES}
-        for r in range(repeats):
-            order = MEASURES[r % len(MEASURES) :] + MEASURES[: r % len(MEASURES)]
+    prepared = [[probe.prepare_item_func(it) for it in items[s : s + batch_size]] for s in range(0, min(n, 4 * batch_size), batch_size)]
+    outs: list[Any] = []
+    for b, start in enumerate(range(0, n, batch_size)):
+        chunk = items[start : start + batch_size]
+        outs += probe.predict(prepared[b % len(prepared)][: len(chunk)], items=chunk)
+    costs = {name: model_cost(kind, factor, cal) for name, (kind, factor) in settings.items()}
+    samples: dict[str, dict[str, list[Sample]]] = {s: {m: [] for m in measures} for s in settings}
+    serial = [0]
+
+    def fresh(setting: str) -> CostModelAdapter:
+        serial[0] += 1
+        work, device_s = costs[setting]
+        return bench_adapter(registry, f"bench-{setting}-{serial[0]}", work=work, device_s_per_item=device_s)
+
+    def runner(m: str, a: CostModelAdapter) -> Callable[[], int]:
+        return {
+            "predict_dataset": lambda: predict_dataset(a, ds.id, batch_size),
+            "dataloader_loop": lambda: baselines.dataloader_loop(a, uri, ds.id, batch_size),
+            "naive_loop": lambda: baselines.naive_loop(a, ds.id, batch_size),
+            "ray_data": lambda: ray.run(a, uri, ds.id, batch_size),  # type: ignore[union-attr]
+            "input_stage": lambda: input_stage(a, ds.id, batch_size),
+            "model_only": lambda: model_only(a, items, batch_size, prepared),
+            "write_only": lambda: write_only(a, items, outs, batch_size),
+        }[m]
+
+    for r in range(repeats):
+        for setting in settings:
+            order = measures[r % len(measures) :] + measures[: r % len(measures)]
             for m in order:
-                s, count = meter.measure(runs[m])
+                adapter = fresh(setting)
+                s, count = meter.measure(runner(m, adapter))
                 if count != n:
                     raise RuntimeError(f"{m} handled {count} of {n} items")
-                samples[m].append(s)
-        out["settings"][name] = summarize(samples, n, work=work, model_factor=factor)
-        out["settings"][name].update(model=kind, device_ms_per_item=round(device_s * 1e3, 3))
-        row = out["settings"][name]
+                samples[setting][m].append(s)
+        progress(f"  [{backend}] repeat {r + 1}/{repeats} done")
+    out: dict[str, Any] = {"n": n, "batch_size": batch_size, "repeats": repeats, "setup_s": round(setup_s, 2), "calibration": cal, "settings": {}}
+    if not isinstance(ray, baselines.RayRunner):
+        out["ray_data"] = ray or "not run"
+    for name, (kind, factor) in settings.items():
+        work, device_s = costs[name]
+        row = summarize(samples[name], n, work=work, model_factor=factor)
+        row.update(model=kind, device_ms_per_item=round(device_s * 1e3, 3))
+        out["settings"][name] = row
+        ips = row["items_per_s"]
         progress(
-            f"  [{backend}] {name:15s} work={work:4d} device={device_s * 1e3:.2f}ms: "
-            + ", ".join(f"{m} {row['items_per_s'][m]:.0f}/s" for m in MEASURES)
-            + f" | predict/max(stage) {row['ratio_vs_slowest_stage']:.2f}, batch_at_a_time/predict {row['speedup_vs_batch_at_a_time']:.2f}"
+            f"  [{backend}] {name:12s} work={work:3d} device={device_s * 1e3:.2f}ms: "
+            + ", ".join(f"{m} {ips[m]:.0f}/s" for m in measures)
+            + " | "
+            + ", ".join(f"vs {b} {row['ratio'][b]:.2f}x" for b in row["ratio"])
         )
     return out
 
 
 def summarize(samples: dict[str, list[Sample]], n: int, *, work: int, model_factor: float, ncpu: int | None = None) -> dict[str, Any]:
-    import os
-
+    """Medians, items/s, predict_dataset's ratio over each baseline, and the bound its stages set."""
     ncpu = ncpu or os.cpu_count() or 1
-    wall = {m: median([s.wall_s for s in v]) for m, v in samples.items()}
-    cpu = {m: median([s.cpu_s + s.server_cpu_s for s in v]) for m, v in samples.items()}
-    stages = ("io_only", "model_only", "write_only")
-    slowest = max(wall[m] for m in stages)
-    # What the machine allows: no faster than the slowest stage alone, and no faster than the
-    # CPU seconds the three stages need alone (this process + the store server) spread over the
-    # cores that were ours: every core less what other processes used during predict_items.
-    other = median([s.other_cpu_s / s.wall_s for s in samples["predict_items"] if s.wall_s > 0]) if samples["predict_items"] else 0.0
-    cores = max(1.0, ncpu - other)
-    cpu_floor = sum(cpu[m] for m in stages) / cores
-    bound = max(slowest, cpu_floor)
-    return {
+    wall = {m: median([s.wall_s for s in v]) for m, v in samples.items() if v}
+    cpu = {m: median([s.cpu_s + s.server_cpu_s for s in v]) for m, v in samples.items() if v}
+    stages = [m for m in STAGES if m in wall]
+    ours = wall["predict_dataset"]
+    row: dict[str, Any] = {
         "work": work,
         "model_factor": model_factor,
         "median_s": {m: round(v, 4) for m, v in wall.items()},
         "items_per_s": {m: round(n / v, 1) for m, v in wall.items()},
         "median_cpu_s": {m: round(v, 4) for m, v in cpu.items()},
-        "slowest_stage": max(stages, key=lambda m: wall[m]),
-        "ratio_vs_slowest_stage": round(wall["predict_items"] / slowest, 3),
-        "speedup_vs_batch_at_a_time": round(wall["batch_at_a_time"] / wall["predict_items"], 3),
-        "cpu_floor_s": round(cpu_floor, 4),
-        "other_load_cores": round(other, 2),
-        "cores_available": round(cores, 2),
-        "machine_bound_s": round(bound, 4),
-        "ratio_vs_machine_bound": round(wall["predict_items"] / bound, 3),
-        "samples": {m: [s.to_dict() for s in v] for m, v in samples.items()},
+        # ours over theirs in throughput: > 1 means predict_dataset is faster
+        "ratio": {m: round(wall[m] / ours, 3) for m in RUNNERS if m in wall and m != "predict_dataset"},
     }
+    if stages:
+        # What the machine allows: no faster than the slowest stage alone, nor than the CPU
+        # seconds the stages need alone (this process + the store server) over the cores
+        # other processes left us during the predict_dataset runs.
+        slowest = max(wall[m] for m in stages)
+        other = median([s.other_cpu_s / s.wall_s for s in samples["predict_dataset"] if s.wall_s > 0])
+        cores = max(1.0, ncpu - other)
+        cpu_floor = sum(cpu[m] for m in stages) / cores
+        bound = max(slowest, cpu_floor)
+        row.update(
+            slowest_stage=max(stages, key=lambda m: wall[m]),
+            ratio_vs_slowest_stage=round(ours / slowest, 3),
+            cpu_floor_s=round(cpu_floor, 4),
+            other_load_cores=round(other, 2),
+            cores_available=round(cores, 2),
+            machine_bound_s=round(bound, 4),
+            bound_items_per_s=round(n / bound, 1),
+            ratio_vs_machine_bound=round(ours / bound, 3),
+        )
+    row["samples"] = {m: [s.to_dict() for s in v] for m, v in samples.items()}
+    return row
