@@ -19,9 +19,12 @@ from ..entities import Annotation, Dataset, Filters, Item, Model, PredictionSet
 from ..errors import AdapterContractError, ValidationError
 from ..hooks import AdapterHooks
 from ..metrics import classification_metrics, detection_metrics, headline, json_safe, render_html_report, render_markdown_summary
+from ..metrics.mistakes import WorstMistakes, classification_mistake, detection_mistake
+from ..metrics.report import filters_text
 from ..prediction import PredictionReport
 from ..registry import layout
 from ._common import resolve_dataset, resolve_model
+from .evaluation_report import find_baselines, report_context, show_mistakes
 from .load import load_from_model
 from .preflight import check_evaluation
 from .predict import predict_dataset
@@ -51,11 +54,16 @@ class EvaluationResult:
         return headline(self.metrics)
 
 
-def _top_label(anns: list[Annotation]) -> str | None:
+def _top_classification(anns: list[Annotation]) -> Annotation | None:
     cls = [a for a in anns if a.type == "classification"]
     if not cls:
         return None
-    return max(cls, key=lambda a: a.confidence if a.confidence is not None else 1.0).label
+    return max(cls, key=lambda a: a.confidence if a.confidence is not None else 1.0)
+
+
+def _top_label(anns: list[Annotation]) -> str | None:
+    top = _top_classification(anns)
+    return top.label if top else None
 
 
 def _boxes(anns: list[Annotation], with_score: bool) -> list[tuple[Any, ...]]:
@@ -101,6 +109,7 @@ def evaluate_model(
     detection = entity.output_type in BOX_OUTPUTS
 
     predicted: dict[str, Any] = {}
+    confidences: dict[str, float | None] = {}  # item id -> the confidence of its predicted label (classification)
     expected = "box" if detection else "classification"
     mismatched: dict[str, list[str]] = {}  # item id -> the annotation types it got instead
 
@@ -108,7 +117,11 @@ def evaluate_model(
         types = {a.type for a in pset.annotations}
         if types and expected not in types:
             mismatched[item.id] = sorted(types)
-        predicted[item.id] = _boxes(pset.annotations, True) if detection else _top_label(pset.annotations)
+        if detection:
+            predicted[item.id] = _boxes(pset.annotations, True)
+        else:
+            top = _top_classification(pset.annotations)
+            predicted[item.id], confidences[item.id] = (top.label, top.confidence) if top else (None, None)
 
     run = predict_dataset(adapter, ds, filters=flt, batch_size=batch_size, on_result=collect, progress=progress, **kwargs)
     if mismatched:
@@ -124,6 +137,7 @@ def evaluate_model(
     y_pred: list[str | None] = []
     images: list[tuple[list[Any], list[Any]]] = []
     without_gt = 0
+    worst = WorstMistakes()
     candidates = (it for it in registry.iter_items(ds, flt) if it.id in predicted)
     for item, gt in ordered_map(registry.get_ground_truth, candidates, pool=registry.pool, window=4 * registry.io_workers):
         if isinstance(gt, BaseException):
@@ -132,6 +146,7 @@ def evaluate_model(
             continue
         if detection:
             images.append((_boxes(gt.annotations, False), predicted[item.id], _image_size(item)))
+            worst.add(detection_mistake(item.id, item.path, images[-1][0], predicted[item.id]))
         else:
             label = _top_label(gt.annotations)
             if label is None:
@@ -139,6 +154,7 @@ def evaluate_model(
                 continue
             y_true.append(label)
             y_pred.append(predicted[item.id])
+            worst.add(classification_mistake(item.id, item.path, label, predicted[item.id], confidences[item.id]))
     if run.failed and not run.succeeded:
         first = run.failures[0]
         raise AdapterContractError(
@@ -148,7 +164,7 @@ def evaluate_model(
         )
     if not (images if detection else y_true):
         raise ValidationError(
-            "evaluate_model", "filters", f"no item of dataset {ds.name!r} matching {flt.to_dict()} has both ground truth and a prediction"
+            "evaluate_model", "filters", f"no item of dataset {ds.name!r} matching {filters_text(flt.to_dict())} has both ground truth and a prediction"
         )
 
     labels = entity.labels or ds.labels
@@ -165,14 +181,15 @@ def evaluate_model(
         prediction_run_id=run.run_id,
     )
     safe = json_safe(metrics)
-    context = {
-        "model": f"{entity.name} ({entity.id})",
-        "version": str(entity.version),
-        "dataset": f"{ds.name} ({ds.id})",
-        "filters": str({k: v for k, v in flt.to_dict().items() if v not in (None, {}, [])} or "all items"),
-        "items": f"{run.succeeded} predicted, {run.failed} failed",
-    }
-    html = render_html_report(safe, title=f"Evaluation of {entity.name} v{entity.version}", context=context)
+    baselines, notes = find_baselines(registry, entity, ds, flt)
+    html = render_html_report(
+        safe,
+        title=f"Evaluation of {entity.name} v{entity.version}",
+        context=report_context(entity, ds, flt, run, notes),
+        baselines=baselines,
+        mistakes=show_mistakes(registry, ds, worst.worst()),
+        mistakes_total=worst.total,
+    )
     markdown = render_markdown_summary(safe)
     prefix = registry.write_evaluation(entity, safe, html, markdown)
     report_key = layout.evaluation_file(prefix, layout.EVALUATION_REPORT_HTML)

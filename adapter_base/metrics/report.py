@@ -1,4 +1,9 @@
-"""Human-facing renderings of a metrics dict: a self-contained HTML page and a markdown summary."""
+"""Human-facing renderings of a metrics dict: a self-contained HTML page and a markdown summary.
+
+The page leads with what people look at first: the summary (side by side with earlier
+evaluations, with deltas), then the worst mistakes with thumbnails, then per-label scores
+and the confusion matrix (or, for many labels, the top confusions).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,15 @@ import base64
 import html
 import io
 import logging
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from adapter_base.metrics.finite import format_metric
+from adapter_base.metrics.finite import format_metric, from_json_safe
+from adapter_base.metrics.mistakes import ShownMistake
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +49,40 @@ dl.context dt { font-weight: bold; }
 dl.context dd { margin: 0; }
 img { max-width: 100%; }
 p.error { color: #a00; }
+div.mistakes { display: flex; flex-wrap: wrap; gap: 1em; margin: 0.5em 0 1.5em; }
+div.mistakes figure { margin: 0; width: 160px; font-size: 0.85em; overflow-wrap: anywhere; }
+div.mistakes img { image-rendering: pixelated; border: 1px solid #ccc; display: block; }
+div.mistakes pre { white-space: pre-wrap; background: #f6f6f6; padding: 0.3em; margin: 0; max-height: 8em; overflow: hidden; }
+span.true { color: #007a00; } span.predicted { color: #c00000; }
 """
+
+#: Keys ``evaluate_model`` adds to the metrics to say what was evaluated: shown as context, not as metrics.
+_CONTEXT_KEYS = frozenset(
+    {"model_id", "model_name", "model_version", "dataset_id", "dataset_name", "filters", "prediction_run_id"}
+)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """An earlier evaluation to compare with: its column name (e.g. ``v2 (previous)``) and its metrics."""
+
+    name: str
+    metrics: Mapping[str, Any]
+
+
+def filters_text(filters: Mapping[str, Any] | None) -> str:
+    """Filters as a person reads them: ``subset=test, path_prefix=cats`` (``all items`` when empty)."""
+    parts: list[str] = []
+    for key, value in (filters or {}).items():
+        if value in (None, {}, []):
+            continue
+        if key == "metadata" and isinstance(value, Mapping):
+            parts.extend(f"metadata.{k}={v}" for k, v in value.items())
+        elif key == "item_ids" and isinstance(value, (list, tuple)):
+            parts.append(f"{len(value)} chosen item{'s' if len(value) != 1 else ''}")
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts) or "all items"
 
 _MAX_ANNOTATED_CELLS = 30
 _MAX_TICK_LABELS = 100
@@ -64,7 +105,7 @@ def _summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Top-level scalars and one level of scalar dicts (e.g. macro/micro), task excluded."""
     rows: list[tuple[str, Any]] = []
     for key, value in metrics.items():
-        if key == "task":
+        if key == "task" or key in _CONTEXT_KEYS:
             continue
         if _is_scalar(value):
             rows.append((_display(key), value))
@@ -207,20 +248,71 @@ def _confusion_html(confusion: Mapping[str, Any]) -> str:
     return _html_table(header, body)
 
 
+def _delta(value: Any, base: Any) -> str:
+    value, base = from_json_safe(value), from_json_safe(base)
+    numbers = [v for v in (value, base) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    if len(numbers) != 2:
+        return ""
+    delta = value - base
+    if isinstance(value, int) and isinstance(base, int):
+        return f"{delta:+d}"
+    return f"{delta:+.3f}"
+
+
+def _summary_html(metrics: Mapping[str, Any], baselines: Sequence[Baseline]) -> str:
+    """The summary table; with baselines, their values and the delta to each (this value minus theirs)."""
+    header = ["metric", "value"]
+    for baseline in baselines:
+        header += [_esc(baseline.name), "&Delta;"]
+    others = [dict(_summary_rows(b.metrics)) for b in baselines]
+    body = []
+    for name, value in _summary_rows(metrics):
+        row = [_esc(name), _esc(format_metric(value))]
+        for other in others:
+            base = other.get(name)
+            row += [_esc(format_metric(base)) if name in other else "", _esc(_delta(value, base))]
+        body.append(row)
+    return _html_table(header, body)
+
+
+def _mistakes_html(mistakes: Sequence[ShownMistake], detection: bool) -> str:
+    figures = []
+    for shown in mistakes:
+        m = shown.mistake
+        if shown.image_uri:
+            preview = f'<img alt="{_esc(m.path)}" src="{shown.image_uri}">'
+        elif shown.text is not None:
+            preview = f"<pre>{_esc(shown.text)}</pre>"
+        else:
+            preview = "<pre>(no preview)</pre>"
+        figures.append(
+            f"<figure>{preview}<figcaption>{_esc(m.path)}<br>"
+            f'<span class="true">true {_esc(m.truth)}</span><br>'
+            f'<span class="predicted">{"" if detection else "predicted "}{_esc(m.predicted)}</span></figcaption></figure>'
+        )
+    return f'<div class="mistakes">{"".join(figures)}</div>'
+
+
 def render_html_report(
     metrics: Mapping[str, Any],
     *,
     title: str,
     context: Mapping[str, str] | None = None,
+    baselines: Sequence[Baseline] = (),
+    mistakes: Sequence[ShownMistake] = (),
+    mistakes_total: int | None = None,
 ) -> str:
     """A self-contained HTML page (inline CSS, images as data URIs) presenting ``metrics``.
 
     ``metrics`` is a dict from ``classification_metrics`` or ``detection_metrics``,
-    raw or ``json_safe``-encoded. ``context`` (model id, version, dataset, time, ...)
-    is shown under the title. Every label and context string is HTML-escaped.
-    Without a dense confusion matrix (many labels) the top confusions are shown instead.
-    A part that fails to render (a figure, say) becomes an error note in the page; the
-    page itself is always returned.
+    raw or ``json_safe``-encoded. ``context`` (model, version, dataset, filters, ...)
+    is shown under the title; the keys ``evaluate_model`` adds to the metrics (ids,
+    filters) are context, never rows of the summary. ``baselines`` (the previous version,
+    the ``production`` alias) get a column each with the delta to them; ``mistakes`` (worst
+    first, of ``mistakes_total``) are shown with their thumbnails. Every label and context
+    string is HTML-escaped. Without a dense confusion matrix (many labels) the top
+    confusions are shown instead. A part that fails to render (a figure, say) becomes an
+    error note in the page; the page itself is always returned.
     """
     parts: list[str] = [
         "<!DOCTYPE html>",
@@ -236,11 +328,19 @@ def render_html_report(
     if task:
         parts.append(f"<p>Task: {_esc(task)}</p>")
 
-    def summary() -> str:
-        rows = [[_esc(name), _esc(format_metric(value))] for name, value in _summary_rows(metrics)]
-        return _html_table(["metric", "value"], rows)
+    _section(parts, "Summary", lambda: _summary_html(metrics, baselines))
 
-    _section(parts, "Summary", summary)
+    if mistakes:
+        detection = task == "detection"
+        what = "images with missed or false boxes" if detection else "wrong labels, most confident first"
+        of = f" of {mistakes_total}" if mistakes_total is not None else ""
+        parts.append("<h2>Worst mistakes</h2>")
+        parts.append(
+            f"<p>{len(mistakes)}{_esc(of)} {what}"
+            + (" (true boxes green, predicted red)" if detection else "")
+            + ".</p>"
+        )
+        _section(parts, None, lambda: _mistakes_html(mistakes, detection))
 
     per_label = metrics.get("per_label")
     if per_label:
