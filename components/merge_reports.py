@@ -25,4 +25,8 @@ def merge_reports(
     log_metrics(metrics, merged, keys=("shards", "total", "succeeded", "skipped", "failed", "duration_s", "shard_seconds", "items_per_second"))
     with open(summary_markdown.path, "w") as f:
         f.write(render(merged))
-    print(render(merged))
+    # One line: each failed item is listed once, in its shard's log and in the summary markdown.
+    print(
+        f"prediction run {merged['run_id']}: {merged['succeeded']} predicted, {merged['skipped']} already done, "
+        f"{merged['failed']} failed of {merged['total']} in {merged['shards']} shard(s)"
+    )

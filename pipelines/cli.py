@@ -1,7 +1,7 @@
 """``model-adapter pipeline ...``: compile, run locally, submit, schedule and list the KFP pipelines.
 
     model-adapter pipeline compile train|predict -o FILE [--image IMAGE] [--profile gpu|gpu-pool|cpu]
-    model-adapter pipeline run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI] [--runner docker --image IMG]
+    model-adapter pipeline run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI] [--quiet] [--runner docker --image IMG]
     model-adapter pipeline submit train|predict --host URL --adapter PATH --model NAME --dataset NAME [--wait]
     model-adapter pipeline schedule train|predict --cron EXPR --host URL --name NAME --adapter ... --model ...
     model-adapter pipeline runs --host URL [--namespace NS] [--token TOKEN]
@@ -12,7 +12,9 @@ kfp is imported only when a pipeline command runs, so the rest of the CLI stays 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import io
 import json
 import sys
 import tempfile
@@ -175,15 +177,46 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+class LogTail(io.TextIOBase):
+    """A text stream that keeps only its last ``lines`` lines (the step logs ``--quiet`` holds back)."""
+
+    def __init__(self, lines: int) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=lines)
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *done, self._partial = (self._partial + text).split("\n")
+        self.lines.extend(done)
+        return len(text)
+
+    def tail(self) -> list[str]:
+        """The last lines written (the unfinished one too)."""
+        return [*self.lines, *([self._partial] if self._partial else [])]
+
+
+QUIET_TAIL_LINES = 40
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.local:
         raise ValidationError("pipeline", "--local", "`pipeline run` runs under kfp.local: pass --local (use `pipeline submit` for a cluster)")
     from .local import run_local
 
     opts = build_options(args.kind, args)
-    # kfp.local streams every step's log to stdout: send it to stderr, keep stdout for the result.
-    with contextlib.redirect_stdout(sys.stderr):
-        result = run_local(args.kind, pipeline_arguments(args.kind, args), pipeline_root=args.pipeline_root, runner=args.runner, engine=args.engine, **opts)
+    # kfp.local streams every step's log to stdout: send it to stderr (or, with --quiet, keep only
+    # its tail, shown if the run fails), keep stdout for the result.
+    sink: Any = LogTail(QUIET_TAIL_LINES) if args.quiet else sys.stderr
+    try:
+        with contextlib.redirect_stdout(sink):
+            result = run_local(args.kind, pipeline_arguments(args.kind, args), pipeline_root=args.pipeline_root, runner=args.runner, engine=args.engine, **opts)
+    except Exception:
+        if args.quiet:
+            print(f"the last {QUIET_TAIL_LINES} lines of the step logs (run without --quiet for all):", file=sys.stderr)
+            print("\n".join(sink.tail()), file=sys.stderr)
+        raise
     if args.json:
         print(json.dumps({"kind": result.kind, "seconds": round(result.seconds, 3), "pipeline_root": result.pipeline_root, "summary": result.summary}, indent=2, default=str))
         return 0 if args.kind == "train" or result.summary.get("ok", True) else 1
@@ -202,7 +235,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     from adapter_base.sharding import summary_markdown
 
-    print(summary_markdown(s))
+    if args.quiet:
+        for f in s.get("failures", []):
+            where = f" ({f['path']})" if f.get("path") else ""
+            print(f"FAILED {f['item_id']}{where} at {f.get('stage')} (shard {f.get('shard')}): {f.get('error')}")
+        for f in s.get("fatal_errors", []):
+            print(f"ABORTED shard {f['shard']}: {f['error']}")
+    else:
+        print(summary_markdown(s))
     print(f"predict pipeline finished in {result.seconds:.1f}s: {s['succeeded']} predicted, {s['failed']} failed of {s['total']} in {s['shards']} shard(s)")
     return 0 if s.get("ok", True) else 1
 
@@ -322,9 +362,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         )
         p.add_argument("--engine", choices=("docker", "podman"), default=None, help="container engine for --runner docker (default: docker if it answers, else podman)")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.add_argument(
+            "--quiet",
+            action="store_true",
+            help="hold back the step logs (hundreds of lines): print only the result and one line per failed item "
+            f"(the logs' last {QUIET_TAIL_LINES} lines are shown if the run fails)",
+        )
         _param_options(p, kind)
         _build_options(p, kind, default_profile="cpu")
-        p.set_defaults(func=cmd_run)
+        # Ctrl-C: a predict run resumes with --resume; a train run, run again, resumes from its checkpoints
+        p.set_defaults(func=cmd_run, resume_flag="--resume" if kind == "predict" else "")
 
     submit_p = actions.add_parser(
         "submit",

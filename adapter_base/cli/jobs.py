@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from ..errors import StoreError
+from ..entities import Model
+from ..errors import NotFoundError, StoreError
 from ..flows.preflight import require_trained, warn_label_mismatch
 from ..loading import make_adapter
 from ._common import add_store_option, open_registry, print_json
@@ -26,9 +27,25 @@ def _subset_filters(args: argparse.Namespace) -> dict:
     return flt
 
 
+def chosen_version(model: Model, args: argparse.Namespace) -> int | None:
+    """The version ``--version N`` or ``--alias NAME`` picks (None: the current one)."""
+    if getattr(args, "alias", None):
+        if args.alias not in model.aliases:
+            raise NotFoundError(f"model {model.name!r} has no alias {args.alias!r} (has: {', '.join(sorted(model.aliases)) or 'none'}; `model-adapter model alias set` adds one)")
+        return model.aliases[args.alias]
+    version = getattr(args, "version", None)
+    if version is not None and not 1 <= version <= model.version:
+        raise NotFoundError(f"model {model.name!r} has no version {version} (it has versions 1 to {model.version}; see `model-adapter model versions {model.name}`)")
+    return version
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
         model = registry.get_model(args.model)
+        dataset = registry.get_dataset(args.dataset) if args.dataset else None
+        if dataset is not None and (model.dataset_id is None or not model.labels):
+            # a model made without a dataset takes this one (and its labels) as its own
+            model = registry.update_model(model, dataset_id=model.dataset_id or dataset.id, labels=model.labels or list(dataset.labels))
         adapter = make_adapter(registry, args.adapter, model=model)
         bars: list[tqdm] = []  # the bar starts with the first epoch: a run refused by its checks draws none
 
@@ -40,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             bars[0].update(1)
 
         try:
-            trained = adapter.train_model(model, progress=progress)
+            trained = adapter.train_model(model, progress=progress, dataset=dataset.id if dataset else None)
         finally:
             for bar in bars:
                 bar.close()
@@ -54,7 +71,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         adapter = make_adapter(registry, args.adapter, model=model)
         require_trained(type(adapter), model, allow_untrained=args.allow_untrained)
         warn_label_mismatch(model, registry.get_dataset(args.dataset))
-        adapter.load_from_model(model)
+        adapter.load_from_model(model, version=chosen_version(model, args))
         shown: list[PredictionReport] = []
 
         def show(report: PredictionReport) -> None:
@@ -87,6 +104,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = adapter.evaluate_model(model, args.dataset, filters=_subset_filters(args), progress=True)
         print(f"evaluated {model.name} v{result.model.version}: {result.summary}")
         print(f"report: {result.report_uri}")
+        for line in result.prediction.summary().splitlines()[1:]:  # one line per failed item
+            print(line)
     return 0 if result.prediction.ok else 1
 
 
@@ -107,6 +126,7 @@ def _allow_untrained(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a model on its subsets and save a new version")
     _common(train)
+    train.add_argument("--dataset", help="dataset to train on (name or id; default: the model's); a model without one takes it as its own")
     train.set_defaults(func=cmd_train)
 
     predict = sub.add_parser("predict", help="predict a dataset in streaming batches; exits 1 if any item failed")
@@ -117,6 +137,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--batch-size", type=int, default=None)
     predict.add_argument("--resume", action="store_true", help="skip items this model version already predicted")
     predict.add_argument("--report", action="store_true", help="print the full per-item report as JSON")
+    which = predict.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="predict with this version (default: the current one; see `model versions`)")
+    which.add_argument("--alias", help="predict with the version this alias points at, e.g. production")
     _allow_untrained(predict)
     predict.set_defaults(func=cmd_predict)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import ValidationError
 from ..export import EXPORT_FORMATS, iter_predictions, read_categories, write_export
+from ..flows.preflight import BOX_OUTPUTS
 from ._common import add_store_option, open_registry, print_json
 
 
@@ -13,6 +15,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
         model = registry.get_model(args.model)
         ds = registry.get_dataset(args.dataset)
+        if args.format == "coco" and model.output_type not in BOX_OUTPUTS:
+            raise ValidationError(
+                "predictions export", "--format",
+                f"COCO detection results hold boxes and model {model.name!r} outputs {model.output_type}: use --format jsonl or csv",
+            )  # fmt: skip
         filters: dict = {}
         if args.subset:
             filters["subset"] = args.subset

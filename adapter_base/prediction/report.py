@@ -112,7 +112,8 @@ class Tally:
     def failed(self, item_id: str, stage: str, exc: BaseException | str, path: str | None = None) -> None:
         """An item failed at ``stage``; ``exc`` is the error or a message."""
         text = exc if isinstance(exc, str) else error_text(exc)
-        log.error("item %s failed at %s: %s", item_id, stage, text)
+        # debug only: the run's summary lists each failure once (on stdout in the CLI, in the step's log in a pipeline)
+        log.debug("item %s failed at %s: %s", item_id, stage, text)
         with self._lock:
             self.report.failures.append(ItemFailure(item_id=item_id, stage=stage, error=text, path=path))
         self._tick()

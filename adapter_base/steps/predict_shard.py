@@ -59,7 +59,7 @@ def predict_shard(
         )
         out = {**report.to_dict(), "shard": shard, "attempt": attempt, "dataset_id": index["dataset_id"], "pipeline_run_id": run_id}
         registry.store.put_json(layout.shard_report(run_id, shard), out)
-        log.info("shard %d: %s", shard, report.summary())
+        log.info("shard %d: attempt %d done (its failures are listed above and in the merged summary)", shard, attempt)
         if report.fatal_error:
             raise RuntimeError(f"shard {shard} aborted: {report.fatal_error}")
         return out
