@@ -7,6 +7,11 @@ the current environment and inherit its environment variables (the store's
 ``pipeline_root``; the Kubernetes platform config (secrets, node selectors,
 accelerators) does not apply locally. Retries, ``dsl.If``, ``ParallelFor``,
 ``dsl.Collected`` and ``dsl.ExitHandler`` with ``PipelineTaskFinalStatus`` do.
+
+Before ``kfp.local`` starts, the run is checked (``check_before_run``): what would fail
+after training (an unknown metric, a test filter with no annotated items, a model never
+trained asked to predict) is refused with nothing started and the model untouched. Ctrl-C
+stops every step at once (``pipelines.interrupt``) and raises ``PipelineInterrupted``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from adapter_base.errors import AdapterError, NotFoundError
 from adapter_base.storage import adapter_home
 
 from .engine import find_engine
+from .interrupt import StepProcesses
 from .runners import local_runner
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -33,6 +39,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 class PipelineRunError(AdapterError):
     """A local pipeline run failed."""
+
+
+class PipelineInterrupted(KeyboardInterrupt):
+    """A local pipeline run was stopped by Ctrl-C: its steps are stopped, its message says what was left."""
 
 
 @dataclass
@@ -111,9 +121,10 @@ def run_local(
 
     from .build import build_pipeline
 
+    store_uri = str(arguments.get("store_uri") or "")
+    check_before_run(kind, arguments)
     root = Path(pipeline_root) if pipeline_root else default_pipeline_root()
     root.mkdir(parents=True, exist_ok=True)
-    store_uri = str(arguments.get("store_uri") or "")
     before = _version_before(store_uri, arguments) if kind == "train" else None
     container_engine = None
     if runner == "docker":
@@ -121,14 +132,23 @@ def run_local(
 
         container_engine = find_engine(engine)
         image = container_engine.image_ref(image or default_image())
+    steps = StepProcesses(container_engine)
     start = time.monotonic()
     try:
-        with local_runner(runner, root.resolve(), container_engine) as config, warnings.catch_warnings(), preserved_process_state():
+        with (
+            steps.installed(),
+            local_runner(runner, root.resolve(), container_engine, labels=steps.labels) as config,
+            warnings.catch_warnings(),
+            preserved_process_state(),
+        ):
             warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
             local.init(runner=config, pipeline_root=str(root.resolve()), raise_on_error=True)
             pipeline = build_pipeline(kind, image, profile, **options)
             task = pipeline(**dict(arguments))
+    except KeyboardInterrupt:
+        steps.interrupt()  # also when Ctrl-C came before the handler was in place
+        raise PipelineInterrupted(_after_interrupt(kind, store_uri, arguments, steps, time.monotonic() - start)) from None
     except Exception as exc:  # noqa: BLE001 - kfp.local raises RuntimeError with colour codes
         seconds = time.monotonic() - start
         message = _ANSI.sub("", str(exc)).rstrip(". ")
@@ -156,6 +176,48 @@ def run_local(
             raise PipelineRunError(f"local predict run reported success after {seconds:.1f}s but wrote no merged summary ({output})")
         summary = json.loads(output.read_text())
     return LocalRunResult(kind=kind, seconds=seconds, pipeline_root=str(root), summary=summary)
+
+
+def check_before_run(kind: str, arguments: Mapping[str, Any]) -> None:
+    """Refuse a run that is bound to fail, before anything starts (``adapter_base.flows.preflight``)."""
+    from adapter_base.flows.preflight import check_train_run, require_trained, warn_label_mismatch
+    from adapter_base.loading import load_adapter_class
+    from adapter_base.registry import Registry
+
+    with Registry.open(str(arguments.get("store_uri") or "") or None) as registry:
+        model = registry.get_model(str(arguments["model"]))
+        dataset_ref = str(arguments.get("dataset") or "") or model.dataset_id
+        if kind == "train":
+            if not dataset_ref:
+                raise PipelineRunError(f"model {model.name} names no dataset to train on: pass --dataset")
+            threshold = arguments.get("threshold")
+            check_train_run(
+                registry, model, registry.get_dataset(dataset_ref), arguments.get("test_filters"), str(arguments.get("metric") or "accuracy"),
+                None if threshold is None else float(threshold),
+            )
+        else:
+            require_trained(load_adapter_class(str(arguments["adapter"])), model)
+            warn_label_mismatch(model, registry.get_dataset(dataset_ref))
+
+
+def _after_interrupt(kind: str, store_uri: str, arguments: Mapping[str, Any], steps: StepProcesses, seconds: float) -> str:
+    """Clean up after Ctrl-C (a train run's model left ``training`` is marked failed); what the user should know."""
+    from adapter_base.registry import Registry
+
+    deadline = time.monotonic() + 10
+    while steps.alive() and time.monotonic() < deadline:  # the grace period, then they are killed
+        time.sleep(0.05)
+    said = f"local {kind} run stopped after {seconds:.1f}s"
+    if kind == "predict":
+        return f"{said}; items predicted so far are kept"
+    try:
+        with Registry.open(store_uri or None) as registry:
+            model = registry.get_model(str(arguments["model"]))
+            if model.status == "training":
+                registry.set_status(model, "failed", f"{said} (interrupted); checkpoints kept")
+    except (AdapterError, NotFoundError) as exc:
+        return f"{said}; could not record it on the model: {exc}"
+    return f"{said}; the model keeps its current version and its checkpoints (training resumes from them)"
 
 
 def _version_before(store_uri: str, arguments: Mapping[str, Any]) -> int | None:

@@ -38,8 +38,8 @@ def _writable_by_the_step_user(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def local_runner(runner: str, pipeline_root: Path, engine: Engine | str | None = None) -> Iterator[Any]:
-    """The ``kfp.local`` runner config named ``runner`` for runs under ``pipeline_root``, live for the block."""
+def local_runner(runner: str, pipeline_root: Path, engine: Engine | str | None = None, labels: dict[str, str] | None = None) -> Iterator[Any]:
+    """The ``kfp.local`` runner config named ``runner`` for runs under ``pipeline_root``, live for the block (``labels``: on every container)."""
     from kfp import local
 
     if runner == "subprocess":
@@ -53,7 +53,7 @@ def local_runner(runner: str, pipeline_root: Path, engine: Engine | str | None =
         previous = os.environ.get("DOCKER_HOST")
         os.environ["DOCKER_HOST"] = docker_host  # docker.from_env(), called by kfp for every step
         try:
-            yield local.DockerRunner(network_mode="host", environment=container_env())
+            yield local.DockerRunner(network_mode="host", environment=container_env(), labels=dict(labels or {}))
         finally:
             if previous is None:
                 os.environ.pop("DOCKER_HOST", None)

@@ -4,7 +4,8 @@
     └── load -> train -> commit -> evaluate
                                   └── If promote: promote
 
-``load`` checks the base version loads (digests verified); ``train`` trains on the
+``load`` checks the run (metric name, threshold, subsets and test filter with annotated
+items: a refused run leaves the model untouched) and that the base version loads (digests verified); ``train`` trains on the
 model's train / validation subsets and *stages* the result under the run id; ``commit``
 makes it the next version; ``evaluate`` scores that version on the test filter
 (metrics, confusion matrix, HTML report) and decides promotion: the chosen metric
@@ -63,6 +64,10 @@ def build_train_pipeline(image: str | None = None, profile: str | ComputeProfile
                     run_id=run_id,
                     record_failures=True,
                     alias="",
+                    dataset=dataset,
+                    test_filters=test_filters,
+                    metric=metric,
+                    threshold=threshold,
                 ),
                 "load base model",
             )

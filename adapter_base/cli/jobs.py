@@ -127,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a model on its subsets and save a new version")
     _common(train)
     train.add_argument("--dataset", help="dataset to train on (name or id; default: the model's); a model without one takes it as its own")
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=cmd_train, resume_flag="")  # Ctrl-C: run it again, training resumes from its checkpoints
 
     predict = sub.add_parser("predict", help="predict a dataset in streaming batches; exits 1 if any item failed")
     _common(predict)
@@ -141,7 +141,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--version", type=int, help="predict with this version (default: the current one; see `model versions`)")
     which.add_argument("--alias", help="predict with the version this alias points at, e.g. production")
     _allow_untrained(predict)
-    predict.set_defaults(func=cmd_predict)
+    predict.set_defaults(func=cmd_predict, resume_flag="--resume")
 
     evaluate = sub.add_parser("evaluate", help="predict a subset and store metrics and an HTML report")
     _common(evaluate)

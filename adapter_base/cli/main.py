@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from typing import Sequence
 
@@ -29,6 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted_message(args: argparse.Namespace, argv: list[str], exc: KeyboardInterrupt) -> str:
+    """``interrupted``, what the command left (the exception's text), and the exact command that resumes it.
+
+    A command that can resume says how with ``resume_flag`` in its parser defaults: ``""``
+    (run it again as it was) or a flag to add (``--resume``).
+    """
+    text = "interrupted" + (f": {exc}" if str(exc) else "")
+    flag = getattr(args, "resume_flag", None)
+    if flag is None:
+        return text
+    again = argv + ([flag] if flag and flag not in argv else [])
+    return redact(f"{text}; to resume: model-adapter {shlex.join(again)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run the command; errors become one line on stderr (traceback with --debug)."""
     parser = build_parser()
@@ -38,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_redaction()  # credentials never reach the log, warnings or tracebacks, whoever writes them
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(interrupted_message(args, sys.argv[1:] if argv is None else list(argv), exc), file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place errors become a message
         if args.debug:

@@ -24,7 +24,8 @@ FAILURE_STATES = frozenset({"FAILED", "CANCELED", "CANCELLED", "ERROR"})
 def finalize(model: str, run_id: str, state: str | None, error_message: str | None = None, *, store_uri: str = "") -> str:
     """Make sure a train run that did not succeed leaves the model ``failed``; returns what it did, for the log.
 
-    A success state changes nothing. A failure state marks the model failed, keeping the
+    A success state changes nothing, nor does a run its ``load`` step refused (journal ``checks``).
+    A failure state marks the model failed, keeping the
     message a failing step already recorded (``run <run_id>: <step>: ...``). Any other state
     is decided from the store: a failure this run recorded stays; a journal with every step
     finished (``unfinished_step``) is a success; otherwise the model is marked failed naming
@@ -40,6 +41,9 @@ def finalize(model: str, run_id: str, state: str | None, error_message: str | No
         except NotFoundError as exc:
             return f"run {run_id} {said}; cannot record it: {exc}"
         prefix = f"run {run_id}:"
+        checks = finished_steps(registry, run_id).get("checks", {})
+        if checks.get("passed") is False:
+            return f"run {run_id} {said}: refused before any work ({checks.get('reason')}); model {model} left as it is"
         if current.status == "failed" and (current.status_message or "").startswith(prefix):
             return f"run {run_id} {said}; model {model} already records it: {current.status_message}"
         if name in FAILURE_STATES:

@@ -7,14 +7,19 @@ says and what it left in the store.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from adapter_base import Registry
 from adapter_base.cli.main import main
+from adapter_base.errors import ValidationError
+from adapter_base.steps.finalize import finalize
+from adapter_base.steps.load import load
 from journey_support import shades
 from support.images import png_bytes
 
@@ -32,7 +37,7 @@ TESTS = Path(__file__).resolve().parents[1]
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment of a ``model-adapter`` subprocess that imports the journey adapters."""
-    path = os.pathsep.join([str(TESTS / "journey"), str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")])
+    path = os.pathsep.join([str(TESTS.parent), str(TESTS / "journey"), str(TESTS), os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path, **extra}
 
 
@@ -162,6 +167,42 @@ def test_evaluate_says_when_every_prediction_failed(capsys, store):
     assert "RuntimeError: weights file is corrupt" in line and "no item has both" not in line
 
 
+def test_pipeline_run_refuses_an_unknown_metric_or_a_missing_test_subset_before_starting(capsys, store, tmp_path):
+    with Registry.open(store) as registry:
+        shades(registry, sizes={"train": 6, "validation": 4})  # no test subset
+    create(capsys, store)
+    root = tmp_path / "kfp-root"
+    base = ("pipeline", "run", "train", "--local", "--adapter", STACKING, "--model", "m", "--store", store, "--pipeline-root", str(root))
+    cases = [
+        (("--metric", "f1"), "no metric 'f1' for a classification model (output_type 'classification'); available: accuracy, count, macro_f1"),
+        (("--metric", "accuracy", "--threshold", "90"), "accuracy is a score in [0, 1]; threshold 90 can never be reached"),
+        ((), "evaluate.filters: dataset shades: no item matches {'subset': 'test'} (its subsets: train 6, validation 4)"),
+    ]
+    for extra, fragment in cases:
+        start = time.monotonic()
+        code, out, err = run(capsys, *base, *extra)
+        assert code == 1 and out == ""
+        assert fragment in error_line(err)
+        assert time.monotonic() - start < 5, "refused only after starting the run"
+    assert not root.exists(), "kfp.local was started"
+    assert model_state(store) == (0, "created")
+
+
+def test_a_submitted_run_refused_by_its_load_step_leaves_the_model_alone(capsys, store):
+    """A run submitted to a cluster is checked by its first step; the exit step then leaves the model as it was."""
+    with Registry.open(store) as registry:
+        shades(registry)
+    create(capsys, store)
+    with pytest.raises(ValidationError, match="no metric 'f1'"):
+        load(STACKING, "m", store_uri=store, run_id="run-1", metric="f1", threshold=0.9, test_filters={"subset": "test"})
+    said = finalize("m", "run-1", "FAILED", "load failed", store_uri=store)
+    assert "refused before any work" in said and "left as it is" in said
+    assert model_state(store) == (0, "created")
+    # the same step passes a sound run on
+    ref = load(STACKING, "m", store_uri=store, run_id="run-2", metric="macro_f1", threshold=0.9, test_filters={"subset": "test"})
+    assert ref.version == 0
+
+
 # --- 6. a label mismatch is said, with both label sets -----------------------------------
 
 
@@ -182,3 +223,67 @@ def test_a_label_mismatch_is_warned_with_both_label_sets(capsys, caplog, store):
     warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "dataset labels [bright, dark, grey]" in warnings[0]
     assert "evaluated m v1" in proc.stdout
+
+
+# --- 4. Ctrl-C stops at once and says how to resume --------------------------------------
+
+
+def interrupt_when_predicting(argv: list[str], marker: Path, wait_s: float = 180) -> tuple[subprocess.CompletedProcess, float, int]:
+    """Start ``model-adapter ARGV`` with a predict that takes a minute, press Ctrl-C once it predicts;
+    returns the finished process, the seconds it took to exit, and the pid that was predicting."""
+    env = cli_env(JOURNEY_PREDICT_PAUSE_S="60", JOURNEY_MARKER=str(marker))
+    proc = subprocess.Popen([sys.executable, "-m", "adapter_base.cli.main", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + wait_s
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "predict never started"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err), time.monotonic() - start, int(marker.read_text())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def trained_shades(capsys, store: str) -> None:
+    with Registry.open(store) as registry:
+        shades(registry)
+    create(capsys, store)
+    assert run(capsys, "train", "m", "--store", store)[0] == 0
+
+
+def test_ctrl_c_during_predict_stops_and_names_the_resume_command(capsys, store, tmp_path):
+    trained_shades(capsys, store)
+    argv = ["predict", "m", "--dataset", "shades", "--store", store]
+    proc, seconds, _ = interrupt_when_predicting(argv, tmp_path / "predicting")
+    assert proc.returncode == 130 and seconds < 10
+    said = [line for line in proc.stderr.splitlines() if line.startswith("interrupted")]
+    assert said == [f"interrupted; to resume: model-adapter predict m --dataset shades --store {store} --resume"]
+
+
+@pytest.mark.slow
+@pytest.mark.kfp_local
+def test_ctrl_c_during_pipeline_run_stops_every_step_at_once(capsys, store, tmp_path):
+    trained_shades(capsys, store)
+    argv = ["pipeline", "run", "predict", "--local", "--adapter", STACKING, "--model", "m", "--dataset", "shades",
+            "--shards", "2", "--store", store, "--pipeline-root", str(tmp_path / "root")]
+    proc, seconds, step_pid = interrupt_when_predicting(argv, tmp_path / "predicting")
+    assert proc.returncode == 130, proc.stderr
+    assert seconds < 10, f"took {seconds:.1f}s to stop (retried the shard?)"
+    [last] = [line for line in proc.stderr.splitlines() if line.startswith("interrupted")]
+    assert last.startswith("interrupted: local predict run stopped after ") and "items predicted so far are kept" in last
+    assert last.endswith(f"; to resume: model-adapter {' '.join(argv)} --resume")
+    assert gone(step_pid), "a step process outlived the run"
