@@ -1,0 +1,143 @@
+"""Issue 12, models managed from the shell: versions, aliases, predicting with a version, update, delete, train --dataset."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from adapter_base import Registry
+from cli_support import ADAPTER, error_line, ok, run, trained_digits
+
+
+def test_model_versions_list_created_metrics_and_aliases_and_aliases_promote_and_roll_back(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    s = ("--store", store)
+    trained_digits(capsys, store, versions=2)
+    evaluated = ok(capsys, "evaluate", "mlp", "--dataset", "digits", *s)
+    accuracy = float(re.search(r"'accuracy': ([0-9.]+)", evaluated).group(1))
+
+    assert ok(capsys, "model", "alias", "set", "mlp", "production", "2", *s).strip() == "mlp: production -> version 2"
+    rows = [line.split("\t") for line in ok(capsys, "model", "versions", "mlp", *s).splitlines()]
+    assert rows[0] == ["version", "created", "metrics", "aliases"]
+    assert [r[0] for r in rows[1:]] == ["v1", "v2 (current)"]
+    assert rows[1][2:] == ["not evaluated", "-"]
+    assert rows[2][2].startswith(f"accuracy {accuracy:.4f}, macro_f1 ") and rows[2][2].endswith("count 9") and rows[2][3] == "production"
+    with Registry.open(store) as registry:
+        created = [m.created_at for m in registry.list_versions(registry.get_model("mlp"))]
+    assert [r[1] for r in rows[1:]] == created
+
+    # roll back: production -> 1, then remove it
+    assert "production -> version 1 (was version 2)" in ok(capsys, "model", "alias", "set", "mlp", "production", "1", *s)
+    assert ok(capsys, "model", "versions", "mlp", *s).splitlines()[1].endswith("\tproduction")
+    code, _, err = run(capsys, "model", "alias", "unset", "mlp", "production", "2", *s)
+    assert code == 1 and "production points at version 1, not 2; nothing changed" in error_line(err)
+    assert "removed alias production (was version 1)" in ok(capsys, "model", "alias", "unset", "mlp", "production", *s)
+    with Registry.open(store) as registry:
+        assert registry.get_model("mlp").aliases == {}
+    code, _, err = run(capsys, "model", "alias", "set", "mlp", "production", "7", *s)
+    assert code == 1 and "error: " in error_line(err)
+    code, _, err = run(capsys, "model", "alias", "unset", "mlp", "staging", *s)
+    assert code == 1 and "has no alias 'staging'" in error_line(err)
+
+
+def test_predict_with_a_version_or_an_alias_loads_and_stamps_that_version(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    s = ("--store", store)
+    trained_digits(capsys, store, versions=2)
+    ok(capsys, "model", "alias", "set", "mlp", "production", "1", *s)
+
+    def versions_predicted() -> set[int]:
+        with Registry.open(store) as registry:
+            model = registry.get_model("mlp")
+            return {registry.get_predictions(i, model.id).model_version for i in registry.iter_items(registry.get_dataset("digits"), {"subset": "test"})}
+
+    out = ok(capsys, "predict", "mlp", "--dataset", "digits", "--subset", "test", "--alias", "production", *s)
+    assert "model mlp v1: 9 predicted" in out and versions_predicted() == {1}
+    out = ok(capsys, "predict", "mlp", "--dataset", "digits", "--subset", "test", "--version", "2", *s)
+    assert "model mlp v2: 9 predicted" in out and versions_predicted() == {2}
+    out = ok(capsys, "predict", "mlp", "--dataset", "digits", "--subset", "test", "--version", "1", *s)
+    assert "model mlp v1: 9 predicted" in out and versions_predicted() == {1}
+    with Registry.open(store) as registry:
+        assert registry.get_model("mlp").version == 2, "predicting with an older version changes nothing in the model"
+
+    code, _, err = run(capsys, "predict", "mlp", "--dataset", "digits", "--alias", "staging", *s)
+    assert code == 1 and "has no alias 'staging' (has: production" in error_line(err)
+    code, _, err = run(capsys, "predict", "mlp", "--dataset", "digits", "--version", "3", *s)
+    assert code == 1 and "has no version 3 (it has versions 1 to 2" in error_line(err)
+
+
+def test_model_update_sets_configuration_and_dataset(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    s = ("--store", store)
+    trained_digits(capsys, store)
+    ok(capsys, "dataset", "import", "digits", "--name", "more-digits", "--limit", "30", *s)
+    with Registry.open(store) as registry:
+        before = registry.get_model("mlp").configuration
+    out = ok(capsys, "model", "update", "mlp", "--config", "epochs=3", "lr=0.5", "--dataset", "more-digits", *s)
+    assert out.startswith("updated model mlp (") and "configuration epochs=3, lr=0.5" in out and "dataset more-digits" in out
+    with Registry.open(store) as registry:
+        model = registry.get_model("mlp")
+        assert model.configuration == {**before, "epochs": 3, "lr": 0.5} and before["seed"] == 1, "other keys are kept"
+        assert model.dataset_id == registry.get_dataset("more-digits").id and model.version == 1
+    out = ok(capsys, "train", "mlp", *s)
+    assert "version 2" in out
+    code, _, err = run(capsys, "model", "update", "mlp", *s)
+    assert code == 1 and "nothing to change" in error_line(err)
+
+
+def test_train_with_a_dataset_option(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    s = ("--store", store)
+    ok(capsys, "dataset", "import", "digits", "--limit", "60", *s)
+    ok(capsys, "dataset", "import", "digits", "--name", "other", "--limit", "40", *s)
+    ok(capsys, "model", "create", "--name", "bare", "--adapter", ADAPTER, "--config", "epochs=1", *s)  # no dataset, no labels
+    assert "version 1" in ok(capsys, "train", "bare", "--dataset", "digits", *s)
+    with Registry.open(store) as registry:
+        model = registry.get_model("bare")
+        digits = registry.get_dataset("digits")
+        assert model.dataset_id == digits.id and model.labels == digits.labels, "a model without a dataset takes it"
+    assert "version 2" in ok(capsys, "train", "bare", "--dataset", "other", *s)
+    with Registry.open(store) as registry:
+        assert registry.get_model("bare").dataset_id == digits.id, "a model with a dataset keeps it"
+    code, _, err = run(capsys, "train", "bare", "--dataset", "nope", *s)
+    assert code == 1 and "no dataset named or with id 'nope'" in error_line(err)
+
+
+def test_model_delete_asks_for_yes_when_not_interactive(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    s = ("--store", store)
+    trained_digits(capsys, store)
+    exe = Path(sys.executable).parent / "model-adapter"
+    proc = subprocess.run([str(exe), "model", "delete", "mlp", *s], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "not interactive: pass --yes" in error_line(proc.stderr)
+    with Registry.open(store) as registry:
+        assert registry.get_model("mlp").version == 1, "nothing deleted"
+    out = ok(capsys, "model", "delete", "mlp", "--yes", *s)
+    assert re.match(r"deleted model mlp \(\w+\) and its 1 version\(s\)", out)
+    code, _, err = run(capsys, "model", "show", "mlp", *s)
+    assert code == 1 and "no model named or with id 'mlp'" in error_line(err)
+    with Registry.open(store) as registry:
+        assert list(registry.store.list("models/")) == []
+
+
+def test_dataset_delete_refuses_while_a_model_trains_on_it_unless_forced(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    s = ("--store", store)
+    trained_digits(capsys, store)
+    code, _, err = run(capsys, "dataset", "delete", "digits", "--yes", *s)
+    assert code == 1 and "is the training dataset of model(s) mlp" in error_line(err) and "--force" in err
+    code, _, err = run(capsys, "dataset", "delete", "digits", "--force", *s)  # pytest's stdin is not a terminal
+    assert code == 1 and "pass --yes" in error_line(err)
+    with Registry.open(store) as registry:
+        ds_id = registry.get_dataset("digits").id
+    out = ok(capsys, "dataset", "delete", "digits", "--force", "--yes", *s)
+    assert "model mlp no longer has a training dataset" in out and f"deleted dataset digits ({ds_id})" in out
+    assert ok(capsys, "dataset", "list", *s) == ""
+    with Registry.open(store) as registry:
+        assert registry.get_model("mlp").dataset_id is None
+        assert list(registry.store.list(f"datasets/{ds_id}/")) == []
+
+    ok(capsys, "dataset", "import", "digits", "--name", "spare", "--limit", "20", *s)
+    assert "deleted dataset spare" in ok(capsys, "dataset", "delete", "spare", "--yes", *s)
