@@ -11,6 +11,10 @@ FRAMEWORK_DEFAULTS: dict[str, Any] = {
     "prefetch_batches": 4,
     "io_workers": 16,
     "io_chunk": 4,
+    # Prediction's threads and processes: None sizes them from the CPUs and the store (PredictionOptions).
+    "prepare_workers": None,
+    "write_workers": None,
+    "decode_processes": None,
     "adaptive_prefetch": True,
     "predict_timeout_s": None,
     # A prepare_item_func call still running after this long fails its item (None: wait forever).

@@ -16,8 +16,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 from .config import FRAMEWORK_DEFAULTS, merge_configuration, resolve_device
 from .entities import AnnotationCollection, Item, Model
-from .errors import ValidationError
-from .media import decode_image, decode_text
+from .media import decode_item
 from .registry import Registry
 from .storage import adapter_home
 
@@ -105,13 +104,9 @@ class AdapterHooks:
 
         Never returns ``None``: an item that cannot be prepared raises an error naming it.
         """
-        what = f"item {item.id} ({item.path})"
-        data = self.item_bytes(item)
-        if item.mimetype.startswith("image/"):
-            return decode_image(data, what=what, max_bytes=self.configuration.get("prepared_bytes_budget") or None)
-        if item.mimetype.startswith("text/") or item.mimetype == "application/json":
-            return decode_text(data, what=what)
-        raise ValidationError(what, "mimetype", f"no default preparation for {item.mimetype!r}; override prepare_item_func")
+        return decode_item(
+            self.item_bytes(item), item.mimetype, what=f"item {item.id} ({item.path})", max_bytes=self.configuration.get("prepared_bytes_budget") or None
+        )
 
     def convert_from_dataset(self, data_path: str, **kwargs: Any) -> None:
         """Convert the downloaded layout under ``data_path`` to the model's own format (default: nothing)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -38,8 +38,27 @@ def decode_image(data: bytes, *, what: str = "item", max_bytes: int | None = Non
             return np.asarray(rgb)
     except ValidationError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:  # its message names only a memory address
+        raise ValidationError(what, "data", f"cannot decode image: not a known image format ({len(data)} bytes starting {data[:8]!r})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ValidationError(what, "data", f"cannot decode image: {exc}") from None
+
+
+def decode_item(
+    data: bytes,
+    mimetype: str,
+    *,
+    what: str = "item",
+    max_bytes: int | None = None,
+    image_decoder: Callable[..., np.ndarray] = decode_image,
+) -> Any:
+    """The default model input of an item's bytes: images to RGB arrays (``image_decoder``, ``decode_image`` unless
+    given), text and JSON to ``str``; any other ``mimetype`` raises ``ValidationError``."""
+    if mimetype.startswith("image/"):
+        return image_decoder(data, what=what, max_bytes=max_bytes)
+    if mimetype.startswith("text/") or mimetype == "application/json":
+        return decode_text(data, what=what)
+    raise ValidationError(what, "mimetype", f"no default preparation for {mimetype!r}; override prepare_item_func")
 
 
 def decode_text(data: bytes, *, what: str = "item") -> str:

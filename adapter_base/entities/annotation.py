@@ -169,20 +169,25 @@ class AnnotationCollection(Entity):
         self.annotations.append(annotation)
         return annotation
 
+    def _append(self, annotation: Annotation) -> Annotation:
+        """Append an annotation its constructor (``Annotation.box`` ...) has just validated."""
+        self.annotations.append(annotation)
+        return annotation
+
     def add_classification(self, label: str, *, confidence: float | None = None, **kw: Any) -> Annotation:
-        return self.add(Annotation.classification(label, confidence=confidence, **kw))
+        return self._append(Annotation.classification(label, confidence=confidence, **kw))
 
     def add_box(self, left: float, top: float, right: float, bottom: float, label: str, *, confidence: float | None = None, **kw: Any) -> Annotation:
-        return self.add(Annotation.box(left, top, right, bottom, label, confidence=confidence, **kw))
+        return self._append(Annotation.box(left, top, right, bottom, label, confidence=confidence, **kw))
 
     def add_polygon(self, points: Iterable[Sequence[float]], label: str, *, confidence: float | None = None, **kw: Any) -> Annotation:
-        return self.add(Annotation.polygon(points, label, confidence=confidence, **kw))
+        return self._append(Annotation.polygon(points, label, confidence=confidence, **kw))
 
     def add_point(self, x: float, y: float, label: str, *, confidence: float | None = None, **kw: Any) -> Annotation:
-        return self.add(Annotation.point(x, y, label, confidence=confidence, **kw))
+        return self._append(Annotation.point(x, y, label, confidence=confidence, **kw))
 
     def add_binary_mask(self, mask: Any, label: str, *, confidence: float | None = None, **kw: Any) -> Annotation:
-        return self.add(Annotation.binary_mask(mask, label, confidence=confidence, **kw))
+        return self._append(Annotation.binary_mask(mask, label, confidence=confidence, **kw))
 
     def __iter__(self) -> Iterator[Annotation]:
         return iter(self.annotations)

@@ -10,16 +10,29 @@ from __future__ import annotations
 import copy
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..concurrency import in_thread
 from ..entities import Annotation, AnnotationCollection, Item, Model, ModelInfo, PredictionSet
 from ..errors import AdapterContractError, ValidationError
 from ..hooks import AdapterHooks
+from ..media import decode_item
 
 
-def prepare_input(adapter: AdapterHooks, item: Item) -> Any:
-    """``prepare_item_func(item)``, which must not be None."""
+def prepare_input(adapter: AdapterHooks, item: Item, *, image_decoder: Callable[..., Any] | None = None) -> Any:
+    """``prepare_item_func(item)``, which must not be None.
+
+    With ``image_decoder``, for an adapter that keeps the default ``prepare_item_func``: the
+    same preparation, images decoded by ``image_decoder`` (in worker processes, say).
+    """
+    if image_decoder is not None:
+        return decode_item(
+            adapter.item_bytes(item),
+            item.mimetype,
+            what=f"item {item.id} ({item.path})",
+            max_bytes=adapter.configuration.get("prepared_bytes_budget") or None,
+            image_decoder=image_decoder,
+        )
     prepared = adapter.prepare_item_func(item)
     if prepared is None:
         raise AdapterContractError(f"prepare_item_func returned None for item {item.id}")
@@ -56,7 +69,11 @@ def check_results(results: Any, count: int) -> AdapterContractError | None:
 
 
 def stamp(model: Model, run_id: str, item: Item, result: Any) -> PredictionSet:
-    """``item``'s prediction set from one ``predict`` result, every annotation stamped with ``model``."""
+    """``item``'s prediction set from one ``predict`` result, every annotation stamped with ``model``.
+
+    Each stamped annotation is validated here, the one time the engine validates it: the
+    writer stores the set without validating it again.
+    """
     if isinstance(result, AnnotationCollection):
         anns = list(result.annotations)
     elif isinstance(result, list) and all(isinstance(a, Annotation) for a in result):

@@ -26,8 +26,10 @@ from ..media import nbytes
 from ..registry import layout
 from .backpressure import Backpressure
 from .contract import call_predict, check_results, prepare_input, stamp
+from .decoders import ProcessDecoder
 from .oom import BatchHalving
 from .options import PredictionOptions
+from .pools import plan_pools, uses_default_prepare
 from .report import PredictionReport, Tally, error_text
 from .writer import Collector, ResultWriter, registry_store
 
@@ -76,6 +78,7 @@ class PredictionRun:
         self.backpressure = Backpressure(options)
         self.halving = BatchHalving(options.batch_size, adaptive=options.adaptive_batch_size)
         self._stop = threading.Event()
+        self._decoder: ProcessDecoder | None = None
 
     def run(self, source: ItemSource) -> PredictionReport:
         """Predict every item of ``source``; the report, or the error that ended the run (recorded in it too)."""
@@ -83,11 +86,14 @@ class PredictionRun:
         opts = self.options
         tally = Tally(self.report, progress=self.progress)
         batches: queue.Queue[Any] = queue.Queue(maxsize=opts.prefetch_batches)
-        prepare_pool = ThreadPoolExecutor(max_workers=opts.io_workers, thread_name_prefix="prepare")
+        pools = plan_pools(opts, self.adapter.registry.store, default_prepare=uses_default_prepare(self.adapter))
+        # forked before this run's threads start
+        self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None
+        prepare_pool = ThreadPoolExecutor(max_workers=pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(
             registry_store(self.adapter.registry) if self.write else None,
             collect=self.on_result,
-            workers=opts.io_workers,
+            workers=pools.write_threads,
             chunk=opts.io_chunk,
             on_written=tally.written,
         )
@@ -137,7 +143,7 @@ class PredictionRun:
             raise item
         if self._already_predicted(item):
             return _SKIP
-        return prepare_input(self.adapter, item)
+        return prepare_input(self.adapter, item, image_decoder=self._decoder.decode_image if self._decoder else None)
 
     def _admit(self, item: Item, prepared: Any, size: int, out: "queue.Queue[Any]", batch: list[Prepared], tally: Tally) -> bool:
         """True once the byte budget holds the item; False when it fails or the run stops.
@@ -269,7 +275,7 @@ def run_predictions(
             except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
                 log.error("could not store the report of the failed run: %s", error_text(exc))
         raise
-    log.info(report.summary())  # counts, then one line per failed item
+    log.info(report.summary().splitlines()[0])
     if on_finish is not None:
         on_finish(report)
     if save_report and write:

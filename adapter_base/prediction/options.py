@@ -24,7 +24,21 @@ class PredictionOptions:
     """Prepared batches that may wait for ``predict``; the prepare window never exceeds this many batches."""
 
     io_workers: int = FRAMEWORK_DEFAULTS["io_workers"]
-    """Threads preparing items, and as many writing results; the registry's I/O pool defaults to the same."""
+    """Requests in flight to a remote store (reads while preparing, and as many writes); the registry's I/O pool defaults to the same.
+
+    On a local store it only caps the thread counts below."""
+
+    prepare_workers: int | None = FRAMEWORK_DEFAULTS["prepare_workers"]
+    """Threads reading and preparing items (None: sized from the CPUs and the store, see ``prediction.pools``)."""
+
+    write_workers: int | None = FRAMEWORK_DEFAULTS["write_workers"]
+    """Threads writing prediction sets (None: 2 on a local store, ``io_workers`` on a remote one)."""
+
+    decode_processes: int | None = FRAMEWORK_DEFAULTS["decode_processes"]
+    """Worker processes decoding images for the default ``prepare_item_func``, arrays back through shared memory.
+
+    None: one per CPU (up to 8) when there is more than one CPU; 0: decode on the prepare threads.
+    An adapter with its own ``prepare_item_func`` always prepares on the threads."""
 
     io_chunk: int = FRAMEWORK_DEFAULTS["io_chunk"]
     """Items per I/O-pool task (prepare and write): fewer thread hand-offs, less GIL traffic."""
@@ -51,6 +65,10 @@ class PredictionOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValidationError("PredictionOptions", name, f"must be a whole number >= 1, got {value!r}")
+        for name, lowest in (("prepare_workers", 1), ("write_workers", 1), ("decode_processes", 0)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lowest):
+                raise ValidationError("PredictionOptions", name, f"must be a whole number >= {lowest} or None (automatic), got {value!r}")
         for name in ("predict_timeout_s", "prepare_timeout_s", "prepared_bytes_budget"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
@@ -73,6 +91,9 @@ class PredictionOptions:
             prefetch_batches=_count(cfg, "prefetch_batches"),
             io_workers=_count(cfg, "io_workers"),
             io_chunk=_count(cfg, "io_chunk"),
+            prepare_workers=_optional_count(cfg, "prepare_workers", lowest=1),
+            write_workers=_optional_count(cfg, "write_workers", lowest=1),
+            decode_processes=_optional_count(cfg, "decode_processes", lowest=0),
             adaptive_prefetch=bool(cfg.get("adaptive_prefetch", cls.adaptive_prefetch)),
             adaptive_batch_size=bool(cfg.get("adaptive_batch_size", cls.adaptive_batch_size)),
             predict_timeout_s=_positive_or_none(cfg, "predict_timeout_s"),
@@ -98,6 +119,17 @@ def _whole(key: str, value: Any) -> int:
 def _count(cfg: Mapping[str, Any], key: str) -> int:
     """A count of at least 1 from the configuration; unset, null or 0 take the default."""
     return max(1, _whole(key, cfg.get(key) or getattr(PredictionOptions, key)))
+
+
+def _optional_count(cfg: Mapping[str, Any], key: str, *, lowest: int) -> int | None:
+    """A count of at least ``lowest`` from the configuration, or None (automatic) when unset or null."""
+    value = cfg.get(key)
+    if value is None:
+        return None
+    count = _whole(key, value)
+    if count < lowest:
+        raise ValidationError("configuration", key, f"must be a whole number >= {lowest} or null (automatic), got {value!r}")
+    return count
 
 
 def _positive_or_none(cfg: Mapping[str, Any], key: str) -> float | None:

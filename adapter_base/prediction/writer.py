@@ -18,8 +18,11 @@ Outcomes = Callable[[Sequence[Item], Sequence["BaseException | None"]], None]
 
 
 def registry_store(registry: Registry) -> Store:
-    """Store each set as the item's predictions of its model, replacing earlier ones."""
-    return lambda item, pset: registry.put_predictions(pset, item.dataset_id)
+    """Store each set as the item's predictions of its model, replacing earlier ones.
+
+    The sets come from ``contract.stamp``, which validated each annotation: they are not validated again.
+    """
+    return lambda item, pset: registry.put_predictions(pset, item.dataset_id, validated=True)
 
 
 class ResultWriter:

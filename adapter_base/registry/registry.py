@@ -312,9 +312,13 @@ class Registry:
         coll = AnnotationCollection.from_dict(data)
         return AnnotationCollection(annotations=coll.ground_truth(), item_id=item.id)
 
-    def put_predictions(self, prediction: PredictionSet, dataset_id: str) -> None:
-        """Write a model's predictions on an item, replacing that model's earlier ones (atomic)."""
-        prediction.validate()
+    def put_predictions(self, prediction: PredictionSet, dataset_id: str, *, validated: bool = False) -> None:
+        """Write a model's predictions on an item, replacing that model's earlier ones (atomic).
+
+        ``validated``: the caller has just validated ``prediction`` (the prediction engine's ``stamp`` does).
+        """
+        if not validated:
+            prediction.validate()
         self.store.put_json(layout.predictions(dataset_id, prediction.item_id, prediction.model_id), prediction.to_dict())
 
     def get_predictions(self, item: Item, model_id: str) -> PredictionSet | None:

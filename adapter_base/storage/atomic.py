@@ -8,6 +8,7 @@ temp file behind. The one helper for every local write the framework must not le
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import uuid
 from pathlib import Path
@@ -15,17 +16,38 @@ from typing import Iterator
 
 
 def temp_beside(dest: Path) -> Path:
-    """A fresh temp name next to ``dest``: ``.<name>.<8 hex>.partial`` (same directory, so the rename is atomic)."""
-    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.partial")
+    """A fresh temp name next to ``dest``: ``.<name>.<unique>.partial`` (same directory, so the rename is atomic)."""
+    return dest.with_name(f".{dest.name}.{_unique()}.partial")
+
+
+class _Names:
+    """Unique temp names without a random draw per write: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)  # a forked child draws its own prefix
+
+    def reset(self) -> None:
+        self.prefix = uuid.uuid4().hex[:12]
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}"
+
+
+_unique = _Names()
+#: Temp directories created (or found) by this process: a store's own temp directory is made once, not per write.
+_temp_dirs: set[Path] = set()
 
 
 @contextlib.contextmanager
 def atomic_write(dest: str | Path, *, tmp_dir: Path | None = None, unlink_old: bool = False) -> Iterator[Path]:
     """A temp path to write ``dest``'s new content to; it becomes ``dest`` when the block ends without error.
 
-    The temp file is ``temp_beside(dest)``, or a random name in ``tmp_dir`` (which must be on
-    the same file system; created if missing). Either way its directory is created first and
-    ``dest``'s directory before the rename. If the block raises, the temp file is removed and
+    The temp file is ``temp_beside(dest)``, or a unique name in ``tmp_dir`` (which must be on
+    the same file system; created the first time this process uses it, so nothing may remove
+    it meanwhile). Either way its directory is created first, and ``dest``'s directory when the
+    rename finds it missing. If the block raises, the temp file is removed and
     ``dest`` is untouched. ``unlink_old`` removes an existing ``dest`` just before the rename:
     for a file no one reads meanwhile, because renaming over an existing file makes ext4
     (``auto_da_alloc``) write the new one back synchronously (~0.3 s per 500 MiB).
@@ -33,14 +55,23 @@ def atomic_write(dest: str | Path, *, tmp_dir: Path | None = None, unlink_old: b
     dest = Path(dest)
     if tmp_dir is None:
         tmp = temp_beside(dest)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
     else:
-        tmp = tmp_dir / uuid.uuid4().hex
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / _unique()
+        if tmp_dir not in _temp_dirs:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            _temp_dirs.add(tmp_dir)
+    renamed = False
     try:
         yield tmp
-        dest.parent.mkdir(parents=True, exist_ok=True)
         if unlink_old:
             dest.unlink(missing_ok=True)
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except FileNotFoundError:  # dest's directory is missing (the temp file is there: it was just written)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, dest)
+        renamed = True
     finally:
-        tmp.unlink(missing_ok=True)
+        if not renamed:
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,84 @@
+"""How many threads and processes a prediction run uses: sized from the CPUs and the store, unless set.
+
+A local disk answers in microseconds: a few threads keep it busy, and every extra thread
+takes CPU and GIL turns from the one calling ``predict``. An S3 server answers in
+milliseconds (tens on a cloud): throughput there is requests in flight / latency, so many
+requests must wait at once (``io_workers``). Decoding images is CPU work: when the adapter
+keeps the framework's default ``prepare_item_func``, it runs in worker processes (arrays
+come back through shared memory) as soon as there is more than one CPU, so it runs beside
+``predict`` instead of competing with it for the GIL.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ..hooks import AdapterHooks
+from .options import PredictionOptions
+
+#: At most this many decoding processes by default (each holds a Python interpreter, ~60 MiB).
+MAX_AUTO_PROCESSES = 8
+
+
+@dataclass(frozen=True)
+class Pools:
+    """The threads and processes of one prediction run."""
+
+    prepare_threads: int
+    """Threads reading items and preparing them (with decoding processes: waiting for them)."""
+
+    decode_processes: int
+    """Processes decoding images for the default ``prepare_item_func`` (0: the prepare threads decode)."""
+
+    write_threads: int
+    """Threads writing prediction sets."""
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def is_local(store: Any) -> bool:
+    """True for a store on a local file system (``file://`` URI)."""
+    return str(getattr(store, "uri", "")).startswith("file:")
+
+
+def uses_default_prepare(adapter: AdapterHooks) -> bool:
+    """True when ``adapter`` keeps the framework's ``prepare_item_func`` (neither its class nor the instance replaces it)."""
+    return type(adapter).prepare_item_func is AdapterHooks.prepare_item_func and "prepare_item_func" not in vars(adapter)
+
+
+def plan_pools(options: PredictionOptions, store: Any, *, default_prepare: bool, cpus: int | None = None) -> Pools:
+    """The pools for a run on ``store``: the options' counts where set, else sized for this machine and store.
+
+    Automatic sizes: decoding processes = the CPUs (at most ``MAX_AUTO_PROCESSES``) when the
+    default ``prepare_item_func`` runs on a machine with more than one CPU and shared
+    memory, else none. On a local store: prepare threads = the CPUs when they decode (up to
+    ``io_workers``), 2 per decoding process (reading while one waits) otherwise; two write threads.
+    On a remote store: ``io_workers`` requests in flight for reading and as many for writing.
+    """
+    cpus = cpus or cpu_count()
+    local = is_local(store)
+    if options.decode_processes is not None:
+        processes = options.decode_processes if default_prepare else 0
+    else:
+        processes = min(cpus, MAX_AUTO_PROCESSES) if default_prepare and cpus > 1 and shared_memory_available() else 0
+    if options.prepare_workers is not None:
+        prepare = options.prepare_workers
+    elif not local:
+        prepare = options.io_workers
+    else:
+        prepare = min(options.io_workers, 2 * processes if processes else cpus)
+    write = options.write_workers if options.write_workers is not None else options.io_workers if not local else min(options.io_workers, 2)
+    return Pools(prepare_threads=max(1, prepare), decode_processes=processes, write_threads=max(1, write))
+
+
+def shared_memory_available() -> bool:
+    """True where POSIX shared memory can be used (``/dev/shm`` on Linux)."""
+    return os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)

@@ -1,0 +1,158 @@
+"""Pools sized for the machine and the store; images decoded in worker processes give what the threads give.
+
+Real PNG/JPEG bytes, a real local store, real worker processes and shared memory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adapter_base import AnnotationCollection, BaseModelAdapter, PredictionOptions, Registry
+from adapter_base.entities import Annotation
+from adapter_base.prediction.decoders import ProcessDecoder
+from adapter_base.prediction.pools import Pools, plan_pools, uses_default_prepare
+from adapter_base.storage import LocalStore
+
+
+class FakeS3:
+    uri = "s3://bucket/prefix"
+
+
+LOCAL = LocalStore.__new__(LocalStore)
+LOCAL.uri = "file:///tmp/x"
+
+
+@pytest.mark.parametrize(
+    ("cpus", "store", "default_prepare", "expected"),
+    [
+        (2, LOCAL, True, Pools(prepare_threads=4, decode_processes=2, write_threads=2)),  # was 16 + 16 threads
+        (2, LOCAL, False, Pools(prepare_threads=2, decode_processes=0, write_threads=2)),
+        (1, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2)),
+        (64, LOCAL, True, Pools(prepare_threads=16, decode_processes=8, write_threads=2)),
+        (2, FakeS3(), True, Pools(prepare_threads=16, decode_processes=2, write_threads=16)),  # many requests in flight
+        (2, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),
+    ],
+)
+def test_automatic_sizes_follow_the_cpus_and_the_store(cpus, store, default_prepare, expected):
+    assert plan_pools(PredictionOptions(), store, default_prepare=default_prepare, cpus=cpus) == expected
+
+
+def test_configured_counts_win_and_a_custom_prepare_never_runs_in_processes():
+    opts = PredictionOptions.from_configuration({"prepare_workers": 3, "write_workers": 5, "decode_processes": 0})
+    assert plan_pools(opts, LOCAL, default_prepare=True, cpus=8) == Pools(prepare_threads=3, decode_processes=0, write_threads=5)
+    opts = PredictionOptions.from_configuration({"decode_processes": 3, "io_workers": 4})
+    assert plan_pools(opts, FakeS3(), default_prepare=False, cpus=8) == Pools(prepare_threads=4, decode_processes=0, write_threads=4)
+    assert plan_pools(opts, FakeS3(), default_prepare=True, cpus=1).decode_processes == 3
+
+
+@pytest.mark.parametrize(("key", "value"), [("prepare_workers", 0), ("write_workers", -1), ("decode_processes", -1), ("decode_processes", "two")])
+def test_bad_pool_sizes_name_their_key(key, value):
+    with pytest.raises(ValueError, match=rf"configuration\.{key}: must be a whole number"):
+        PredictionOptions.from_configuration({key: value})
+
+
+def png(i: int, size: tuple[int, int] = (40, 30), mode: str = "RGB") -> bytes:
+    rng = np.random.default_rng(i)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(arr).convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def rotated_jpeg() -> bytes:
+    """A 40x20 JPEG whose EXIF says "rotate 90": upright it is 20 wide, 40 high."""
+    img = Image.fromarray(np.zeros((20, 40, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+class Recorder(BaseModelAdapter):
+    """Keeps the default prepare_item_func; records each input it is given (shape, checksum)."""
+
+    def load(self, local_path: str, **kwargs: Any) -> None:
+        self.seen: dict[str, Any] = {}
+
+    def save(self, local_path: str, **kwargs: Any) -> None:
+        pass
+
+    def predict(self, batch: Any, **kwargs: Any) -> list[AnnotationCollection]:
+        out = []
+        for x, item in zip(batch, kwargs["items"]):
+            self.seen[item.id] = (x.shape, x.dtype.str, int(np.asarray(x, dtype=np.int64).sum())) if isinstance(x, np.ndarray) else x
+            coll = AnnotationCollection()
+            coll.add_classification("a", confidence=0.5)
+            out.append(coll)
+        return out
+
+
+def shm_blocks() -> set[str]:
+    return {n for n in os.listdir("/dev/shm") if n.startswith("psm_")} if os.path.isdir("/dev/shm") else set()
+
+
+def run(registry: Registry, ds: Any, **config: Any) -> tuple[Recorder, Any]:
+    model = registry.create_model(f"m-{config['decode_processes']}", labels=["a"], configuration=config)
+    adapter = Recorder(registry=registry)
+    adapter.load_from_model(model)
+    assert uses_default_prepare(adapter)
+    return adapter, adapter.predict_dataset(ds)
+
+
+def test_decoding_in_processes_gives_what_the_threads_give(tmp_path):
+    before = shm_blocks()
+    with Registry(LocalStore(tmp_path / "store")) as registry:
+        ds = registry.create_dataset("d", labels=["a"])
+        for i in range(24):
+            registry.add_item(ds, f"{i:02d}.png", png(i, mode="RGB" if i % 3 else "L"))
+        registry.add_item(ds, "rotated.jpg", rotated_jpeg())
+        registry.add_item(ds, "broken.png", b"\x89PNG not really")
+        registry.add_item(ds, "huge.png", png(99, size=(400, 400)))
+        registry.add_item(ds, "note.txt", b"hello")
+        config = {"prepared_bytes_budget": 200_000, "batch_size": 4}
+        threads, t_report = run(registry, ds, decode_processes=0, **config)
+        procs, p_report = run(registry, ds, decode_processes=2, **config)
+    assert t_report.succeeded == p_report.succeeded == 26
+    assert procs.seen == threads.seen  # same pixels, shapes and dtypes, text unchanged
+    assert procs.seen[next(k for k in procs.seen if procs.seen[k] == "hello")] == "hello"
+    assert (40, 20, 3) in [v[0] for v in procs.seen.values() if isinstance(v, tuple)]  # EXIF rotation applied
+    # the same per-item failures, with the same messages
+    assert [(f.path, f.stage, f.error) for f in p_report.failures] == [(f.path, f.stage, f.error) for f in t_report.failures]
+    assert {f.path for f in p_report.failures} == {"broken.png", "huge.png"}
+    assert shm_blocks() == before  # every shared memory block was unlinked
+
+
+def test_a_process_decoded_array_is_a_plain_writable_array():
+    arr = ProcessDecoder(1).start().decode_image(png(3), what="x")
+    assert type(arr) is np.ndarray and arr.flags.writeable and arr.shape == (30, 40, 3)
+    arr[...] = 0  # the adapter may normalise in place
+
+
+def test_the_engine_validates_each_annotation_once(tmp_path, monkeypatch):
+    calls = []
+    original = Annotation.validate
+
+    def counting(self: Annotation) -> None:
+        calls.append(self.id)
+        original(self)
+
+    with Registry(LocalStore(tmp_path / "store")) as registry:
+        ds = registry.create_dataset("d", labels=["a"])
+        for i in range(5):
+            registry.add_item(ds, f"{i}.png", png(i))
+        model = registry.create_model("m", labels=["a"])
+        adapter = Recorder(registry=registry)
+        adapter.load_from_model(model)
+        monkeypatch.setattr(Annotation, "validate", counting)
+        report = adapter.predict_dataset(ds)
+    assert report.succeeded == 5
+    # one at construction (add_classification), one when stamped; none when stored (was four)
+    assert len(calls) == 2 * 5
