@@ -27,6 +27,16 @@ def open_registry(args: argparse.Namespace) -> Registry:
     return Registry.open(args.store or default_store_uri())
 
 
+def item_filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The item filters of ``--subset`` and ``--path-prefix`` (those given)."""
+    flt: dict[str, Any] = {}
+    if getattr(args, "subset", None):
+        flt["subset"] = args.subset
+    if getattr(args, "path_prefix", None):
+        flt["path_prefix"] = args.path_prefix
+    return flt
+
+
 def parse_key_values(pairs: list[str] | None, what: str) -> dict[str, Any]:
     """``["a=1", "b=x"]`` to ``{"a": 1, "b": "x"}`` (values parsed as JSON when they are JSON).
 

@@ -12,19 +12,10 @@ from ..entities import Model
 from ..errors import NotFoundError, StoreError
 from ..flows.preflight import require_trained, warn_label_mismatch
 from ..loading import make_adapter
-from ._common import add_store_option, open_registry, print_json
+from ._common import add_store_option, item_filters, open_registry, print_json
 
 if TYPE_CHECKING:
     from ..prediction import PredictionReport
-
-
-def _subset_filters(args: argparse.Namespace) -> dict:
-    flt: dict = {}
-    if getattr(args, "subset", None):
-        flt["subset"] = args.subset
-    if getattr(args, "path_prefix", None):
-        flt["path_prefix"] = args.path_prefix
-    return flt
 
 
 def chosen_version(model: Model, args: argparse.Namespace) -> int | None:
@@ -84,7 +75,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         try:
             report = adapter.predict_dataset(
-                args.dataset, filters=_subset_filters(args), batch_size=args.batch_size, resume=args.resume, progress=True, on_finish=show
+                args.dataset, filters=item_filters(args), batch_size=args.batch_size, resume=args.resume, progress=True, on_finish=show
             )
         except Exception as exc:
             if not shown:
@@ -101,7 +92,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model = registry.get_model(args.model)
         adapter = make_adapter(registry, args.adapter, model=model)
         require_trained(type(adapter), model, allow_untrained=args.allow_untrained)
-        result = adapter.evaluate_model(model, args.dataset, filters=_subset_filters(args), progress=True)
+        result = adapter.evaluate_model(model, args.dataset, filters=item_filters(args), progress=True)
         print(f"evaluated {model.name} v{result.model.version}: {result.summary}")
         print(f"report: {result.report_uri}")
         for line in result.prediction.summary().splitlines()[1:]:  # one line per failed item

@@ -7,7 +7,7 @@ import argparse
 from ..errors import ValidationError
 from ..export import EXPORT_FORMATS, iter_predictions, read_categories, write_export
 from ..flows.preflight import BOX_OUTPUTS
-from ._common import add_store_option, open_registry, print_json
+from ._common import add_store_option, item_filters, open_registry, print_json
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -20,13 +20,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "predictions export", "--format",
                 f"COCO detection results hold boxes and model {model.name!r} outputs {model.output_type}: use --format jsonl or csv",
             )  # fmt: skip
-        filters: dict = {}
-        if args.subset:
-            filters["subset"] = args.subset
-        if args.path_prefix:
-            filters["path_prefix"] = args.path_prefix
         result = write_export(
-            iter_predictions(registry, ds, model, filters),
+            iter_predictions(registry, ds, model, item_filters(args)),
             args.output,
             args.format,
             labels=model.labels or ds.labels,
