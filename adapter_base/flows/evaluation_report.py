@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from ..entities import Dataset, Filters, Model
-from ..metrics.mistakes import Mistake, ShownMistake, thumbnail_png
+from ..metrics.mistakes import BOX_THUMBNAIL_SIDE, THUMBNAIL_SIDE, Mistake, ShownMistake, thumbnail_png
 from ..metrics.report import Baseline, filters_text
 from ..prediction import PredictionReport
 from ..registry import Registry
@@ -31,7 +31,10 @@ def show_mistakes(registry: Registry, dataset: Dataset, mistakes: list[Mistake])
             if item.mimetype.startswith("text/"):
                 shown.append(ShownMistake(mistake, text=data[: 4 * TEXT_PREVIEW_CHARS].decode("utf-8", "replace")[:TEXT_PREVIEW_CHARS]))
                 continue
-            uri = thumbnail_png(data, true_boxes=mistake.true_boxes, predicted_boxes=mistake.predicted_boxes)
+            boxes = bool(mistake.true_boxes or mistake.predicted_boxes)
+            uri = thumbnail_png(
+                data, true_boxes=mistake.true_boxes, predicted_boxes=mistake.predicted_boxes, side=BOX_THUMBNAIL_SIDE if boxes else THUMBNAIL_SIDE
+            )
             shown.append(ShownMistake(mistake, image_uri=uri))
         except Exception as exc:  # noqa: BLE001 - a preview is a convenience: the mistake is listed without it
             log.warning("evaluation report: no preview of item %s (%s): %s: %s", mistake.item_id, mistake.path, type(exc).__name__, exc)

@@ -21,9 +21,11 @@ import numpy as np
 
 from adapter_base.metrics.detection import iou_matrix
 
-#: How many mistakes a report shows, and the longest side of a thumbnail in pixels.
+#: How many mistakes a report shows, and the longest side of a thumbnail in pixels
+#: (larger for images with boxes: the boxes need room).
 MAX_MISTAKES = 12
 THUMBNAIL_SIDE = 128
+BOX_THUMBNAIL_SIDE = 224
 #: A predicted box matches a true box of its label at this IoU (COCO's AP50 threshold).
 MATCH_IOU = 0.5
 #: Thumbnails are drawn from at most this many pixels of the source image (a bound on decoding work).
@@ -31,6 +33,7 @@ _MAX_SOURCE_PIXELS = 64_000_000
 
 TRUE_COLOUR = (0, 160, 0)
 PREDICTED_COLOUR = (220, 0, 0)
+HALO_COLOUR = (255, 255, 255)
 
 Box = tuple[float, float, float, float]
 TrueBox = tuple[str, Box]
@@ -182,7 +185,10 @@ def thumbnail_png(
     for colour, boxes in ((TRUE_COLOUR, true_boxes), (PREDICTED_COLOUR, predicted_boxes)):
         for box in boxes:
             left, top, right, bottom = (float(v) * scale for v in box[1])
-            draw.rectangle((left, top, max(left, right), max(top, bottom)), outline=colour, width=2)
+            right, bottom = max(left, right), max(top, bottom)
+            # A white halo outside the coloured line keeps it visible on an image of the same colour.
+            draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), outline=HALO_COLOUR, width=1)
+            draw.rectangle((left, top, right, bottom), outline=colour, width=2)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -36,6 +36,8 @@ _DISPLAY_NAMES = {
     "num_pred": "predictions",
     "num_pred_clipped": "predicted boxes clipped to the image",
     "max_detections": "detections scored per image and label",
+    "items_failed": "items failed",
+    "items_without_ground_truth": "items without ground truth",
 }
 
 _CSS = """
@@ -49,9 +51,10 @@ dl.context dt { font-weight: bold; }
 dl.context dd { margin: 0; }
 img { max-width: 100%; }
 p.error { color: #a00; }
+p.note { color: #555; font-size: 0.9em; max-width: 60em; }
 div.mistakes { display: flex; flex-wrap: wrap; gap: 1em; margin: 0.5em 0 1.5em; }
-div.mistakes figure { margin: 0; width: 160px; font-size: 0.85em; overflow-wrap: anywhere; }
-div.mistakes img { image-rendering: pixelated; border: 1px solid #ccc; display: block; }
+div.mistakes figure { margin: 0; width: min-content; min-width: 128px; font-size: 0.85em; overflow-wrap: anywhere; }
+div.mistakes img { image-rendering: pixelated; border: 1px solid #ccc; display: block; max-width: none; }
 div.mistakes pre { white-space: pre-wrap; background: #f6f6f6; padding: 0.3em; margin: 0; max-height: 8em; overflow: hidden; }
 span.true { color: #007a00; } span.predicted { color: #c00000; }
 """
@@ -259,20 +262,30 @@ def _delta(value: Any, base: Any) -> str:
     return f"{delta:+.3f}"
 
 
+def _is_text(value: Any) -> bool:
+    """A string that is not an encoded number (``NaN``, ``Infinity``): a note such as ``method``."""
+    return isinstance(value, str) and not isinstance(from_json_safe(value), float)
+
+
 def _summary_html(metrics: Mapping[str, Any], baselines: Sequence[Baseline]) -> str:
-    """The summary table; with baselines, their values and the delta to each (this value minus theirs)."""
-    header = ["metric", "value"]
+    """The summary table, its text entries (the method) as notes under it; with baselines, their
+    values and the delta to each (this value minus theirs)."""
+    version = metrics.get("model_version")
+    header = ["metric", f"v{_esc(version)} (this)" if baselines and isinstance(version, int) else "value"]
     for baseline in baselines:
         header += [_esc(baseline.name), "&Delta;"]
     others = [dict(_summary_rows(b.metrics)) for b in baselines]
-    body = []
+    body, notes = [], []
     for name, value in _summary_rows(metrics):
+        if _is_text(value):
+            notes.append(f'<p class="note">{_esc(name)}: {_esc(value)}</p>')
+            continue
         row = [_esc(name), _esc(format_metric(value))]
         for other in others:
             base = other.get(name)
             row += [_esc(format_metric(base)) if name in other else "", _esc(_delta(value, base))]
         body.append(row)
-    return _html_table(header, body)
+    return _html_table(header, body) + "".join(notes)
 
 
 def _mistakes_html(mistakes: Sequence[ShownMistake], detection: bool) -> str:

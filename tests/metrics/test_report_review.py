@@ -17,6 +17,7 @@ from PIL import Image
 from adapter_base import AnnotationCollection, BaseModelAdapter, Registry
 from adapter_base.metrics import classification_metrics, render_html_report
 from adapter_base.metrics.mistakes import (
+    BOX_THUMBNAIL_SIDE,
     MAX_MISTAKES,
     PREDICTED_COLOUR,
     THUMBNAIL_SIDE,
@@ -131,7 +132,7 @@ def test_classification_report_shows_worst_mistakes_and_the_comparison(registry:
 
     # The comparison: v1 is both the previous version and production, one column with deltas.
     summary = _section(page, "Summary")
-    assert "<th>v1 (previous, production)</th><th>&Delta;</th>" in summary
+    assert _header(summary) == ["metric", "v2 (this)", "v1 (previous, production)", "&Delta;"]
     rows = _rows(summary)
     assert rows["accuracy"] == ["0.800", "0.600", "+0.200"]
     assert rows["samples"] == ["10", "10", "+0"]
@@ -170,7 +171,7 @@ def test_production_on_another_version_gets_its_own_column(registry: Registry) -
         registry.update_item(item)
     page = ByVersion(registry=registry).evaluate_model(v3, ds, filters={"subset": "test"}).report_html
     summary = _section(page, "Summary")
-    assert "<th>v2 (previous)</th><th>&Delta;</th><th>v1 (production)</th><th>&Delta;</th>" in summary
+    assert _header(summary) == ["metric", "v3 (this)", "v2 (previous)", "&Delta;", "v1 (production)", "&Delta;"]
     assert _rows(summary)["accuracy"] == ["0.800", "0.800", "+0.000", "0.600", "+0.200"]
 
 
@@ -212,15 +213,16 @@ def test_detection_report_draws_true_and_predicted_boxes(registry: Registry) -> 
     assert [alt for alt, _ in shown] == ["test/shifted.png", "test/missed.png", "test/false.png"]
     assert "1 missed, 1 false (top 0.95)" in mistakes
     thumb = np.asarray(_decode(shown[0][1]))
-    assert thumb.shape == (THUMBNAIL_SIDE, THUMBNAIL_SIDE, 3)
-    scale = THUMBNAIL_SIDE / 64
+    assert thumb.shape == (BOX_THUMBNAIL_SIDE, BOX_THUMBNAIL_SIDE, 3)
+    scale = BOX_THUMBNAIL_SIDE / 64
     # The true box's left edge is green, the predicted box's right edge red, the inside of neither white.
     assert tuple(thumb[int(20 * scale), int(10 * scale)]) == TRUE_COLOUR
     assert tuple(thumb[int(40 * scale), int(50 * scale) - 1]) == PREDICTED_COLOUR
     assert tuple(thumb[int(20 * scale), int(20 * scale)]) == (255, 255, 255)
-    # The mAP summary has no ids either.
+    # The mAP summary has no ids either; the method is a note under the table, not a row.
     summary = _section(page, "Summary")
-    assert "mAP@.50" in summary and model.id not in summary and ds.id not in summary
+    assert "mAP@.50" in _rows(summary) and model.id not in summary and ds.id not in summary
+    assert "method" not in _rows(summary) and '<p class="note">method: pycocotools COCOeval' in summary
 
 
 def test_text_items_show_an_excerpt(registry: Registry) -> None:
