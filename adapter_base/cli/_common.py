@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..registry import Registry
 from ..secrets import holds_secret
-from ..storage import default_store_uri
+from ..storage import default_store_uri, open_store
 
 
 def add_store_option(parser: argparse.ArgumentParser) -> None:
@@ -22,9 +22,13 @@ def add_store_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_registry(args: argparse.Namespace) -> Registry:
-    """The registry over ``--store`` (or the default store)."""
-    return Registry.open(args.store or default_store_uri())
+def open_registry(args: argparse.Namespace, *, create: bool = False) -> Registry:
+    """The registry over ``--store`` (or the default store), checked at once (S3: bucket and credentials).
+
+    Only commands that write the first records (``dataset import``, ``model create``, ``demo``)
+    pass ``create=True``; every other one refuses a store that does not exist.
+    """
+    return Registry(open_store(args.store or default_store_uri(), create=create, check=True))
 
 
 def item_filters(args: argparse.Namespace) -> dict[str, Any]:

@@ -24,7 +24,7 @@ def default_name(args: argparse.Namespace) -> str:
 def cmd_import(args: argparse.Namespace) -> int:
     source = dataset_source(args.source) if args.source else None  # a named source such as 'digits'
     if source is not None:
-        with open_registry(args) as registry:
+        with open_registry(args, create=True) as registry:
             ds = source(registry, args.name or args.source, seed=args.seed, limit=args.limit)
             counts = registry.count_by_subset(ds, KNOWN_SUBSETS)
             del counts["all"]
@@ -46,7 +46,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print("dry run: nothing was written")
         return 0
     name = args.name or default_name(args)
-    with open_registry(args) as registry:
+    with open_registry(args, create=True) as registry:
         result = apply_plan(registry, plan, name, on_conflict=args.on_conflict)
         ds = result.dataset
         subsets = list(KNOWN_SUBSETS) + sorted({s for it in plan.items for s in it.subsets} - set(KNOWN_SUBSETS))

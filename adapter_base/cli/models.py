@@ -13,7 +13,7 @@ from ._common import add_store_option, confirm, open_registry, parse_key_values,
 
 def cmd_create(args: argparse.Namespace) -> int:
     load_adapter_class(args.adapter)  # fail now, not at training time
-    with open_registry(args) as registry:
+    with open_registry(args, create=True) as registry:
         ds = registry.get_dataset(args.dataset) if args.dataset else None
         subsets = {name: {"subset": name} for name in args.subsets}
         model = registry.create_model(

@@ -39,27 +39,33 @@ def check_store_uri(uri: str) -> str:
     return uri
 
 
-def open_store(uri: str | None = None) -> ObjectStore:
+def open_store(uri: str | None = None, *, create: bool = True, check: bool = False) -> ObjectStore:
     """Open a store from a URI: ``/path``, ``file:///path``, a relative path, or ``s3://bucket/prefix``.
 
     S3 endpoint and credentials come from the environment (``AWS_ENDPOINT_URL``,
     ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``).
+
+    ``create=False``: a local store's directory must exist (a mistyped path is an error, never
+    a new empty store). ``check=True``: an S3 store checks its bucket and credentials now,
+    with none of the long retries of later requests, so a missing bucket, a refused
+    connection or rejected credentials fail at once with one line.
     """
     uri = check_store_uri(uri or default_store_uri())
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
         from .s3 import S3Store
 
-        return S3Store.from_uri(uri)
+        store = S3Store.from_uri(uri)
+        return store.open() if check else store
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             # file://data/store names host "data", path "/store": never the folder meant.
             raise StoreError(
                 f"file:// store URI names host {parsed.hostname!r} (file://HOST/PATH): use file:///absolute/path, or a plain path for a relative one"
             )
-        return LocalStore(parsed.path)
+        return LocalStore(parsed.path, create=create)
     if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
-        return LocalStore(uri)
+        return LocalStore(uri, create=create)
     raise StoreError(f"unsupported store URI scheme {parsed.scheme!r} in {uri!r} (use a path, file:// or s3://)")
 
 

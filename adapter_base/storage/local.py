@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, StoreError
 from .atomic import atomic_write
 from .base import ObjectInfo, ObjectStore
 from .digest import copy_file_sha256
@@ -27,8 +27,15 @@ class LocalStore(ObjectStore):
     live in ``root/TMP_DIR``, a name outside the key space, and are removed when a write fails.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, create: bool = True) -> None:
+        """The store under ``root``; with ``create=False`` a missing directory is a ``StoreError`` (nothing is made)."""
         self.root = Path(root).expanduser().resolve()
+        if not create and not self.root.is_dir():
+            what = "is not a directory" if self.root.exists() else "does not exist"
+            raise StoreError(
+                f"no store at {self.root} ({what}): check --store / $MODEL_ADAPTER_STORE; a store is created only by "
+                "`model-adapter dataset import` or `model create`"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         self.uri = f"file://{self.root}"
         self._tmp_dir = self.root / TMP_DIR

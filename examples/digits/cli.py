@@ -10,7 +10,7 @@ from .demo import run_demo
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    with open_registry(args) as registry:
+    with open_registry(args, create=True) as registry:
         result = run_demo(registry, fresh=args.fresh, epochs=args.epochs)
     return 0 if result.prediction.ok else 1
 

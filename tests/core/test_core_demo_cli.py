@@ -173,6 +173,7 @@ def test_cli_directory_import(capsys, tmp_path):
     ],
 )
 def test_cli_errors_are_one_line_and_exit_1(capsys, tmp_path, argv, fragment):
+    (tmp_path / "store").mkdir()  # an empty store: reading commands refuse a missing one
     code, out, err = run(capsys, *argv, "--store", str(tmp_path / "store"))
     assert code == 1
     assert fragment in error_line(err)
@@ -187,6 +188,7 @@ def test_cli_error_for_model_without_adapter(capsys, tmp_path):
 
 
 def test_cli_debug_raises(tmp_path):
+    (tmp_path / "store").mkdir()
     with pytest.raises(NotFoundError, match="nope"):
         main(["--debug", "dataset", "show", "nope", "--store", str(tmp_path / "store")])
 

@@ -255,12 +255,12 @@ def test_checkpoint_written_just_before_a_crash_is_kept(local_registry, ds, mode
     assert local_registry.store.exists(layout.checkpoints_prefix(model.id) + "step-500.ckpt")
 
 
-def test_failure_before_training_is_recorded(local_registry, ds):
+def test_a_run_refused_by_its_checks_leaves_the_model_untouched(local_registry, ds):
     model = local_registry.create_model("bad-subset", dataset_id=ds.id, subsets={"train": {"subset": "nothing"}})
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="subsets.train"):
         BrightnessAdapter(registry=local_registry).train_model(model)
     stored = local_registry.get_model(model.id)
-    assert stored.status == "failed" and "subsets.train" in stored.status_message and stored.version == 0
+    assert stored.status == "created" and stored.status_message is None and stored.version == 0
 
 
 def test_stage_training_stages_the_result_for_a_later_commit(local_registry, ds, model, tmp_path):

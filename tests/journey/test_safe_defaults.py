@@ -203,6 +203,52 @@ def test_a_submitted_run_refused_by_its_load_step_leaves_the_model_alone(capsys,
     assert ref.version == 0
 
 
+# --- 5. a mistyped store fails at once, and reading never creates one ---------------------
+
+
+def test_a_mistyped_local_store_is_refused_and_never_created(capsys, tmp_path):
+    missing = tmp_path / "nonexistent" / "dir" / "store"
+    for store in (str(missing), f"file://{missing}"):
+        for argv in (("model", "list"), ("dataset", "list"), ("model", "show", "m"), ("predict", "m", "--dataset", "d")):
+            code, out, err = run(capsys, *argv, "--store", store)
+            assert code == 1 and out == ""
+            assert error_line(err) == (
+                f"error: StoreError: no store at {missing} (does not exist): check --store / $MODEL_ADAPTER_STORE; "
+                "a store is created only by `model-adapter dataset import` or `model create`"
+            )
+    assert not (tmp_path / "nonexistent").exists()
+    # creating one is explicit
+    images = tmp_path / "pets" / "train" / "cat"
+    images.mkdir(parents=True)
+    (images / "a.png").write_bytes(png_bytes(5))
+    code, out, err = run(capsys, "dataset", "import", str(tmp_path / "pets"), "--store", str(missing))
+    assert code == 0, err
+    assert missing.is_dir() and run(capsys, "dataset", "list", "--store", str(missing))[1].startswith("pets\t")
+
+
+@pytest.mark.s3
+def test_an_s3_store_that_cannot_be_used_fails_at_once_in_one_line(s3_server, s3_bucket, tmp_path):
+    env = {**s3_server.env(), "MODEL_ADAPTER_S3_PATH_STYLE": "true"}
+    free = __import__("socket").socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    cases = [
+        ({}, "s3://nobucket/models", "S3 bucket 'nobucket' does not exist at"),
+        ({"AWS_SECRET_ACCESS_KEY": "not-the-secret-key"}, f"s3://{s3_bucket}/p", "credentials"),
+        ({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}, f"s3://{s3_bucket}/p", f"the S3 server at http://127.0.0.1:{port} does not answer"),
+    ]
+    for extra, uri, fragment in cases:
+        start = time.monotonic()
+        proc = cli("model", "list", "--store", uri, **{**env, **extra})
+        seconds = time.monotonic() - start
+        assert proc.returncode == 1 and proc.stdout == ""
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: StoreError: ") and fragment in lines[0], proc.stderr
+        assert seconds < 8, f"{uri}: {seconds:.1f}s to fail"
+        assert "not-the-secret-key" not in proc.stderr
+
+
 # --- 6. a label mismatch is said, with both label sets -----------------------------------
 
 

@@ -6,6 +6,7 @@ Nothing here talks to a server: bad settings are refused before a client is buil
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Mapping
 from urllib.parse import urlparse
@@ -31,6 +32,11 @@ ENV_LIST_MODE = "MODEL_ADAPTER_S3_LIST_MODE"
 
 #: ``auto`` picks ``walk`` on servers that list in directory-walk order (see ``listing``).
 LIST_MODES = ("auto", "flat", "walk")
+
+# urllib3 logs a multi-part warning for each of its own quick retries (``Retrying (Retry(total=1, ...))
+# after connection broken by ...``); the store's ``retry_call`` reports its retries, and its final
+# error says what failed, in one line each.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def env_flag(name: str) -> bool:

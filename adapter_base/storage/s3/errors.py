@@ -185,8 +185,8 @@ class ErrorMessages:
             f"and that they may access bucket {self.bucket!r}"
         )
 
-    def translate(self, exc: BaseException, what: str, key: str | None) -> BaseException:
-        """``exc`` (the last failure of ``what``) as ``NotFoundError`` / ``StoreError``, by status and S3 code."""
+    def translate(self, exc: BaseException, what: str, key: str | None, retried_s: float | None = None) -> BaseException:
+        """``exc`` (the last failure of ``what``, retried for ``retried_s``, default the deadline) as ``NotFoundError`` / ``StoreError``."""
         failure = s3_failure(exc)
         if failure is not None and not failure.transient:
             if failure.missing_key and key is not None:
@@ -196,6 +196,11 @@ class ErrorMessages:
             if failure.rejected_credentials:
                 return StoreError(self.rejected_credentials(failure.code or f"HTTP {failure.status}", what))
             return StoreError(self.scrub(f"{self.uri}: {what} failed: {failure.describe()}"))
+        if is_transient(exc) and retried_s == 0:  # a check that does not wait: the server did not answer
+            reason = str(getattr(exc, "reason", None) or exc).rsplit(">: ", 1)[-1]
+            return StoreError(
+                self.scrub(f"{self.uri}: the S3 server at {self.endpoint} does not answer ({reason}): check AWS_ENDPOINT_URL and that the server runs")
+            )
         if is_transient(exc):
             return StoreError(
                 self.scrub(
@@ -205,9 +210,9 @@ class ErrorMessages:
             )
         return StoreError(self.scrub(f"{self.uri}: {what} failed: {type(exc).__name__}: {exc}"))
 
-    def raise_translated(self, exc: BaseException, what: str, key: str | None) -> NoReturn:
+    def raise_translated(self, exc: BaseException, what: str, key: str | None, retried_s: float | None = None) -> NoReturn:
         """Raise ``translate(exc, ...)``, chained to ``exc`` unless it is a credentials error."""
-        err = self.translate(exc, what, key)
+        err = self.translate(exc, what, key, retried_s)
         failure = s3_failure(exc)
         cause = None if failure is not None and failure.rejected_credentials else exc
         # Error -> traceback -> frame -> error cycles (here, and minio's own) would keep every

@@ -167,25 +167,26 @@ class S3Store(ObjectStore):
     def _full(self, key: str) -> str:
         return self._root + validate_key(key)
 
-    def _call(self, what: str, fn: Callable[[], T], key: str | None = None, *, opened: bool = True) -> T:
-        """Run ``fn`` with retries; translate the final failure."""
+    def _call(self, what: str, fn: Callable[[], T], key: str | None = None, *, opened: bool = True, deadline_s: float | None = None) -> T:
+        """Run ``fn`` with retries (until ``deadline_s``, default the store's); translate the final failure."""
         if opened:
             self._ensure_open()
+        deadline = self.retry_deadline_s if deadline_s is None else deadline_s
         try:
-            return retry_call(fn, is_transient=is_transient, what=f"{self.uri}: {what}", deadline_s=self.retry_deadline_s)
+            return retry_call(fn, is_transient=is_transient, what=f"{self.uri}: {what}", deadline_s=deadline)
         except (StoreError, NotFoundError):
             raise
         except Exception as exc:  # noqa: BLE001 - translated below
-            self._errors.raise_translated(exc, what, key)
+            self._errors.raise_translated(exc, what, key, retried_s=deadline)
 
-    def _ensure_open(self) -> None:
+    def _ensure_open(self, deadline_s: float | None = None) -> None:
         """Check once that the bucket exists and the credentials work."""
         if self._opened:
             return
         with self._open_lock:
             if self._opened:
                 return
-            exists = self._call("bucket check", lambda: self._client.bucket_exists(self.bucket), opened=False)
+            exists = self._call("bucket check", lambda: self._client.bucket_exists(self.bucket), opened=False, deadline_s=deadline_s)
             if not exists:
                 raise StoreError(self._errors.missing_bucket())
             if self.list_mode == "auto":
@@ -193,8 +194,9 @@ class S3Store(ObjectStore):
             self._opened = True
 
     def open(self) -> "S3Store":
-        """Check the bucket and credentials now (otherwise done on first use)."""
-        self._ensure_open()
+        """Check the bucket and credentials now, without the long retries of first use: a missing bucket, rejected
+        credentials or a server that refuses the connection fail at once, in one line (``open_store(check=True)``)."""
+        self._ensure_open(deadline_s=0.0)
         return self
 
     # ------------------------------------------------------------------ objects
