@@ -26,13 +26,11 @@ from ..registry import layout
 from ._common import resolve_dataset, resolve_model
 from .evaluation_report import find_baselines, report_context, show_mistakes
 from .load import load_from_model
-from .preflight import check_evaluation
+from .preflight import BOX_OUTPUTS, check_evaluation
 from .predict import predict_dataset
 
 
 log = logging.getLogger(__name__)
-
-BOX_OUTPUTS = ("box", "detection")
 
 
 @dataclass
