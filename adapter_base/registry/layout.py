@@ -4,6 +4,7 @@
     names/models/<name>.json            -> {"id": ...}
     datasets/<dataset_id>/dataset.json
     datasets/<dataset_id>/records/<item_id>.json                   Item
+    datasets/<dataset_id>/record-pages/<item_id>.json              JSON lines: copies of the records from that one on (record_pages.py)
     datasets/<dataset_id>/binaries/<item_id>                       the item's bytes
     datasets/<dataset_id>/paths/<item.path>.json                   {"id": ...} (unique paths)
     datasets/<dataset_id>/annotations/<item_id>/ground_truth.json  AnnotationCollection
@@ -65,6 +66,15 @@ def item_records_prefix(dataset_id: str) -> str:
 
 def item_record(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "records", f"{item_id}.json")
+
+
+def record_pages_prefix(dataset_id: str) -> str:
+    return join_key("datasets", dataset_id, "record-pages") + "/"
+
+
+def record_page(dataset_id: str, first_record: str) -> str:
+    """The page of record copies that starts at the record named ``first_record`` (``<item_id>.json``)."""
+    return join_key("datasets", dataset_id, "record-pages", first_record)
 
 
 def item_paths_prefix(dataset_id: str) -> str:

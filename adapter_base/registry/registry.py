@@ -29,6 +29,7 @@ from ..entities._base import check_name, check_path_part, utc_now
 from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
 from ..storage import ObjectStore, open_store
 from . import layout
+from .record_pages import iter_records
 from .versions import ModelVersions
 
 log = logging.getLogger(__name__)
@@ -234,26 +235,32 @@ class Registry:
     ) -> Iterator[tuple[str, Item | BaseException]]:
         """Yield ``(item_id, Item or the error that made its record unreadable)`` for matching items.
 
-        Lazy: records are fetched a bounded window ahead, in id order; memory does not
-        grow with the dataset. Unreadable records are yielded as errors so callers can
-        report them and go on.
+        Lazy: records come in id order, from pages of copies where those are current
+        (``record_pages``), else read a bounded window ahead; memory does not grow with
+        the dataset. Unreadable records are yielded as errors so callers can report them
+        and go on.
         """
         ds_id = dataset if isinstance(dataset, str) else dataset.id
         flt = Filters.coerce(filters)
+        window = 4 * self.io_workers
         if flt.item_ids is not None:
-            keys: Iterable[str] = (layout.item_record(ds_id, i) for i in dict.fromkeys(flt.item_ids))
+            ids = dict.fromkeys(flt.item_ids)
+            records: Iterable[tuple[str, Any]] = ordered_map(
+                lambda i: self.store.get_json(layout.item_record(ds_id, i)), ids, pool=self.pool, window=window
+            )
         else:
-            keys = (o.key for o in self.store.list(layout.item_records_prefix(ds_id)) if o.key.endswith(".json"))
-
-        def load(key: str) -> Item:
-            return Item.from_dict(self.store.get_json(key))
-
-        for key, result in ordered_map(load, keys, pool=self.pool, window=4 * self.io_workers):
-            item_id = key.rsplit("/", 1)[-1][: -len(".json")]
-            if isinstance(result, BaseException):
-                yield item_id, result
-            elif flt.matches(result):
-                yield item_id, result
+            records = iter_records(self.store, ds_id, pool=self.pool, window=window)
+        for item_id, record in records:
+            if isinstance(record, BaseException):
+                yield item_id, record
+                continue
+            try:
+                item = Item.from_dict(record)
+            except Exception as exc:  # noqa: BLE001 - an unreadable record is the item's result
+                yield item_id, exc
+                continue
+            if flt.matches(item):
+                yield item_id, item
 
     def iter_items(self, dataset: Dataset | str, filters: Filters | Mapping[str, Any] | None = None) -> Iterator[Item]:
         """Iterate matching items lazily; unreadable records are logged and skipped."""

@@ -37,6 +37,10 @@ class ObjectStore(ABC):
     def get_bytes(self, key: str) -> bytes:
         """Read a small object whole; ``NotFoundError`` if missing."""
 
+    def get_with_etag(self, key: str) -> tuple[bytes, str | None]:
+        """``get_bytes`` with the etag of exactly the version read (the one a listing shows for it), None when unknown."""
+        return self.get_bytes(key), None
+
     @abstractmethod
     def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> str:
         """Upload a local file, streaming (multipart where the backend has it).
@@ -96,14 +100,18 @@ class ObjectStore(ABC):
 
     def get_json(self, key: str) -> Any:
         """Read a JSON document; malformed JSON is a ``StoreError`` naming the key."""
-        raw = self.get_bytes(key)
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{self.uri}: object {key!r} is not valid JSON: {exc}") from None
+        return decode_json(self, key, self.get_bytes(key))
 
     def close(self) -> None:
         """Release connections and pools."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"
+
+
+def decode_json(store: ObjectStore, key: str, raw: bytes) -> Any:
+    """The JSON document ``raw`` read from ``key``; malformed JSON is a ``StoreError`` naming the key."""
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{store.uri}: object {key!r} is not valid JSON: {exc}") from None

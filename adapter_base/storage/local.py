@@ -53,6 +53,14 @@ class LocalStore(ObjectStore):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFoundError(f"{self.uri}: no object {key!r}") from None
 
+    def get_with_etag(self, key: str) -> tuple[bytes, str | None]:
+        try:
+            with open(self._path(key), "rb") as fh:
+                # Objects are replaced, never written in place: the open file is one version.
+                return fh.read(), _etag(os.fstat(fh.fileno()))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFoundError(f"{self.uri}: no object {key!r}") from None
+
     def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> str:
         with atomic_write(self._path(key), tmp_dir=self._tmp_dir) as tmp:
             digest = copy_file_sha256(path, tmp)
@@ -85,7 +93,7 @@ class LocalStore(ObjectStore):
             raise NotFoundError(f"{self.uri}: no object {key!r}") from None
         if not p.is_file():
             raise NotFoundError(f"{self.uri}: no object {key!r}")
-        return ObjectInfo(key=key, size=st.st_size, etag=f"{st.st_mtime_ns:x}-{st.st_size:x}")
+        return ObjectInfo(key=key, size=st.st_size, etag=_etag(st))
 
     def delete(self, key: str) -> None:
         p = self._path(key)
@@ -128,7 +136,12 @@ class LocalStore(ObjectStore):
                     yield from self._walk(Path(path), prefix)
             elif rel.startswith(prefix):
                 try:
-                    size = os.stat(path).st_size
+                    st = os.stat(path)
                 except FileNotFoundError:  # deleted since the directory was read
                     continue
-                yield ObjectInfo(key=rel, size=size)
+                yield ObjectInfo(key=rel, size=st.st_size, etag=_etag(st))
+
+
+def _etag(st: os.stat_result) -> str:
+    """A version tag of a local object: every write replaces the file (a new inode, a new mtime)."""
+    return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"

@@ -231,6 +231,20 @@ class S3Store(ObjectStore):
 
         return self._call(f"get {key!r}", get, key)
 
+    def get_with_etag(self, key: str) -> tuple[bytes, str | None]:
+        """Read an object whole with the ETag of the version read; ``NotFoundError`` if missing."""
+        name = self._full(key)
+
+        def get() -> tuple[bytes, str | None]:
+            resp = self._client.get_object(self.bucket, name)
+            try:
+                return resp.read(), (resp.headers.get("ETag") or "").strip('"') or None
+            finally:
+                resp.close()
+                resp.release_conn()
+
+        return self._call(f"get {key!r}", get, key)
+
     def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> str:
         """Upload a file streaming, multipart above ``part_size``; a retry restarts the upload.
 
