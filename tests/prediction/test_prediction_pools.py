@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -134,6 +136,22 @@ def test_a_process_decoded_array_is_a_plain_writable_array():
     arr = ProcessDecoder(1).start().decode_image(png(3), what="x")
     assert type(arr) is np.ndarray and arr.flags.writeable and arr.shape == (30, 40, 3)
     arr[...] = 0  # the adapter may normalise in place
+
+
+def test_no_shared_memory_block_is_left_or_reported_leaked_at_exit(tmp_path):
+    script = f"""
+import io, numpy as np
+from PIL import Image
+from adapter_base.prediction.decoders import ProcessDecoder
+buf = io.BytesIO(); Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
+dec = ProcessDecoder(2).start()
+assert all(dec.decode_image(buf.getvalue()).shape == (8, 8, 3) for _ in range(20))
+"""
+    before = shm_blocks()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "resource_tracker" not in done.stderr and "leaked" not in done.stderr, done.stderr
+    assert shm_blocks() == before
 
 
 def test_the_engine_validates_each_annotation_once(tmp_path, monkeypatch):
