@@ -12,6 +12,7 @@ from ..errors import NotFoundError, StoreError
 from .atomic import atomic_write
 from .base import ObjectInfo, ObjectStore
 from .digest import copy_file_sha256
+from .external_sort import sorted_lines
 from .keys import validate_key, validate_prefix
 
 #: The store's own temporaries live in one directory at the root whose name contains a backslash,
@@ -115,31 +116,31 @@ class LocalStore(ObjectStore):
         yield from self._walk(start, prefix)
 
     def _walk(self, directory: Path, prefix: str) -> Iterator[ObjectInfo]:
-        # One directory's names are sorted in memory (scandir's order is arbitrary), as bare
-        # (sort key, name) pairs, dropped as they are handed out: a ``DirEntry`` list would
-        # keep every entry's cached ``stat`` until the directory is done, and a directory
-        # of records grows with the dataset.
+        # scandir's order is arbitrary: one directory's names are sorted as bare strings (a
+        # directory's with a trailing "/", as keys sort), at most ``RUN_LINES`` in memory, the
+        # rest in sorted runs on disk: a directory of records grows with the dataset. A name
+        # holding a newline is no valid key (``validate_key``) and is skipped.
         try:
-            with os.scandir(directory) as it:
-                entries = sorted((e.name + "/" if e.is_dir() else e.name, e.name) for e in it)
+            it = os.scandir(directory)
         except (FileNotFoundError, NotADirectoryError):
             return
-        entries.reverse()
-        while entries:
-            sort_key, name = entries.pop()
-            if directory == self.root and name == TMP_DIR:
-                continue
-            path = os.path.join(directory, name)
-            rel = os.path.relpath(path, self.root).replace(os.sep, "/")
-            if sort_key.endswith("/"):
-                if rel.startswith(prefix) or prefix.startswith(rel + "/"):
-                    yield from self._walk(Path(path), prefix)
-            elif rel.startswith(prefix):
-                try:
-                    st = os.stat(path)
-                except FileNotFoundError:  # deleted since the directory was read
+        with it:
+            names = sorted_lines(e.name + "/" if e.is_dir() else e.name for e in it if "\n" not in e.name)
+            for sort_key in names:
+                name = sort_key.rstrip("/")
+                if directory == self.root and name == TMP_DIR:
                     continue
-                yield ObjectInfo(key=rel, size=st.st_size, etag=_etag(st))
+                path = os.path.join(directory, name)
+                rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+                if sort_key.endswith("/"):
+                    if rel.startswith(prefix) or prefix.startswith(rel + "/"):
+                        yield from self._walk(Path(path), prefix)
+                elif rel.startswith(prefix):
+                    try:
+                        st = os.stat(path)
+                    except FileNotFoundError:  # deleted since the directory was read
+                        continue
+                    yield ObjectInfo(key=rel, size=st.st_size, etag=_etag(st))
 
 
 def _etag(st: os.stat_result) -> str:

@@ -14,6 +14,7 @@ import urllib3
 from minio import Minio
 
 from ..base import ObjectInfo
+from ..external_sort import sorted_lines
 
 #: Runs one request with the store's retries and error translation: ``call(what, fn)``.
 Call = Callable[[str, Callable[[], Any]], Any]
@@ -71,25 +72,27 @@ class Lister:
         """Directory-by-directory listing sorted into key order (for servers whose recursive
         listing is in directory-walk order, e.g. SeaweedFS, which puts ``a/x`` before ``a-b``).
 
-        One directory level is held in memory at a time; deeper levels are listed on demand.
+        A level is sorted with at most ``external_sort.RUN_LINES`` entries in memory (the
+        rest in sorted runs on disk), so a directory of a million records is never held
+        whole; deeper levels are listed on demand. A name holding a newline is no valid key
+        (``validate_key``) and is skipped.
         """
-        # The level is kept as bare tuples (a listed ``Object`` carries much more), sorted, and
-        # dropped entry by entry as it is handed out.
+        # Entries travel as "name NUL dir-flag NUL size NUL etag" lines: NUL sorts below every
+        # character, so the lines sort as their names do (a directory's ends with "/", as keys sort).
         level = self.call(
             f"list {full_prefix!r}",
-            lambda: [
-                (o.object_name, bool(o.is_dir), int(o.size or 0), o.etag or None)
+            lambda: sorted_lines(
+                f"{o.object_name}\0{'d' if o.is_dir else 'f'}\0{int(o.size or 0)}\0{o.etag or ''}"
                 for o in self.client.list_objects(self.bucket, prefix=full_prefix or None, recursive=False)
-            ],
+                if "\n" not in o.object_name
+            ),
         )
-        # Directories sort by their name with the trailing "/", exactly as keys do.
-        level.sort(reverse=True)
-        while level:
-            name, is_dir, size, etag = level.pop()
+        for line in level:
+            name, kind, size, etag = line.split("\0")
             if not name.startswith(full_prefix):
                 continue
-            if is_dir or name.endswith("/"):
+            if kind == "d" or name.endswith("/"):
                 if name != full_prefix:  # SeaweedFS lists an empty directory as itself
                     yield from self.walk(name)
             else:
-                yield ObjectInfo(key=name[len(self.root) :], size=size, etag=etag)
+                yield ObjectInfo(key=name[len(self.root) :], size=int(size), etag=etag or None)
