@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import secrets
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -77,12 +78,17 @@ def _decode_to_shared_memory(data: bytes, what: str, max_bytes: int | None) -> t
         arr = decode_image(data, what=what, max_bytes=max_bytes)
     except ValidationError as exc:
         return ("invalid", exc.entity, exc.field, str(exc).split(": ", 1)[-1])
-    shm = shared_memory.SharedMemory(create=True, size=max(1, arr.nbytes))
+    shm = shared_memory.SharedMemory(name=block_prefix(os.getppid()) + secrets.token_hex(6), create=True, size=max(1, arr.nbytes))
     try:
         np.ndarray(arr.shape, arr.dtype, buffer=shm.buf)[...] = arr
         return ("ok", shm.name, arr.shape, arr.dtype.str)
     finally:
         shm.close()  # the caller unlinks it
+
+
+def block_prefix(pid: int) -> str:
+    """How the names of the shared memory blocks of process ``pid``'s decoding workers begin."""
+    return f"ma{pid}_"
 
 
 def _take(name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from adapter_base import AnnotationCollection, BaseModelAdapter, PredictionOptions, Registry
 from adapter_base.entities import Annotation
-from adapter_base.prediction.decoders import ProcessDecoder
+from adapter_base.prediction.decoders import ProcessDecoder, block_prefix
 from adapter_base.prediction.pools import Pools, plan_pools, uses_default_prepare
 from adapter_base.storage import LocalStore
 
@@ -97,8 +97,10 @@ class Recorder(BaseModelAdapter):
         return out
 
 
-def shm_blocks() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith("psm_")} if os.path.isdir("/dev/shm") else set()
+def shm_blocks(pid: int | None = None) -> set[str]:
+    """The shared memory blocks of ``pid``'s (this process's) decoding workers that exist now."""
+    prefix = block_prefix(pid or os.getpid())
+    return {n for n in os.listdir("/dev/shm") if n.startswith(prefix)} if os.path.isdir("/dev/shm") else set()
 
 
 def run(registry: Registry, ds: Any, **config: Any) -> tuple[Recorder, Any]:
@@ -110,7 +112,6 @@ def run(registry: Registry, ds: Any, **config: Any) -> tuple[Recorder, Any]:
 
 
 def test_decoding_in_processes_gives_what_the_threads_give(tmp_path):
-    before = shm_blocks()
     with Registry(LocalStore(tmp_path / "store")) as registry:
         ds = registry.create_dataset("d", labels=["a"])
         for i in range(24):
@@ -129,7 +130,7 @@ def test_decoding_in_processes_gives_what_the_threads_give(tmp_path):
     # the same per-item failures, with the same messages
     assert [(f.path, f.stage, f.error) for f in p_report.failures] == [(f.path, f.stage, f.error) for f in t_report.failures]
     assert {f.path for f in p_report.failures} == {"broken.png", "huge.png"}
-    assert shm_blocks() == before  # every shared memory block was unlinked
+    assert shm_blocks() == set()  # every shared memory block was unlinked
 
 
 def test_a_process_decoded_array_is_a_plain_writable_array():
@@ -142,16 +143,16 @@ def test_no_shared_memory_block_is_left_or_reported_leaked_at_exit(tmp_path):
     script = f"""
 import io, numpy as np
 from PIL import Image
-from adapter_base.prediction.decoders import ProcessDecoder
+from adapter_base.prediction.decoders import ProcessDecoder, block_prefix
 buf = io.BytesIO(); Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
 dec = ProcessDecoder(2).start()
 assert all(dec.decode_image(buf.getvalue()).shape == (8, 8, 3) for _ in range(20))
 """
-    before = shm_blocks()
+    script += "import os; print(os.getpid())"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "resource_tracker" not in done.stderr and "leaked" not in done.stderr, done.stderr
-    assert shm_blocks() == before
+    assert shm_blocks(int(done.stdout.split()[-1])) == set()
 
 
 def test_the_engine_validates_each_annotation_once(tmp_path, monkeypatch):
