@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from adapter_base import Registry
+from adapter_base import Registry, ValidationError
 from adapter_base.cli.main import main
 from adapter_base.registry import layout
 from kfp_backend import assert_strict_json_files
@@ -53,7 +53,7 @@ def test_predict_dag_predicts_every_item_once_and_reports_the_corrupt_one(store_
 
 
 def test_predict_dag_with_filters_and_more_shards_than_items(local_store_uri, pipeline_root):
-    digits = make_digits(local_store_uri, limit=60, epochs=1)
+    digits = make_digits(local_store_uri, limit=60, epochs=1, train=True)
     root = logging.getLogger()
     before = (root.handlers[:], root.level, builtins.print)
     result = run_local("predict", predict_arguments(local_store_uri, num_shards=50, filters={"subset": "test"}), pipeline_root=pipeline_root)
@@ -82,7 +82,7 @@ def test_preserved_process_state_undoes_what_kfp_local_swaps():
 
 
 def test_cli_pipeline_run_predict_local_exits_1_when_an_item_failed(local_store_uri, tmp_path, capsys):
-    make_digits(local_store_uri, limit=30, epochs=1, corrupt=True)
+    make_digits(local_store_uri, limit=30, epochs=1, corrupt=True, train=True)
     argv = ["pipeline", "run", "predict", "--local", "--store", local_store_uri, "--adapter", ADAPTER, "--model", MODEL,
             "--dataset", "digits", "--shards", "3", "--pipeline-root", str(tmp_path / "root")]
     assert main(argv) == 1
@@ -92,7 +92,8 @@ def test_cli_pipeline_run_predict_local_exits_1_when_an_item_failed(local_store_
 
 def test_a_predict_run_that_cannot_load_the_adapter_fails_fast_and_leaves_the_model_status_alone(local_store_uri, pipeline_root):
     make_digits(local_store_uri, limit=20, epochs=1, train=True)
-    with pytest.raises(PipelineRunError, match="'load'"):
+    # Refused by the checks before kfp.local starts: no step runs.
+    with pytest.raises(ValidationError, match="has no attribute 'Missing'"):
         run_local("predict", predict_arguments(local_store_uri, adapter="examples.digits.adapter:Missing"), pipeline_root=pipeline_root)
     with Registry.open(local_store_uri) as registry:
         model = registry.get_model(MODEL)

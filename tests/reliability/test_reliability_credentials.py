@@ -198,6 +198,7 @@ def test_only_credentials_are_refused_not_words_that_look_like_the_access_key_id
     assert not holds_secret("s3://models/store-dev/v1") and not holds_secret(str(tmp_path / "store-dev"))
     assert holds_secret("Bearer store-dev-secret") and holds_secret("s3://store-dev:x@bucket")
     assert redact("store-dev / store-dev-secret") == "*** / ***"  # both are still masked in output
+    (tmp_path / "store-dev").mkdir()  # an existing store (read-only commands never create one)
     result = run_cli(["model", "list", "--store", str(tmp_path / "store-dev")])
     assert result.returncode == 0, result.stderr
 
