@@ -1,8 +1,12 @@
-"""Item 2: peak RSS of ``predict_dataset`` at two dataset sizes; it must not grow with N.
+"""Item 2 (issue 15, target 3): peak RSS of ``predict_dataset`` at two dataset sizes; it must not grow with N.
 
 The dataset is built by this process; each measurement runs ``predict_dataset`` in a
 fresh child process (``python -m bench.memory_bench --child ...``) that samples its own
 RSS every 5 ms and reports the peak (and ``ru_maxrss``) and the RSS just before the run.
+The datasets are listed once after they are built (as an import or any earlier listing
+does), so the run reads its item records in pages.
+
+    python -m bench.memory_bench --sizes 1000,100000 --backends local   # prints met / missed
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Callable
 
 from adapter_base import Registry
@@ -23,6 +28,8 @@ from adapter_base import Registry
 from .common import REPO, median, png_images
 
 IMAGE_SIZE = 64  # the question is growth with N, not per-item size: small images keep the setup short
+#: Target 3 of issue 15: peak RSS at the large N within this factor of the small N's.
+RSS_RATIO_TARGET = 1.1
 
 
 def build(registry: Registry, name: str, n: int) -> str:
@@ -38,6 +45,7 @@ def build(registry: Registry, name: str, n: int) -> str:
         for _, res in ordered_map(add, range(n), pool=pool, window=64):
             if isinstance(res, BaseException):
                 raise res
+    registry.count_items(ds)  # the listing that writes the record pages
     return name
 
 
@@ -121,17 +129,52 @@ def run_backend(
         progress(f"  [{backend}] N={n}: peak RSS {row['peak_rss_mib']} MiB (baseline {row['baseline_rss_mib']}, +{row['growth_mib']:.1f}), {row['items_per_s']} items/s")
     lo, hi = str(min(sizes)), str(max(sizes))
     out["ratio_peak"] = round(out["sizes"][hi]["peak_rss_mib"] / out["sizes"][lo]["peak_rss_mib"], 3)
+    out["target"] = RSS_RATIO_TARGET
+    out["met"] = out["ratio_peak"] <= RSS_RATIO_TARGET
+    progress(
+        f"  [{backend}] {'met' if out['met'] else 'MISSED'}: peak RSS at N={int(hi):,} is {out['ratio_peak']:.3f} x at N={int(lo):,} "
+        f"({out['sizes'][hi]['peak_rss_mib']} vs {out['sizes'][lo]['peak_rss_mib']} MiB; target <= {RSS_RATIO_TARGET})"
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--child", action="store_true")
-    ap.add_argument("--store", required=True)
-    ap.add_argument("--dataset", required=True)
+    ap = argparse.ArgumentParser(prog="python -m bench.memory_bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--store", help=argparse.SUPPRESS)
+    ap.add_argument("--dataset", help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--sizes", default="1000,100000", help="dataset sizes to compare (default 1000,100000)")
+    ap.add_argument("--backends", default="local", help="stores: local, s3 (a SeaweedFS started here)")
+    ap.add_argument("--repeats", type=int, default=1)
     a = ap.parse_args(argv)
-    print(json.dumps(child(a.store, a.dataset, a.batch_size)))
+    if a.child:
+        print(json.dumps(child(a.store, a.dataset, a.batch_size)))
+        return
+    run_standalone([int(x) for x in a.sizes.split(",")], [b for b in a.backends.split(",") if b], a.repeats, a.batch_size)
+
+
+def run_standalone(sizes: list[int], backends: list[str], repeats: int, batch_size: int) -> dict[str, Any]:
+    """Every backend's figures, each in a scratch store under ``.bench/`` (removed afterwards)."""
+    import contextlib
+    import shutil
+    import tempfile
+
+    from adapter_base.storage import open_store
+
+    from .common import s3_uri, seaweed_server
+
+    scratch = Path(tempfile.mkdtemp(prefix="memory-", dir=REPO / ".bench" if (REPO / ".bench").is_dir() else None))
+    out: dict[str, Any] = {}
+    try:
+        with seaweed_server(scratch) if "s3" in backends else contextlib.nullcontext():
+            for backend in backends:
+                uri = s3_uri() if backend == "s3" else str(scratch / "store")
+                with Registry(open_store(uri)) as registry:
+                    out[backend] = run_backend(registry, uri, backend, sizes=sizes, repeats=repeats, batch_size=batch_size)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Each item record stays one object (``records/<item_id>.json``): ``add_item`` and
 ``update_item`` write only that, atomically, as before. A page
-(``record-pages/<record name>``, JSON lines) holds copies of a run of consecutive records,
+(``record-pages/<record name>``, one ``name TAB etag TAB record JSON`` line a record) holds copies of a run of consecutive records,
 each with the etag of the version copied; the page named after record ``r`` covers the
 records from ``r`` up to the next page's name. A listing walks the record listing (which
 gives every record's current etag) beside the page listing: a record whose page holds a
@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 #: Records a page holds (an S3 listing page holds 1000 keys too).
 PAGE_SIZE = 1000
 _SUFFIX = ".json"
+_SEPARATORS = frozenset("\t\n\r")
 
-#: A record copied into a page: (record name, etag of the version copied, the record).
-Row = tuple[str, str, Any]
+#: A record copied into a page: (record name, etag of the version copied, the record's JSON).
+Row = tuple[str, str, bytes]
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class _Entry:
     etag: str | None
     page: str | None
     copies: int  # how many copies that page holds
-    copy: Any
+    copy: Any  # the page's copy of the record, parsed
+    raw: bytes = b""  # and as stored
 
 
 def iter_records(store: ObjectStore, dataset_id: str, *, pool: ThreadPoolExecutor, window: int) -> Iterator[tuple[str, Any]]:
@@ -102,7 +104,7 @@ class _Pages:
         upcoming = next(names, None)
         current: str | None = None
         covered = True  # whether ``current`` covers a listed record
-        copies: dict[str, tuple[str, Any]] = {}
+        copies: dict[str, tuple[str, bytes]] = {}
         for info in self.store.list(self.records_prefix):
             name = info.key[len(self.records_prefix) :]
             if not name.endswith(_SUFFIX) or "/" in name:
@@ -114,31 +116,34 @@ class _Pages:
                     current, upcoming, covered = upcoming, next(names, None), False
                 copies = self._read(current)
             covered = True
-            copy = None
+            copy, raw = None, b""
             if info.etag is not None and (held := copies.get(name)) is not None and held[0] == info.etag:
-                copy = held[1]
-            yield _Entry(name, info.etag, current, len(copies), copy)
+                copy, raw = _parsed(held[1]), held[1]
+            yield _Entry(name, info.etag, current, len(copies), copy, raw)
         if not covered:
             self._drop(current)  # type: ignore[arg-type]
         for stale in names:
             self._drop(stale)
 
-    def _read(self, page: str) -> dict[str, tuple[str, Any]]:
-        """A page's copies by record name; an unreadable page holds none (its records are read one by one)."""
+    def _read(self, page: str) -> dict[str, tuple[str, bytes]]:
+        """A page's copies (etag, record JSON) by record name; an unreadable page holds none (its records are read one by one).
+
+        Kept as bytes and parsed only when served: a parsed page would take ten times the memory.
+        """
         key = layout.record_page(self.dataset_id, page)
         try:
             raw = self.store.get_bytes(key)
         except (NotFoundError, StoreError) as exc:
             log.debug("record page %s unreadable, reading its records one by one: %s", key, exc)
             return {}
-        copies: dict[str, tuple[str, Any]] = {}
-        for line in raw.splitlines():
-            try:
-                name, etag, record = json.loads(line)
-            except (ValueError, TypeError):
-                continue
-            if isinstance(name, str) and isinstance(etag, str) and isinstance(record, dict):
-                copies[name] = (etag, record)
+        copies: dict[str, tuple[str, bytes]] = {}
+        for line in raw.split(b"\n"):
+            parts = line.split(b"\t", 2)
+            if len(parts) == 3:
+                try:
+                    copies[parts[0].decode()] = (parts[1].decode(), parts[2])
+                except UnicodeDecodeError:
+                    continue
         return copies
 
     # --- consumer: records in order, pages rewritten behind them ---------------------------
@@ -153,17 +158,19 @@ class _Pages:
         item_id = entry.name[: -len(_SUFFIX)]
         if fut is None:
             self._hits += 1
-            self._add((entry.name, entry.etag, entry.copy))  # type: ignore[arg-type]
+            self._add((entry.name, entry.etag, entry.raw))  # type: ignore[arg-type]
             return item_id, entry.copy
         try:
             raw, etag = fut.result()
             record = decode_json(self.store, self.record_key(entry.name), raw)
         except Exception as exc:  # noqa: BLE001 - handed to the caller as the item's result
             return item_id, exc
-        if etag is not None and entry.etag is not None and isinstance(record, dict):
+        if etag is not None and entry.etag is not None and isinstance(record, dict) and not _SEPARATORS.intersection(etag):
             # Rewrite the page only when the copy will serve the next listing (etags agree).
             self._dirty |= etag == entry.etag
-            self._add((entry.name, etag, record))
+            if b"\n" in raw or b"\r" in raw:  # one line a record: compact JSON has no line breaks
+                raw = json.dumps(record, separators=(",", ":")).encode()
+            self._add((entry.name, etag, raw))
         return item_id, record
 
     def finish(self) -> None:
@@ -191,9 +198,9 @@ class _Pages:
         if not self.writable or not rows:
             return
         key = layout.record_page(self.dataset_id, rows[0][0])
-        body = b"".join(json.dumps(list(row), separators=(",", ":")).encode() + b"\n" for row in rows)
+        body = b"".join(b"%s\t%s\t%s\n" % (name.encode(), etag.encode(), record) for name, etag, record in rows)
         try:
-            self.store.put_bytes(key, body, "application/x-ndjson")
+            self.store.put_bytes(key, body, "text/tab-separated-values")
             self._written.add(rows[0][0])
         except (StoreError, OSError) as exc:
             self.writable = False
@@ -207,3 +214,12 @@ class _Pages:
         except (StoreError, OSError) as exc:
             self.writable = False
             log.warning("could not delete stale record page %s: %s", page, exc)
+
+
+def _parsed(raw: bytes) -> Any:
+    """A copied record, or None (read the record itself) when the copy is not a JSON object."""
+    try:
+        record = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None

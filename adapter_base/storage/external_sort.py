@@ -10,8 +10,8 @@ import heapq
 import tempfile
 from typing import IO, Iterable, Iterator
 
-#: Lines sorted in memory at once (~2 MiB of short names); more are spilled in sorted runs.
-RUN_LINES = 20_000
+#: Lines sorted in memory at once (~1 MiB of short names); more are spilled in sorted runs.
+RUN_LINES = 10_000
 
 
 def sorted_lines(lines: Iterable[str], *, run: int | None = None) -> Iterator[str]:

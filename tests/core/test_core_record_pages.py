@@ -105,10 +105,11 @@ def test_a_broken_or_forged_page_costs_requests_not_correctness(registry, small_
     want = listed(registry, ds)
     first, second = pages_of(registry, ds)[:2]
     registry.store.put_bytes(layout.record_page(ds.id, first), b"\x00garbage\n[1,2]\n")
-    # A copy with an etag no record has: never served.
+    # A copy with an etag no record has is never served; a copy that is not a JSON object is no copy.
+    third_etag = next(o.etag for o in registry.store.list(layout.item_records_prefix(ds.id)) if o.key.endswith(second))
+    forged = b'{"dataset_id":"%s","path":"evil.txt","mimetype":"text/plain","id":"i999"}' % ds.id.encode()
     registry.store.put_bytes(
-        layout.record_page(ds.id, second),
-        b'["' + second.encode() + b'","forged",{"dataset_id":"' + ds.id.encode() + b'","path":"evil.txt","mimetype":"text/plain","id":"i999"}]\n',
+        layout.record_page(ds.id, second), b"%s\tforged\t%s\n%s\t%s\t[1]\n" % (second.encode(), forged, second.encode(), third_etag.encode())
     )
     assert listed(registry, ds) == want
     assert listed(registry, ds) == want

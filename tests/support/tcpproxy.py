@@ -1,26 +1,36 @@
-"""A TCP proxy on 127.0.0.1 that can cut a connection in the middle of a response.
+"""A TCP proxy on 127.0.0.1 that can cut a connection in the middle of a response, or delay every response.
 
 Put it between a client and a real server to lose a connection at a chosen byte
-(fault injection for resumable reads), optionally changing the world just before.
+(fault injection for resumable reads), optionally changing the world just before; or,
+with ``latency_s``, to give a loopback server a cloud store's round trip (every byte the
+server sends reaches the client ``latency_s`` later, so each request costs that much more).
+
+    python tests/support/tcpproxy.py TARGET_PORT --latency-ms 20   # prints the proxy's port, runs until killed
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import queue
 import socket
 import threading
+import time
 from typing import Callable
 
 
 class CuttingProxy:
     """Forwards every connection to ``127.0.0.1:target_port``; ``cut_after`` arms one cut.
 
+    ``latency_s``: every chunk the server sends is passed on ``latency_s`` after it arrived
+    (a one-way delay; chunks keep their order and spacing, so bandwidth is not cut).
     ``connections`` counts accepted connections, ``bytes_to_clients`` the bytes sent back,
     ``cuts`` the cuts made and ``errors`` what a ``before_cut`` raised.
     """
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, latency_s: float = 0.0) -> None:
         self.target_port = target_port
+        self.latency_s = float(latency_s)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self.connections = 0
@@ -78,7 +88,40 @@ class CuttingProxy:
                 self.connections += 1
                 self._open |= {client, upstream}
             threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+            if self.latency_s > 0:
+                threading.Thread(target=self._delay, args=(upstream, client), daemon=True).start()
+            else:
+                threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _delay(self, src: socket.socket, dst: socket.socket) -> None:
+        """Pass what ``src`` sends on to ``dst`` ``latency_s`` after it arrived (no cuts on a delayed connection)."""
+        chunks: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
+
+        def send() -> None:
+            try:
+                while data := (got := chunks.get())[1]:
+                    if (wait := got[0] + self.latency_s - time.monotonic()) > 0:
+                        time.sleep(wait)
+                    dst.sendall(data)
+                    with self._lock:
+                        self.bytes_to_clients += len(data)
+            except OSError:
+                pass
+            finally:
+                for sock in (src, dst):
+                    _drop(sock)
+                with self._lock:
+                    self._open -= {src, dst}
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        try:
+            while data := src.recv(65536):
+                chunks.put((time.monotonic(), data))
+        except OSError:
+            pass
+        finally:
+            chunks.put((time.monotonic(), b""))
 
     def _pump(self, src: socket.socket, dst: socket.socket, to_client: bool) -> None:
         try:
@@ -116,3 +159,18 @@ def _drop(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a proxy until killed; its port is the one line printed."""
+    ap = argparse.ArgumentParser(prog="tcpproxy", description="a TCP proxy on 127.0.0.1 that delays every response")
+    ap.add_argument("target_port", type=int)
+    ap.add_argument("--latency-ms", type=float, default=0.0, help="one-way delay added to everything the server sends")
+    a = ap.parse_args(argv)
+    proxy = CuttingProxy(a.target_port, latency_s=a.latency_ms / 1000)
+    print(proxy.port, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Issue 15, target 4: store requests per predicted item, and throughput at a cloud store's latency.
+
+SeaweedFS on loopback answers in ~0.3 ms; a cloud S3 in 10-30 ms, where a run's speed is
+requests in flight / (requests per item x latency). ``predict_dataset`` runs here against
+SeaweedFS behind a TCP proxy that delays every response by ``latency_ms``
+(``tests/support/tcpproxy.py``, in a process of its own so it takes no GIL turns from the
+run), through a store wrapper that counts the requests (``storage.counting``). The dataset
+is built and listed once beforehand without the proxy (as an import, or any earlier
+listing, leaves it: item records in pages). The model costs next to nothing, so the
+store's round trips are the bound.
+
+Targets: at most 2 requests per item plus the listing's, and items/s >= 80% of
+in_flight / (requests_per_item x latency), in_flight being the requests the run keeps in
+flight (its read and write threads, ``prediction.pools``).
+
+    python -m bench.latency_bench --n 2000 --latency-ms 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from adapter_base import Registry
+from adapter_base.prediction import PredictionOptions
+from adapter_base.prediction.pools import plan_pools, uses_default_prepare
+from adapter_base.storage import open_store
+from adapter_base.storage.counting import CountingStore
+from adapter_base.storage.s3 import S3Store
+
+from .common import REPO, s3_uri, seaweed_server
+from .memory_bench import build
+
+LATENCY_MS = 20.0
+MAX_REQUESTS_PER_ITEM = 2.0
+MIN_FRACTION_OF_BOUND = 0.8
+#: The model: no layers, small inputs; what is left is the host's per-item work.
+MODEL_CONFIGURATION = {"work": 0, "dim": 64, "boxes": 5}
+
+
+@contextlib.contextmanager
+def latency_proxy(target_port: int, latency_ms: float) -> Iterator[tuple[int, int]]:
+    """A ``tcpproxy.py`` process delaying every response of ``127.0.0.1:target_port``; yields its port and pid."""
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "support" / "tcpproxy.py"), str(target_port), "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.isdigit():
+            raise RuntimeError(f"the latency proxy did not start (it printed {line!r})")
+        yield int(line), proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def measure(uri: str, proxy: tuple[int, int], dataset: str, *, batch_size: int, latency_ms: float, server_pid: int) -> dict[str, Any]:
+    """One ``predict_dataset`` run through the proxy: requests per item, items/s, the bound they imply, CPU spent."""
+    import psutil
+
+    from .common import _cpu, machine_busy_s
+    from .models import CostModelAdapter
+
+    proxy_port, proxy_pid = proxy
+    procs = {"run": psutil.Process(), "server": psutil.Process(server_pid), "proxy": psutil.Process(proxy_pid)}
+
+    store = CountingStore(S3Store.from_uri(uri, endpoint=f"http://127.0.0.1:{proxy_port}"))
+    with Registry(store) as registry:
+        model = registry.create_model(f"latency-{int(time.time() * 1000) % 10**9}", configuration=MODEL_CONFIGURATION)
+        adapter = CostModelAdapter(registry=registry)
+        adapter.load_from_model(model)
+        ds = registry.get_dataset(dataset)
+        options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
+        pools = plan_pools(options, store, default_prepare=uses_default_prepare(adapter))
+        store.reset()
+        cpu0, busy0, t0 = {k: _cpu(p) for k, p in procs.items()}, machine_busy_s(), time.perf_counter()
+        report = adapter.predict_dataset(ds, batch_size=batch_size, save_report=False)
+        wall = time.perf_counter() - t0
+        cpu = {k: _cpu(p) - cpu0[k] for k, p in procs.items()}  # each process with its children (the decoding processes)
+        other = max(0.0, machine_busy_s() - busy0 - sum(cpu.values()))
+        counts = store.snapshot()
+    if report.succeeded != report.total or not report.ok:
+        raise RuntimeError(f"the run did not predict every item: {report.summary()}")
+    n = report.succeeded
+    per_item = {op: counts.get(op, 0) / n for op in ("get", "put")}
+    requests = sum(counts.values())
+    requests_per_item = (counts.get("get", 0) + counts.get("put", 0)) / n  # what grows with N
+    in_flight = pools.prepare_threads + pools.write_threads
+    bound = in_flight / (requests_per_item * latency_ms / 1000)
+    items_per_s = n / wall
+    return {
+        "items": n,
+        "latency_ms": latency_ms,
+        "wall_s": round(wall, 3),
+        "items_per_s": round(items_per_s, 1),
+        "requests": counts,
+        "requests_total": requests,
+        "requests_per_item": round(requests / n, 4),
+        "gets_per_item": round(per_item["get"], 4),
+        "puts_per_item": round(per_item["put"], 4),
+        "in_flight": in_flight,
+        "max_in_flight_seen": store.max_in_flight,
+        "bound_items_per_s": round(bound, 1),
+        "fraction_of_bound": round(items_per_s / bound, 3),
+        # CPU: this process and its decoding processes; the store server and the proxy; everything else on the machine
+        "cpu_ms_per_item": round(1000 * cpu["run"] / n, 3),
+        "server_and_proxy_cpu_ms_per_item": round(1000 * (cpu["server"] + cpu["proxy"]) / n, 3),
+        "other_cpu_s": round(other, 1),
+        "cpus": os.cpu_count(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def run(scratch: Path, *, n: int, latency_ms: float = LATENCY_MS, batch_size: int = 16, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Build ``n`` items in a fresh SeaweedFS, predict them through the latency proxy; the figures and targets."""
+    with seaweed_server(scratch) as server:
+        uri = s3_uri()
+        with Registry(open_store(uri)) as registry:
+            name = build(registry, "latency", n)
+        with latency_proxy(server.s3_port, latency_ms) as port:
+            out = measure(uri, port, name, batch_size=batch_size, latency_ms=latency_ms, server_pid=server.pid)
+    out["met_requests"] = out["requests_per_item"] <= MAX_REQUESTS_PER_ITEM + 0.05  # + the amortized listing
+    out["met_throughput"] = out["fraction_of_bound"] >= MIN_FRACTION_OF_BOUND
+    progress(
+        f"  {n} items at {latency_ms:g} ms a request: {out['requests_per_item']:.3f} requests/item "
+        f"({out['gets_per_item']:.3f} GET + {out['puts_per_item']:.3f} PUT, then {out['requests'].get('list', 0)} listing); "
+        f"{'met' if out['met_requests'] else 'MISSED'} (target <= {MAX_REQUESTS_PER_ITEM:g} + the listing)"
+    )
+    progress(
+        f"  {out['items_per_s']:,.1f} items/s vs in_flight / (requests_per_item x latency) = {out['in_flight']} / "
+        f"({out['requests_per_item']:.3f} x {latency_ms / 1000:g} s) = {out['bound_items_per_s']:,.1f}: "
+        f"{out['fraction_of_bound']:.2f} of the bound, {'met' if out['met_throughput'] else 'MISSED'} (target >= {MIN_FRACTION_OF_BOUND:g})"
+    )
+    progress(
+        f"  CPU: {out['cpu_ms_per_item']:.2f} ms/item here (with decoding processes), {out['server_and_proxy_cpu_ms_per_item']:.2f} ms/item "
+        f"in the store server and the proxy; {out['other_cpu_s']} s by everything else on the machine ({out['cpus']} CPUs, load {out['loadavg']}): "
+        f"CPU allows at most {1000 * (out['cpus'] or 1) / max(1e-9, out['cpu_ms_per_item'] + out['server_and_proxy_cpu_ms_per_item']):,.0f} items/s here"
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(prog="python -m bench.latency_bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2000, help="items (default 2000)")
+    ap.add_argument("--latency-ms", type=float, default=LATENCY_MS, help="delay added to every response (default 20)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    a = ap.parse_args(argv)
+    (REPO / ".bench").mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="latency-", dir=REPO / ".bench"))
+    try:
+        out = run(scratch, n=a.n, latency_ms=a.latency_ms, batch_size=a.batch_size)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
