@@ -13,7 +13,10 @@ or take the store / registry explicitly.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .concurrency import ordered_map
@@ -52,60 +55,91 @@ def shard_run_id(run_id: str, shard: int) -> str:
     return f"{run_id}-shard-{int(shard):04d}"
 
 
+def shard_sizes(total: int, num_shards: int) -> list[int]:
+    """How many of ``total`` ids each shard gets: ``min(num_shards, total)`` shards (at least one), sizes differing by at most one."""
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or not 1 <= num_shards <= MAX_SHARDS:
+        raise ValidationError("shards", "num_shards", f"must be an integer from 1 to {MAX_SHARDS}, got {num_shards!r}")
+    n = max(1, min(num_shards, total))
+    base, extra = divmod(total, n)
+    return [base + (1 if i < extra else 0) for i in range(n)]
+
+
 def split_evenly(ids: Sequence[str], num_shards: int) -> list[list[str]]:
     """Split ``ids`` into contiguous shards whose sizes differ by at most one, order kept.
 
     There are ``min(num_shards, len(ids))`` shards, but always at least one (empty
     when ``ids`` is), so a fan-out over the result never has zero iterations.
     """
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or not 1 <= num_shards <= MAX_SHARDS:
-        raise ValidationError("shards", "num_shards", f"must be an integer from 1 to {MAX_SHARDS}, got {num_shards!r}")
-    n = max(1, min(num_shards, len(ids)))
-    base, extra = divmod(len(ids), n)
     out: list[list[str]] = []
     start = 0
-    for i in range(n):
-        stop = start + base + (1 if i < extra else 0)
-        out.append(list(ids[start:stop]))
-        start = stop
+    for size in shard_sizes(len(ids), num_shards):
+        out.append(list(ids[start : start + size]))
+        start += size
     return out
 
 
-def list_item_ids(registry: "Registry", dataset_id: str, filters: Filters | Mapping[str, Any] | None = None) -> list[str]:
-    """Ids of the dataset's items matching ``filters``, in listing order.
+def iter_item_ids(registry: "Registry", dataset_id: str, filters: Filters | Mapping[str, Any] | None = None) -> Iterator[str]:
+    """Ids of the dataset's items matching ``filters``, in listing order, lazily (memory does not grow with the dataset).
 
     Items whose record cannot be read are included: the prediction step reports
     them as failures (stage ``list``) instead of dropping them silently.
     """
-    return [item_id for item_id, _ in registry.iter_item_results(dataset_id, filters)]
+    return (item_id for item_id, _ in registry.iter_item_results(dataset_id, filters))
+
+
+def list_item_ids(registry: "Registry", dataset_id: str, filters: Filters | Mapping[str, Any] | None = None) -> list[str]:
+    """``iter_item_ids`` as a list."""
+    return list(iter_item_ids(registry, dataset_id, filters))
 
 
 def write_shards(
     store: "ObjectStore",
     run_id: str,
     dataset_id: str,
-    ids: Sequence[str],
+    ids: Iterable[str],
     num_shards: int,
     filters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write one manifest per shard and the shard index; returns the index.
 
-    The index is small whatever the dataset size: shard numbers, keys and counts.
+    ``ids`` may be any iterable (``iter_item_ids``): it is spooled to a temp file once to
+    count it, then each manifest is written to a temp file id by id and uploaded
+    streaming, so no list of a million ids is ever held. The index is small whatever the
+    dataset size: shard numbers, keys and counts.
     """
     layout.check_name("run", run_id)
-    parts = split_evenly(ids, num_shards)
-    shards = []
-    for i, part in enumerate(parts):
-        key = layout.shard_manifest(run_id, i)
-        store.put_json(key, {"run_id": run_id, "dataset_id": dataset_id, "shard": i, "num_shards": len(parts), "item_ids": part})
-        shards.append({"shard": i, "key": key, "count": len(part)})
+    shard_sizes(0, num_shards)  # a bad count fails before the listing is read
+    with tempfile.TemporaryDirectory(prefix="shards-") as tmp:
+        spool = Path(tmp) / "ids"
+        total = 0
+        with open(spool, "w", encoding="utf-8") as fh:
+            for item_id in ids:
+                if not isinstance(item_id, str) or "\n" in item_id:
+                    raise ValidationError("shards", "item_ids", f"an item id must be a one-line string, got {item_id!r}")
+                fh.write(item_id + "\n")
+                total += 1
+        sizes = shard_sizes(total, num_shards)
+        shards = []
+        with open(spool, encoding="utf-8") as lines:
+            for i, size in enumerate(sizes):
+                key = layout.shard_manifest(run_id, i)
+                head = {"run_id": run_id, "dataset_id": dataset_id, "shard": i, "num_shards": len(sizes)}
+                manifest = Path(tmp) / f"{i}.json"
+                with open(manifest, "w", encoding="utf-8") as out:
+                    out.write(json.dumps(head)[:-1] + ', "item_ids": [')
+                    for n in range(size):
+                        out.write((", " if n else "") + json.dumps(next(lines)[:-1]))
+                    out.write("]}")
+                store.put_file(key, manifest, "application/json")
+                manifest.unlink()
+                shards.append({"shard": i, "key": key, "count": size})
     index = {
         "run_id": run_id,
         "dataset_id": dataset_id,
         "filters": dict(filters or {}),
         "requested_shards": num_shards,
-        "num_shards": len(parts),
-        "total": len(ids),
+        "num_shards": len(shards),
+        "total": total,
         "shards": shards,
     }
     store.put_json(layout.shard_index(run_id), index)

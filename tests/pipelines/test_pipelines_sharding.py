@@ -126,3 +126,23 @@ def test_summary_markdown_shows_counts_shards_and_each_failure():
     assert "Prediction run r9" in md and "| failed | 1 |" in md and "| predicted | 7 |" in md
     assert "bad\\|item" in md and "cannot decode image" in md and "prepare" in md
     assert md.count("\n| 0 |") + md.count("\n| 1 |") >= 2
+
+
+def test_write_shards_streams_a_listing_it_never_holds(tmp_path):
+    """Issue 15, target 3: a listing is spooled and each manifest written id by id, so memory does not grow with it."""
+    import tracemalloc
+
+    store = LocalStore(tmp_path / "store")
+    n = 200_000
+    tracemalloc.start()
+    try:
+        index = write_shards(store, "big", "ds", (f"item-{i:09d}" for i in range(n)), 3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [s["count"] for s in index["shards"]] == [66_667, 66_667, 66_666] and index["total"] == n
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MiB traced while writing shards of {n} ids (a list of them alone takes ~15 MiB)"
+    got = [read_shard(store, index, s) for s in range(3)]
+    assert [len(g) for g in got] == [66_667, 66_667, 66_666]
+    assert got[0][0] == "item-000000000" and got[2][-1] == f"item-{n - 1:09d}"
+    assert [i for g in got for i in g] == [f"item-{i:09d}" for i in range(n)]
