@@ -61,17 +61,6 @@ class ProcessDecoder:
         return _take(name, shape, dtype)
 
 
-#: Niceness of the decoding processes: the thread calling ``predict`` wins a contended CPU, decoding takes what is left.
-WORKER_NICENESS = 5
-
-
-def _worker_init() -> None:
-    try:
-        os.nice(WORKER_NICENESS)
-    except OSError:  # pragma: no cover - not allowed here: run at the parent's priority
-        pass
-
-
 def _decode_to_shared_memory(data: bytes, what: str, max_bytes: int | None) -> tuple[Any, ...]:
     """In the worker: decode into a new shared memory block; ``("ok", name, shape, dtype)`` or ``("invalid", entity, field, message)``."""
     try:
@@ -112,7 +101,7 @@ def _shared_pool(processes: int) -> ProcessPoolExecutor:
             # registered by a worker is unregistered when this process unlinks it, and none is
             # reported as leaked at exit.
             resource_tracker.ensure_running()
-            old, _pool, _pool_size = _pool, ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init), processes
+            old, _pool, _pool_size = _pool, ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")), processes
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=False)
             _pool.submit(int).result()  # fork every worker now, from this thread

@@ -37,7 +37,7 @@ class PredictionOptions:
     decode_processes: int | None = FRAMEWORK_DEFAULTS["decode_processes"]
     """Worker processes decoding images for the default ``prepare_item_func``, arrays back through shared memory.
 
-    None: one per CPU (up to 8) when there is more than one CPU; 0: decode on the prepare threads.
+    None: the CPUs less two (up to 8) on 4 CPUs or more, else none; 0: decode on the prepare threads.
     An adapter with its own ``prepare_item_func`` always prepares on the threads."""
 
     io_chunk: int = FRAMEWORK_DEFAULTS["io_chunk"]

@@ -4,9 +4,12 @@ A local disk answers in microseconds: a few threads keep it busy, and every extr
 takes CPU and GIL turns from the one calling ``predict``. An S3 server answers in
 milliseconds (tens on a cloud): throughput there is requests in flight / latency, so many
 requests must wait at once (``io_workers``). Decoding images is CPU work: when the adapter
-keeps the framework's default ``prepare_item_func``, it runs in worker processes (arrays
-come back through shared memory) as soon as there is more than one CPU, so it runs beside
-``predict`` instead of competing with it for the GIL.
+keeps the framework's default ``prepare_item_func`` and the machine has CPUs to spare
+(``MIN_CPUS_FOR_PROCESSES``), it runs in worker processes (arrays come back through shared
+memory), beside ``predict`` instead of competing with it for the GIL. On fewer CPUs the
+threads decode: measured on 2 CPUs, handing each item to a process and back (pipe, shared
+memory block, copy) cost more CPU than the GIL hand-offs it saves (input stage 423 vs 670
+items/s, model-bound runs 192 vs 245 items/s; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from .options import PredictionOptions
 
 #: At most this many decoding processes by default (each holds a Python interpreter, ~60 MiB).
 MAX_AUTO_PROCESSES = 8
+#: Decode in processes by default only with at least this many CPUs: one for ``predict``, one
+#: for this process's I/O threads, the rest for decoding.
+MIN_CPUS_FOR_PROCESSES = 4
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,9 @@ def uses_default_prepare(adapter: AdapterHooks) -> bool:
 def plan_pools(options: PredictionOptions, store: Any, *, default_prepare: bool, cpus: int | None = None) -> Pools:
     """The pools for a run on ``store``: the options' counts where set, else sized for this machine and store.
 
-    Automatic sizes: decoding processes = the CPUs (at most ``MAX_AUTO_PROCESSES``) when the
-    default ``prepare_item_func`` runs on a machine with more than one CPU and shared
-    memory, else none. On a local store: prepare threads = the CPUs when they decode (up to
+    Automatic sizes: decoding processes = the CPUs less two (at most ``MAX_AUTO_PROCESSES``)
+    when the default ``prepare_item_func`` runs on a machine with ``MIN_CPUS_FOR_PROCESSES``
+    CPUs or more and shared memory, else none. On a local store: prepare threads = the CPUs when they decode (up to
     ``io_workers``), 2 per decoding process (reading while one waits) otherwise; two write threads.
     On a remote store: ``io_workers`` requests in flight for reading and as many for writing.
     """
@@ -68,7 +74,8 @@ def plan_pools(options: PredictionOptions, store: Any, *, default_prepare: bool,
     if options.decode_processes is not None:
         processes = options.decode_processes if default_prepare else 0
     else:
-        processes = min(cpus, MAX_AUTO_PROCESSES) if default_prepare and cpus > 1 and shared_memory_available() else 0
+        spare = default_prepare and cpus >= MIN_CPUS_FOR_PROCESSES and shared_memory_available()
+        processes = min(cpus - 2, MAX_AUTO_PROCESSES) if spare else 0
     if options.prepare_workers is not None:
         prepare = options.prepare_workers
     elif not local:

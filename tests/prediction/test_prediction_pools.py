@@ -33,12 +33,15 @@ LOCAL.uri = "file:///tmp/x"
 @pytest.mark.parametrize(
     ("cpus", "store", "default_prepare", "expected"),
     [
-        (2, LOCAL, True, Pools(prepare_threads=4, decode_processes=2, write_threads=2)),  # was 16 + 16 threads
+        (2, LOCAL, True, Pools(prepare_threads=2, decode_processes=0, write_threads=2)),  # was 16 + 16 threads
         (2, LOCAL, False, Pools(prepare_threads=2, decode_processes=0, write_threads=2)),
         (1, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2)),
+        (4, LOCAL, True, Pools(prepare_threads=4, decode_processes=2, write_threads=2)),
+        (4, LOCAL, False, Pools(prepare_threads=4, decode_processes=0, write_threads=2)),
         (64, LOCAL, True, Pools(prepare_threads=16, decode_processes=8, write_threads=2)),
-        (2, FakeS3(), True, Pools(prepare_threads=16, decode_processes=2, write_threads=16)),  # many requests in flight
-        (2, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),
+        (2, FakeS3(), True, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),  # many requests in flight
+        (8, FakeS3(), True, Pools(prepare_threads=16, decode_processes=6, write_threads=16)),
+        (8, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),
     ],
 )
 def test_automatic_sizes_follow_the_cpus_and_the_store(cpus, store, default_prepare, expected):
