@@ -66,7 +66,9 @@ def latency_proxy(target_port: int, latency_ms: float) -> Iterator[tuple[int, in
         proc.wait(10)
 
 
-def measure(uri: str, proxy: tuple[int, int], dataset: str, *, batch_size: int, latency_ms: float, server_pid: int) -> dict[str, Any]:
+def measure(
+    uri: str, proxy: tuple[int, int], dataset: str, *, batch_size: int, latency_ms: float, server_pid: int, configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One ``predict_dataset`` run through the proxy: requests per item, items/s, the bound they imply, CPU spent."""
     import psutil
 
@@ -78,7 +80,7 @@ def measure(uri: str, proxy: tuple[int, int], dataset: str, *, batch_size: int, 
 
     store = CountingStore(S3Store.from_uri(uri, endpoint=f"http://127.0.0.1:{proxy_port}"))
     with Registry(store) as registry:
-        model = registry.create_model(f"latency-{int(time.time() * 1000) % 10**9}", configuration=MODEL_CONFIGURATION)
+        model = registry.create_model(f"latency-{int(time.time() * 1000) % 10**9}", configuration={**MODEL_CONFIGURATION, **(configuration or {})})
         adapter = CostModelAdapter(registry=registry)
         adapter.load_from_model(model)
         ds = registry.get_dataset(dataset)
@@ -118,19 +120,29 @@ def measure(uri: str, proxy: tuple[int, int], dataset: str, *, batch_size: int, 
         "cpu_ms_per_item": round(1000 * cpu["run"] / n, 3),
         "server_and_proxy_cpu_ms_per_item": round(1000 * (cpu["server"] + cpu["proxy"]) / n, 3),
         "other_cpu_s": round(other, 1),
+        "machine_busy": round((sum(cpu.values()) + other) / (wall * (os.cpu_count() or 1)), 3),
         "cpus": os.cpu_count(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-def run(scratch: Path, *, n: int, latency_ms: float = LATENCY_MS, batch_size: int = 16, progress: Callable[[str], None] = print) -> dict[str, Any]:
+def run(
+    scratch: Path,
+    *,
+    n: int,
+    latency_ms: float = LATENCY_MS,
+    batch_size: int = 16,
+    configuration: dict[str, Any] | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Build ``n`` items in a fresh SeaweedFS, predict them through the latency proxy; the figures and targets."""
     with seaweed_server(scratch) as server:
         uri = s3_uri()
         with Registry(open_store(uri)) as registry:
             name = build(registry, "latency", n)
         with latency_proxy(server.s3_port, latency_ms) as port:
-            out = measure(uri, port, name, batch_size=batch_size, latency_ms=latency_ms, server_pid=server.pid)
+            out = measure(uri, port, name, batch_size=batch_size, latency_ms=latency_ms, server_pid=server.pid, configuration=configuration)
+    out["configuration"] = dict(configuration or {})
     out["met_requests"] = out["requests_per_item"] <= MAX_REQUESTS_PER_ITEM + 0.05  # + the amortized listing
     out["met_throughput"] = out["fraction_of_bound"] >= MIN_FRACTION_OF_BOUND
     progress(
@@ -146,7 +158,8 @@ def run(scratch: Path, *, n: int, latency_ms: float = LATENCY_MS, batch_size: in
     progress(
         f"  CPU: {out['cpu_ms_per_item']:.2f} ms/item here (with decoding processes), {out['server_and_proxy_cpu_ms_per_item']:.2f} ms/item "
         f"in the store server and the proxy; {out['other_cpu_s']} s by everything else on the machine ({out['cpus']} CPUs, load {out['loadavg']}): "
-        f"CPU allows at most {1000 * (out['cpus'] or 1) / max(1e-9, out['cpu_ms_per_item'] + out['server_and_proxy_cpu_ms_per_item']):,.0f} items/s here"
+        f"CPU allows at most {1000 * (out['cpus'] or 1) / max(1e-9, out['cpu_ms_per_item'] + out['server_and_proxy_cpu_ms_per_item']):,.0f} items/s here "
+        f"with the machine to itself; the machine was {100 * out['machine_busy']:.0f}% busy during the run"
     )
     return out
 
@@ -156,11 +169,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--n", type=int, default=2000, help="items (default 2000)")
     ap.add_argument("--latency-ms", type=float, default=LATENCY_MS, help="delay added to every response (default 20)")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--configuration", default="{}", help='framework settings for the run, JSON (e.g. \'{"io_chunk": 1}\'); default: the defaults')
     a = ap.parse_args(argv)
     (REPO / ".bench").mkdir(exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="latency-", dir=REPO / ".bench"))
     try:
-        out = run(scratch, n=a.n, latency_ms=a.latency_ms, batch_size=a.batch_size)
+        out = run(scratch, n=a.n, latency_ms=a.latency_ms, batch_size=a.batch_size, configuration=json.loads(a.configuration))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(out))
