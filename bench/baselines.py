@@ -20,6 +20,7 @@ the store's URI, as a user would.
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -56,7 +57,9 @@ class StoreImages:
         import torch
 
         item = self.items[i]
-        return torch.from_numpy(decode_image(registry_for(self.uri).read_item(item)))
+        with warnings.catch_warnings():  # PIL's arrays are read-only; the batch is collated into a new tensor anyway
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(decode_image(registry_for(self.uri).read_item(item)))
 
 
 def dataloader_loop(adapter: CostModelAdapter, uri: str, dataset_id: str, batch_size: int, *, workers: int = 2) -> int:

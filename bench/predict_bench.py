@@ -14,7 +14,7 @@ and the engine's stages alone, each the way the engine runs it:
 - ``model_only``: ``predict`` and ``stamp`` on already prepared batches, in the calling thread;
 - ``write_only``: the engine's ``ResultWriter`` on the same stamped sets, sized as the engine sizes it.
 
-Two settings (the model's cost is calibrated per store from the cost of reading and decoding
+Two settings (the model's cost is calibrated per store from the CPU time of reading and decoding
 one item on one core, ``prep``): ``model_bound`` (NumPy work of ~2x ``prep`` per item, on one
 BLAS thread) and ``device_bound`` (a wait of ~1x ``prep`` per item with neither GIL nor CPU
 held, as a model on an accelerator costs its host). Repeats are interleaved: each repeat
@@ -153,14 +153,14 @@ def writer_threads(options: PredictionOptions, registry: Registry) -> int:
 
 # ----------------------------------------------------------------------------- calibration
 def calibrate(adapter: CostModelAdapter, items: list[Item], batch_size: int) -> dict[str, float]:
-    """Seconds to read + decode one item on one core, and of one unit of model work per item."""
+    """CPU seconds to read + decode one item, and of one unit of model work per item (CPU time: steady on a busy machine)."""
     probe = items[: min(len(items), 64)]
     for it in probe[:8]:
         adapter.prepare_item_func(it)  # warm caches and connections
-    t = time.perf_counter()
+    t = time.thread_time()
     for it in probe:
         adapter.prepare_item_func(it)
-    prep = (time.perf_counter() - t) / len(probe)
+    prep = (time.thread_time() - t) / len(probe)
     batch = [adapter.prepare_item_func(it) for it in items[:batch_size]]
     unit, fixed = seconds_per_work_unit(adapter, batch)
     return {"prep_s_per_item": prep, "model_s_per_item_per_work": unit, "model_fixed_s_per_item": fixed}
