@@ -91,7 +91,6 @@ class _Pages:
         self._split = False
         self._written: set[str] = set()
         self._started = False
-        self._copies_read = 0
 
     def record_key(self, name: str) -> str:
         return self.records_prefix + name
