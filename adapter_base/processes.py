@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import threading
+import time
 
 
 def stop_process(proc: subprocess.Popen, grace_s: float = 10.0) -> int:
@@ -14,3 +17,19 @@ def stop_process(proc: subprocess.Popen, grace_s: float = 10.0) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     return proc.wait()
+
+
+def exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    """In a forked worker: end this process (``os._exit``) once ``parent_pid`` is gone.
+
+    A worker forked by a process that is then SIGKILLed (a preempted pod, a killed run)
+    would otherwise live on as an orphan. Polled from a daemon thread rather than
+    ``PR_SET_PDEATHSIG``, which fires when the *thread* that forked the worker ends.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

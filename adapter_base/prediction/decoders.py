@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..media import decode_image
+from ..processes import exit_with_parent
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -101,7 +102,9 @@ def _shared_pool(processes: int) -> ProcessPoolExecutor:
             # registered by a worker is unregistered when this process unlinks it, and none is
             # reported as leaked at exit.
             resource_tracker.ensure_running()
-            old, _pool, _pool_size = _pool, ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")), processes
+            fork = multiprocessing.get_context("fork")
+            pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=exit_with_parent, initargs=(os.getpid(),))
+            old, _pool, _pool_size = _pool, pool, processes
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=False)
             _pool.submit(int).result()  # fork every worker now, from this thread

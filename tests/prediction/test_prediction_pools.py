@@ -9,6 +9,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -156,6 +157,36 @@ assert all(dec.decode_image(buf.getvalue()).shape == (8, 8, 3) for _ in range(20
     assert done.returncode == 0, done.stderr
     assert "resource_tracker" not in done.stderr and "leaked" not in done.stderr, done.stderr
     assert shm_blocks(int(done.stdout.split()[-1])) == set()
+
+
+def test_decoding_workers_end_when_their_parent_is_killed(tmp_path):
+    # A preempted run is SIGKILLed: its forked decoding workers must not live on as orphans.
+    script = """
+import os, sys, time
+from adapter_base.prediction.decoders import ProcessDecoder, _shared_pool
+ProcessDecoder(2).start()
+print(" ".join(str(pid) for pid in _shared_pool(2)._processes), flush=True)
+time.sleep(300)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in proc.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)], "a decoding worker outlived its killed parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_the_engine_validates_each_annotation_once(tmp_path, monkeypatch):
