@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from adapter_base.errors import AdapterError, NotFoundError
+from adapter_base.errors import AdapterError, NotFoundError, ValidationError
 from adapter_base.storage import adapter_home
 
 from .engine import find_engine
@@ -122,7 +122,7 @@ def run_local(
     from .build import build_pipeline
 
     store_uri = str(arguments.get("store_uri") or "")
-    check_before_run(kind, arguments)
+    check_before_run(kind, arguments, runner)
     root = Path(pipeline_root) if pipeline_root else default_pipeline_root()
     root.mkdir(parents=True, exist_ok=True)
     before = _version_before(store_uri, arguments) if kind == "train" else None
@@ -178,8 +178,12 @@ def run_local(
     return LocalRunResult(kind=kind, seconds=seconds, pipeline_root=str(root), summary=summary)
 
 
-def check_before_run(kind: str, arguments: Mapping[str, Any]) -> None:
-    """Refuse a run that is bound to fail, before anything starts (``adapter_base.flows.preflight``)."""
+def check_before_run(kind: str, arguments: Mapping[str, Any], runner: str = "subprocess") -> None:
+    """Refuse a run that is bound to fail, before anything starts (``adapter_base.flows.preflight``).
+
+    With ``runner="docker"`` the adapter may exist only in the image (a user image ``FROM``
+    ours): whatever needs the adapter class is left to the run's ``load`` step, in the image.
+    """
     from adapter_base.flows.preflight import check_train_run, require_trained, warn_label_mismatch
     from adapter_base.loading import load_adapter_class
     from adapter_base.registry import Registry
@@ -196,7 +200,13 @@ def check_before_run(kind: str, arguments: Mapping[str, Any]) -> None:
                 None if threshold is None else float(threshold),
             )
         else:
-            require_trained(load_adapter_class(str(arguments["adapter"])), model)
+            try:
+                adapter_cls = load_adapter_class(str(arguments["adapter"]))
+            except ValidationError:
+                if runner != "docker":
+                    raise
+            else:
+                require_trained(adapter_cls, model)
             warn_label_mismatch(model, registry.get_dataset(dataset_ref))
 
 

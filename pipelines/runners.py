@@ -47,15 +47,44 @@ def local_runner(runner: str, pipeline_root: Path, engine: Engine | str | None =
         return
     if runner != "docker":
         raise ValueError(f"unknown runner {runner!r}; choose one of: {', '.join(RUNNERS)}")
+    from kfp.local import docker_task_handler
+
     engine = engine if isinstance(engine, Engine) else find_engine(engine)
     _writable_by_the_step_user(pipeline_root)
     with docker_api(engine) as docker_host:
         previous = os.environ.get("DOCKER_HOST")
         os.environ["DOCKER_HOST"] = docker_host  # docker.from_env(), called by kfp for every step
+        kfp_run = docker_task_handler.run_docker_container
+        docker_task_handler.run_docker_container = run_container
         try:
             yield local.DockerRunner(network_mode="host", environment=container_env(), labels=dict(labels or {}))
         finally:
+            docker_task_handler.run_docker_container = kfp_run
             if previous is None:
                 os.environ.pop("DOCKER_HOST", None)
             else:
                 os.environ["DOCKER_HOST"] = previous
+
+
+def run_container(client: Any, image: str, command: list[str], volumes: dict[str, Any], **run_args: Any) -> int:
+    """One step's container, as kfp.local's ``run_docker_container`` runs it, but removed only after its exit code is read.
+
+    kfp 2.17 starts steps with ``auto_remove``: a step that exits fast is gone before kfp
+    reads its exit code, which kfp then takes for 0 (``NotFound``), and podman answers the
+    inspect of such a container with a 500 "no such container" that fails the run.
+    """
+    from kfp.local.docker_task_handler import add_latest_tag_if_not_present
+
+    image = add_latest_tag_if_not_present(image)
+    if not any(image in (i.tags + i.attrs.get("RepoDigests", [])) for i in client.images.list()):
+        print(f"Pulling image {image!r}")
+        client.images.pull(image)
+    container = client.containers.create(image=image, command=command, volumes=volumes, **run_args)
+    try:
+        container.start()
+        for line in container.logs(stream=True, follow=True):
+            print(line.decode(errors="replace"), end="")
+        return int(container.wait()["StatusCode"])
+    finally:
+        with contextlib.suppress(Exception):  # already removed (Ctrl-C removes the run's containers)
+            container.remove(force=True)

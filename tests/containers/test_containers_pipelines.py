@@ -89,3 +89,20 @@ def test_a_step_that_raises_fails_the_run_and_the_model(user_image: str, s3_stor
         model = registry.get_model("digits-mlp")
         assert model.version in (0, None) and model.status == "failed"
         assert "crashed on purpose" in (model.status_message or "")
+
+
+def test_a_fast_step_exit_code_is_read_before_its_container_is_removed(engine, project_image: str) -> None:
+    # kfp's own runner auto-removes containers and takes one gone before its exit code was read for a 0.
+    import docker
+
+    from pipelines.engine import docker_api
+    from pipelines.runners import run_container
+
+    with docker_api(engine) as host:
+        client = docker.DockerClient(base_url=host)
+        try:
+            codes = [run_container(client, project_image, ["python3", "-c", f"raise SystemExit({code})"], {}, labels={"t": "exit"}) for code in (3, 0, 1)]
+            left = client.containers.list(all=True, filters={"label": "t=exit"})
+        finally:
+            client.close()
+    assert codes == [3, 0, 1] and left == []
