@@ -33,7 +33,7 @@ venv: $(STAMP) ## Create .venv and install everything the tests need (idempotent
 demo: $(DEMO_STAMP) ## Import the digits dataset, train, save, evaluate and predict on a local store (MODEL_ADAPTER_HOME=.demo)
 	@MODEL_ADAPTER_HOME=$(DEMO_HOME) $(VENV)/bin/model-adapter demo --fresh
 
-test: venv ## Run every test (S3 against a real SeaweedFS, KFP local runs, manifest checks)
+test: venv ## Run every test (S3 on real SeaweedFS and rclone servers, KFP local runs, steps in containers, manifest checks)
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 BENCH_STAMP := $(VENV)/.bench-installed
