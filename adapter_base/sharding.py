@@ -87,11 +87,6 @@ def iter_item_ids(registry: "Registry", dataset_id: str, filters: Filters | Mapp
     return (item_id for item_id, _ in registry.iter_item_results(dataset_id, filters))
 
 
-def list_item_ids(registry: "Registry", dataset_id: str, filters: Filters | Mapping[str, Any] | None = None) -> list[str]:
-    """``iter_item_ids`` as a list."""
-    return list(iter_item_ids(registry, dataset_id, filters))
-
-
 def write_shards(
     store: "ObjectStore",
     run_id: str,

@@ -16,8 +16,8 @@ def split_dataset(dataset: str, num_shards: int, run_id: str, *, filters: Mappin
     """Write ``num_shards`` shard manifests under ``runs/<run_id>/shards/``; returns the shard index (keys and counts)."""
     with Registry.open(store_uri or None) as registry:
         ds = registry.get_dataset(dataset)
-        ids = sharding.list_item_ids(registry, ds.id, Filters.coerce(dict(filters or {})))
+        ids = sharding.iter_item_ids(registry, ds.id, Filters.coerce(dict(filters or {})))  # streamed: never a list of every id
         index = sharding.write_shards(registry.store, run_id, ds.id, ids, int(num_shards), filters=filters)
         index["store_uri"] = registry.store.uri
-        log.info("split %d item(s) of %s into %d shard(s) under %s", len(ids), ds.name, index["num_shards"], layout.shards_prefix(run_id))
+        log.info("split %d item(s) of %s into %d shard(s) under %s", index["total"], ds.name, index["num_shards"], layout.shards_prefix(run_id))
         return index
