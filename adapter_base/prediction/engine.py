@@ -275,7 +275,7 @@ def run_predictions(
             except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
                 log.error("could not store the report of the failed run: %s", error_text(exc))
         raise
-    log.info(report.summary().splitlines()[0])
+    log.info(report.summary())  # counts, then one line per failed item
     if on_finish is not None:
         on_finish(report)
     if save_report and write:
