@@ -2,7 +2,7 @@
 
 The dataset is built by this process; each measurement runs ``predict_dataset`` in a
 fresh child process (``python -m bench.memory_bench --child ...``) that samples its own
-RSS every 5 ms and reports the peak (and ``ru_maxrss``) and the RSS just before the run.
+RSS every 5 ms and reports the peak (and the kernel's high-water mark, ``VmHWM``) and the RSS just before the run.
 The datasets are listed once after they are built (as an import or any earlier listing
 does), so the run reads its item records in pages.
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -87,8 +86,15 @@ def child(store: str, dataset: str, batch_size: int) -> dict[str, Any]:
         "wall_s": round(wall, 3),
         "baseline_rss_mib": round(baseline / 2**20, 1),
         "peak_rss_mib": round(peak[0] / 2**20, 1),
-        "ru_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # The kernel's own high-water mark of this process (VmHWM). Not ru_maxrss: Linux starts a
+        # child's from its parent's RSS at fork, so every child of a large parent reported the same.
+        "hwm_rss_mib": round(_vm_hwm_kib() / 1024, 1),
     }
+
+
+def _vm_hwm_kib() -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
 
 
 def measure(store: str, dataset: str, batch_size: int, env: dict[str, str] | None = None) -> dict[str, Any]:
