@@ -5,7 +5,7 @@ from .dataset import Dataset
 from .filters import Filters
 from .item import SUPPORTED_MIMETYPES, Item
 from .prediction import PredictionSet
-from .model import MODEL_STATUSES, ArtifactFile, ArtifactManifest, Model
+from .model import MODEL_STATUSES, ArtifactFile, ArtifactManifest, CheckpointSet, Model
 
 __all__ = [
     "ANNOTATION_TYPES",
@@ -15,6 +15,7 @@ __all__ = [
     "AnnotationCollection",
     "ArtifactFile",
     "ArtifactManifest",
+    "CheckpointSet",
     "Dataset",
     "Filters",
     "Item",

@@ -48,6 +48,15 @@ class ArtifactFile(Entity):
             raise ValidationError(self.kind, "sha256", f"expected 64 lowercase hex digits, got {self.sha256!r}")
 
 
+def _decode_files(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``data["files"]`` (a list of dicts) as ``ArtifactFile`` rows."""
+    files = data.get("files", [])
+    if not isinstance(files, list):
+        raise ValidationError(kind, "files", "expected a list")
+    data["files"] = [ArtifactFile.from_dict(f) for f in files]
+    return data
+
+
 @dataclass
 class ArtifactManifest(Entity):
     """The complete file list of one model version; written last, so it marks the version done."""
@@ -79,11 +88,48 @@ class ArtifactManifest(Entity):
 
     @classmethod
     def _decode(cls, data: dict[str, Any]) -> dict[str, Any]:
-        files = data.get("files", [])
-        if not isinstance(files, list):
-            raise ValidationError(cls.kind, "files", "expected a list")
-        data["files"] = [ArtifactFile.from_dict(f) for f in files]
-        return data
+        return _decode_files(cls.kind, data)
+
+
+@dataclass
+class CheckpointSet(Entity):
+    """The published training checkpoints of a model: the files of one epoch end, whole.
+
+    ``generation`` counts the pushes; ``generations[path]`` is the push that uploaded each
+    file (its key: ``layout.checkpoint_file``). Written last, so it never names a file
+    a killed push left half-uploaded.
+    """
+
+    kind: ClassVar[str] = "CheckpointSet"
+
+    model_id: str
+    generation: int
+    files: list[ArtifactFile] = field(default_factory=list)
+    generations: dict[str, int] = field(default_factory=dict)
+    created_at: str = field(default_factory=utc_now)
+
+    def validate(self) -> None:
+        check_path_part(self.kind, "model_id", self.model_id)
+        check_int(self.kind, "generation", self.generation, lo=1)
+        check_str(self.kind, "created_at", self.created_at)
+        if not isinstance(self.files, list):
+            raise ValidationError(self.kind, "files", "expected a list")
+        check_dict(self.kind, "generations", self.generations)
+        for f in self.files:
+            f.validate()
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValidationError(self.kind, "files", "duplicate path")
+        if set(paths) != set(self.generations):
+            raise ValidationError(self.kind, "generations", "expected one generation per file, no more")
+        for path, gen in self.generations.items():
+            check_int(self.kind, f"generations[{path!r}]", gen, lo=1)
+            if gen > self.generation:
+                raise ValidationError(self.kind, f"generations[{path!r}]", f"{gen} is newer than the set's generation {self.generation}")
+
+    @classmethod
+    def _decode(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return _decode_files(cls.kind, data)
 
 
 @dataclass

@@ -5,9 +5,9 @@ Before anything changes, the run is checked (``preflight.check_training``: subse
 annotated items, labels the dataset shares); a refused run leaves the model as it was.
 Status goes ``training`` then ``trained``; on any error it is ``failed`` with the
 error recorded, and nothing the failed run produced becomes the current version.
-Checkpoints the adapter writes to ``checkpoint_dir`` are copied to the store at each
-epoch end and handed back as ``resume_checkpoint`` on the next run; they are
-removed once a run succeeds.
+Checkpoints the adapter writes to ``checkpoint_dir`` are published to the store as a
+whole set at each epoch end (``registry.checkpoints``) and handed back as
+``resume_checkpoint`` on the next run; they are removed once a run succeeds.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from typing import Any, Callable
 from ..entities import Model
 from ..errors import ValidationError
 from ..hooks import AdapterHooks
-from ..local_dirs import safe_join
 from ..metrics import json_safe
-from ..registry import layout
-from ..registry.artifacts import local_files
+from ..registry.checkpoints import CheckpointSync
 from ..secrets import redact
 from ._common import fresh_dir, resolve_dataset, resolve_model
 from .load import load_from_model
@@ -34,45 +32,6 @@ from .save import save_to_model
 log = logging.getLogger(__name__)
 
 EpochCallback = Callable[..., None]
-
-
-class CheckpointSync:
-    """Mirror a local checkpoint directory into the store (changed files only)."""
-
-    def __init__(self, adapter: AdapterHooks, model: Model, local_dir: Path) -> None:
-        self.store = adapter.registry.store
-        self.model_id = model.id
-        self.prefix = layout.checkpoints_prefix(model.id)
-        self.local_dir = local_dir
-        self._sent: dict[str, tuple[int, int]] = {}
-
-    def restore(self) -> Path | None:
-        """Download stored checkpoints; the directory if there were any, else None."""
-        found = False
-        for obj in self.store.list(self.prefix):
-            rel = obj.key[len(self.prefix) :]
-            dest = safe_join(self.local_dir, rel, what="checkpoints")  # a listed key never writes outside
-            self.store.get_file(obj.key, dest)
-            st = dest.stat()
-            self._sent[rel] = (st.st_size, st.st_mtime_ns)
-            found = True
-        return self.local_dir if found else None
-
-    def push(self) -> int:
-        """Upload new or changed checkpoint files; returns how many."""
-        sent = 0
-        for rel in local_files(self.local_dir):
-            st = (self.local_dir / rel).stat()
-            sig = (st.st_size, st.st_mtime_ns)
-            if self._sent.get(rel) != sig:
-                self.store.put_file(layout.checkpoint_file(self.model_id, rel), self.local_dir / rel)
-                self._sent[rel] = sig
-                sent += 1
-        return sent
-
-    def clear(self) -> None:
-        """Remove the stored checkpoints (after a successful run)."""
-        self.store.delete_prefix(self.prefix)
 
 
 def _progress_reporter(progress: Any) -> Callable[[int, int, dict[str, Any] | None], None]:
@@ -159,7 +118,7 @@ def _train(
         load_from_model(adapter, entity)
         root = default_root(adapter)
         data_path, output_path = prepare_data(adapter, ds, root_path=str(root))
-        checkpoints = CheckpointSync(adapter, entity, fresh_dir(root / "checkpoints", True))
+        checkpoints = CheckpointSync(registry.store, entity.id, fresh_dir(root / "checkpoints", True), registry.pool)
         resume = checkpoints.restore()
         if resume is not None:
             log.info("resuming from the checkpoints of an interrupted run: %s", resume)

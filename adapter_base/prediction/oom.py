@@ -8,6 +8,8 @@ import logging
 import math
 from typing import Callable, Iterator, Sequence, TypeVar
 
+from .report import error_text
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -81,7 +83,7 @@ class BatchHalving:
         if not self.isolate or levels <= 0 or len(chunk) <= 1 or not worth_isolating(exc):
             yield chunk, exc
             return
-        log.info("predict failed on %d items (%s: %s); retrying each half to find the items that fail", len(chunk), type(exc).__name__, exc)
+        log.info("predict failed on %d items (%s); retrying each half to find the items that fail", len(chunk), error_text(exc))
         mid = len(chunk) // 2
         for half in (chunk[:mid], chunk[mid:]):
             try:

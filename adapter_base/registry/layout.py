@@ -13,7 +13,8 @@
     models/<model_id>/versions/<NNNNNN>/files/<path>               artifact files
     models/<model_id>/versions/<NNNNNN>/manifest.json              written last
     models/<model_id>/staging/<run_id>/files/<path>|manifest.json  trained, not yet a version
-    models/<model_id>/checkpoints/<path>                           training checkpoints
+    models/<model_id>/checkpoints/files/<NNNNNN>/<path>            training checkpoints, by the push that uploaded them
+    models/<model_id>/checkpoints/set.json                         CheckpointSet: the published files, written last
     models/<model_id>/evaluations/<NNNNNN>/<stamp>/metrics.json|report.html|report.md
     runs/<run_id>/prediction-report.json                           a prediction run's PredictionReport
     runs/<run_id>/prediction-summary.json                          the merged report of a sharded run
@@ -142,8 +143,18 @@ def checkpoints_prefix(model_id: str) -> str:
     return join_key("models", model_id, "checkpoints") + "/"
 
 
-def checkpoint_file(model_id: str, path: str) -> str:
-    return join_key(checkpoints_prefix(model_id), path)
+def checkpoint_set(model_id: str) -> str:
+    """The record of the published checkpoints (``CheckpointSet``), written after their files."""
+    return join_key(checkpoints_prefix(model_id), "set.json")
+
+
+def checkpoint_files_prefix(model_id: str) -> str:
+    return join_key(checkpoints_prefix(model_id), "files") + "/"
+
+
+def checkpoint_file(model_id: str, generation: int, path: str) -> str:
+    """One checkpoint file as uploaded by push number ``generation``."""
+    return join_key(checkpoint_files_prefix(model_id), f"{generation:06d}", path)
 
 
 def evaluations_prefix(model_id: str, version: int) -> str:

@@ -11,6 +11,7 @@ import pytest
 from adapter_base import BaseModelAdapter, ValidationError
 from adapter_base.flows.train import stage_training
 from adapter_base.registry import layout
+from adapter_base.registry.checkpoints import checkpoint_key, stored_checkpoints
 from core_support import BRIGHT, DARK, BrightnessAdapter, add_shade_items, brightness_dataset
 
 SUBSETS = {"train": {"subset": "train"}, "validation": {"subset": "validation"}}
@@ -228,8 +229,9 @@ def test_train_failure_sets_failed_keeps_version_and_checkpoints_then_resumes(lo
     assert stored.status_message == "RuntimeError: GPU fell off the bus at epoch 1"
     assert stored.version == 1 and stored.artifacts == first.artifacts
     assert not local_registry.store.exists(layout.manifest(model.id, 2))
-    ckpt_key = layout.checkpoints_prefix(model.id) + "ckpt.json"
-    assert json.loads(local_registry.store.get_bytes(ckpt_key)) == {"epoch": 1}
+    kept = stored_checkpoints(local_registry.store, model.id)
+    assert kept is not None and [f.path for f in kept.files] == ["ckpt.json"]
+    assert json.loads(local_registry.store.get_bytes(checkpoint_key(kept, "ckpt.json"))) == {"epoch": 1}
 
     rerun = Checkpointing(registry=local_registry)
     trained = rerun.train_model(model)
@@ -252,7 +254,9 @@ def test_checkpoint_written_just_before_a_crash_is_kept(local_registry, ds, mode
     with pytest.raises(RuntimeError):
         CrashAfterSaving(registry=local_registry).train_model(model)
     assert local_registry.get_model(model.id).status == "failed"
-    assert local_registry.store.exists(layout.checkpoints_prefix(model.id) + "step-500.ckpt")
+    kept = stored_checkpoints(local_registry.store, model.id)
+    assert kept is not None and [f.path for f in kept.files] == ["step-500.ckpt"]
+    assert local_registry.store.get_bytes(checkpoint_key(kept, "step-500.ckpt")) == b"weights at step 500"
 
 
 def test_a_run_refused_by_its_checks_leaves_the_model_untouched(local_registry, ds):

@@ -13,6 +13,8 @@ import pytest
 
 from adapter_base import Registry
 from adapter_base.registry import layout
+from adapter_base.registry.checkpoints import checkpoint_key, stored_checkpoints
+from adapter_base.storage import ObjectStore
 from reliability_support import (
     count_sets,
     dataset_with_model,
@@ -64,7 +66,7 @@ def test_killed_training_process_keeps_checkpoints_and_the_rerun_resumes(s3_regi
     args = ["train", model.name, "--store", store.uri]
     proc = start_cli(args, log=tmp_path / "killed.log")
     try:
-        wait_for(lambda: store.exists(ckpt + "epoch-1.json") or proc.poll() is not None, 60, "the checkpoint of epoch 1")
+        wait_for(lambda: _published(store, model.id) >= {"epoch-1.json"} or proc.poll() is not None, 60, "the checkpoints of epoch 1")
         assert proc.poll() is None, (tmp_path / "killed.log").read_text()
     finally:
         sigkill(proc)
@@ -72,9 +74,9 @@ def test_killed_training_process_keeps_checkpoints_and_the_rerun_resumes(s3_regi
     killed = s3_registry.get_model(model.id)
     assert killed.version == 1 and killed.artifacts == model.artifacts, "a killed training run changed the current version"
     assert killed.status == "training"  # nobody could record the kill (the pipeline's exit step does)
-    kept = {o.key[len(ckpt) :] for o in store.list(ckpt)}
-    assert {"epoch-0.json", "epoch-1.json", "state.json"} <= kept
-    resumed_at = store.get_json(ckpt + "state.json")["epoch"] + 1
+    kept = stored_checkpoints(store, model.id)
+    assert kept is not None and {"epoch-0.json", "epoch-1.json", "state.json"} <= {f.path for f in kept.files}
+    resumed_at = store.get_json(checkpoint_key(kept, "state.json"))["epoch"] + 1  # the set is whole: state.json of its epoch
 
     rerun = run_cli(args)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -83,3 +85,9 @@ def test_killed_training_process_keeps_checkpoints_and_the_rerun_resumes(s3_regi
     assert trained.metrics["training"]["resumed_from"] == resumed_at >= 2  # train() got the stored checkpoint
     assert trained.metrics["training"]["epoch"] == 5
     assert not list(store.list(ckpt)), "checkpoints are removed once a run succeeds"
+
+
+def _published(store: ObjectStore, model_id: str) -> set[str]:
+    """The paths of the model's published checkpoint set (empty before the first)."""
+    kept = stored_checkpoints(store, model_id)
+    return {f.path for f in kept.files} if kept else set()

@@ -17,6 +17,7 @@ import os
 import pickle
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,9 +26,9 @@ import yaml
 
 from adapter_base import Registry, StoreError, ValidationError, open_store
 from adapter_base.entities.model import ArtifactFile
-from adapter_base.flows.train import CheckpointSync
 from adapter_base.registry import layout
 from adapter_base.registry.artifacts import download_tree
+from adapter_base.registry.checkpoints import CheckpointSync
 from adapter_base.secrets import install_log_redaction
 from adapter_base.storage import LocalStore, ObjectInfo
 from adapter_base.storage.digest import sha256_file
@@ -277,15 +278,33 @@ def test_checkpoints_listed_with_escaping_keys_are_not_restored_outside(tmp_path
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(b"x")
 
-    class Holder:
-        registry = type("R", (), {"store": HostileStore(tmp_path / "store")})()
-
     local = tmp_path / "run" / "checkpoints"
     local.mkdir(parents=True)
-    model = type("M", (), {"id": "m1"})()
-    with pytest.raises(ValidationError, match="escapes the target directory"):
-        CheckpointSync(Holder(), model, local).restore()  # type: ignore[arg-type]
+    with ThreadPoolExecutor(2) as pool, pytest.raises(ValidationError, match="escapes the target directory"):
+        CheckpointSync(HostileStore(tmp_path / "store"), "m1", local, pool).restore()
     assert not [p for p in tmp_path.rglob("escaped.bin")]
+
+
+@pytest.mark.parametrize(
+    ("row", "generations", "names"),
+    [
+        ({"path": "../../escaped.bin", "size": 1, "sha256": "0" * 64}, {"../../escaped.bin": 1}, "path"),
+        ({"path": "/etc/escaped.bin", "size": 1, "sha256": "0" * 64}, {"/etc/escaped.bin": 1}, "path"),
+        ({"path": "ok.bin", "size": 1, "sha256": "0" * 64}, {"ok.bin": 7}, "newer than the set"),
+        ({"path": "ok.bin", "size": 1, "sha256": "0" * 64}, {}, "one generation per file"),
+    ],
+)
+def test_a_tampered_checkpoint_record_is_refused_naming_its_key(tmp_path: Path, row: dict, generations: dict, names: str) -> None:
+    store = LocalStore(tmp_path / "store")
+    key = layout.checkpoint_set("m1")
+    store.put_json(key, {"model_id": "m1", "generation": 1, "files": [row], "generations": generations})
+    local = tmp_path / "run" / "checkpoints"
+    local.mkdir(parents=True)
+    with ThreadPoolExecutor(2) as pool, pytest.raises(ValidationError, match=names) as info:
+        CheckpointSync(store, "m1", local, pool).restore()
+    assert key in str(info.value)
+    assert store.exists(key), "a refused record is kept for the user to inspect"
+    assert not [p for p in tmp_path.rglob("escaped.bin")] and list(local.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- pickles

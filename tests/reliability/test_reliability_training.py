@@ -10,6 +10,7 @@ import pytest
 
 from adapter_base import Registry
 from adapter_base.registry import layout
+from adapter_base.registry.checkpoints import checkpoint_key, stored_checkpoints
 from reliability_support import ENV_FAIL_AT_EPOCH, ENV_FAIL_IN_SAVE, SlowAdapter, dataset_with_model, run_cli, subprocess_env
 
 pytestmark = [pytest.mark.reliability, pytest.mark.s3]
@@ -33,9 +34,9 @@ def test_training_that_raises_is_marked_failed_and_the_rerun_resumes(s3_registry
     manifest = s3_registry.download_artifacts(failed, tmp_path / "v1")  # still complete, digests verified
     assert [f.path for f in manifest.files] == ["weights.json"]
     assert not list(store.list(f"models/{model.id}/versions/000002/")), "the failed run left files of a next version"
-    kept = {o.key[len(ckpt) :] for o in store.list(ckpt)}
-    assert kept == {"epoch-0.json", "epoch-1.json", "state.json"}
-    assert store.get_json(ckpt + "state.json")["epoch"] == 1
+    kept = stored_checkpoints(store, model.id)
+    assert kept is not None and {f.path for f in kept.files} == {"epoch-0.json", "epoch-1.json", "state.json"}
+    assert store.get_json(checkpoint_key(kept, "state.json"))["epoch"] == 1
 
     rerun = run_cli(args)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -74,7 +75,8 @@ def test_a_failure_while_saving_the_trained_model_publishes_nothing(s3_registry:
     assert (current.status, current.version, current.artifacts) == ("failed", 1, model.artifacts)
     assert "OSError: injected failure while saving" in current.status_message
     assert not s3_registry.store.exists(layout.manifest(model.id, 2))
-    assert s3_registry.store.exists(layout.checkpoints_prefix(model.id) + "state.json")
+    kept = stored_checkpoints(s3_registry.store, model.id)
+    assert kept is not None and "state.json" in {f.path for f in kept.files}
     s3_registry.download_artifacts(current, tmp_path / "v1")
     monkeypatch.delenv(ENV_FAIL_IN_SAVE)
     trained = SlowAdapter(registry=s3_registry).train_model(model.id)
