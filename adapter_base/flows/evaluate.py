@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from ..concurrency import ordered_map
 from ..entities import Annotation, Dataset, Filters, Item, Model, PredictionSet
-from ..errors import AdapterContractError, ValidationError
+from ..errors import AdapterContractError, AdapterError, ValidationError
 from ..hooks import AdapterHooks
 from ..metrics import classification_metrics, detection_metrics, headline, json_safe, render_html_report, render_markdown_summary
 from ..metrics.mistakes import WorstMistakes, classification_mistake, detection_mistake
@@ -130,6 +130,12 @@ def evaluate_model(
             f"(item {first} the first): fix the adapter's predict or the model's output_type"
         )
 
+    if run.fatal_error:  # scoring the items it reached would store metrics of an arbitrary part of the subset
+        raise AdapterError(
+            f"the prediction run {run.run_id} of model {entity.name} v{entity.version} stopped before it finished "
+            f"({run.fatal_error}; {run.succeeded + run.skipped + run.failed} of {run.total} items listed so far had an outcome): "
+            f"no metrics stored; its report is {layout.prediction_report(run.run_id)}"
+        )
     registry = adapter.registry
     y_true: list[str] = []
     y_pred: list[str | None] = []

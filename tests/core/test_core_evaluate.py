@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from adapter_base import AnnotationCollection, ValidationError
+from adapter_base import AdapterError, AnnotationCollection, StoreError, ValidationError
+from adapter_base.flows import predict as predict_flow
 from core_support import MetadataAdapter, png_bytes
 
 
@@ -116,3 +117,26 @@ def test_evaluation_counts_failed_items(local_registry):
     result = MetadataAdapter(registry=local_registry).evaluate_model(model, ds, filters={"subset": "test"})
     assert result.metrics["items_failed"] == 1 and result.metrics["count"] == 10
     assert not result.prediction.ok
+
+
+def test_a_prediction_run_that_stopped_early_is_not_scored(local_registry, monkeypatch):
+    """The listing breaks after 4 items: metrics of those 4 would pass for the subset's."""
+    ds = classification_dataset(local_registry)
+    model = local_registry.create_model("m", labels=["a", "b", "c"])
+    run_predictions = predict_flow.run_predictions
+
+    def listing_breaks_after_four(adapter, source, **kwargs):
+        def source_of_four():
+            for n, result in enumerate(source):
+                if n == 4:
+                    raise StoreError("connection reset while listing")
+                yield result
+
+        return run_predictions(adapter, source_of_four(), **kwargs)
+
+    monkeypatch.setattr(predict_flow, "run_predictions", listing_breaks_after_four)
+    with pytest.raises(AdapterError, match="stopped before it finished") as info:
+        MetadataAdapter(registry=local_registry).evaluate_model(model, ds, filters={"subset": "test"})
+    assert "StoreError: connection reset while listing" in str(info.value)
+    assert "evaluation" not in local_registry.get_model(model.id).metrics
+    assert not list(local_registry.store.list(f"models/{model.id}/evaluations/")), "no evaluation was stored"
