@@ -27,6 +27,7 @@ from ..entities import (
 )
 from ..entities._base import check_name, check_path_part, utc_now
 from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
+from ..secrets import redact
 from ..storage import ObjectStore, open_store
 from . import layout
 from .record_pages import iter_records
@@ -155,17 +156,32 @@ class Registry:
         # The path entry reserves the path; the record, written last, makes the item exist.
         # An entry whose item never got its record (a failed add) does not block the path.
         self.store.put_json(layout.item_path(dataset.id, item.path), {"id": item.id})
-        if isinstance(data, bytes):
-            self.store.put_bytes(layout.item_binary(dataset.id, item.id), data, item.mimetype)
-        else:
-            self.store.put_file(layout.item_binary(dataset.id, item.id), data, item.mimetype)
-        if annotations is not None:
-            self.set_ground_truth(item, annotations)
-        # The record is written last: an item is listed only once its bytes are there.
-        self.store.put_json(layout.item_record(dataset.id, item.id), item.to_dict())
+        try:
+            if isinstance(data, bytes):
+                self.store.put_bytes(layout.item_binary(dataset.id, item.id), data, item.mimetype)
+            else:
+                self.store.put_file(layout.item_binary(dataset.id, item.id), data, item.mimetype)
+            if annotations is not None:
+                self.set_ground_truth(item, annotations)
+            # The record is written last: an item is listed only once its bytes are there.
+            self.store.put_json(layout.item_record(dataset.id, item.id), item.to_dict())
+        except BaseException:
+            self._undo_add(item)
+            raise
         parts = item.path.split("/")
         self._folders.setdefault(dataset.id, set()).update("/".join(parts[:depth]) for depth in range(1, len(parts)))
         return item
+
+    def _undo_add(self, item: Item) -> None:
+        """Best effort: remove what an add that failed before its record wrote (the item never existed)."""
+        keys = [layout.ground_truth(item.dataset_id, item.id), layout.item_binary(item.dataset_id, item.id)]
+        try:
+            if _entry_id(self.store.get_json(layout.item_path(item.dataset_id, item.path))) == item.id:
+                keys.append(layout.item_path(item.dataset_id, item.path))
+            for key in keys:
+                self.store.delete(key)
+        except Exception as exc:  # noqa: BLE001 - the add's own error matters; leftovers never block the path
+            log.warning("could not remove the leftovers of the failed add of %s: %s", item.path, redact(str(exc)))
 
     def _path_holder(self, dataset_id: str, path: str) -> str | None:
         """The id of the item at ``path``, or None (no entry, or an entry whose item was never completed)."""

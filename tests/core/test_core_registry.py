@@ -427,3 +427,29 @@ def test_failed_commit_midway_leaves_the_version_unchanged(registry, model_v1, t
     assert committed.version == 2
     registry.download_artifacts(committed, tmp_path / "dl")
     assert read_tree(tmp_path / "dl") == {"a.bin": b"a", "b.bin": b"b", "c.bin": b"c"}
+
+
+@pytest.mark.parametrize("fails", ["binary", "ground truth", "record"])
+def test_a_failed_add_leaves_nothing_behind_and_the_path_free(registry, fails):
+    ds = registry.create_dataset("adds", labels=["cat"])
+    key_of = {"binary": "/binaries/", "ground truth": "/ground_truth.json", "record": "/records/"}[fails]
+    armed = [True]
+
+    def put_json(base, self, key, value):
+        if armed[0] and key_of in key:
+            raise StoreError(f"injected failure writing the {fails}")
+        return base.put_json(self, key, value)
+
+    def put_bytes(base, self, key, data, content_type=None):
+        if armed[0] and key_of in key:
+            raise StoreError(f"injected failure writing the {fails}")
+        return base.put_bytes(self, key, data, content_type)
+
+    before = {o.key for o in registry.store.list(f"datasets/{ds.id}/")}
+    instrument(registry.store, put_json=put_json, put_bytes=put_bytes)
+    with pytest.raises(StoreError, match="injected"):
+        registry.add_item(ds, "a/cat.png", png_bytes(1), annotations=classification_gt("cat"))
+    assert {o.key for o in registry.store.list(f"datasets/{ds.id}/")} == before, "the failed add left keys behind"
+    armed[0] = False
+    item = registry.add_item(ds, "a/cat.png", png_bytes(1), annotations=classification_gt("cat"))
+    assert registry.read_item(item) == png_bytes(1)
