@@ -93,6 +93,7 @@ def measure(
         cpu = {k: _cpu(p) - cpu0[k] for k, p in procs.items()}  # each process with its children (the decoding processes)
         other = max(0.0, machine_busy_s() - busy0 - sum(cpu.values()))
         counts = store.snapshot()
+        busy = dict(store.busy_s)
     if report.succeeded != report.total or not report.ok:
         raise RuntimeError(f"the run did not predict every item: {report.summary()}")
     n = report.succeeded
@@ -114,6 +115,8 @@ def measure(
         "puts_per_item": round(per_item["put"], 4),
         "in_flight": in_flight,
         "max_in_flight_seen": store.max_in_flight,
+        "mean_in_flight": {op: round(s / wall, 2) for op, s in busy.items()},
+        "mean_request_ms": {op: round(1000 * busy[op] / counts[op], 1) for op in busy if counts.get(op)},
         "bound_items_per_s": round(bound, 1),
         "fraction_of_bound": round(items_per_s / bound, 3),
         # CPU: this process and its decoding processes; the store server and the proxy; everything else on the machine

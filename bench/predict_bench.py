@@ -34,6 +34,7 @@ from adapter_base import Item, PredictionOptions, Registry
 from adapter_base.concurrency import ordered_map
 from adapter_base.entities import Dataset
 from adapter_base.prediction.contract import stamp
+from adapter_base.prediction.pools import plan_pools, uses_default_prepare
 from adapter_base.prediction.writer import ResultWriter, registry_store
 
 from . import baselines
@@ -125,7 +126,7 @@ def write_only(adapter: CostModelAdapter, items: list[Item], outs: list[Any], ba
     model = adapter.model_entity
     assert model is not None
     options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
-    workers = writer_threads(options, adapter.registry)
+    pools = plan_pools(options, adapter.registry.store, default_prepare=uses_default_prepare(adapter))
     done = [0]
 
     def written(its: Any, errors: Any) -> None:
@@ -134,7 +135,7 @@ def write_only(adapter: CostModelAdapter, items: list[Item], outs: list[Any], ba
                 raise e
         done[0] += len(its)
 
-    writer = ResultWriter(registry_store(adapter.registry), collect=None, workers=workers, chunk=options.io_chunk, on_written=written)
+    writer = ResultWriter(registry_store(adapter.registry), collect=None, workers=pools.write_threads, chunk=pools.io_chunk, on_written=written)
     try:
         for start in range(0, len(items), batch_size):
             for it, coll in zip(items[start : start + batch_size], outs[start : start + batch_size]):
@@ -143,12 +144,6 @@ def write_only(adapter: CostModelAdapter, items: list[Item], outs: list[Any], ba
     finally:
         writer.close()
     return done[0]
-
-
-def writer_threads(options: PredictionOptions, registry: Registry) -> int:
-    """How many write threads the engine runs on this store."""
-    pools = getattr(options, "pools", None)
-    return pools(registry.store).write_threads if pools else options.io_workers
 
 
 # ----------------------------------------------------------------------------- calibration

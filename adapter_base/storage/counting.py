@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO, ContextManager, Iterator
@@ -20,13 +21,15 @@ class CountingStore(ObjectStore):
 
     A listing counts as ``ceil(objects / 1000)`` requests (at least one), the pages an S3
     server returns; ``open_read`` and ``get_file`` count one request each. ``max_in_flight``
-    is the most calls running at once.
+    is the most calls running at once; ``busy_s`` the seconds spent in calls, per operation
+    (over a run's wall time: how many of them were in flight on average).
     """
 
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
         self.uri = inner.uri
         self.counts: Counter[str] = Counter()
+        self.busy_s: Counter[str] = Counter()
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -46,6 +49,7 @@ class CountingStore(ObjectStore):
         """Start counting from zero."""
         with self._lock:
             self.counts.clear()
+            self.busy_s.clear()
             self.max_in_flight = 0
 
     @contextlib.contextmanager
@@ -54,11 +58,13 @@ class CountingStore(ObjectStore):
             self.counts[op] += n
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        start = time.perf_counter()
         try:
             yield
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self.busy_s[op] += time.perf_counter() - start
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         with self._count("put"):
