@@ -13,14 +13,16 @@ or take the store / registry explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .concurrency import ordered_map
-from .entities import Filters, Item
+from .entities import Item
 from .entities._base import utc_now
 from .errors import NotFoundError, StoreError, ValidationError
 from .registry import layout
@@ -28,6 +30,8 @@ from .registry import layout
 if TYPE_CHECKING:
     from .registry import Registry
     from .storage import ObjectStore
+
+log = logging.getLogger(__name__)
 
 MAX_SHARDS = 10_000
 
@@ -78,55 +82,54 @@ def split_evenly(ids: Sequence[str], num_shards: int) -> list[list[str]]:
     return out
 
 
-def iter_item_ids(registry: "Registry", dataset_id: str, filters: Filters | Mapping[str, Any] | None = None) -> Iterator[str]:
-    """Ids of the dataset's items matching ``filters``, in listing order, lazily (memory does not grow with the dataset).
-
-    Items whose record cannot be read are included: the prediction step reports
-    them as failures (stage ``list``) instead of dropping them silently.
-    """
-    return (item_id for item_id, _ in registry.iter_item_results(dataset_id, filters))
-
-
 def write_shards(
     store: "ObjectStore",
     run_id: str,
     dataset_id: str,
-    ids: Iterable[str],
+    listing: Iterable[str | tuple[str, Item | BaseException]],
     num_shards: int,
     filters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write one manifest per shard and the shard index; returns the index.
+    """Write one manifest per shard, with copies of its item records, and the shard index; returns the index.
 
-    ``ids`` may be any iterable (``iter_item_ids``): it is spooled to a temp file once to
-    count it, then each manifest is written to a temp file id by id and uploaded
-    streaming, so no list of a million ids is ever held. The index is small whatever the
-    dataset size: shard numbers, keys and counts.
+    ``listing`` yields item ids, or ``(item_id, record or error)`` pairs
+    (``Registry.iter_item_results``, which lists lazily): it is spooled to temp files once to count it, then each
+    manifest (the ids) and its records file (``layout.shard_records``: one JSON line per
+    id, ``{}`` where the record was not read) are written line by line and uploaded
+    streaming, so no list of a million ids is ever held. A shard reads its records in one
+    request instead of one per item. The index is small whatever the dataset size: shard
+    numbers, keys and counts.
     """
     layout.check_name("run", run_id)
     shard_sizes(0, num_shards)  # a bad count fails before the listing is read
     with tempfile.TemporaryDirectory(prefix="shards-") as tmp:
-        spool = Path(tmp) / "ids"
+        ids_spool, records_spool = Path(tmp) / "ids", Path(tmp) / "records"
         total = 0
-        with open(spool, "w", encoding="utf-8") as fh:
-            for item_id in ids:
+        with open(ids_spool, "w", encoding="utf-8") as ids_out, open(records_spool, "w", encoding="utf-8") as records_out:
+            for entry in listing:
+                item_id, record = (entry, None) if isinstance(entry, str) else entry
                 if not isinstance(item_id, str) or "\n" in item_id:
                     raise ValidationError("shards", "item_ids", f"an item id must be a one-line string, got {item_id!r}")
-                fh.write(item_id + "\n")
+                ids_out.write(item_id + "\n")
+                records_out.write((record.to_json() if isinstance(record, Item) else "{}") + "\n")
                 total += 1
         sizes = shard_sizes(total, num_shards)
         shards = []
-        with open(spool, encoding="utf-8") as lines:
+        with open(ids_spool, encoding="utf-8") as lines, open(records_spool, encoding="utf-8") as records:
             for i, size in enumerate(sizes):
                 key = layout.shard_manifest(run_id, i)
                 head = {"run_id": run_id, "dataset_id": dataset_id, "shard": i, "num_shards": len(sizes)}
-                manifest = Path(tmp) / f"{i}.json"
-                with open(manifest, "w", encoding="utf-8") as out:
+                manifest, copies = Path(tmp) / f"{i}.json", Path(tmp) / f"{i}.jsonl"
+                with open(manifest, "w", encoding="utf-8") as out, open(copies, "w", encoding="utf-8") as copies_out:
                     out.write(json.dumps(head)[:-1] + ', "item_ids": [')
                     for n in range(size):
                         out.write((", " if n else "") + json.dumps(next(lines)[:-1]))
+                        copies_out.write(next(records))
                     out.write("]}")
+                store.put_file(layout.shard_records(run_id, i), copies, "application/x-ndjson")  # before the manifest that names its shard
                 store.put_file(key, manifest, "application/json")
                 manifest.unlink()
+                copies.unlink()
                 shards.append({"shard": i, "key": key, "count": size})
     index = {
         "run_id": run_id,
@@ -153,16 +156,63 @@ def read_shard(store: "ObjectStore", index: Mapping[str, Any], shard: int) -> li
     return ids
 
 
-def iter_shard_items(registry: "Registry", dataset_id: str, item_ids: Iterable[str]) -> Iterator[tuple[str, Item | BaseException]]:
+def iter_shard_items(
+    registry: "Registry", dataset_id: str, item_ids: Iterable[str], records_key: str | None = None
+) -> Iterator[tuple[str, Item | BaseException]]:
     """Yield ``(item_id, Item or the error reading its record)`` lazily, a bounded window ahead.
 
     The shape ``adapter_base.prediction.run_predictions`` takes, so an unreadable
-    record becomes one failed item (stage ``list``) and the rest go on.
+    record becomes one failed item (stage ``list``) and the rest go on. With
+    ``records_key`` (the split's copies, ``write_shards``) the records come from that one
+    file, downloaded once; an id whose copy is missing, unreadable or not that item's is
+    read from its own record instead, as is every id when the file is gone.
     """
+
     def load(item_id: str) -> Item:
         return registry.get_item(dataset_id, item_id)
 
-    yield from ordered_map(load, item_ids, pool=registry.pool, window=4 * registry.io_workers)
+    with tempfile.TemporaryDirectory(prefix="shard-records-") as tmp:
+        copies = _download_copies(registry.store, records_key, Path(tmp) / "records.jsonl")
+        with open(copies, encoding="utf-8") if copies else contextlib.nullcontext(None) as lines:
+            pending: list[str] = []  # ids without a usable copy, read from the store a window at a time
+            for item_id in item_ids:
+                record = _copy_of(next(lines, "") if lines else "", item_id, dataset_id)
+                if record is None:
+                    pending.append(item_id)
+                    if len(pending) >= 4 * registry.io_workers:
+                        yield from ordered_map(load, pending, pool=registry.pool, window=4 * registry.io_workers)
+                        pending = []
+                    continue
+                if pending:
+                    yield from ordered_map(load, pending, pool=registry.pool, window=4 * registry.io_workers)
+                    pending = []
+                yield item_id, record
+            yield from ordered_map(load, pending, pool=registry.pool, window=4 * registry.io_workers)
+
+
+def _download_copies(store: "ObjectStore", key: str | None, dest: Path) -> Path | None:
+    """The shard's record copies as a local file, or None (no key, or the file is gone or unreadable)."""
+    if not key:
+        return None
+    try:
+        store.get_file(key, dest)
+    except NotFoundError:
+        return None
+    except StoreError as exc:
+        log.warning("could not read the shard's record copies %s (reading each record instead): %s", key, exc)
+        return None
+    return dest
+
+
+def _copy_of(line: str, item_id: str, dataset_id: str) -> Item | None:
+    """The item record a copy line holds, if it is that item's (else None: read the record itself)."""
+    if not line.strip() or line.strip() == "{}":
+        return None
+    try:
+        item = Item.from_json(line)
+    except ValidationError:
+        return None
+    return item if item.id == item_id and item.dataset_id == dataset_id else None
 
 
 def merge_reports(reports: Iterable[Mapping[str, Any]], *, run_id: str | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@
     runs/<run_id>/steps/<step>.json                                the journal: that step finished
     runs/<run_id>/shards/index.json                                the shard index (keys and counts)
     runs/<run_id>/shards/<NNNN>.json                               one shard's item ids
+    runs/<run_id>/shards/<NNNN>.records.jsonl                      copies of its item records, as the split read them
     runs/<run_id>/shards/<NNNN>.report.json                        that shard's PredictionReport
     runs/<run_id>/shards/<NNNN>.attempts.json                      how many attempts at it started
 """
@@ -231,6 +232,11 @@ def _shard(run_id: str, shard: int, suffix: str) -> str:
 def shard_manifest(run_id: str, shard: int) -> str:
     """One shard's item ids."""
     return _shard(run_id, shard, ".json")
+
+
+def shard_records(run_id: str, shard: int) -> str:
+    """Copies of one shard's item records, JSON lines in the manifest's order (``{}`` where unreadable)."""
+    return _shard(run_id, shard, ".records.jsonl")
 
 
 def shard_report(run_id: str, shard: int) -> str:

@@ -50,7 +50,7 @@ def predict_shard(
             raise ConflictError(f"model {loaded.name!r} version {loaded.version} no longer has the files the load step saw")
         report = run_predictions(
             adapter,
-            sharding.iter_shard_items(registry, index["dataset_id"], ids),
+            sharding.iter_shard_items(registry, index["dataset_id"], ids, layout.shard_records(run_id, shard)),
             batch_size=batch_size or None,
             resume=resume,
             resume_run=attempt > 1,

@@ -16,6 +16,7 @@ from adapter_base.sharding import (
 )
 from adapter_base.registry import layout
 from adapter_base.storage import LocalStore
+from adapter_base.storage.counting import CountingStore
 
 
 # --- split -------------------------------------------------------------------------------
@@ -146,3 +147,56 @@ def test_write_shards_streams_a_listing_it_never_holds(tmp_path):
     assert [len(g) for g in got] == [66_667, 66_667, 66_666]
     assert got[0][0] == "item-000000000" and got[2][-1] == f"item-{n - 1:09d}"
     assert [i for g in got for i in g] == [f"item-{i:09d}" for i in range(n)]
+
+
+# --- record copies -----------------------------------------------------------------------
+
+
+def _dataset_with_shards(registry: Registry, n: int, run_id: str = "run-1"):
+    ds = registry.create_dataset("copies")
+    for i in range(n):
+        registry.add_item(ds, f"{i:02d}.txt", b"x", metadata={"i": i})
+    index = write_shards(registry.store, run_id, ds.id, registry.iter_item_results(ds.id), 2)
+    return ds, index
+
+
+def _read_through_a_counter(registry: Registry, ds, ids, records_key):
+    counting = CountingStore(registry.store)
+    reader = Registry(counting, io_workers=2)
+    try:
+        out = list(iter_shard_items(reader, ds.id, ids, records_key))
+        return out, counting.snapshot()
+    finally:
+        reader.pool.shutdown(wait=True)
+
+
+def test_a_shard_gets_its_records_from_the_splits_copies_in_one_request(tmp_path):
+    with Registry.open(str(tmp_path / "store"), io_workers=2) as registry:
+        ds, index = _dataset_with_shards(registry, 10)
+        ids = read_shard(registry.store, index, 1)
+        out, counts = _read_through_a_counter(registry, ds, ids, layout.shard_records("run-1", 1))
+        assert [i for i, _ in out] == ids
+        assert [item.to_dict() for _, item in out] == [registry.get_item(ds.id, i).to_dict() for i in ids]
+    assert counts == {"get": 1}, "one request for the shard's records, not one per item"
+
+
+def test_a_copy_that_is_missing_corrupt_or_of_another_item_is_read_from_the_record(tmp_path):
+    with Registry.open(str(tmp_path / "store"), io_workers=2) as registry:
+        ds, index = _dataset_with_shards(registry, 12)
+        ids = read_shard(registry.store, index, 0)
+        key = layout.shard_records("run-1", 0)
+        lines = registry.store.get_bytes(key).decode().splitlines()
+        other = registry.get_item(ds.id, read_shard(registry.store, index, 1)[0]).to_json()
+        tampered = ["{not json", other, "{}", *lines[3:5]]  # then the file ends early: ids[5] on have no copy
+        registry.store.put_bytes(key, ("\n".join(tampered) + "\n").encode())
+        registry.store.delete(layout.item_record(ds.id, ids[4]))  # its copy is fine: the copy is used
+        registry.store.delete(layout.item_record(ds.id, ids[5]))  # no copy, no record: a failure by name
+        out, counts = _read_through_a_counter(registry, ds, ids, key)
+        assert [i for i, _ in out] == ids
+        assert isinstance(out[5][1], NotFoundError)
+        good = [n for n in range(len(ids)) if n != 5]
+        assert all(out[n][1].id == ids[n] and out[n][1].metadata["i"] == int(out[n][1].path[:2]) for n in good)
+        assert counts == {"get": 1 + 3 + (len(ids) - 5)}, "the copies file, then one GET per id without a usable copy"
+
+        gone, counts = _read_through_a_counter(registry, ds, read_shard(registry.store, index, 1), layout.shard_records("run-2", 1))
+        assert [item.id for _, item in gone] == read_shard(registry.store, index, 1) and counts == {"get": 1 + 6}
