@@ -108,10 +108,7 @@ class CuttingProxy:
             except OSError:
                 pass
             finally:
-                for sock in (src, dst):
-                    _drop(sock)
-                with self._lock:
-                    self._open -= {src, dst}
+                self._close_pair(src, dst)
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
@@ -148,10 +145,14 @@ class CuttingProxy:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
-                _drop(sock)
-            with self._lock:
-                self._open -= {src, dst}
+            self._close_pair(src, dst)
+
+    def _close_pair(self, src: socket.socket, dst: socket.socket) -> None:
+        """Drop both ends of a forwarded connection and forget them."""
+        for sock in (src, dst):
+            _drop(sock)
+        with self._lock:
+            self._open -= {src, dst}
 
 
 def _drop(sock: socket.socket) -> None:
