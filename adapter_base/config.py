@@ -10,12 +10,12 @@ FRAMEWORK_DEFAULTS: dict[str, Any] = {
     "batch_size": 16,
     "prefetch_batches": 4,
     "io_workers": 16,
-    # Prediction's threads, processes and I/O shape: None sizes them from the CPUs and the store (PredictionOptions).
-    "io_chunk": None,
+    "io_chunk": 4,
+    # Prediction's threads and processes: None sizes them from the CPUs and the store (PredictionOptions).
     "prepare_workers": None,
     "write_workers": None,
     "decode_processes": None,
-    "adaptive_prefetch": None,
+    "adaptive_prefetch": True,
     "predict_timeout_s": None,
     # A prepare_item_func call still running after this long fails its item (None: wait forever).
     "prepare_timeout_s": 300,

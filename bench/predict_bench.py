@@ -135,7 +135,7 @@ def write_only(adapter: CostModelAdapter, items: list[Item], outs: list[Any], ba
                 raise e
         done[0] += len(its)
 
-    writer = ResultWriter(registry_store(adapter.registry), collect=None, workers=pools.write_threads, chunk=pools.io_chunk, on_written=written)
+    writer = ResultWriter(registry_store(adapter.registry), collect=None, workers=pools.write_threads, chunk=options.io_chunk, on_written=written)
     try:
         for start in range(0, len(items), batch_size):
             for it, coll in zip(items[start : start + batch_size], outs[start : start + batch_size]):

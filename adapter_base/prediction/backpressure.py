@@ -8,7 +8,6 @@ from typing import Callable
 from ..concurrency import ByteBudget
 from ..media import MIB
 from .options import PredictionOptions
-from .pools import Pools
 
 
 class Backpressure:
@@ -26,11 +25,11 @@ class Backpressure:
     hold their bytes until their batch has been predicted.
     """
 
-    def __init__(self, options: PredictionOptions, pools: Pools) -> None:
-        self.step = pools.io_chunk
-        self.widest = max(pools.io_chunk, options.prefetch_batches * options.batch_size)
-        self.narrowest = min(self.widest, 2 * pools.io_chunk)
-        self.adaptive = pools.adaptive_prefetch
+    def __init__(self, options: PredictionOptions) -> None:
+        self.step = options.io_chunk
+        self.widest = max(options.io_chunk, options.prefetch_batches * options.batch_size)
+        self.narrowest = min(self.widest, 2 * options.io_chunk)
+        self.adaptive = options.adaptive_prefetch
         self._window = self.narrowest if self.adaptive else self.widest
         limit = options.prepared_bytes_budget
         self.budget = ByteBudget(limit) if limit else None

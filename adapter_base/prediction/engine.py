@@ -75,8 +75,7 @@ class PredictionRun:
             batch_size=options.batch_size,
         )
         self.progress = progress
-        self.pools = plan_pools(options, adapter.registry.store, default_prepare=uses_default_prepare(adapter))
-        self.backpressure = Backpressure(options, self.pools)
+        self.backpressure = Backpressure(options)
         self.halving = BatchHalving(options.batch_size, adaptive=options.adaptive_batch_size)
         self._stop = threading.Event()
         self._decoder: ProcessDecoder | None = None
@@ -87,7 +86,7 @@ class PredictionRun:
         opts = self.options
         tally = Tally(self.report, progress=self.progress)
         batches: queue.Queue[Any] = queue.Queue(maxsize=opts.prefetch_batches)
-        pools = self.pools
+        pools = plan_pools(opts, self.adapter.registry.store, default_prepare=uses_default_prepare(self.adapter))
         # forked before this run's threads start
         self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None
         prepare_pool = ThreadPoolExecutor(max_workers=pools.prepare_threads, thread_name_prefix="prepare")
@@ -95,7 +94,7 @@ class PredictionRun:
             registry_store(self.adapter.registry) if self.write else None,
             collect=self.on_result,
             workers=pools.write_threads,
-            chunk=pools.io_chunk,
+            chunk=opts.io_chunk,
             on_written=tally.written,
         )
         producer = threading.Thread(target=self._produce, args=(source, batches, prepare_pool, tally), name="producer", daemon=True)
@@ -169,7 +168,7 @@ class PredictionRun:
                 source,
                 pool=pool,
                 window=self.backpressure.window,  # read before each refill
-                chunk=self.pools.io_chunk,
+                chunk=self.options.io_chunk,
                 timeout_s=timeout_s,
                 timeout_message=f"prepare_item_func did not return within prepare_timeout_s={timeout_s}",
             )

@@ -40,18 +40,13 @@ class PredictionOptions:
     None: the CPUs less two (up to 8) on 4 CPUs or more, else none; 0: decode on the prepare threads.
     An adapter with its own ``prepare_item_func`` always prepares on the threads."""
 
-    io_chunk: int | None = FRAMEWORK_DEFAULTS["io_chunk"]
-    """Items per I/O-pool task (prepare and write): fewer thread hand-offs, less GIL traffic.
+    io_chunk: int = FRAMEWORK_DEFAULTS["io_chunk"]
+    """Items per I/O-pool task (prepare and write): fewer thread hand-offs, less GIL traffic."""
 
-    None: 4 on a local store, 1 on a remote one (where each task's items would wait for
-    their requests one after the other)."""
-
-    adaptive_prefetch: bool | None = FRAMEWORK_DEFAULTS["adaptive_prefetch"]
+    adaptive_prefetch: bool = FRAMEWORK_DEFAULTS["adaptive_prefetch"]
     """Widen the prepare window while ``predict`` waits for input, narrow it while batches queue up.
 
-    Off: always prepare ``prefetch_batches`` batches ahead. None: on for a local store
-    (fewer threads decoding at once leave more CPU to ``predict``), off for a remote one
-    (every read the window allows is a request in flight)."""
+    Off: always prepare ``prefetch_batches`` batches ahead."""
 
     adaptive_batch_size: bool = FRAMEWORK_DEFAULTS["adaptive_batch_size"]
     """After an out-of-memory error from ``predict``, halve the batch and try again (down to one item)."""
@@ -66,11 +61,11 @@ class PredictionOptions:
     """Prepared inputs waiting for ``predict`` hold at most about this many bytes; a larger item fails (None: no bound)."""
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "prefetch_batches", "io_workers"):
+        for name in ("batch_size", "prefetch_batches", "io_workers", "io_chunk"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValidationError("PredictionOptions", name, f"must be a whole number >= 1, got {value!r}")
-        for name, lowest in (("prepare_workers", 1), ("write_workers", 1), ("decode_processes", 0), ("io_chunk", 1)):
+        for name, lowest in (("prepare_workers", 1), ("write_workers", 1), ("decode_processes", 0)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lowest):
                 raise ValidationError("PredictionOptions", name, f"must be a whole number >= {lowest} or None (automatic), got {value!r}")
@@ -95,11 +90,11 @@ class PredictionOptions:
             batch_size=size,
             prefetch_batches=_count(cfg, "prefetch_batches"),
             io_workers=_count(cfg, "io_workers"),
-            io_chunk=_optional_count(cfg, "io_chunk", lowest=1),
+            io_chunk=_count(cfg, "io_chunk"),
             prepare_workers=_optional_count(cfg, "prepare_workers", lowest=1),
             write_workers=_optional_count(cfg, "write_workers", lowest=1),
             decode_processes=_optional_count(cfg, "decode_processes", lowest=0),
-            adaptive_prefetch=None if cfg.get("adaptive_prefetch") is None else bool(cfg["adaptive_prefetch"]),
+            adaptive_prefetch=bool(cfg.get("adaptive_prefetch", cls.adaptive_prefetch)),
             adaptive_batch_size=bool(cfg.get("adaptive_batch_size", cls.adaptive_batch_size)),
             predict_timeout_s=_positive_or_none(cfg, "predict_timeout_s"),
             prepare_timeout_s=_positive_or_none(cfg, "prepare_timeout_s"),

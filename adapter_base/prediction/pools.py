@@ -26,8 +26,6 @@ MAX_AUTO_PROCESSES = 8
 #: Decode in processes by default only with at least this many CPUs: one for ``predict``, one
 #: for this process's I/O threads, the rest for decoding.
 MIN_CPUS_FOR_PROCESSES = 4
-#: Items per I/O task on a local store by default: fewer hand-offs where a read takes microseconds.
-LOCAL_IO_CHUNK = 4
 
 
 @dataclass(frozen=True)
@@ -42,12 +40,6 @@ class Pools:
 
     write_threads: int
     """Threads writing prediction sets."""
-
-    io_chunk: int
-    """Items per prepare or write task."""
-
-    adaptive_prefetch: bool
-    """Whether the prepare window adapts to ``predict``'s pace (else it stays at its widest)."""
 
 
 def cpu_count() -> int:
@@ -76,8 +68,6 @@ def plan_pools(options: PredictionOptions, store: Any, *, default_prepare: bool,
     CPUs or more and shared memory, else none. On a local store: prepare threads = the CPUs when they decode (up to
     ``io_workers``), 2 per decoding process (reading while one waits) otherwise; two write threads.
     On a remote store: ``io_workers`` requests in flight for reading and as many for writing.
-    ``io_chunk`` and ``adaptive_prefetch``: as set, else 4 and on for a local store, 1 and off
-    for a remote one (measured through a 20 and a 100 ms latency proxy: 1.1-1.3x the items/s).
     """
     cpus = cpus or cpu_count()
     local = is_local(store)
@@ -93,9 +83,7 @@ def plan_pools(options: PredictionOptions, store: Any, *, default_prepare: bool,
     else:
         prepare = min(options.io_workers, 2 * processes if processes else cpus)
     write = options.write_workers if options.write_workers is not None else options.io_workers if not local else min(options.io_workers, 2)
-    chunk = options.io_chunk if options.io_chunk is not None else LOCAL_IO_CHUNK if local else 1
-    adaptive = options.adaptive_prefetch if options.adaptive_prefetch is not None else local
-    return Pools(prepare_threads=max(1, prepare), decode_processes=processes, write_threads=max(1, write), io_chunk=chunk, adaptive_prefetch=adaptive)
+    return Pools(prepare_threads=max(1, prepare), decode_processes=processes, write_threads=max(1, write))
 
 
 def shared_memory_available() -> bool:

@@ -8,13 +8,11 @@ import time
 from adapter_base import PredictionOptions
 from adapter_base.media import MIB
 from adapter_base.prediction.backpressure import Backpressure
-from adapter_base.prediction.pools import Pools
 
 
-def policy(io_chunk: int = 4, adaptive_prefetch: bool = True, **kw) -> Backpressure:
-    base = {"batch_size": 8, "prefetch_batches": 4, "prepared_bytes_budget": None}
-    pools = Pools(prepare_threads=2, decode_processes=0, write_threads=2, io_chunk=io_chunk, adaptive_prefetch=adaptive_prefetch)
-    return Backpressure(PredictionOptions(**{**base, **kw}), pools)
+def policy(**kw) -> Backpressure:
+    base = {"batch_size": 8, "prefetch_batches": 4, "io_chunk": 4, "prepared_bytes_budget": None}
+    return Backpressure(PredictionOptions(**{**base, **kw}))
 
 
 def test_adaptive_window_starts_at_two_tasks_and_moves_one_task_at_a_time_within_its_bounds():

@@ -48,7 +48,7 @@ def test_a_negative_batch_size_is_refused():
         PredictionOptions.from_configuration({}, batch_size=-2)
 
 
-@pytest.mark.parametrize("key", ["prefetch_batches", "io_workers"])
+@pytest.mark.parametrize("key", ["prefetch_batches", "io_workers", "io_chunk"])
 def test_counts_unset_null_or_zero_take_the_default_and_are_at_least_one(key):
     for value in (None, 0):
         assert getattr(PredictionOptions.from_configuration({key: value}), key) == FRAMEWORK_DEFAULTS[key]
@@ -68,9 +68,8 @@ def test_limits_null_or_zero_mean_none_and_bad_values_name_the_key(key):
             PredictionOptions.from_configuration({key: bad})
 
 
-def test_switches_default_on_or_to_the_store_and_follow_the_configuration():
-    assert PredictionOptions.from_configuration({}).adaptive_prefetch is None  # decided per store (prediction.pools)
-    assert PredictionOptions.from_configuration({}).io_chunk is None
+def test_switches_default_on_and_follow_the_configuration():
+    assert PredictionOptions.from_configuration({}).adaptive_prefetch is True
     assert PredictionOptions.from_configuration({}).adaptive_batch_size is True
     off = PredictionOptions.from_configuration({"adaptive_prefetch": False, "adaptive_batch_size": False})
     assert (off.adaptive_prefetch, off.adaptive_batch_size) == (False, False)

@@ -34,15 +34,15 @@ LOCAL.uri = "file:///tmp/x"
 @pytest.mark.parametrize(
     ("cpus", "store", "default_prepare", "expected"),
     [
-        (2, LOCAL, True, Pools(prepare_threads=2, decode_processes=0, write_threads=2, io_chunk=4, adaptive_prefetch=True)),  # was 16 + 16 threads
-        (2, LOCAL, False, Pools(prepare_threads=2, decode_processes=0, write_threads=2, io_chunk=4, adaptive_prefetch=True)),
-        (1, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, io_chunk=4, adaptive_prefetch=True)),
-        (4, LOCAL, True, Pools(prepare_threads=4, decode_processes=2, write_threads=2, io_chunk=4, adaptive_prefetch=True)),
-        (4, LOCAL, False, Pools(prepare_threads=4, decode_processes=0, write_threads=2, io_chunk=4, adaptive_prefetch=True)),
-        (64, LOCAL, True, Pools(prepare_threads=16, decode_processes=8, write_threads=2, io_chunk=4, adaptive_prefetch=True)),
-        (2, FakeS3(), True, Pools(prepare_threads=16, decode_processes=0, write_threads=16, io_chunk=1, adaptive_prefetch=False)),  # many requests in flight
-        (8, FakeS3(), True, Pools(prepare_threads=16, decode_processes=6, write_threads=16, io_chunk=1, adaptive_prefetch=False)),
-        (8, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16, io_chunk=1, adaptive_prefetch=False)),
+        (2, LOCAL, True, Pools(prepare_threads=2, decode_processes=0, write_threads=2)),  # was 16 + 16 threads
+        (2, LOCAL, False, Pools(prepare_threads=2, decode_processes=0, write_threads=2)),
+        (1, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2)),
+        (4, LOCAL, True, Pools(prepare_threads=4, decode_processes=2, write_threads=2)),
+        (4, LOCAL, False, Pools(prepare_threads=4, decode_processes=0, write_threads=2)),
+        (64, LOCAL, True, Pools(prepare_threads=16, decode_processes=8, write_threads=2)),
+        (2, FakeS3(), True, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),  # many requests in flight
+        (8, FakeS3(), True, Pools(prepare_threads=16, decode_processes=6, write_threads=16)),
+        (8, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),
     ],
 )
 def test_automatic_sizes_follow_the_cpus_and_the_store(cpus, store, default_prepare, expected):
@@ -51,19 +51,13 @@ def test_automatic_sizes_follow_the_cpus_and_the_store(cpus, store, default_prep
 
 def test_configured_counts_win_and_a_custom_prepare_never_runs_in_processes():
     opts = PredictionOptions.from_configuration({"prepare_workers": 3, "write_workers": 5, "decode_processes": 0})
-    assert plan_pools(opts, LOCAL, default_prepare=True, cpus=8) == Pools(
-        prepare_threads=3, decode_processes=0, write_threads=5, io_chunk=4, adaptive_prefetch=True
-    )
-    opts = PredictionOptions.from_configuration({"decode_processes": 3, "io_workers": 4, "io_chunk": 8, "adaptive_prefetch": True})
-    assert plan_pools(opts, FakeS3(), default_prepare=False, cpus=8) == Pools(
-        prepare_threads=4, decode_processes=0, write_threads=4, io_chunk=8, adaptive_prefetch=True
-    )
+    assert plan_pools(opts, LOCAL, default_prepare=True, cpus=8) == Pools(prepare_threads=3, decode_processes=0, write_threads=5)
+    opts = PredictionOptions.from_configuration({"decode_processes": 3, "io_workers": 4})
+    assert plan_pools(opts, FakeS3(), default_prepare=False, cpus=8) == Pools(prepare_threads=4, decode_processes=0, write_threads=4)
     assert plan_pools(opts, FakeS3(), default_prepare=True, cpus=1).decode_processes == 3
-    opts = PredictionOptions.from_configuration({"io_chunk": 2, "adaptive_prefetch": False})
-    assert (plan_pools(opts, LOCAL, default_prepare=True).io_chunk, plan_pools(opts, LOCAL, default_prepare=True).adaptive_prefetch) == (2, False)
 
 
-@pytest.mark.parametrize(("key", "value"), [("prepare_workers", 0), ("write_workers", -1), ("decode_processes", -1), ("decode_processes", "two"), ("io_chunk", 0), ("io_chunk", "many")])
+@pytest.mark.parametrize(("key", "value"), [("prepare_workers", 0), ("write_workers", -1), ("decode_processes", -1), ("decode_processes", "two")])
 def test_bad_pool_sizes_name_their_key(key, value):
     with pytest.raises(ValueError, match=rf"configuration\.{key}: must be a whole number"):
         PredictionOptions.from_configuration({key: value})
