@@ -11,6 +11,7 @@ state of another. Files the new record no longer names are deleted after it is w
 from __future__ import annotations
 
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -146,10 +147,11 @@ class CheckpointSync:
         files_prefix = layout.checkpoint_files_prefix(self.model_id)
         stray, legacy = [], []
         for obj in self.store.list(layout.checkpoints_prefix(self.model_id)):
-            if obj.key.startswith(files_prefix) and obj.key not in named:
+            pushed = obj.key.startswith(files_prefix) and _GENERATION.match(obj.key[len(files_prefix) :]) is not None
+            if pushed and obj.key not in named:
                 stray.append(obj.key)
-            elif not obj.key.startswith(files_prefix) and obj.key != layout.checkpoint_set(self.model_id):
-                legacy.append(obj.key)
+            elif not pushed and obj.key != layout.checkpoint_set(self.model_id):
+                legacy.append(obj.key)  # an earlier layout's plain key (even one under files/): never deleted here
         for key in stray:
             self.store.delete(key)
         if stray:
@@ -169,6 +171,8 @@ class CheckpointSync:
 #: A file whose mtime is this close to (or after) when it was last seen may have been
 #: rewritten without its mtime changing: timestamps advance in clock ticks, not nanoseconds.
 _RACY_NS = 2_000_000_000
+#: The start of a key below ``checkpoint_files_prefix`` that a push wrote: its generation folder.
+_GENERATION = re.compile(r"\d{6,}/")
 
 
 @dataclass(frozen=True)

@@ -139,10 +139,12 @@ def test_checkpoints_stored_by_an_earlier_layout_are_restored_then_published(tmp
     prefix = layout.checkpoints_prefix("m1")
     store.put_bytes(prefix + "state.json", b'{"epoch": 3}')
     store.put_bytes(prefix + "sub/weights.bin", b"w3")
+    store.put_bytes(prefix + "files/notes.txt", b"n")  # under the new layout's folder, but no push wrote it
     local = _fresh(tmp_path, "run")
     sync = CheckpointSync(store, "m1", local, pool)
     assert sync.restore() == local
     assert (local / "state.json").read_bytes() == b'{"epoch": 3}' and (local / "sub" / "weights.bin").read_bytes() == b"w3"
-    assert sync.push() == 2
+    assert (local / "files" / "notes.txt").read_bytes() == b"n"
+    assert sync.push() == 3
     published = stored_checkpoints(store, "m1")
-    assert published is not None and {f.path for f in published.files} == {"state.json", "sub/weights.bin"}
+    assert published is not None and {f.path for f in published.files} == {"state.json", "sub/weights.bin", "files/notes.txt"}
