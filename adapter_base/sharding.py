@@ -168,26 +168,16 @@ def iter_shard_items(
     read from its own record instead, as is every id when the file is gone.
     """
 
-    def load(item_id: str) -> Item:
-        return registry.get_item(dataset_id, item_id)
+    def load(entry: tuple[str, str]) -> Item:
+        item_id, copy = entry
+        return _copy_of(copy, item_id, dataset_id) or registry.get_item(dataset_id, item_id)
 
     with tempfile.TemporaryDirectory(prefix="shard-records-") as tmp:
         copies = _download_copies(registry.store, records_key, Path(tmp) / "records.jsonl")
         with open(copies, encoding="utf-8") if copies else contextlib.nullcontext(None) as lines:
-            pending: list[str] = []  # ids without a usable copy, read from the store a window at a time
-            for item_id in item_ids:
-                record = _copy_of(next(lines, "") if lines else "", item_id, dataset_id)
-                if record is None:
-                    pending.append(item_id)
-                    if len(pending) >= 4 * registry.io_workers:
-                        yield from ordered_map(load, pending, pool=registry.pool, window=4 * registry.io_workers)
-                        pending = []
-                    continue
-                if pending:
-                    yield from ordered_map(load, pending, pool=registry.pool, window=4 * registry.io_workers)
-                    pending = []
-                yield item_id, record
-            yield from ordered_map(load, pending, pool=registry.pool, window=4 * registry.io_workers)
+            entries = ((item_id, next(lines, "") if lines else "") for item_id in item_ids)
+            for (item_id, _), result in ordered_map(load, entries, pool=registry.pool, window=4 * registry.io_workers):
+                yield item_id, result
 
 
 def _download_copies(store: "ObjectStore", key: str | None, dest: Path) -> Path | None:
