@@ -135,7 +135,6 @@ def run_backend(
         progress(f"  [{backend}] N={n}: peak RSS {row['peak_rss_mib']} MiB (baseline {row['baseline_rss_mib']}, +{row['growth_mib']:.1f}), {row['items_per_s']} items/s")
     lo, hi = str(min(sizes)), str(max(sizes))
     out["ratio_peak"] = round(out["sizes"][hi]["peak_rss_mib"] / out["sizes"][lo]["peak_rss_mib"], 3)
-    out["target"] = RSS_RATIO_TARGET
     out["met"] = out["ratio_peak"] <= RSS_RATIO_TARGET
     progress(
         f"  [{backend}] {'met' if out['met'] else 'MISSED'}: peak RSS at N={int(hi):,} is {out['ratio_peak']:.3f} x at N={int(lo):,} "
