@@ -13,7 +13,11 @@ class ValidationError(AdapterError, ValueError):
     def __init__(self, entity: str, field: str, message: str) -> None:
         self.entity = entity
         self.field = field
+        self.message = message
         super().__init__(f"{entity}.{field}: {message}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # pickled whole, e.g. back from a worker process
+        return type(self), (self.entity, self.field, self.message)
 
 
 class NotFoundError(AdapterError, KeyError):

@@ -212,7 +212,7 @@ class AnnotationCollection(Entity):
             try:
                 ann.validate()
             except ValidationError as exc:
-                raise ValidationError(self.kind, f"annotations[{i}].{exc.field}", str(exc).split(": ", 1)[-1]) from None
+                raise ValidationError(self.kind, f"annotations[{i}].{exc.field}", exc.message) from None
         check_optional_str(self.kind, "item_id", self.item_id)
 
     @classmethod
@@ -225,7 +225,7 @@ class AnnotationCollection(Entity):
             try:
                 decoded.append(Annotation.from_dict(a))
             except ValidationError as exc:
-                raise ValidationError(cls.kind, f"annotations[{i}].{exc.field}", str(exc).split(": ", 1)[-1]) from None
+                raise ValidationError(cls.kind, f"annotations[{i}].{exc.field}", exc.message) from None
         data["annotations"] = decoded
         return data
 

@@ -94,7 +94,7 @@ def stamp(model: Model, run_id: str, item: Item, result: Any) -> PredictionSet:
         try:
             new.validate()
         except ValidationError as exc:
-            raise ValidationError(f"prediction {n}", exc.field, str(exc).split(": ", 1)[-1]) from None
+            raise ValidationError(f"prediction {n}", exc.field, exc.message) from None
         stamped.append(new)
     return PredictionSet(
         item_id=item.id,

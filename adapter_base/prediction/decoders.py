@@ -51,27 +51,20 @@ class ProcessDecoder:
         """What ``media.decode_image(data, what=what, max_bytes=max_bytes)`` returns, decoded in a worker process."""
         pool = _shared_pool(self.processes)
         try:
-            outcome = pool.submit(_decode_to_shared_memory, data, what, max_bytes).result()
+            name, shape, dtype = pool.submit(_decode_to_shared_memory, data, what, max_bytes).result()  # re-raises its ValidationError
         except BrokenProcessPool:
             _discard(pool)
             raise RuntimeError(f"{what}: the image decoding process died (out of memory?); the next items get a new one") from None
-        if outcome[0] == "invalid":
-            _, entity, field, message = outcome
-            raise ValidationError(entity, field, message)
-        _, name, shape, dtype = outcome
         return _take(name, shape, dtype)
 
 
 def _decode_to_shared_memory(data: bytes, what: str, max_bytes: int | None) -> tuple[Any, ...]:
-    """In the worker: decode into a new shared memory block; ``("ok", name, shape, dtype)`` or ``("invalid", entity, field, message)``."""
-    try:
-        arr = decode_image(data, what=what, max_bytes=max_bytes)
-    except ValidationError as exc:
-        return ("invalid", exc.entity, exc.field, str(exc).split(": ", 1)[-1])
+    """In the worker: decode into a new shared memory block; ``(name, shape, dtype)``."""
+    arr = decode_image(data, what=what, max_bytes=max_bytes)
     shm = shared_memory.SharedMemory(name=block_prefix(os.getppid()) + secrets.token_hex(6), create=True, size=max(1, arr.nbytes))
     try:
         np.ndarray(arr.shape, arr.dtype, buffer=shm.buf)[...] = arr
-        return ("ok", shm.name, arr.shape, arr.dtype.str)
+        return (shm.name, arr.shape, arr.dtype.str)
     finally:
         shm.close()  # the caller unlinks it
 

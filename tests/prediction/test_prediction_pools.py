@@ -122,6 +122,7 @@ def test_decoding_in_processes_gives_what_the_threads_give(tmp_path):
             registry.add_item(ds, f"{i:02d}.png", png(i, mode="RGB" if i % 3 else "L"))
         registry.add_item(ds, "rotated.jpg", rotated_jpeg())
         registry.add_item(ds, "broken.png", b"\x89PNG not really")
+        registry.add_item(ds, "odd: name.png", b"not an image")  # ": " in the error's entity: the message must come back whole
         registry.add_item(ds, "huge.png", png(99, size=(400, 400)))
         registry.add_item(ds, "note.txt", b"hello")
         config = {"prepared_bytes_budget": 200_000, "batch_size": 4}
@@ -133,7 +134,7 @@ def test_decoding_in_processes_gives_what_the_threads_give(tmp_path):
     assert (40, 20, 3) in [v[0] for v in procs.seen.values() if isinstance(v, tuple)]  # EXIF rotation applied
     # the same per-item failures, with the same messages
     assert [(f.path, f.stage, f.error) for f in p_report.failures] == [(f.path, f.stage, f.error) for f in t_report.failures]
-    assert {f.path for f in p_report.failures} == {"broken.png", "huge.png"}
+    assert {f.path for f in p_report.failures} == {"broken.png", "huge.png", "odd: name.png"}
     assert shm_blocks() == set()  # every shared memory block was unlinked
 
 
