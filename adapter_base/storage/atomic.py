@@ -36,18 +36,15 @@ class _Names:
 
 
 _unique = _Names()
-#: Temp directories created (or found) by this process: a store's own temp directory is made once, not per write.
-_temp_dirs: set[Path] = set()
 
 
 @contextlib.contextmanager
 def atomic_write(dest: str | Path, *, tmp_dir: Path | None = None, unlink_old: bool = False) -> Iterator[Path]:
     """A temp path to write ``dest``'s new content to; it becomes ``dest`` when the block ends without error.
 
-    The temp file is ``temp_beside(dest)``, or a unique name in ``tmp_dir`` (which must be on
-    the same file system; created the first time this process uses it, so nothing may remove
-    it meanwhile). Either way its directory is created first, and ``dest``'s directory when the
-    rename finds it missing. If the block raises, the temp file is removed and
+    The temp file is ``temp_beside(dest)`` (its directory created first), or a unique name in
+    ``tmp_dir``, which must exist and be on the same file system. ``dest``'s directory is
+    created when the rename finds it missing. If the block raises, the temp file is removed and
     ``dest`` is untouched. ``unlink_old`` removes an existing ``dest`` just before the rename:
     for a file no one reads meanwhile, because renaming over an existing file makes ext4
     (``auto_da_alloc``) write the new one back synchronously (~0.3 s per 500 MiB).
@@ -58,9 +55,6 @@ def atomic_write(dest: str | Path, *, tmp_dir: Path | None = None, unlink_old: b
         tmp.parent.mkdir(parents=True, exist_ok=True)
     else:
         tmp = tmp_dir / _unique()
-        if tmp_dir not in _temp_dirs:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            _temp_dirs.add(tmp_dir)
     renamed = False
     try:
         yield tmp

@@ -40,12 +40,19 @@ class LocalStore(ObjectStore):
         self.root.mkdir(parents=True, exist_ok=True)
         self.uri = f"file://{self.root}"
         self._tmp_dir = self.root / TMP_DIR
+        self._tmp_ready = False  # made by the first write, not per write (a read-only store never makes it)
+
+    def _temp_dir(self) -> Path:
+        if not self._tmp_ready:
+            self._tmp_dir.mkdir(exist_ok=True)
+            self._tmp_ready = True
+        return self._tmp_dir
 
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        with atomic_write(self._path(key), tmp_dir=self._tmp_dir) as tmp:
+        with atomic_write(self._path(key), tmp_dir=self._temp_dir()) as tmp:
             tmp.write_bytes(data)
 
     def get_bytes(self, key: str) -> bytes:
@@ -63,7 +70,7 @@ class LocalStore(ObjectStore):
             raise NotFoundError(f"{self.uri}: no object {key!r}") from None
 
     def put_file(self, key: str, path: str | Path, content_type: str | None = None) -> str:
-        with atomic_write(self._path(key), tmp_dir=self._tmp_dir) as tmp:
+        with atomic_write(self._path(key), tmp_dir=self._temp_dir()) as tmp:
             digest = copy_file_sha256(path, tmp)
         return digest
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from adapter_base.storage import LocalStore
 from adapter_base.storage.atomic import atomic_write
 
 
@@ -31,6 +33,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path, un
 
 def test_a_temp_directory_keeps_temporaries_apart_and_dest_folders_appear_on_success(tmp_path: Path) -> None:
     tmp_dir, dest = tmp_path / "tmp", tmp_path / "a" / "b" / "f"
+    tmp_dir.mkdir()  # the caller's (a store's): atomic_write does not make it
     with pytest.raises(RuntimeError), atomic_write(dest, tmp_dir=tmp_dir) as tmp:
         assert tmp.parent == tmp_dir
         tmp.write_bytes(b"x")
@@ -39,3 +42,14 @@ def test_a_temp_directory_keeps_temporaries_apart_and_dest_folders_appear_on_suc
     with atomic_write(dest, tmp_dir=tmp_dir) as tmp:
         tmp.write_bytes(b"y")
     assert dest.read_bytes() == b"y" and list(tmp_dir.iterdir()) == []
+
+
+def test_a_store_made_again_on_a_removed_and_recreated_root_writes(tmp_path: Path) -> None:
+    """Each store makes its temp directory once: nothing process-wide remembers one that was removed since."""
+    root = tmp_path / "store"
+    LocalStore(root).put_bytes("a", b"1")
+    shutil.rmtree(root)
+    store = LocalStore(root)
+    store.put_bytes("a", b"2")
+    assert store.get_bytes("a") == b"2"
+    assert list(store.list()) and [o.key for o in store.list()] == ["a"]
