@@ -53,7 +53,7 @@ from .config import (
 )
 from .errors import TRANSIENT_STATUS, ErrorMessages, is_transient
 from .listing import Lister, lists_like_a_filesystem
-from .reader import ObjectChanged, ResumingReader
+from .reader import ObjectChanged, ResumingReader, etag_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -219,17 +219,7 @@ class S3Store(ObjectStore):
 
     def get_bytes(self, key: str) -> bytes:
         """Read an object whole; ``NotFoundError`` if missing."""
-        name = self._full(key)
-
-        def get() -> bytes:
-            resp = self._client.get_object(self.bucket, name)
-            try:
-                return resp.read()
-            finally:
-                resp.close()
-                resp.release_conn()
-
-        return self._call(f"get {key!r}", get, key)
+        return self.get_with_etag(key)[0]
 
     def get_with_etag(self, key: str) -> tuple[bytes, str | None]:
         """Read an object whole with the ETag of the version read; ``NotFoundError`` if missing."""
@@ -238,7 +228,7 @@ class S3Store(ObjectStore):
         def get() -> tuple[bytes, str | None]:
             resp = self._client.get_object(self.bucket, name)
             try:
-                return resp.read(), (resp.headers.get("ETag") or "").strip('"') or None
+                return resp.read(), etag_of(resp)
             finally:
                 resp.close()
                 resp.release_conn()
