@@ -41,7 +41,8 @@ def finalize(model: str, run_id: str, state: str | None, error_message: str | No
         except NotFoundError as exc:
             return f"run {run_id} {said}; cannot record it: {exc}"
         prefix = f"run {run_id}:"
-        checks = finished_steps(registry, run_id).get("checks", {})
+        journal = finished_steps(registry, run_id)
+        checks = journal.get("checks", {})
         if checks.get("passed") is False:
             return f"run {run_id} {said}: refused before any work ({checks.get('reason')}); model {model} left as it is"
         if current.status == "failed" and (current.status_message or "").startswith(prefix):
@@ -49,7 +50,6 @@ def finalize(model: str, run_id: str, state: str | None, error_message: str | No
         if name in FAILURE_STATES:
             detail = error_message or "a step did not complete"
         else:
-            journal = finished_steps(registry, run_id)
             missing = unfinished_step(journal)
             if missing is None:
                 committed = journal["commit"].get("version")
