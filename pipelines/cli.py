@@ -115,7 +115,7 @@ def _json_dict(text: str | None, what: str) -> dict[str, Any] | None:
 
 def pipeline_arguments(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     """The pipeline parameters from parsed options."""
-    from adapter_base.cli._common import parse_key_values
+    from adapter_base.cli._common import item_filters, parse_key_values
     from adapter_base.storage import check_store_uri
 
     out: dict[str, Any] = {
@@ -137,11 +137,7 @@ def pipeline_arguments(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     else:
         if args.shards < 1:
             raise ValidationError("pipeline", "--shards", f"must be >= 1, got {args.shards}")
-        filters = _json_dict(args.filters, "--filters") or {}
-        if args.subset:
-            filters["subset"] = args.subset
-        if args.path_prefix:
-            filters["path_prefix"] = args.path_prefix
+        filters = {**(_json_dict(args.filters, "--filters") or {}), **item_filters(args)}
         out.update(filters=filters, num_shards=int(args.shards), resume=bool(args.resume), alias=args.alias or "")
     return out
 
