@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from .config import FRAMEWORK_DEFAULTS, merge_configuration, resolve_device
 from .entities import AnnotationCollection, Item, Model
-from .media import decode_item
+from .media import decode_image, decode_item
 from .registry import Registry
 from .storage import adapter_home
 
@@ -104,9 +104,7 @@ class AdapterHooks:
 
         Never returns ``None``: an item that cannot be prepared raises an error naming it.
         """
-        return decode_item(
-            self.item_bytes(item), item.mimetype, what=f"item {item.id} ({item.path})", max_bytes=self.configuration.get("prepared_bytes_budget") or None
-        )
+        return default_input(self, item)
 
     def convert_from_dataset(self, data_path: str, **kwargs: Any) -> None:
         """Convert the downloaded layout under ``data_path`` to the model's own format (default: nothing)."""
@@ -120,3 +118,14 @@ class AdapterHooks:
     def item_bytes(self, item: Item) -> bytes:
         """The raw bytes of an item."""
         return self.registry.read_item(item)
+
+
+def default_input(adapter: AdapterHooks, item: Item, image_decoder: Callable[..., Any] = decode_image) -> Any:
+    """The default ``prepare_item_func`` of ``adapter``, its images decoded by ``image_decoder``."""
+    return decode_item(
+        adapter.item_bytes(item),
+        item.mimetype,
+        what=f"item {item.id} ({item.path})",
+        max_bytes=adapter.configuration.get("prepared_bytes_budget") or None,
+        image_decoder=image_decoder,
+    )

@@ -15,8 +15,7 @@ from typing import Any, Callable, Sequence
 from ..concurrency import in_thread
 from ..entities import Annotation, AnnotationCollection, Item, Model, ModelInfo, PredictionSet
 from ..errors import AdapterContractError, ValidationError
-from ..hooks import AdapterHooks
-from ..media import decode_item
+from ..hooks import AdapterHooks, default_input
 
 
 def prepare_input(adapter: AdapterHooks, item: Item, *, image_decoder: Callable[..., Any] | None = None) -> Any:
@@ -26,13 +25,7 @@ def prepare_input(adapter: AdapterHooks, item: Item, *, image_decoder: Callable[
     same preparation, images decoded by ``image_decoder`` (in worker processes, say).
     """
     if image_decoder is not None:
-        return decode_item(
-            adapter.item_bytes(item),
-            item.mimetype,
-            what=f"item {item.id} ({item.path})",
-            max_bytes=adapter.configuration.get("prepared_bytes_budget") or None,
-            image_decoder=image_decoder,
-        )
+        return default_input(adapter, item, image_decoder)
     prepared = adapter.prepare_item_func(item)
     if prepared is None:
         raise AdapterContractError(f"prepare_item_func returned None for item {item.id}")
