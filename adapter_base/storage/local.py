@@ -131,23 +131,23 @@ class LocalStore(ObjectStore):
             it = os.scandir(directory)
         except (FileNotFoundError, NotADirectoryError):
             return
-        with it:
+        with it:  # closed before recursing: sorted_lines reads it all before it returns
             names = sorted_lines(e.name + "/" if e.is_dir() else e.name for e in it if "\n" not in e.name)
-            for sort_key in names:
-                name = sort_key.rstrip("/")
-                if directory == self.root and name == TMP_DIR:
+        for sort_key in names:
+            name = sort_key.rstrip("/")
+            if directory == self.root and name == TMP_DIR:
+                continue
+            path = os.path.join(directory, name)
+            rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+            if sort_key.endswith("/"):
+                if rel.startswith(prefix) or prefix.startswith(rel + "/"):
+                    yield from self._walk(Path(path), prefix)
+            elif rel.startswith(prefix):
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:  # deleted since the directory was read
                     continue
-                path = os.path.join(directory, name)
-                rel = os.path.relpath(path, self.root).replace(os.sep, "/")
-                if sort_key.endswith("/"):
-                    if rel.startswith(prefix) or prefix.startswith(rel + "/"):
-                        yield from self._walk(Path(path), prefix)
-                elif rel.startswith(prefix):
-                    try:
-                        st = os.stat(path)
-                    except FileNotFoundError:  # deleted since the directory was read
-                        continue
-                    yield ObjectInfo(key=rel, size=st.st_size, etag=_etag(st))
+                yield ObjectInfo(key=rel, size=st.st_size, etag=_etag(st))
 
 
 def _etag(st: os.stat_result) -> str:
