@@ -31,6 +31,10 @@ from adapter_base.storage import open_store
 
 from .models import CostModelAdapter
 
+# PIL's arrays are read-only and torch.from_numpy warns about it once per item; the batch is
+# collated into a new tensor anyway. Filtered by message, in this process and the DataLoader's forks.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+
 _REGISTRIES: dict[tuple[int, str], Registry] = {}
 
 
@@ -57,9 +61,7 @@ class StoreImages:
         import torch
 
         item = self.items[i]
-        with warnings.catch_warnings():  # PIL's arrays are read-only; the batch is collated into a new tensor anyway
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.from_numpy(decode_image(registry_for(self.uri).read_item(item)))
+        return torch.from_numpy(decode_image(registry_for(self.uri).read_item(item)))
 
 
 def dataloader_loop(adapter: CostModelAdapter, uri: str, dataset_id: str, batch_size: int, *, workers: int = 2) -> int:
