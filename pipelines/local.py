@@ -122,10 +122,9 @@ def run_local(
     from .build import build_pipeline
 
     store_uri = str(arguments.get("store_uri") or "")
-    check_before_run(kind, arguments, runner)
+    before = check_before_run(kind, arguments, runner)  # the model's version now: a train run must commit a new one
     root = Path(pipeline_root) if pipeline_root else default_pipeline_root()
     root.mkdir(parents=True, exist_ok=True)
-    before = _version_before(store_uri, arguments) if kind == "train" else None
     container_engine = None
     if runner == "docker":
         from components._factory import default_image  # imports kfp: kept out of CLI start-up
@@ -178,8 +177,8 @@ def run_local(
     return LocalRunResult(kind=kind, seconds=seconds, pipeline_root=str(root), summary=summary)
 
 
-def check_before_run(kind: str, arguments: Mapping[str, Any], runner: str = "subprocess") -> None:
-    """Refuse a run that is bound to fail, before anything starts (``adapter_base.flows.preflight``).
+def check_before_run(kind: str, arguments: Mapping[str, Any], runner: str = "subprocess") -> int:
+    """Refuse a run that is bound to fail, before anything starts (``adapter_base.flows.preflight``); returns the model's version.
 
     With ``runner="docker"`` the adapter may exist only in the image (a user image ``FROM``
     ours): whatever needs the adapter class is left to the run's ``load`` step, in the image.
@@ -208,6 +207,7 @@ def check_before_run(kind: str, arguments: Mapping[str, Any], runner: str = "sub
             else:
                 require_trained(adapter_cls, model)
             warn_label_mismatch(model, registry.get_dataset(dataset_ref))
+        return model.version
 
 
 def _after_interrupt(kind: str, store_uri: str, arguments: Mapping[str, Any], steps: StepProcesses, seconds: float) -> str:
@@ -228,11 +228,3 @@ def _after_interrupt(kind: str, store_uri: str, arguments: Mapping[str, Any], st
     except (AdapterError, NotFoundError) as exc:
         return f"{said}; could not record it on the model: {exc}"
     return f"{said}; the model keeps its current version and its checkpoints (training resumes from them)"
-
-
-def _version_before(store_uri: str, arguments: Mapping[str, Any]) -> int | None:
-    try:
-        return _model_state(store_uri, str(arguments["model"]))["version"]
-    except (AdapterError, NotFoundError, KeyError):
-        return None
-
