@@ -160,8 +160,9 @@ def run_local(
                 pass
         raise PipelineRunError(f"local {kind} run failed after {seconds:.1f}s: {message}") from None
     seconds = time.monotonic() - start
-    # kfp.local's DockerRunner takes a container removed before its exit code was read for a
-    # success (podman does this): trust what the run left, not the runner's word.
+    # Trust what the run left, not the runner's word: kfp.local's own DockerRunner takes a
+    # container removed before its exit code was read for a success (runners.run_container
+    # reads the code first; this also covers a runner that does not).
     if kind == "train":
         summary = _model_state(store_uri, str(arguments["model"]))
         if summary["status"] == "failed" or summary["version"] == before:

@@ -4,7 +4,7 @@
     names/models/<name>.json            -> {"id": ...}
     datasets/<dataset_id>/dataset.json
     datasets/<dataset_id>/records/<item_id>.json                   Item
-    datasets/<dataset_id>/record-pages/<item_id>.json              JSON lines: copies of the records from that one on (record_pages.py)
+    datasets/<dataset_id>/record-pages/<item_id>.json              "name TAB etag TAB record" lines: copies of the records from that one on (record_pages.py)
     datasets/<dataset_id>/binaries/<item_id>                       the item's bytes
     datasets/<dataset_id>/paths/<item.path>.json                   {"id": ...} (unique paths)
     datasets/<dataset_id>/annotations/<item_id>/ground_truth.json  AnnotationCollection
