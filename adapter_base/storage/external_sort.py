@@ -32,10 +32,10 @@ def sorted_lines(lines: Iterable[str], *, run: int | None = None) -> Iterator[st
             if len(batch) >= limit:
                 runs.append(_spill(batch))
                 batch = []
-        batch.sort()
         if runs and batch:
-            runs.append(_spill(batch))
+            runs.append(_spill(batch))  # sorts it
             batch = []
+        batch.sort()
     except BaseException:
         for fh in runs:
             fh.close()
