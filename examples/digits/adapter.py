@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from adapter_base import AnnotationCollection, BaseModelAdapter
 
@@ -50,11 +50,21 @@ class DigitsAdapter(BaseModelAdapter):
 
     @staticmethod
     def to_features(image: np.ndarray) -> np.ndarray:
-        """An image array (H x W x 3 or H x W) as 64 floats in [0, 1]."""
-        gray = image.mean(axis=2) if image.ndim == 3 else image
-        if gray.shape != (8, 8):
-            gray = np.asarray(Image.fromarray(gray.astype(np.uint8)).resize((8, 8), Image.BILINEAR), dtype=float)
-        return gray.reshape(64) / 255.0
+        """An image array (H x W x 3 RGB or H x W grey, values 0-255) as 64 floats in [0, 1].
+
+        Training and prediction both come through here, so a colour image gets the same grey
+        (PIL's ``L``) whichever path it takes.
+        """
+        gray = Image.fromarray(np.asarray(image).astype(np.uint8)).convert("L")
+        if gray.size != (8, 8):
+            gray = gray.resize((8, 8), Image.BILINEAR)
+        return np.asarray(gray, dtype=float).reshape(64) / 255.0
+
+    @staticmethod
+    def read_image(path: Path) -> np.ndarray:
+        """A downloaded image file as the RGB array the framework's default preparation gives ``predict``."""
+        with Image.open(path) as img:
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
 
     # --- user functions ---------------------------------------------------------------
 
@@ -77,8 +87,7 @@ class DigitsAdapter(BaseModelAdapter):
         for record_path in sorted((subset_dir / "json").rglob("*.json")):
             record = json.loads(record_path.read_text())
             label = next(a["label"] for a in record["annotations"] if a["type"] == "classification")
-            image = np.asarray(Image.open(subset_dir / "items" / record["item"]["path"]).convert("L"), dtype=float)
-            xs.append(self.to_features(image))
+            xs.append(self.to_features(self.read_image(subset_dir / "items" / record["item"]["path"])))
             ys.append(self.labels.index(label))
         return np.array(xs), np.array(ys)
 
@@ -122,7 +131,7 @@ class DigitsAdapter(BaseModelAdapter):
         self.model = self.params
 
     def predict(self, batch, **kwargs):
-        features = np.stack([self.to_features(np.asarray(image, dtype=float)) for image in batch])
+        features = np.stack([self.to_features(image) for image in batch])
         _, probs = self._forward(features)
         results = []
         for row in probs:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from adapter_base import AnnotationCollection, BaseModelAdapter
 
@@ -50,7 +50,8 @@ class ShapesAdapter(BaseModelAdapter):
         subset = Path(data_path) / "train"
         for record_path in sorted((subset / "json").rglob("*.json")):
             record = json.loads(record_path.read_text())
-            image = np.asarray(Image.open(subset / "items" / record["item"]["path"]).convert("RGB"), dtype=float)
+            with Image.open(subset / "items" / record["item"]["path"]) as img:  # EXIF-aware, as predict sees it
+                image = np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=float)
             for ann in record["annotations"]:
                 if ann["type"] != "box":
                     continue

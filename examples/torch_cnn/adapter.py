@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import nn
 
 from adapter_base import AnnotationCollection, BaseModelAdapter
@@ -103,7 +103,8 @@ class TorchCNNAdapter(BaseModelAdapter):
             record = json.loads(record_path.read_text())
             label = next(a["label"] for a in record["annotations"] if a["type"] == "classification")
             with Image.open(subset_dir / "items" / record["item"]["path"]) as img:
-                xs.append(to_input(img.convert("RGB"), int(self.configuration["input_size"])))
+                # EXIF-aware like the default preparation, so training sees what predict sees
+                xs.append(to_input(ImageOps.exif_transpose(img), int(self.configuration["input_size"])))
             ys.append(self.labels.index(label))
         if not xs:
             return torch.empty(0), torch.empty(0, dtype=torch.long)

@@ -230,3 +230,39 @@ def test_digits_adapter_flow_in_process(registry):
     assert result.metrics["count"] == 30 and result.metrics["accuracy"] >= 0.6
     report = fresh.predict_dataset(ds, filters={"subset": "test"}, resume=True)
     assert report.skipped == 30 and report.succeeded == 0  # evaluation already predicted them
+
+
+@pytest.mark.slow
+def test_digits_example_scores_the_same_in_training_and_evaluation_on_colour_images(capsys, tmp_path):
+    """The example prepares an item identically for training and prediction: the validation accuracy
+    the training run reports is what ``evaluate`` gives on the same subset with the same version."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    folder = tmp_path / "colour-digits"
+    rng = np.random.default_rng(3)
+    for subset, count in (("train", 120), ("val", 40)):
+        for k in range(count):
+            index = k if subset == "train" else 1000 + k
+            grey = digits.images[index] / 16.0
+            tint = np.eye(3)[rng.integers(3)]  # red, green or blue digits: the mean of RGB and PIL's grey disagree
+            rgb = (grey[..., None] * tint * 255).round().astype(np.uint8)
+            path = folder / subset / str(int(digits.target[index])) / f"{index}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rgb, mode="RGB").save(path)
+    s = ("--store", str(tmp_path / "store"))
+    assert run(capsys, "dataset", "import", str(folder), "--name", "colour", *s)[0] == 0
+    code, _, err = run(capsys, "model", "create", "--name", "mlp", "--adapter", ADAPTER, "--dataset", "colour", "--config", "epochs=8", *s)
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "mlp", *s)
+    assert code == 0, err
+    code, _, err = run(capsys, "evaluate", "mlp", "--dataset", "colour", "--subset", "validation", *s)
+    assert code == 0, err
+    with Registry.open(s[1]) as registry:
+        model = registry.get_model("mlp")
+        trained = model.metrics["training"]["val_accuracy"]
+        evaluated = registry.latest_evaluation(model, model.version)["accuracy"]
+    assert 0.3 < trained < 1.0  # learned something, and not a subset too easy to tell the two apart
+    assert evaluated == pytest.approx(trained, abs=1e-4)
