@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from adapter_base.cli._common import add_config_option
 from adapter_base.errors import ValidationError
 
 from .build import PIPELINE_KINDS
@@ -62,7 +63,7 @@ def _param_options(p: argparse.ArgumentParser, kind: str) -> None:
         default="",
         help="store URI, s3://bucket/prefix or a path (not secret; default: $MODEL_ADAPTER_STORE where the step runs)",
     )
-    p.add_argument("--config", action="append", metavar="KEY=VALUE", help="adapter configuration override (repeatable; JSON values)")
+    add_config_option(p, "adapter configuration override")
     p.add_argument("--batch-size", type=int, default=0, help="prediction batch size (default: the adapter's)")
     if kind == "train":
         p.add_argument("--test-subset", default="test", help="evaluate on items of this subset (default: test)")

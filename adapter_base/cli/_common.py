@@ -41,6 +41,12 @@ def item_filters(args: argparse.Namespace) -> dict[str, Any]:
     return flt
 
 
+def add_config_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--config KEY=VALUE ...``: repeatable, each with one or more pairs (``--config a=1 --config b=2``
+    and ``--config a=1 b=2`` mean the same)."""
+    parser.add_argument("--config", action="extend", nargs="+", metavar="KEY=VALUE", help=help + " (repeatable; JSON values allowed)")
+
+
 def parse_key_values(pairs: list[str] | None, what: str) -> dict[str, Any]:
     """``["a=1", "b=x"]`` to ``{"a": 1, "b": "x"}`` (values parsed as JSON when they are JSON).
 

@@ -8,7 +8,7 @@ import json
 from ..errors import ValidationError
 from ..loading import load_adapter_class
 from ..metrics import headline
-from ._common import add_store_option, confirm, open_registry, parse_key_values, print_json
+from ._common import add_config_option, add_store_option, confirm, open_registry, parse_key_values, print_json
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -135,7 +135,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--dataset", help="dataset to train on (name or id)")
     create.add_argument("--subsets", nargs="+", default=["train", "validation"], help="subset names used for training (default: train validation)")
     create.add_argument("--labels", help="comma-separated labels (default: the dataset's)")
-    create.add_argument("--config", nargs="*", metavar="KEY=VALUE", help="configuration values (JSON values allowed)")
+    add_config_option(create, "configuration values")
     create.add_argument("--input-type", default="image")
     create.add_argument("--output-type", default="classification", help="classification or box")
     add_store_option(create)
@@ -169,7 +169,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     update = msub.add_parser("update", help="change a model's configuration, dataset or labels")
     update.add_argument("model", help="name or id")
-    update.add_argument("--config", nargs="*", metavar="KEY=VALUE", help="configuration values to set (JSON values allowed; other keys are kept)")
+    add_config_option(update, "configuration values to set (other keys are kept)")
     update.add_argument("--dataset", help="dataset to train on (name or id); the model takes its labels if it has none")
     update.add_argument("--labels", help="comma-separated labels")
     add_store_option(update)

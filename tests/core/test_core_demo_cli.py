@@ -266,3 +266,14 @@ def test_digits_example_scores_the_same_in_training_and_evaluation_on_colour_ima
         evaluated = registry.latest_evaluation(model, model.version)["accuracy"]
     assert 0.3 < trained < 1.0  # learned something, and not a subset too easy to tell the two apart
     assert evaluated == pytest.approx(trained, abs=1e-4)
+
+
+@pytest.mark.parametrize("form", [("--config", "epochs=3", "--config", "seed=2"), ("--config", "epochs=3", "seed=2")])
+def test_config_is_repeatable_in_both_forms(capsys, tmp_path, form):
+    s = ("--store", str(tmp_path / "store"))
+    code, _, err = run(capsys, "model", "create", "--name", "m", "--adapter", ADAPTER, *form, *s)
+    assert code == 0, err
+    code, _, err = run(capsys, "model", "update", "m", "--config", "hidden_units=8", "--config", "momentum=0.5", *s)
+    assert code == 0, err
+    with Registry.open(s[1]) as registry:
+        assert registry.get_model("m").configuration == {"epochs": 3, "seed": 2, "hidden_units": 8, "momentum": 0.5}
