@@ -147,6 +147,8 @@ def test_the_demo_store_block_runs_after_a_demo(tmp_path: Path) -> None:
 
     lang, block = marked_blocks()["runs this block after a demo"]
     assert lang == "bash" and "MODEL_ADAPTER_HOME=$PWD/.demo" in block
+    # `make demo` wipes .demo/: a home exported here would send the reader's own work there next
+    assert not re.search(r"\bexport\b[^\n]*MODEL_ADAPTER_(HOME|STORE)", block), "the demo block must not export the demo's home"
     proc = run_block(block, tmp_path, env)
     assert re.search(r"^digits-mlp\t", proc.stdout, re.M), proc.stdout
     lines = (tmp_path / "digits-test.jsonl").read_text().splitlines()
