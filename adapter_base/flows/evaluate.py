@@ -24,7 +24,7 @@ from ..metrics.report import filters_text
 from ..prediction import PredictionReport
 from ..registry import layout
 from ._common import resolve_dataset, resolve_model
-from .evaluation_report import find_baselines, report_context, show_mistakes
+from .evaluation_report import find_baselines, label_warnings, report_context, show_mistakes
 from .load import load_from_model
 from .preflight import BOX_OUTPUTS, check_evaluation
 from .predict import predict_dataset
@@ -172,6 +172,14 @@ def evaluate_model(
         )
 
     labels = entity.labels or ds.labels
+    if detection:
+        predicted_labels = [box[0] for _, boxes, _ in images for box in boxes]
+        true_labels = {box[0] for boxes, _, _ in images for box in boxes}
+    else:
+        predicted_labels, true_labels = y_pred, set(y_true)
+    warnings = label_warnings(predicted_labels, set(ds.labels) | true_labels, ds)
+    for warning in warnings:
+        log.warning("evaluation of %s v%d: %s", entity.name, entity.version, warning)
     metrics = detection_metrics(images, labels) if detection else classification_metrics(y_true, y_pred, labels)
     metrics.update(
         model_id=entity.id,
@@ -183,13 +191,14 @@ def evaluate_model(
         items_failed=run.failed,
         items_without_ground_truth=without_gt,
         prediction_run_id=run.run_id,
+        warnings=warnings,
     )
     safe = json_safe(metrics)
     baselines, notes = find_baselines(registry, entity, ds, flt)
     html = render_html_report(
         safe,
         title=f"Evaluation of {entity.name} v{entity.version}",
-        context=report_context(entity, ds, flt, run, notes),
+        context=report_context(entity, ds, flt, run, notes, warnings),
         baselines=baselines,
         mistakes=show_mistakes(registry, ds, worst.worst()),
         mistakes_total=worst.total,

@@ -4,6 +4,9 @@ the earlier evaluations to compare with, and the context lines under its title."
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from typing import Iterable
+
 from ..entities import Dataset, Filters, Model
 from ..metrics.mistakes import BOX_THUMBNAIL_SIDE, THUMBNAIL_SIDE, Mistake, ShownMistake, thumbnail_png
 from ..metrics.report import Baseline, filters_text
@@ -16,6 +19,8 @@ log = logging.getLogger(__name__)
 PRODUCTION_ALIAS = "production"
 #: Characters of a text item shown in place of a thumbnail.
 TEXT_PREVIEW_CHARS = 300
+#: Unknown predicted labels named in a warning (the rest are counted).
+LABELS_NAMED = 5
 
 
 def show_mistakes(registry: Registry, dataset: Dataset, mistakes: list[Mistake]) -> list[ShownMistake]:
@@ -68,7 +73,31 @@ def find_baselines(registry: Registry, model: Model, dataset: Dataset, filters: 
     return baselines, notes
 
 
-def report_context(model: Model, dataset: Dataset, filters: Filters, run: PredictionReport, notes: list[str]) -> dict[str, str]:
+def label_warnings(predicted: Iterable[str | None], known: Iterable[str], dataset: Dataset) -> list[str]:
+    """Warnings when predicted labels are not among the dataset's labels (``known``: its labels and
+    those of its ground truth): a few of them named, and a stronger one when none match at all."""
+    counts = Counter(label for label in predicted if label is not None)
+    known = set(known)
+    unknown = sorted((label for label in counts if label not in known), key=lambda label: (-counts[label], label))
+    if not unknown:
+        return []
+    named = ", ".join(repr(label) for label in unknown[:LABELS_NAMED]) + (f" and {len(unknown) - LABELS_NAMED} more" if len(unknown) > LABELS_NAMED else "")
+    share = sum(counts[label] for label in unknown)
+    warnings = [
+        f"{share} of {sum(counts.values())} predicted labels are not labels of dataset {dataset.name!r}: {named} "
+        f"(its labels: {', '.join(sorted(known)[:LABELS_NAMED * 2]) or 'none'})"
+    ]
+    if len(unknown) == len(counts):
+        warnings.append(
+            "no predicted label is a label of the dataset, so every prediction counts as wrong: check that the model's "
+            "labels (model show) name the same classes as the dataset's (dataset show)"
+        )
+    return warnings
+
+
+def report_context(
+    model: Model, dataset: Dataset, filters: Filters, run: PredictionReport, notes: list[str], warnings: list[str] = ()
+) -> dict[str, str]:
     """The lines under the report's title: names and filters as text; ids last."""
     context = {
         "model": f"{model.name} v{model.version}",
@@ -81,6 +110,8 @@ def report_context(model: Model, dataset: Dataset, filters: Filters, run: Predic
         context["aliases"] = ", ".join(aliases)
     if notes:
         context["compared"] = "; ".join(notes)
+    if warnings:
+        context["warnings"] = "; ".join(warnings)
     context["ids"] = f"model {model.id}, dataset {dataset.id}, prediction run {run.run_id}"
     return context
 

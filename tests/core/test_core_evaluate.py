@@ -140,3 +140,28 @@ def test_a_prediction_run_that_stopped_early_is_not_scored(local_registry, monke
     assert "StoreError: connection reset while listing" in str(info.value)
     assert "evaluation" not in local_registry.get_model(model.id).metrics
     assert not list(local_registry.store.list(f"models/{model.id}/evaluations/")), "no evaluation was stored"
+
+
+@pytest.mark.parametrize("predicted, none_match", [(["a", "b", "cat", "dog"], False), (["cat", "dog"], True)])
+def test_evaluate_warns_once_when_predicted_labels_are_not_the_datasets(local_registry, caplog, predicted, none_match):
+    registry = local_registry
+    ds = registry.create_dataset("labels", labels=["a", "b"])
+    for i in range(8):
+        gt = AnnotationCollection()
+        gt.add_classification("ab"[i % 2])
+        registry.add_item(ds, f"test/{i}.png", png_bytes(i), subsets=["test"], metadata={"pred": predicted[i % len(predicted)]}, annotations=gt)
+    model = registry.create_model("renamed", labels=["a", "b"])
+    with caplog.at_level("WARNING"):
+        result = MetadataAdapter(registry=registry).evaluate_model(model, ds, filters={"subset": "test"})
+    warnings = result.metrics["warnings"]
+    assert "'cat', 'dog'" in warnings[0] and "not labels of dataset 'labels'" in warnings[0]
+    assert (len(warnings) == 2 and "no predicted label is a label of the dataset" in warnings[1]) == none_match
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "predicted labels" in r.getMessage()]
+    assert len(logged) == 1  # once, not per item
+    assert "not labels of dataset" in registry.store.get_bytes(result.report_key).decode()
+
+
+def test_evaluate_has_no_label_warning_when_the_labels_match(local_registry):
+    ds = classification_dataset(local_registry)
+    result = MetadataAdapter(registry=local_registry).evaluate_model(local_registry.create_model("m", labels=["a", "b", "c"]), ds, filters={"subset": "test"})
+    assert result.metrics["warnings"] == []
