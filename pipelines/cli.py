@@ -25,6 +25,7 @@ from adapter_base.errors import ValidationError
 
 from .build import PIPELINE_KINDS
 from .compute import PROFILES, get_profile
+from .image_ref import chosen_image
 from .remote import BACKEND_FLOOR_HELP, MIN_BACKEND, SA_TOKEN_ENV, SA_TOKEN_PATH, TOKEN_ENV
 
 IMAGE_HELP = "project image the steps run on, or one built FROM it with your adapter (default: $MODEL_ADAPTER_IMAGE, else model-adapter:dev)"
@@ -145,7 +146,7 @@ def pipeline_arguments(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 def build_options(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     """Image, profile and builder options from parsed options ("" means the default, as CronJobs may pass)."""
     profile = get_profile(getattr(args, "profile", None) or "gpu")
-    opts: dict[str, Any] = {"image": getattr(args, "image", None) or None, "profile": profile}
+    opts: dict[str, Any] = {"image": chosen_image(getattr(args, "image", None)), "profile": profile}
     if kind == "predict":
         if getattr(args, "parallelism", None):
             opts["parallelism"] = args.parallelism
