@@ -18,7 +18,7 @@ import yaml
 from adapter_base.cli.main import main
 from adapter_base.errors import ValidationError
 from pipelines import compute
-from pipelines.build import compile_pipeline
+from pipelines.kfp.build import compile_pipeline
 from pipelines.store_env import STORE_CONFIG_KEYS, STORE_CONFIG_MAP, STORE_SECRET, STORE_SECRET_KEYS
 
 FAKE_KEY_ID = "ZZFAKEKEYID0123456789"
