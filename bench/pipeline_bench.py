@@ -2,7 +2,7 @@
 
 Per repeat, two fresh local stores get the same digits dataset and model
 (``tests/pipelines/pipelines_support.make_digits``). One runs the train pipeline under
-``kfp.local`` (``pipelines.local.run_local``, each step a subprocess) in a child
+``kfp.local`` (``pipelines.kfp.local.run_local``, each step a subprocess) in a child
 process; the per-task times come from kfp.local's own log lines ("Executing task" /
 "finished"). The other runs the steps' functions (``adapter_base.steps``) one
 after the other in a fresh child process, each timed. The difference per step is what
@@ -67,7 +67,7 @@ def parse_task_times(log: str) -> dict[str, float]:
 
 def child_kfp(store: str, root: str) -> dict[str, Any]:
     sup = _support()
-    from pipelines.local import run_local
+    from pipelines.kfp.local import run_local
 
     t = time.perf_counter()
     result = run_local("train", sup.train_arguments(store), pipeline_root=root)

@@ -1,14 +1,11 @@
-"""KFP v2 pipelines over the components: train -> save -> evaluate (with a promotion gate) and batched prediction.
+"""The train and predict pipelines over the steps, for two backends side by side.
 
-Build a pipeline for an image and a compute profile, then compile it, run it under
-``kfp.local`` or submit it to a KFP API (see ``docs/pipelines.md``)::
+* ``pipelines.kfp``: KFP v2 pipelines (compile, run under ``kfp.local``, submit and schedule
+  on a KFP API); ``model-adapter pipeline ...``.
+* ``pipelines.argo``: Argo Workflows WorkflowTemplates and CronWorkflows whose steps run
+  ``model-adapter step NAME``; ``model-adapter argo ...``.
 
-    from pipelines import build_pipeline, compile_pipeline
-    compile_pipeline("predict", "predict.yaml", image="registry.example.com/my-adapters:1.0", profile="gpu")
-
-Nothing here imports kfp at module import time, so the ``model-adapter`` CLI stays fast.
+Shared by both: the steps (``steps``), the compute profiles (``compute``), the store's
+ConfigMap and Secret (``store_env``) and the image reference check (``image_ref``).
+Nothing here imports kfp or hera at module import time, so the ``model-adapter`` CLI stays fast.
 """
-
-from .build import PIPELINE_KINDS, build_pipeline, compile_pipeline
-
-__all__ = ["PIPELINE_KINDS", "build_pipeline", "compile_pipeline"]

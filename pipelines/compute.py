@@ -1,7 +1,7 @@
 """Named compute profiles: where and on what a heavy pipeline step runs.
 
-A profile is declared once and applied to the steps that predict or train
-(``apply_profile``): accelerator type and count, node selector, tolerations,
+A profile is declared once and applied to the steps that predict or train by each
+backend (``pipelines.kfp.tasks.apply_profile``, ``pipelines.argo``): accelerator type and count, node selector, tolerations,
 CPU / memory requests and limits, and optionally an ``emptyDir`` scratch volume
 of a given size mounted as the adapter's working directory.
 
@@ -113,34 +113,3 @@ def get_profile(name: str | ComputeProfile) -> ComputeProfile:
         return PROFILES[name]
     except KeyError:
         raise ValueError(f"unknown compute profile {name!r}; known profiles: {', '.join(PROFILES)}") from None
-
-
-def apply_profile(task: Any, profile: str | ComputeProfile) -> Any:
-    """Apply a profile to a ``PipelineTask`` (resources in the pipeline spec, placement via kfp-kubernetes)."""
-    from kfp import kubernetes
-
-    p = get_profile(profile)
-    if p.uses_accelerator:
-        task.set_accelerator_type(p.accelerator_type).set_accelerator_limit(p.accelerator_count)
-    if p.cpu_request:
-        task.set_cpu_request(p.cpu_request)
-    if p.memory_request:
-        task.set_memory_request(p.memory_request)
-    if p.cpu_limit:
-        task.set_cpu_limit(p.cpu_limit)
-    if p.memory_limit:
-        task.set_memory_limit(p.memory_limit)
-    for key, value in p.node_selector.items():
-        kubernetes.add_node_selector(task, label_key=key, label_value=value)
-    for t in p.tolerations:
-        kubernetes.add_toleration(
-            task,
-            key=t.get("key"),
-            operator=t.get("operator"),
-            value=t.get("value"),
-            effect=t.get("effect"),
-            toleration_seconds=t.get("toleration_seconds"),
-        )
-    if p.ephemeral_storage:
-        kubernetes.empty_dir_mount(task, volume_name=SCRATCH_VOLUME, mount_path=SCRATCH_MOUNT_PATH, size_limit=p.ephemeral_storage)
-    return task

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.engine import Engine, EngineError, find_engine
-from pipelines.runners import container_env
+from pipelines.kfp.runners import container_env
 
 
 def _fake(bin_dir: Path, name: str, script: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from adapter_base import Registry
-from pipelines.local import PipelineRunError, run_local
+from pipelines.kfp.local import PipelineRunError, run_local
 
 from pipelines_support import make_digits, predict_arguments, train_arguments  # tests/pipelines, put on sys.path by conftest
 
@@ -96,7 +96,7 @@ def test_a_fast_step_exit_code_is_read_before_its_container_is_removed(engine, p
     import docker
 
     from pipelines.engine import docker_api
-    from pipelines.runners import run_container
+    from pipelines.kfp.runners import run_container
 
     with docker_api(engine) as host:
         client = docker.DockerClient(base_url=host)

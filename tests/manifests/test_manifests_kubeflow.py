@@ -4,7 +4,7 @@ Rendered with the venv's ``kubectl kustomize`` and checked offline; strict schem
 validation of every object is in test_manifests_render.py (it covers every
 kustomization). What is checked here: everything in one profile namespace, the
 submitters authenticate with a projected token for audience pipelines.kubeflow.org
-at the path ``pipelines.remote`` reads, are bound to ``kubeflow-pipelines-edit`` and
+at the path ``pipelines.kfp.remote`` reads, are bound to ``kubeflow-pipelines-edit`` and
 to nothing else, submit to their own namespace, and the store ConfigMap is where
 the pipeline pods (``default-editor``) run.
 """
@@ -31,7 +31,8 @@ from manifests_support import (
     pod_specs,
     render,
 )
-from pipelines import remote, store_env
+from pipelines import store_env
+from pipelines.kfp import remote
 
 OVERLAY = "overlays/kubeflow"
 PROFILE_NAMESPACE = "kubeflow-user-example-com"

@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from adapter_base.cli.main import main
+from adapter_base.errors import ValidationError
 from pipelines import compute
-from pipelines.build import compile_pipeline
+from pipelines.kfp.build import compile_pipeline
 from pipelines.store_env import STORE_CONFIG_KEYS, STORE_CONFIG_MAP, STORE_SECRET, STORE_SECRET_KEYS
 
 FAKE_KEY_ID = "ZZFAKEKEYID0123456789"
@@ -241,3 +242,56 @@ def test_profiles_follow_the_fixed_conventions():
         compute.get_profile("x")
     with pytest.raises(Exception):
         gpu.name = "other"  # frozen
+
+
+BAD_IMAGES = {
+    "registry.example.com/team/img:1\nrm -rf /": "'\\n'",
+    'registry.example.com/team/img:"1"': "'\"'",
+    "registry.example.com/Team/img:1": "repository part 'Team'",
+    "MyImage:1": "repository part 'MyImage'",
+    "registry.example.com/team/img:1 ": "' '",
+    "registry.example.com/team/img:-1": "tag '-1'",
+    "registry.example.com/team/img@sha256:abc": "digest 'sha256:abc'",
+    "registry.example.com:port/team/img": "registry host 'registry.example.com:port'",
+    "registry.example.com/team//img": "repository part ''",
+}
+GOOD_IMAGES = [
+    "model-adapter:dev",
+    "localhost:5000/model-adapter:dev",
+    "Registry.Example.com:443/team/sub_dir/my__img-x:1.2.3_rc-1",
+    "ghcr.io/team/img@sha256:" + "a" * 64,
+    "ghcr.io/team/img:1@sha256:" + "0123456789abcdef" * 4,
+    "[::1]:5000/img",
+]
+
+
+@pytest.mark.parametrize("bad", list(BAD_IMAGES))
+@pytest.mark.parametrize("action", ["compile", "submit", "schedule", "run"])
+def test_a_malformed_image_reference_is_refused_before_anything_is_written(tmp_path, capsys, bad, action):
+    """One error naming --image, the value and what is wrong: never a YAML holding it (nor a call to a server)."""
+    out = tmp_path / "t.yaml"
+    argv = {
+        "compile": ["pipeline", "compile", "train", "-o", str(out)],
+        "submit": ["pipeline", "submit", "train", "--host", "http://127.0.0.1:9", "--adapter", "a.b:C", "--model", "m"],
+        "schedule": ["pipeline", "schedule", "train", "--cron", "0 3 * * *", "--name", "n", "--host", "http://127.0.0.1:9", "--adapter", "a.b:C", "--model", "m"],
+        "run": ["pipeline", "run", "train", "--local", "--adapter", "a.b:C", "--model", "m", "--store", str(tmp_path / "store")],
+    }[action]
+    assert main([*argv, "--image", bad]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"pipeline.--image: {bad!r} is not an image reference" in err, err
+    assert BAD_IMAGES[bad] in err, err
+    assert not out.exists()
+
+
+def test_a_malformed_image_in_the_environment_is_refused_by_name(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MODEL_ADAPTER_IMAGE", "Example/Img")
+    assert main(["pipeline", "compile", "train", "-o", str(tmp_path / "t.yaml")]) == 1
+    assert "pipeline.$MODEL_ADAPTER_IMAGE: 'Example/Img' is not an image reference" in capsys.readouterr().err
+    with pytest.raises(ValidationError, match="pipeline.image: 'a b' is not an image reference"):
+        compile_pipeline("train", tmp_path / "t.yaml", image="a b")
+
+
+@pytest.mark.parametrize("good", GOOD_IMAGES)
+def test_valid_image_references_compile(tmp_path, good):
+    path = compile_pipeline("train", tmp_path / "t.yaml", image=good, profile="cpu")
+    assert Compiled(path).container("train")["image"] == good

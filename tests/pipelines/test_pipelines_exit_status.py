@@ -29,7 +29,7 @@ from adapter_base.steps.load import load
 from adapter_base.steps.promote import promote
 from adapter_base.steps.train import train
 from kfp_backend import CompiledPipeline, final_status
-from pipelines.build import compile_pipeline
+from pipelines.kfp.build import compile_pipeline
 from pipelines_support import ADAPTER, DATASET, MODEL, make_digits
 
 RUN_ID = "6f1c2b0e-3d4a-4b5c-9e8f-0a1b2c3d4e5f"  # what {{$.pipeline_job_uuid}} resolves to

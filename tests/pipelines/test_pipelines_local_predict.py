@@ -12,7 +12,7 @@ from adapter_base import Registry, ValidationError
 from adapter_base.cli.main import main
 from adapter_base.registry import layout
 from kfp_backend import assert_strict_json_files
-from pipelines.local import PipelineRunError, preserved_process_state, run_local
+from pipelines.kfp.local import PipelineRunError, preserved_process_state, run_local
 from pipelines_support import ADAPTER, MODEL, make_digits, predict_arguments
 
 pytestmark = [pytest.mark.kfp_local, pytest.mark.slow]

@@ -16,7 +16,7 @@ from adapter_base.cli.main import main
 from adapter_base.errors import ValidationError
 from adapter_base.registry import layout
 from kfp_backend import assert_strict_json_files, strict_json
-from pipelines.local import PipelineRunError, run_local
+from pipelines.kfp.local import PipelineRunError, run_local
 from pipelines_support import ADAPTER, MODEL, make_digits, train_arguments
 
 pytestmark = [pytest.mark.kfp_local, pytest.mark.slow]

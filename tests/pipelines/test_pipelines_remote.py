@@ -18,8 +18,8 @@ import yaml
 from adapter_base import ValidationError
 from adapter_base.cli.main import main
 from kfp_api_server import KFPAPIServer
-from pipelines import remote
-from pipelines.build import compile_pipeline
+from pipelines.kfp import remote
+from pipelines.kfp.build import compile_pipeline
 
 FAKE_SECRET = "ZZ-FAKE-SECRET-remote-7d1e"
 

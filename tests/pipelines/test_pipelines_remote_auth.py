@@ -16,7 +16,7 @@ import pytest
 
 from adapter_base.cli.main import main
 from kfp_api_server import KFPAPIServer
-from pipelines import remote
+from pipelines.kfp import remote
 
 NS = "kubeflow-user-example-com"
 TOKEN = "eyJ-test-token-Zq81"  # never printed

@@ -23,7 +23,7 @@ from adapter_base.sharding import shard_run_id, start_shard_attempt
 from adapter_base.steps.model_ref import ModelRef
 from adapter_base.storage import open_store
 from kfp_backend import CompiledPipeline, artifact
-from pipelines.build import compile_pipeline
+from pipelines.kfp.build import compile_pipeline
 from pipelines_support import ADAPTER, DATASET, MODEL, make_digits
 from preemptible_adapter import PREEMPT_ENV
 

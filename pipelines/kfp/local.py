@@ -11,7 +11,7 @@ accelerators) does not apply locally. Retries, ``dsl.If``, ``ParallelFor``,
 Before ``kfp.local`` starts, the run is checked (``check_before_run``): what would fail
 after training (an unknown metric, a test filter with no annotated items, a model never
 trained asked to predict) is refused with nothing started and the model untouched. Ctrl-C
-stops every step at once (``pipelines.interrupt``) and raises ``PipelineInterrupted``.
+stops every step at once (``pipelines.kfp.interrupt``) and raises ``PipelineInterrupted``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, Iterator, Mapping
 from adapter_base.errors import AdapterError, NotFoundError, ValidationError
 from adapter_base.storage import adapter_home
 
-from .engine import find_engine
+from ..engine import find_engine
 from .interrupt import StepProcesses
 from .runners import local_runner
 
@@ -115,7 +115,7 @@ def run_local(
     raises ``PipelineRunError`` (for ``train`` with the model's recorded status).
 
     ``runner``: ``subprocess`` (steps in this Python environment) or ``docker`` (each step
-    in ``image`` through Docker or podman, ``engine`` to choose; see ``pipelines.runners``).
+    in ``image`` through Docker or podman, ``engine`` to choose; see ``pipelines.kfp.runners``).
     """
     from kfp import local
 

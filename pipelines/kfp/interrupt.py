@@ -22,7 +22,7 @@ import types
 import uuid
 from typing import Any, Iterator
 
-from .engine import Engine
+from ..engine import Engine
 
 log = logging.getLogger(__name__)
 

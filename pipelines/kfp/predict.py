@@ -18,8 +18,8 @@ from kfp.dsl import Dataset
 
 from components.catalog import build_components
 
-from .compute import ComputeProfile, apply_profile, get_profile
-from .store_env import store_step
+from ..compute import ComputeProfile, get_profile
+from .tasks import apply_profile, store_step
 
 PIPELINE_NAME = "model-adapter-predict"
 DEFAULT_PARALLELISM = 8

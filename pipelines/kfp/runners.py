@@ -16,8 +16,8 @@ import stat
 from pathlib import Path
 from typing import Any, Iterator
 
-from .engine import Engine, docker_api, find_engine
-from .store_env import STORE_CONFIG_KEYS, STORE_SECRET_KEYS
+from ..engine import Engine, docker_api, find_engine
+from ..store_env import STORE_CONFIG_KEYS, STORE_SECRET_KEYS
 
 RUNNERS: tuple[str, ...] = ("subprocess", "docker")
 #: Variables a containerized step gets from the caller's environment, where set.

@@ -21,8 +21,8 @@ from kfp import dsl
 
 from components.catalog import build_components
 
-from .compute import ComputeProfile, apply_profile, get_profile
-from .store_env import store_step
+from ..compute import ComputeProfile, get_profile
+from .tasks import apply_profile, store_step
 
 PIPELINE_NAME = "model-adapter-train"
 DEFAULT_TEST_FILTERS = {"subset": "test"}

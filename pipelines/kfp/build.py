@@ -5,14 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-PIPELINE_KINDS: tuple[str, ...] = ("train", "predict")
+from ..steps import PIPELINE_KINDS
 
 
 def build_pipeline(kind: str, image: str | None = None, profile: Any = "gpu", **options: Any) -> Any:
     """The pipeline function of ``kind`` (``train`` or ``predict``) for ``image`` and ``profile``.
 
     ``options`` go to the builder: ``parallelism``, ``retries``, ``backoff`` (predict), ``name``.
+    A malformed ``image`` (or ``$MODEL_ADAPTER_IMAGE``) is a ValidationError.
     """
+    from ..image_ref import chosen_image
+
+    chosen_image(image, "image")
     if kind == "train":
         from .train import build_train_pipeline
 
