@@ -215,6 +215,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({"kind": result.kind, "seconds": round(result.seconds, 3), "pipeline_root": result.pipeline_root, "summary": result.summary}, indent=2, default=str))
         return 0 if args.kind == "train" or result.summary.get("ok", True) else 1
     s = result.summary
+    for f in s.get("evaluation_failures") or []:  # one line per failed item, as for a predict run
+        where = f" ({f['path']})" if f.get("path") else ""
+        print(f"FAILED {f['item_id']}{where} at evaluate/{f.get('stage')}: {f.get('error')}")
     if args.kind == "train":
         ev = s.get("evaluation") or {}
         scores = ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if isinstance(v, float))

@@ -65,6 +65,7 @@ def _model_state(store_uri: str, model: str) -> dict[str, Any]:
 
     with Registry.open(store_uri or None) as registry:
         m = registry.get_model(model)
+        evaluation = m.metrics.get("evaluation")
         return {
             "model_id": m.id,
             "model_name": m.name,
@@ -72,9 +73,23 @@ def _model_state(store_uri: str, model: str) -> dict[str, Any]:
             "status": m.status,
             "status_message": m.status_message,
             "aliases": dict(m.aliases),
-            "evaluation": m.metrics.get("evaluation"),
+            "evaluation": evaluation,
+            "evaluation_failures": _evaluation_failures(registry, m, evaluation),
             "promotion": m.metrics.get("promotion"),
         }
+
+
+def _evaluation_failures(registry: Any, model: Any, evaluation: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The failed items of the prediction run behind the model's latest evaluation of its current version."""
+    from adapter_base.registry import layout
+
+    report = str((evaluation or {}).get("report") or "")
+    if not report.endswith("/" + layout.EVALUATION_REPORT_HTML) or (evaluation or {}).get("version") != model.version:
+        return []
+    metrics = registry.store.get_json(layout.evaluation_file(report[: -len(layout.EVALUATION_REPORT_HTML)], layout.EVALUATION_METRICS))
+    if not metrics.get("items_failed") or not metrics.get("prediction_run_id"):
+        return []
+    return list(registry.get_run_report(str(metrics["prediction_run_id"])).get("failures") or [])
 
 
 @contextlib.contextmanager

@@ -56,3 +56,15 @@ def test_a_failed_quiet_run_shows_the_tail_of_the_step_logs(capsys, tmp_path):
     assert err[0] == "the last 40 lines of the step logs (run without --quiet for all):"
     assert 1 < len(err) <= 42, proc.stderr
     assert err[-1].startswith("error: ") and "Missing" in err[-1]
+
+
+def test_quiet_train_run_names_each_item_its_evaluation_failed(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    trained_digits(capsys, store, limit=40, corrupt=True)
+    argv = [EXE, "pipeline", "run", "train", "--local", "--quiet", "--store", store, "--adapter", ADAPTER, "--model", "mlp",
+            "--threshold", "0", "--pipeline-root", str(tmp_path / "root")]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=os.environ.copy(), stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    failed = lines_naming(proc.stdout, "FAILED")
+    assert len(failed) == 1 and re.match(r"FAILED \w+ \(test/corrupt\.png\) at evaluate/prepare: ValidationError: ", failed[0]), proc.stdout
+    assert "train pipeline finished in " in proc.stdout
