@@ -22,6 +22,8 @@ FRAMEWORK_DEFAULTS: dict[str, Any] = {
     # Prepared inputs waiting for predict hold at most about this many bytes; a larger item fails.
     "prepared_bytes_budget": 512 * 1024 * 1024,
     "adaptive_batch_size": True,
+    # A run whose first this many predict calls all fail with the same error stops there (0 or None: never).
+    "fail_fast_batches": 3,
     "device": "auto",
 }
 

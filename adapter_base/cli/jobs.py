@@ -6,12 +6,11 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
 from ..entities import Model
 from ..errors import NotFoundError, StoreError
-from ..flows.preflight import require_trained, warn_label_mismatch
+from ..flows.preflight import require_items, require_trained, warn_label_mismatch
 from ..loading import make_adapter
+from ..progress import ProgressBar, progress_bar
 from ._common import add_store_option, item_filters, open_registry, print_json
 
 if TYPE_CHECKING:
@@ -38,12 +37,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             # a model made without a dataset takes this one (and its labels) as its own
             model = registry.update_model(model, dataset_id=model.dataset_id or dataset.id, labels=model.labels or list(dataset.labels))
         adapter = make_adapter(registry, args.adapter, model=model)
-        bars: list[tqdm] = []  # the bar starts with the first epoch: a run refused by its checks draws none
+        bars: list[ProgressBar] = []  # the bar starts with the first epoch: a run refused by its checks draws none
 
         def progress(i_epoch: int, n_epochs: int, metrics: dict | None) -> None:
             if not bars:
-                bars.append(tqdm(desc=f"train {model.name}", unit="epoch", total=n_epochs, dynamic_ncols=True))
-            bars[0].total = n_epochs
+                bars.append(progress_bar(f"train {model.name}", n_epochs, "epoch"))
+            bars[0].set_total(n_epochs)
             bars[0].set_postfix(metrics or {})
             bars[0].update(1)
 
@@ -61,7 +60,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model = registry.get_model(args.model)
         adapter = make_adapter(registry, args.adapter, model=model)
         require_trained(type(adapter), model, allow_untrained=args.allow_untrained)
-        warn_label_mismatch(model, registry.get_dataset(args.dataset))
+        dataset = registry.get_dataset(args.dataset)
+        count = require_items(registry, dataset, item_filters(args), "predict")  # before loading the model; the bar's total
+        warn_label_mismatch(model, dataset)
         adapter.load_from_model(model, version=chosen_version(model, args))
         shown: list[PredictionReport] = []
 
@@ -75,7 +76,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         try:
             report = adapter.predict_dataset(
-                args.dataset, filters=item_filters(args), batch_size=args.batch_size, resume=args.resume, progress=True, on_finish=show
+                dataset, filters=item_filters(args), batch_size=args.batch_size, resume=args.resume, progress=True, on_finish=show, expected_total=count,
+                keep_going=args.keep_going
             )
         except Exception as exc:
             if not shown:
@@ -92,7 +94,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model = registry.get_model(args.model)
         adapter = make_adapter(registry, args.adapter, model=model)
         require_trained(type(adapter), model, allow_untrained=args.allow_untrained)
-        result = adapter.evaluate_model(model, args.dataset, filters=item_filters(args), progress=True)
+        result = adapter.evaluate_model(model, args.dataset, filters=item_filters(args), progress=True, keep_going=args.keep_going)
         print(f"evaluated {model.name} v{result.model.version}: {result.summary}")
         print(f"report: {result.report_uri}")
         for line in result.prediction.summary().splitlines()[1:]:  # one line per failed item
@@ -114,6 +116,15 @@ def _allow_untrained(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _keep_going(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="predict every batch even when the first ones all fail with the same error "
+        "(default: stop after fail_fast_batches of them, 3 unless the model's configuration says otherwise)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a model on its subsets and save a new version")
     _common(train)
@@ -132,6 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--version", type=int, help="predict with this version (default: the current one; see `model versions`)")
     which.add_argument("--alias", help="predict with the version this alias points at, e.g. production")
     _allow_untrained(predict)
+    _keep_going(predict)
     predict.set_defaults(func=cmd_predict, resume_flag="--resume")
 
     evaluate = sub.add_parser("evaluate", help="predict a subset and store metrics and an HTML report")
@@ -140,4 +152,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--subset", default="test", help="subset to evaluate on (default: test)")
     evaluate.add_argument("--path-prefix", help="only items under this path")
     _allow_untrained(evaluate)
+    _keep_going(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)

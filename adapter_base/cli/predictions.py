@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import ValidationError
 from ..export import EXPORT_FORMATS, iter_predictions, read_categories, write_export
-from ..flows.preflight import BOX_OUTPUTS
+from ..flows.preflight import BOX_OUTPUTS, require_items
 from ._common import add_store_option, item_filters, open_registry, print_json
 
 
@@ -20,6 +20,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "predictions export", "--format",
                 f"COCO detection results hold boxes and model {model.name!r} outputs {model.output_type}: use --format jsonl or csv",
             )  # fmt: skip
+        require_items(registry, ds, item_filters(args), "predictions export")
         result = write_export(
             iter_predictions(registry, ds, model, item_filters(args)),
             args.output,

@@ -99,7 +99,7 @@ def evaluate_model(
     entity = resolve_model(adapter, model)
     ds = resolve_dataset(adapter, dataset)
     flt = Filters.coerce(filters)
-    check_evaluation(adapter.registry, entity, ds, flt)  # nothing to score: refused before loading or predicting
+    count = check_evaluation(adapter.registry, entity, ds, flt)  # nothing to score: refused before loading or predicting
     if adapter.model_entity is None or adapter.model_entity.id != entity.id or adapter.model_entity.version != entity.version or adapter.model is None:
         load_from_model(adapter, entity)
     entity = adapter.model_entity
@@ -121,7 +121,8 @@ def evaluate_model(
             top = _top_classification(pset.annotations)
             predicted[item.id], confidences[item.id] = (top.label, top.confidence) if top else (None, None)
 
-    run = predict_dataset(adapter, ds, filters=flt, batch_size=batch_size, on_result=collect, progress=progress, **kwargs)
+    kwargs.setdefault("expected_total", count)
+    run = predict_dataset(adapter, ds, filters=flt, batch_size=batch_size, on_result=collect, progress=progress, kind="evaluate", **kwargs)
     if mismatched:
         first, types = next(iter(mismatched.items()))
         raise AdapterContractError(

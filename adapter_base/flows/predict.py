@@ -26,8 +26,13 @@ def predict_dataset(
     *,
     filters: Filters | Mapping[str, Any] | None = None,
     batch_size: int | None = None,
+    kind: str = "predict",
     **kwargs: Any,
 ) -> PredictionReport:
-    """Predict every item of ``dataset`` matching ``filters``, streaming the listing."""
+    """Predict every item of ``dataset`` matching ``filters``, streaming the listing.
+
+    ``kind`` (``predict`` or ``evaluate``), the dataset and the filters are recorded in the run's report."""
     ds = resolve_dataset(adapter, dataset)
-    return run_predictions(adapter, adapter.registry.iter_item_results(ds, filters), batch_size=batch_size, **kwargs)
+    shown = {k: v for k, v in Filters.coerce(filters).to_dict().items() if k != "item_ids" and v not in (None, {}, [])}
+    about = {"kind": kind, "dataset_id": ds.id, "dataset_name": ds.name, "filters": shown}
+    return run_predictions(adapter, adapter.registry.iter_item_results(ds, filters), batch_size=batch_size, about=about, **kwargs)

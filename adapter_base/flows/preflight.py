@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..concurrency import ordered_map
@@ -83,6 +84,74 @@ def _shown(labels: Sequence[str], limit: int = 20) -> str:
 # --- items -------------------------------------------------------------------------------
 
 
+@dataclass
+class ItemCensus:
+    """One pass over a dataset's listing: the items matching some filters, and what the dataset holds."""
+
+    matched: int = 0
+    total: int = 0
+    subsets: dict[str, int] = field(default_factory=dict)
+    folders: dict[str, int] = field(default_factory=dict)  # top-level path folders
+
+    def subsets_text(self) -> str:
+        """``"train 70, validation 15, test 15"``: the subsets with their item counts (train, validation, test first)."""
+        order = [s for s in _USUAL_SUBSETS if s in self.subsets] + sorted(set(self.subsets) - set(_USUAL_SUBSETS))
+        return ", ".join(f"{name} {self.subsets[name]}" for name in order) or "none"
+
+    def folders_text(self, limit: int = 10) -> str:
+        """``"test 15, train 70"``: the top-level folders of item paths with their item counts."""
+        names = sorted(self.folders)
+        shown = ", ".join(f"{name} {self.folders[name]}" for name in names[:limit])
+        return (shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")) or "none"
+
+
+#: Subsets listed first, in this order, when a census names what a dataset holds.
+_USUAL_SUBSETS = ("train", "validation", "test")
+
+
+def item_census(registry: Registry, dataset: Dataset, filters: Filters | Mapping[str, Any] | None) -> ItemCensus:
+    """Count the items of ``dataset`` matching ``filters``, and its items per subset and top folder, in one pass."""
+    flt = Filters.coerce(filters)
+    census = ItemCensus()
+    for item in registry.iter_items(dataset):
+        census.total += 1
+        for s in item.subsets:
+            census.subsets[s] = census.subsets.get(s, 0) + 1
+        top = item.path.split("/", 1)[0] if "/" in item.path else "."
+        census.folders[top] = census.folders.get(top, 0) + 1
+        if flt.matches(item):
+            census.matched += 1
+    return census
+
+
+def no_match_message(dataset: Dataset, filters: Filters | Mapping[str, Any] | None, census: ItemCensus) -> str:
+    """Why no item of ``dataset`` matches ``filters``, naming what the dataset holds (its subsets with their counts)."""
+    flt = Filters.coerce(filters)
+    if not census.total:
+        return f"dataset {dataset.name} has no items (`model-adapter dataset import` adds some)"
+    wanted = []
+    if flt.subset is not None:
+        wanted.append(f"in subset {flt.subset!r}")
+    if flt.path_prefix is not None:
+        wanted.append(f"under path {flt.path_prefix.strip('/')!r}")
+    if flt.metadata:
+        wanted.append(f"with metadata {flt.metadata}")
+    if flt.item_ids is not None:
+        wanted.append(f"among the {len(flt.item_ids)} item ids given")
+    where = f"subsets: {census.subsets_text()}"
+    if flt.path_prefix is not None:
+        where += f"; top folders: {census.folders_text()}"
+    return f"dataset {dataset.name} has no item {' '.join(wanted) or 'matching the filters'} ({where})"
+
+
+def require_items(registry: Registry, dataset: Dataset, filters: Filters | Mapping[str, Any] | None, what: str) -> int:
+    """Refuse when no item of ``dataset`` matches ``filters``, naming the subsets that exist; returns how many match."""
+    census = item_census(registry, dataset, filters)
+    if not census.matched:
+        raise ValidationError(what, "filters", no_match_message(dataset, filters, census))
+    return census.matched
+
+
 def require_annotated(registry: Registry, dataset: Dataset, filters: Filters | Mapping[str, Any] | None, what: str) -> None:
     """Refuse when no item of ``dataset`` matching ``filters`` has ground truth (stops at the first one that has)."""
     flt = Filters.coerce(filters)
@@ -103,18 +172,13 @@ def require_annotated(registry: Registry, dataset: Dataset, filters: Filters | M
         results.close()
     if found:
         return
+    census = item_census(registry, dataset, flt)
+    if not matched:
+        raise ValidationError(what, "filters", no_match_message(dataset, flt, census))
     shown = {k: v for k, v in flt.to_dict().items() if v not in (None, {}, [])}
-    why = f"no item matches {shown or 'all items'}" if not matched else f"none of the {matched} items matching {shown} has ground truth"
-    raise ValidationError(what, "filters", f"dataset {dataset.name}: {why} (its subsets: {_subsets(registry, dataset)})")
-
-
-def _subsets(registry: Registry, dataset: Dataset) -> str:
-    """``"test 4, train 6"``: the dataset's subsets and their item counts."""
-    names: dict[str, int] = {}
-    for item in registry.iter_items(dataset):
-        for s in item.subsets:
-            names[s] = names.get(s, 0) + 1
-    return ", ".join(f"{name} {count}" for name, count in sorted(names.items())) or "none"
+    raise ValidationError(
+        what, "filters", f"dataset {dataset.name}: none of the {matched} items matching {shown} has ground truth (subsets: {census.subsets_text()})"
+    )
 
 
 # --- metrics and the promotion gate ------------------------------------------------------
@@ -176,13 +240,17 @@ def check_evaluation(
     *,
     metric: str | None = None,
     threshold: float | None = None,
-) -> None:
-    """Before evaluating: annotated items to score, and (for a promotion gate) a metric that exists and a reachable threshold."""
+) -> int:
+    """Before evaluating: annotated items to score, and (for a promotion gate) a metric that exists and a reachable threshold.
+
+    Returns how many items match ``filters``."""
     if metric:
         check_metric(metric, model.output_type, model.labels or dataset.labels)
         check_threshold(metric, threshold)
+    count = require_items(registry, dataset, filters, "evaluate")
     require_annotated(registry, dataset, filters, "evaluate")
     warn_label_mismatch(model, dataset)
+    return count
 
 
 def check_train_run(

@@ -16,7 +16,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from dataclasses import replace
+from typing import Any, Callable, Iterable, Mapping
 
 from ..concurrency import ordered_map
 from ..entities import Item, Model
@@ -27,6 +28,7 @@ from ..registry import layout
 from .backpressure import Backpressure
 from .contract import call_predict, check_results, prepare_input, stamp
 from .decoders import ProcessDecoder
+from .failfast import FailFast
 from .oom import BatchHalving
 from .options import PredictionOptions
 from .pools import plan_pools, uses_default_prepare
@@ -59,7 +61,11 @@ class PredictionRun:
         on_result: Collector | None = None,
         progress: bool = False,
         run_id: str | None = None,
+        expected_total: int | None = None,
+        about: Mapping[str, Any] | None = None,
     ) -> None:
+        """``expected_total``: how many items the source holds, when known (the progress bar's total);
+        ``about``: report fields saying what the run was (kind, dataset_id, dataset_name, filters)."""
         self.adapter = adapter
         self.model = model
         self.options = options
@@ -73,8 +79,13 @@ class PredictionRun:
             model_name=model.name,
             model_version=model.version,
             batch_size=options.batch_size,
+            **dict(about or {}),
         )
         self.progress = progress
+        self.expected_total = expected_total
+        self.fail_fast = FailFast(options.fail_fast_batches)
+        self._stopped_early = False
+        self._listed_all = False  # the source was listed to its end
         self.backpressure = Backpressure(options)
         self.halving = BatchHalving(options.batch_size, adaptive=options.adaptive_batch_size)
         self._stop = threading.Event()
@@ -84,7 +95,7 @@ class PredictionRun:
         """Predict every item of ``source``; the report, or the error that ended the run (recorded in it too)."""
         start = time.monotonic()
         opts = self.options
-        tally = Tally(self.report, progress=self.progress)
+        tally = Tally(self.report, progress=self.progress, total=self.expected_total)
         batches: queue.Queue[Any] = queue.Queue(maxsize=opts.prefetch_batches)
         pools = plan_pools(opts, self.adapter.registry.store, default_prepare=uses_default_prepare(self.adapter))
         # forked before this run's threads start
@@ -110,6 +121,8 @@ class PredictionRun:
                 del batch  # its inputs are no longer needed: give their bytes back
                 self.backpressure.release(held)
                 writer.flush()
+                if self._stopped_early:
+                    break
         except Exception as exc:  # noqa: BLE001 - recorded in the report (which is still written), then raised
             self.report.fatal_error = error_text(exc)
             raise
@@ -119,6 +132,10 @@ class PredictionRun:
             prepare_pool.shutdown(wait=True, cancel_futures=True)
             producer.join()
             tally.close()
+        r = self.report
+        if self._stopped_early and not (self._listed_all and r.total == r.succeeded + r.skipped + r.failed):
+            r.fatal_error = self.fail_fast.reason()  # items were left: the run did not finish
+            log.error("%s", r.fatal_error)
         self.report.batch_size_used = self.halving.size
         self.report.duration_s = time.monotonic() - start
         self.report.check_accounted()
@@ -193,9 +210,12 @@ class PredictionRun:
                         if len(batch) >= self.options.batch_size:
                             self._put(out, batch)
                             batch = []
+            self._listed_all = True
             if batch:
                 self._put(out, batch)
         except BaseException as exc:  # noqa: BLE001 - the listing itself failed: end the run
+            if self._stop.is_set():  # the run ended first (its pools shut down): its own end is what it records
+                return
             self.report.fatal_error = error_text(exc)
             log.error("listing items failed, stopping: %s", self.report.fatal_error)
         finally:
@@ -222,9 +242,11 @@ class PredictionRun:
         def call(chunk: list[Prepared]) -> Any:
             return call_predict(self.adapter, [x for _, x, _ in chunk], [it for it, _, _ in chunk], self.options.predict_timeout_s)
 
+        errors: set[str | None] = set()  # what each call on a part of the batch ended with
         for chunk, results in self.halving.run(batch, call):
             items = [it for it, _, _ in chunk]
             error = results if isinstance(results, BaseException) else check_results(results, len(chunk))
+            errors.add(None if error is None else error_text(error))
             for n, item in enumerate(items):
                 if error is not None:
                     tally.failed(item.id, "predict", error, item.path)
@@ -235,6 +257,8 @@ class PredictionRun:
                     tally.failed(item.id, "predict", exc, item.path)
                     continue
                 writer.accept(item, pset)
+        if self.fail_fast.record(next(iter(errors)) if len(errors) == 1 else None):
+            self._stopped_early = True
 
 
 def run_predictions(
@@ -250,6 +274,9 @@ def run_predictions(
     save_report: bool = True,
     resume_run: bool = False,
     on_finish: Callable[[PredictionReport], None] | None = None,
+    keep_going: bool = False,
+    expected_total: int | None = None,
+    about: Mapping[str, Any] | None = None,
 ) -> PredictionReport:
     """Run the streaming prediction over ``(item_id, Item or error)`` pairs; returns the report.
 
@@ -258,13 +285,18 @@ def run_predictions(
 
     ``resume``: skip items that have a prediction set from this model version (any run).
     ``resume_run``: skip items that have one from this ``run_id`` (a retried attempt of the run).
+    ``keep_going``: predict every batch even when the first ones all fail the same way (``fail_fast_batches``).
+    ``expected_total``: the number of items, when known (the progress bar's total).
     """
     if adapter.model_entity is None:
         raise ValueError("the adapter has no model: call load_from_model(model) before predicting")
     options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
+    if keep_going:
+        options = replace(options, fail_fast_batches=None)
     run = PredictionRun(
-        adapter, adapter.model_entity, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id
-    )
+        adapter, adapter.model_entity, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id,
+        expected_total=expected_total, about=about,
+    )  # fmt: skip
     store = adapter.registry.store
     try:
         report = run.run(source)

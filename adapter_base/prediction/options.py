@@ -60,12 +60,17 @@ class PredictionOptions:
     prepared_bytes_budget: int | None = FRAMEWORK_DEFAULTS["prepared_bytes_budget"]
     """Prepared inputs waiting for ``predict`` hold at most about this many bytes; a larger item fails (None: no bound)."""
 
+    fail_fast_batches: int | None = FRAMEWORK_DEFAULTS["fail_fast_batches"]
+    """Stop the run when its first this many ``predict`` calls all fail with the same error (None: run every batch).
+
+    A bug in the adapter then costs a few batches and one line, not a failure per item of the dataset."""
+
     def __post_init__(self) -> None:
         for name in ("batch_size", "prefetch_batches", "io_workers", "io_chunk"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValidationError("PredictionOptions", name, f"must be a whole number >= 1, got {value!r}")
-        for name, lowest in (("prepare_workers", 1), ("write_workers", 1), ("decode_processes", 0)):
+        for name, lowest in (("prepare_workers", 1), ("write_workers", 1), ("decode_processes", 0), ("fail_fast_batches", 1)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lowest):
                 raise ValidationError("PredictionOptions", name, f"must be a whole number >= {lowest} or None (automatic), got {value!r}")
@@ -99,6 +104,7 @@ class PredictionOptions:
             predict_timeout_s=_positive_or_none(cfg, "predict_timeout_s"),
             prepare_timeout_s=_positive_or_none(cfg, "prepare_timeout_s"),
             prepared_bytes_budget=int(budget) if budget else None,
+            fail_fast_batches=_optional_count(cfg, "fail_fast_batches", lowest=0) or None if "fail_fast_batches" in cfg else cls.fail_fast_batches,  # 0 or null: off
         )
 
     def to_configuration(self) -> dict[str, Any]:

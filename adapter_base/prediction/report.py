@@ -7,10 +7,9 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from tqdm import tqdm
-
 from ..entities import Item
 from ..entities._base import utc_now
+from ..progress import progress_bar
 from ..secrets import redact
 
 log = logging.getLogger(__name__)
@@ -43,6 +42,10 @@ class PredictionReport:
     started_at: str = field(default_factory=utc_now)
     duration_s: float = 0.0
     fatal_error: str | None = None
+    kind: str = "predict"  # predict | evaluate
+    dataset_id: str | None = None
+    dataset_name: str | None = None
+    filters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -73,7 +76,12 @@ class PredictionReport:
             f"{self.succeeded} predicted, {self.skipped} already done, {self.failed} failed "
             f"of {self.total} in {self.duration_s:.1f}s ({self.items_per_second:.1f} items/s, batch size {self.batch_size_used})"
         ]
-        lines += [f"  FAILED {f.item_id}{f' ({f.path})' if f.path else ''} at {f.stage}: {f.error}" for f in self.failures]
+        for group in failure_groups(self.failures):
+            f = group[0]
+            if len(group) == 1:
+                lines.append(f"  FAILED {f.item_id}{f' ({f.path})' if f.path else ''} at {f.stage}: {f.error}")
+            else:  # one line for identical failures: a bug in the adapter fails every item the same way
+                lines.append(f"  FAILED {len(group)} items at {f.stage}: {f.error} (first: {f.path or f.item_id})")
         if self.fatal_error:
             lines.append(f"  ABORTED: {self.fatal_error}")
         return "\n".join(lines)
@@ -85,6 +93,14 @@ class PredictionReport:
             self.fatal_error = f"{unaccounted} of {self.total} items have no outcome"
 
 
+def failure_groups(failures: Sequence[ItemFailure]) -> list[list[ItemFailure]]:
+    """The failures grouped by stage and error text, each group in run order, groups in order of their first failure."""
+    groups: dict[tuple[str, str], list[ItemFailure]] = {}
+    for f in failures:
+        groups.setdefault((f.stage, f.error), []).append(f)
+    return list(groups.values())
+
+
 def error_text(exc: BaseException) -> str:
     """``Type: message`` of an error, with secrets masked: how errors enter reports and logs."""
     return redact(f"{type(exc).__name__}: {exc}")
@@ -93,10 +109,10 @@ def error_text(exc: BaseException) -> str:
 class Tally:
     """Counts each item's outcome into a report, from any stage's thread, and moves the progress bar."""
 
-    def __init__(self, report: PredictionReport, *, progress: bool = False) -> None:
+    def __init__(self, report: PredictionReport, *, progress: bool = False, total: int | None = None) -> None:
         self.report = report
         self._lock = threading.Lock()
-        self._bar: Any = tqdm(unit="item", desc=f"predict {report.model_name}", dynamic_ncols=True) if progress else None
+        self._bar: Any = progress_bar(f"{report.kind} {report.model_name}", total, "item") if progress else None
 
     def listed(self) -> None:
         """One more item came from the source."""

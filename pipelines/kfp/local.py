@@ -199,7 +199,7 @@ def check_before_run(kind: str, arguments: Mapping[str, Any], runner: str = "sub
     With ``runner="docker"`` the adapter may exist only in the image (a user image ``FROM``
     ours): whatever needs the adapter class is left to the run's ``load`` step, in the image.
     """
-    from adapter_base.flows.preflight import check_train_run, require_trained, warn_label_mismatch
+    from adapter_base.flows.preflight import check_train_run, require_items, require_trained, warn_label_mismatch
     from adapter_base.loading import load_adapter_class
     from adapter_base.registry import Registry
 
@@ -222,7 +222,9 @@ def check_before_run(kind: str, arguments: Mapping[str, Any], runner: str = "sub
                     raise
             else:
                 require_trained(adapter_cls, model)
-            warn_label_mismatch(model, registry.get_dataset(dataset_ref))
+            dataset = registry.get_dataset(dataset_ref)
+            require_items(registry, dataset, arguments.get("filters"), "predict")
+            warn_label_mismatch(model, dataset)
         return model.version
 
 

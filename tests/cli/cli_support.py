@@ -6,6 +6,7 @@ import pytest
 
 from adapter_base import Registry
 from adapter_base.cli.main import main
+from examples.digits.adapter import DigitsAdapter
 
 ADAPTER = "examples.digits.adapter:DigitsAdapter"
 #: Not an image: PIL cannot decode it, so the item fails at the ``prepare`` stage.
@@ -43,3 +44,13 @@ def trained_digits(capsys: pytest.CaptureFixture[str], store: str, *, limit: int
     if corrupt:
         with Registry.open(store) as registry:
             registry.add_item(registry.get_dataset("digits"), "test/corrupt.png", CORRUPT_BYTES, mimetype="image/png", subsets=["test"])
+
+
+class BuggyDigitsAdapter(DigitsAdapter):
+    """A bug in the adapter: every ``predict`` call raises the same error."""
+
+    def predict(self, batch, **kwargs):
+        raise AttributeError("'NoneType' object has no attribute 'forward'")
+
+
+BUGGY_ADAPTER = "cli_support:BuggyDigitsAdapter"

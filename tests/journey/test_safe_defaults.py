@@ -131,7 +131,7 @@ def test_train_refuses_a_subset_without_annotated_items_and_leaves_the_model_alo
     code, out, err = run(capsys, "train", "m", "--store", store)
     assert code == 1
     line = error_line(err)
-    assert "Model.subsets.validation" in line and "no item matches {'subset': 'validation'}" in line and "test 4, train 6" in line
+    assert "Model.subsets.validation" in line and "has no item in subset 'validation' (subsets: train 6, test 4)" in line
     assert model_state(store) == (0, "created")
 
 
@@ -151,7 +151,7 @@ def test_evaluate_refuses_a_missing_test_subset_before_predicting(capsys, store)
     assert run(capsys, "train", "m", "--store", store)[0] == 0
     code, _, err = run(capsys, "evaluate", "m", "--dataset", "shades", "--store", store)
     assert code == 1
-    assert "evaluate.filters: dataset shades: no item matches {'subset': 'test'} (its subsets: train 4, validation 2)" in error_line(err)
+    assert "evaluate.filters: dataset shades has no item in subset 'test' (subsets: train 4, validation 2)" in error_line(err)
     assert predictions(store, "m") == 0
 
 
@@ -176,7 +176,7 @@ def test_pipeline_run_refuses_an_unknown_metric_or_a_missing_test_subset_before_
     cases = [
         (("--metric", "f1"), "no metric 'f1' for a classification model (output_type 'classification'); available: accuracy, count, macro_f1"),
         (("--metric", "accuracy", "--threshold", "90"), "accuracy is a score in [0, 1]; threshold 90 can never be reached"),
-        ((), "evaluate.filters: dataset shades: no item matches {'subset': 'test'} (its subsets: train 6, validation 4)"),
+        ((), "evaluate.filters: dataset shades has no item in subset 'test' (subsets: train 6, validation 4)"),
     ]
     for extra, fragment in cases:
         start = time.monotonic()

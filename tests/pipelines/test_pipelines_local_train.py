@@ -100,7 +100,7 @@ def test_a_failing_step_marks_the_model_failed_with_the_run_and_the_cause(local_
 
 def test_a_test_filter_without_items_is_refused_before_training(local_store_uri, pipeline_root):
     make_digits(local_store_uri)
-    with pytest.raises(ValidationError, match="no item matches {'subset': 'no-such-subset'}"):
+    with pytest.raises(ValidationError, match="has no item in subset 'no-such-subset' \\(subsets: "):
         run_local("train", train_arguments(local_store_uri, test_filters={"subset": "no-such-subset"}), pipeline_root=pipeline_root)
     with Registry.open(local_store_uri) as registry:
         model = registry.get_model(MODEL)

@@ -55,3 +55,14 @@ def test_summary_and_dict_name_each_failure():
     assert lines[1] == "  FAILED i9 (x/9.png) at predict: ValueError: bad"
     d = r.to_dict()
     assert d["failed"] == 1 and d["items_per_second"] == 2.0 and d["failures"][0]["stage"] == "predict"
+
+
+def test_identical_failures_are_one_line_naming_the_first_item():
+    r = report()
+    tally = Tally(r)
+    for i in range(118):
+        tally.failed(f"i{i}", "predict", AttributeError("no forward"), f"test/dark/{i}.png")
+    tally.failed("j", "prepare", "too big", "b.png")
+    lines = r.summary().splitlines()[1:]
+    assert lines == ["  FAILED 118 items at predict: AttributeError: no forward (first: test/dark/0.png)", "  FAILED j (b.png) at prepare: too big"]
+    assert r.failed == 119 and len(r.to_dict()["failures"]) == 119, "the stored report keeps every item"
