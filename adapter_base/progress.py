@@ -31,7 +31,7 @@ class ProgressBar:
 
     def set_postfix(self, values: dict[str, Any]) -> None:
         """Show ``values`` after the bar (floats to 4 significant digits)."""
-        self.bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in values.items()}, refresh=False)
+        self.bar.set_postfix({k: f"{v:#.4g}".rstrip(".") if isinstance(v, float) else v for k, v in values.items()}, refresh=False)
 
     def close(self) -> None:
         self.bar.close()

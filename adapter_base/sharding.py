@@ -250,8 +250,13 @@ def merge_reports(reports: Iterable[Mapping[str, Any]], *, run_id: str | None = 
                 "items_per_second": round(ok / duration, 3) if duration > 0 else 0.0,
             }
         )
+    dataset_ids = sorted({str(r["dataset_id"]) for r in reports if r.get("dataset_id")})
+    started = sorted(str(r["started_at"]) for r in reports if r.get("started_at"))
     return {
         "run_id": run_id,
+        "kind": "pipeline",
+        "dataset_id": dataset_ids[0] if len(dataset_ids) == 1 else None,
+        "started_at": started[0] if started else None,
         "shards": len(per_shard),
         "model_ids": sorted(models),
         "model_versions": sorted(versions),

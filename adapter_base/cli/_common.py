@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ValidationError
 from ..registry import Registry
@@ -76,6 +76,30 @@ def parse_key_values(pairs: list[str] | None, what: str) -> dict[str, Any]:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, allow_nan=False, default=str))
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str = "the records") -> None:
+    """``--json``: print ``what`` as JSON, for scripts (the table is for people)."""
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON, for scripts")
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """``rows`` in columns aligned under ``headers``, two spaces apart (the first column starts each line)."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def number_text(value: Any) -> str:
+    """A metric as people read it: floats to 4 significant digits, anything else as it is."""
+    return f"{value:#.4g}".rstrip(".") if isinstance(value, float) else str(value)  # 1.0 -> 1.000, 0.98765 -> 0.9877
+
+
+def metrics_text(metrics: Mapping[str, Any] | None) -> str:
+    """``accuracy 0.9667, macro_f1 0.9661, count 30``: the numbers of ``metrics`` (others left out), ``-`` when none."""
+    pairs = [f"{k} {number_text(v)}" for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return ", ".join(pairs) or "-"
 
 
 def confirm(question: str, args: argparse.Namespace) -> bool:

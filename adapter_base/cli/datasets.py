@@ -1,15 +1,17 @@
-"""``model-adapter dataset import|list|show``."""
+"""``model-adapter dataset import|list|show|items|delete``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
 from ..importers import FORMATS, KNOWN_SUBSETS, apply_plan, parse_split, plan_import
 from ..importers.plan import skipped_lines
-from ..errors import ConflictError
-from ._common import add_store_option, confirm, open_registry, print_json
+from ..errors import ConflictError, ValidationError
+from ..flows.preflight import item_census, no_match_message
+from ._common import add_json_option, add_store_option, confirm, item_filters, open_registry, print_json, print_table
 from .plugins import dataset_source
 
 
@@ -38,7 +40,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         split=parse_split(args.split) if args.split else None,
         seed=args.seed,
     )
-    if args.dry_run or plan.warnings():
+    shown_before = bool(args.dry_run or plan.warnings())
+    if shown_before:
         print(plan.summary())
         for line in skipped_lines(plan.skipped):
             print(line)
@@ -55,18 +58,42 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"imported dataset {ds.name} ({ds.id}) into {registry.store.uri}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     kept = f", {result.conflicts_kept} differing kept as they were" if result.conflicts_kept else ""
     print(f"added {result.added} item(s), {result.already_there} already there{kept}")
-    print(plan.summary())
-    if result.skipped:
-        print(f"skipped {len(result.skipped)} entr{'y' if len(result.skipped) == 1 else 'ies'}:")
-        for line in skipped_lines(result.skipped):
+    if not shown_before:  # the summary and the skipped list print once
+        print(plan.summary())
+    already_said = set(plan.skipped) if shown_before else set()
+    skipped = [entry for entry in result.skipped if entry not in already_said]  # the skipped list prints once too
+    if skipped:
+        print(f"skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'}{' more' if already_said else ''}:")
+        for line in skipped_lines(skipped):
             print(line)
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
-        for ds in registry.list_datasets():
-            print(f"{ds.name}\t{ds.id}\t{len(ds.labels)} labels")
+        datasets = registry.list_datasets()
+        if args.json:
+            print_json([ds.to_dict() for ds in datasets])
+        elif not datasets:
+            print(f"no datasets in {registry.store.uri} (`model-adapter dataset import` adds one)")
+        else:
+            print_table(("NAME", "ID", "LABELS"), [(ds.name, ds.id, len(ds.labels)) for ds in datasets])
+    return 0
+
+
+def cmd_items(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        ds = registry.get_dataset(args.dataset)
+        flt = item_filters(args)
+        listed = 0
+        for item in registry.iter_items(ds, flt):  # streamed: one line per item as the listing comes
+            listed += 1
+            if args.json:
+                print(json.dumps({"id": item.id, "path": item.path, "subsets": item.subsets, "mimetype": item.mimetype}), flush=listed % 1000 == 0)
+            else:
+                print(item.path, flush=listed % 1000 == 0)
+        if not listed:
+            raise ValidationError("dataset items", "filters", no_match_message(ds, flt, item_census(registry, ds, flt)))
     return 0
 
 
@@ -137,10 +164,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = dsub.add_parser("list", help="list datasets")
     add_store_option(ls)
     ls.set_defaults(func=cmd_list)
+    add_json_option(ls, "the dataset records")
     show = dsub.add_parser("show", help="show a dataset and its item counts")
     show.add_argument("dataset", help="name or id")
+    show.add_argument("--json", action="store_true", help="print JSON (what it prints anyway; accepted like every list and show command)")
     add_store_option(show)
     show.set_defaults(func=cmd_show)
+    items = dsub.add_parser("items", help="list a dataset's items, one path per line (streamed; --json: one JSON object per line)")
+    items.add_argument("dataset", help="name or id")
+    items.add_argument("--subset", help="only items of this subset")
+    items.add_argument("--path-prefix", help="only items under this path")
+    items.add_argument("--json", action="store_true", help="one JSON object per line (id, path, subsets, mimetype), for scripts")
+    add_store_option(items)
+    items.set_defaults(func=cmd_items)
     delete = dsub.add_parser("delete", help="delete a dataset with its items, annotations and predictions")
     delete.add_argument("dataset", help="name or id")
     delete.add_argument("--yes", action="store_true", help="do not ask (required when the shell is not interactive)")

@@ -11,7 +11,8 @@ from ..errors import NotFoundError, StoreError
 from ..flows.preflight import require_items, require_trained, warn_label_mismatch
 from ..loading import make_adapter
 from ..progress import ProgressBar, progress_bar
-from ._common import add_store_option, item_filters, open_registry, print_json
+from ..metrics.report import filters_text
+from ._common import add_store_option, item_filters, metrics_text, open_registry, print_json
 
 if TYPE_CHECKING:
     from ..prediction import PredictionReport
@@ -51,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         finally:
             for bar in bars:
                 bar.close()
-        print(f"trained {trained.name} ({trained.id}): version {trained.version}, {trained.metrics.get('training', {})}")
+        print(f"trained {trained.name} ({trained.id}): version {trained.version}; {metrics_text(trained.metrics.get('training'))}")
     return 0
 
 
@@ -95,7 +96,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         adapter = make_adapter(registry, args.adapter, model=model)
         require_trained(type(adapter), model, allow_untrained=args.allow_untrained)
         result = adapter.evaluate_model(model, args.dataset, filters=item_filters(args), progress=True, keep_going=args.keep_going)
-        print(f"evaluated {model.name} v{result.model.version}: {result.summary}")
+        shown = filters_text(result.metrics.get("filters"))
+        print(f"evaluated {model.name} v{result.model.version} on {result.metrics.get('dataset_name')} ({shown}): {metrics_text(result.summary)}")
         print(f"report: {result.report_uri}")
         for line in result.prediction.summary().splitlines()[1:]:  # one line per failed item
             print(line)

@@ -1,14 +1,19 @@
-"""``model-adapter model create|list|show|versions|alias|update|delete``."""
+"""``model-adapter model create|list|show|versions|evaluations|clone|alias|update|delete``."""
 
 from __future__ import annotations
 
 import argparse
-import json
+from datetime import datetime
+from typing import Any
 
 from ..errors import ValidationError
 from ..loading import load_adapter_class
 from ..metrics import headline
-from ._common import add_config_option, add_store_option, confirm, open_registry, parse_key_values, print_json
+from ..metrics.report import filters_text
+from ..registry import Registry, layout
+from ._common import (
+    add_config_option, add_json_option, add_store_option, confirm, metrics_text, open_registry, parse_key_values, print_json, print_table,
+)  # fmt: skip
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -32,8 +37,18 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
-        for m in registry.list_models():
-            print(f"{m.name}\t{m.id}\tv{m.version}\t{m.status}\t{json.dumps(m.metrics.get('evaluation', {}), default=str)}")
+        models = registry.list_models()
+        if args.json:
+            print_json([m.to_dict() for m in models])
+        elif not models:
+            print(f"no models in {registry.store.uri} (`model-adapter model create` makes one)")
+        else:
+            rows = []
+            for m in models:
+                ev = m.metrics.get("evaluation") or {}
+                shown = {k: v for k, v in ev.items() if k not in ("version", "report", "dataset_id")}
+                rows.append((m.name, m.id, f"v{m.version}", m.status, f"{metrics_text(shown)} (v{ev['version']})" if ev else "not evaluated"))
+            print_table(("NAME", "ID", "VERSION", "STATUS", "LATEST EVALUATION"), rows)
     return 0
 
 
@@ -43,27 +58,89 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _headline_text(metrics: dict | None) -> str:
-    if not metrics:
+def evaluation_record(registry: Registry, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """What ``model versions`` and ``model evaluations`` say of one stored evaluation (``prefix``: its key prefix)."""
+    return {
+        "version": metrics.get("model_version"),
+        "evaluated_at": _stamp_time(layout.evaluation_stamp(prefix)),
+        "dataset": metrics.get("dataset_name") or metrics.get("dataset_id"),
+        "filters": {k: v for k, v in (metrics.get("filters") or {}).items() if v not in (None, {}, [])},
+        "metrics": {k: v for k, v in headline(metrics).items() if v is not None},
+        "items_failed": metrics.get("items_failed", 0),
+        "report_uri": registry.store.uri_of(layout.evaluation_file(prefix, layout.EVALUATION_REPORT_HTML)),
+    }
+
+
+def _stamp_time(stamp: str) -> str:
+    """``20261206T065416123456Z`` as ``2026-12-06T06:54:16Z`` (the stamp itself when it is not one)."""
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").strftime("%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return stamp
+
+
+def _evaluation_text(record: dict[str, Any] | None) -> str:
+    if not record:
         return "not evaluated"
-    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in headline(metrics).items() if v is not None)
+    return f"{metrics_text(record['metrics'])} on {record['dataset']} ({filters_text(record['filters'])})"
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
         model = registry.get_model(args.model)
         manifests = registry.list_versions(model)
-        if not manifests:
+        if not manifests and not args.json:
             print(f"model {model.name} has no versions yet: run `model-adapter train {model.name}`")
             return 0
         by_version: dict[int, list[str]] = {}
         for alias, version in sorted(model.aliases.items()):
             by_version.setdefault(version, []).append(alias)
-        print("version\tcreated\tmetrics\taliases")
-        for m in manifests:
-            aliases = ", ".join(by_version.get(m.version, [])) or "-"
-            current = " (current)" if m.version == model.version else ""
-            print(f"v{m.version}{current}\t{m.created_at}\t{_headline_text(registry.latest_evaluation(model, m.version))}\t{aliases}")
+        latest: dict[int, dict[str, Any]] = {}
+        for prefix, metrics in registry.list_evaluations(model):  # oldest first: the last one of each version stays
+            latest[int(metrics.get("model_version") or 0)] = evaluation_record(registry, prefix, metrics)
+        records = [
+            {"version": m.version, "current": m.version == model.version, "created_at": m.created_at,
+             "aliases": by_version.get(m.version, []), "latest_evaluation": latest.get(m.version)}
+            for m in manifests
+        ]  # fmt: skip
+        if args.json:
+            print_json(records)
+            return 0
+        print_table(
+            ("VERSION", "CREATED", "LATEST EVALUATION", "ALIASES"),
+            [
+                (f"v{r['version']}{' (current)' if r['current'] else ''}", r["created_at"], _evaluation_text(r["latest_evaluation"]), ", ".join(r["aliases"]) or "-")
+                for r in records
+            ],
+        )
+    return 0
+
+
+def cmd_evaluations(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        records = [evaluation_record(registry, prefix, metrics) for prefix, metrics in registry.list_evaluations(model)]
+        if args.json:
+            print_json(records)
+        elif not records:
+            print(f"model {model.name} has no evaluations yet: run `model-adapter evaluate {model.name} --dataset D`")
+        else:
+            print_table(
+                ("VERSION", "EVALUATED", "DATASET", "ITEMS", "METRICS", "REPORT"),
+                [(f"v{r['version']}", r["evaluated_at"], r["dataset"], filters_text(r["filters"]), metrics_text(r["metrics"]), r["report_uri"]) for r in records],
+            )
+    return 0
+
+
+def cmd_clone(args: argparse.Namespace) -> int:
+    from .jobs import chosen_version
+
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        version = chosen_version(model, args)
+        clone = registry.clone_model(model, args.new_name, version=version)
+        source = f"version {version if version is not None else model.version}" if model.version else "no version (untrained)"
+        print(f"cloned model {model.name} {source} as {clone.name} ({clone.id}), version {clone.version}")
     return 0
 
 
@@ -140,17 +217,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--output-type", default="classification", help="classification or box")
     add_store_option(create)
     create.set_defaults(func=cmd_create)
-    ls = msub.add_parser("list", help="list models")
+    ls = msub.add_parser("list", help="list models: name, id, version, status, latest evaluation")
+    add_json_option(ls, "the model records")
     add_store_option(ls)
     ls.set_defaults(func=cmd_list)
     show = msub.add_parser("show", help="show a model record as JSON")
     show.add_argument("model", help="name or id")
+    show.add_argument("--json", action="store_true", help="print JSON (what it prints anyway; accepted like every list and show command)")
     add_store_option(show)
     show.set_defaults(func=cmd_show)
-    versions = msub.add_parser("versions", help="list a model's versions: created, evaluation headline, aliases")
+    versions = msub.add_parser("versions", help="list a model's versions: created, latest evaluation (with its dataset and subset), aliases")
     versions.add_argument("model", help="name or id")
+    add_json_option(versions, "the versions")
     add_store_option(versions)
     versions.set_defaults(func=cmd_versions)
+    evaluations = msub.add_parser("evaluations", help="list a model's evaluations: version, time, dataset, filters, headline metrics, report URI")
+    evaluations.add_argument("model", help="name or id")
+    add_json_option(evaluations, "the evaluations")
+    add_store_option(evaluations)
+    evaluations.set_defaults(func=cmd_evaluations)
+    clone = msub.add_parser("clone", help="a new model whose version 1 is a copy of a version of MODEL (same adapter, configuration, labels)")
+    clone.add_argument("model", help="name or id of the model to copy")
+    clone.add_argument("new_name", metavar="NEW", help="the new model's name")
+    which = clone.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="copy this version (default: the current one)")
+    which.add_argument("--alias", help="copy the version this alias points at, e.g. production")
+    add_store_option(clone)
+    clone.set_defaults(func=cmd_clone)
 
     alias = msub.add_parser("alias", help="point an alias (e.g. production) at a version, or remove it: promote and roll back")
     asub = alias.add_subparsers(dest="alias_cmd", required=True)

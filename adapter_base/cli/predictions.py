@@ -83,5 +83,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("item", help="item id, or its path in the dataset (e.g. test/cat/1.png)")
     show.add_argument("--dataset", required=True, help="dataset name or id")
     show.add_argument("--model", help="only this model's predictions (name or id; default: every model's)")
+    show.add_argument("--json", action="store_true", help="print JSON (what it prints anyway; accepted like every list and show command)")
     add_store_option(show)
     show.set_defaults(func=cmd_show)

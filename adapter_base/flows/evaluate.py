@@ -135,7 +135,7 @@ def evaluate_model(
         raise AdapterError(
             f"the prediction run {run.run_id} of model {entity.name} v{entity.version} stopped before it finished "
             f"({run.fatal_error}; {run.succeeded + run.skipped + run.failed} of {run.total} items listed so far had an outcome): "
-            f"no metrics stored; its report is {layout.prediction_report(run.run_id)}"
+            f"no metrics stored; its report is {adapter.registry.store.uri_of(layout.prediction_report(run.run_id))}"
         )
     registry = adapter.registry
     y_true: list[str] = []
@@ -165,7 +165,7 @@ def evaluate_model(
         raise AdapterContractError(
             f"every prediction of model {entity.name} v{entity.version} failed ({run.failed} of {run.total} items; the first, "
             f"item {first.item_id}{f' ({first.path})' if first.path else ''} at {first.stage}: {first.error}): nothing to score; "
-            f"every failure is in the run report {layout.prediction_report(run.run_id)}"
+            f"every failure is in the run report {registry.store.uri_of(layout.prediction_report(run.run_id))}"
         )
     if not (images if detection else y_true):
         raise ValidationError(
@@ -216,7 +216,7 @@ def evaluate_model(
         metrics=safe,
         metrics_key=layout.evaluation_file(prefix, layout.EVALUATION_METRICS),
         report_key=report_key,
-        report_uri=f"{registry.store.uri.rstrip('/')}/{report_key}",
+        report_uri=registry.store.uri_of(report_key),
         prediction=run,
         report_html=html,
         report_markdown=markdown,

@@ -158,6 +158,16 @@ def checkpoint_file(model_id: str, generation: int, path: str) -> str:
     return join_key(checkpoint_files_prefix(model_id), f"{generation:06d}", path)
 
 
+def all_evaluations_prefix(model_id: str) -> str:
+    """Every evaluation of every version of a model."""
+    return join_key("models", model_id, "evaluations") + "/"
+
+
+def evaluation_stamp(key: str) -> str:
+    """The time stamp (``%Y%m%dT%H%M%S%fZ``) of the evaluation a file at ``key`` belongs to."""
+    return key.rstrip("/").split("/")[-2] if key.endswith(("/" + EVALUATION_METRICS, "/" + EVALUATION_REPORT_HTML)) else key.rstrip("/").split("/")[-1]
+
+
 def evaluations_prefix(model_id: str, version: int) -> str:
     """Every evaluation of one version of a model (one folder per stamp, sortable by time)."""
     return join_key("models", model_id, "evaluations", f"{version:06d}") + "/"

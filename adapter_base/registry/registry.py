@@ -412,8 +412,8 @@ class Registry:
         """Record the model's status (and the error, for ``failed``) on the latest record."""
         return self.update_model(self.get_model(model.id), status=status, status_message=message)
 
-    def clone_model(self, model: Model, name: str, **changes: Any) -> Model:
-        """A new model (new id, unique name) that starts from ``model``'s current artifacts."""
+    def clone_model(self, model: Model, name: str, *, version: int | None = None, **changes: Any) -> Model:
+        """A new model (new id, unique name) whose version 1 is ``model``'s ``version`` (default: its current one)."""
         fields = {
             "adapter": model.adapter,
             "configuration": dict(model.configuration),
@@ -425,9 +425,10 @@ class Registry:
         }
         fields.update(changes)
         clone = self.create_model(name, parent_model_id=model.id, **fields)
-        if model.artifacts is not None:
-            # Copy the current artifact files so the clone is independent of the parent.
-            manifest = self.versions.copy_current(model, clone.id, 1)
+        source = self.get_manifest(model, version) if version is not None else model.artifacts
+        if source is not None:
+            # Copy the artifact files so the clone is independent of the parent.
+            manifest = self.versions.copy_current(model, clone.id, 1, of=source)
             clone = self.update_model(clone, version=1, artifacts=manifest)
         return clone
 
@@ -521,6 +522,15 @@ class Registry:
         prefix = layout.evaluations_prefix(model.id, version)
         keys = [o.key for o in self.store.list(prefix) if o.key.endswith("/" + layout.EVALUATION_METRICS)]
         return self.store.get_json(max(keys)) if keys else None  # stamps sort by time
+
+    def list_evaluations(self, model: Model) -> list[tuple[str, dict[str, Any]]]:
+        """``(key prefix, metrics)`` of every evaluation of every version of the model, oldest first."""
+        keys = sorted(
+            (layout.evaluation_stamp(o.key), o.key)
+            for o in self.store.list(layout.all_evaluations_prefix(model.id))
+            if o.key.endswith("/" + layout.EVALUATION_METRICS)
+        )
+        return [(key[: -len(layout.EVALUATION_METRICS)], self.store.get_json(key)) for _, key in keys]
 
     # --- runs ---------------------------------------------------------------------------
 

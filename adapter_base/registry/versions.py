@@ -51,9 +51,9 @@ class ModelVersions:
         manifest.validate()
         return self._write_manifest(manifest)
 
-    def copy_current(self, source: Model, model_id: str, version: int) -> ArtifactManifest:
-        """Copy ``source``'s current files (server-side) as ``version`` of ``model_id``, manifest last."""
-        src = source.artifacts
+    def copy_current(self, source: Model, model_id: str, version: int, *, of: ArtifactManifest | None = None) -> ArtifactManifest:
+        """Copy ``source``'s current files (or those of ``of``, one of its versions; server-side) as ``version`` of ``model_id``, manifest last."""
+        src = of or source.artifacts
         if src is None:
             raise NotFoundError(f"model {source.name!r} has no artifacts yet (version 0)")
         self._copy_files(

@@ -102,6 +102,10 @@ class ObjectStore(ABC):
         """Read a JSON document; malformed JSON is a ``StoreError`` naming the key."""
         return decode_json(self, key, self.get_bytes(key))
 
+    def uri_of(self, key: str) -> str:
+        """The URI of the object at ``key``: how output names a stored file."""
+        return f"{self.uri.rstrip('/')}/{key}"
+
     def close(self) -> None:
         """Release connections and pools."""
 

@@ -219,11 +219,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         where = f" ({f['path']})" if f.get("path") else ""
         print(f"FAILED {f['item_id']}{where} at evaluate/{f.get('stage')}: {f.get('error')}")
     if args.kind == "train":
+        from adapter_base.cli._common import metrics_text
+
         ev = s.get("evaluation") or {}
-        scores = ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if isinstance(v, float))
+        scores = metrics_text({k: v for k, v in ev.items() if k not in ("version", "report", "report_uri", "dataset_id")})
         print(f"train pipeline finished in {result.seconds:.1f}s: model {s['model_name']} version {s['version']}, status {s['status']}")
-        if scores:
-            print(f"evaluation: {scores}; report {ev.get('report')}")
+        if ev:
+            print(f"evaluation: {scores}")
+            print(f"report: {ev.get('report_uri') or ev.get('report')}")
         alias = args.alias
         if s["aliases"].get(alias) == s["version"]:
             print(f"promoted: {alias} -> version {s['version']}")

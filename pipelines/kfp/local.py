@@ -66,6 +66,8 @@ def _model_state(store_uri: str, model: str) -> dict[str, Any]:
     with Registry.open(store_uri or None) as registry:
         m = registry.get_model(model)
         evaluation = m.metrics.get("evaluation")
+        if evaluation and evaluation.get("report"):
+            evaluation = {**evaluation, "report_uri": registry.store.uri_of(str(evaluation["report"]))}
         return {
             "model_id": m.id,
             "model_name": m.name,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from adapter_base import Registry
 from cli_support import ADAPTER, error_line, ok, run, trained_digits
@@ -16,21 +19,27 @@ def test_model_versions_list_created_metrics_and_aliases_and_aliases_promote_and
     s = ("--store", store)
     trained_digits(capsys, store, versions=2)
     evaluated = ok(capsys, "evaluate", "mlp", "--dataset", "digits", *s)
-    accuracy = float(re.search(r"'accuracy': ([0-9.]+)", evaluated).group(1))
+    accuracy = float(re.search(r"evaluated mlp v2 on digits \(subset=test\): accuracy ([0-9.]+), macro_f1 ", evaluated).group(1))
 
     assert ok(capsys, "model", "alias", "set", "mlp", "production", "2", *s).strip() == "mlp: production -> version 2"
-    rows = [line.split("\t") for line in ok(capsys, "model", "versions", "mlp", *s).splitlines()]
-    assert rows[0] == ["version", "created", "metrics", "aliases"]
-    assert [r[0] for r in rows[1:]] == ["v1", "v2 (current)"]
-    assert rows[1][2:] == ["not evaluated", "-"]
-    assert rows[2][2].startswith(f"accuracy {accuracy:.4f}, macro_f1 ") and rows[2][2].endswith("count 9") and rows[2][3] == "production"
+    lines = ok(capsys, "model", "versions", "mlp", *s).splitlines()
+    assert lines[0].split() == ["VERSION", "CREATED", "LATEST", "EVALUATION", "ALIASES"]
+    assert lines[1].startswith("v1 ") and re.search(r"\s+not evaluated\s+-$", lines[1])
+    assert lines[2].startswith("v2 (current) ") and lines[2].endswith("production")
+    assert f"accuracy {accuracy:#.4g}, macro_f1 " in lines[2] and ", count 9 on digits (subset=test)" in lines[2], "names the data it scored"
+    rows = json.loads(ok(capsys, "model", "versions", "mlp", "--json", *s))
+    assert [(r["version"], r["current"], r["aliases"]) for r in rows] == [(1, False, []), (2, True, ["production"])]
+    assert rows[0]["latest_evaluation"] is None
+    ev = rows[1]["latest_evaluation"]
+    assert ev["dataset"] == "digits" and ev["filters"] == {"subset": "test"} and ev["metrics"]["count"] == 9
+    assert ev["metrics"]["accuracy"] == pytest.approx(accuracy, abs=1e-4) and ev["report_uri"].endswith("/report.html")
     with Registry.open(store) as registry:
         created = [m.created_at for m in registry.list_versions(registry.get_model("mlp"))]
-    assert [r[1] for r in rows[1:]] == created
+    assert [r["created_at"] for r in rows] == created
 
     # roll back: production -> 1, then remove it
     assert "production -> version 1 (was version 2)" in ok(capsys, "model", "alias", "set", "mlp", "production", "1", *s)
-    assert ok(capsys, "model", "versions", "mlp", *s).splitlines()[1].endswith("\tproduction")
+    assert ok(capsys, "model", "versions", "mlp", *s).splitlines()[1].endswith(" production")
     code, _, err = run(capsys, "model", "alias", "unset", "mlp", "production", "2", *s)
     assert code == 1 and "production points at version 1, not 2; nothing changed" in error_line(err)
     assert "removed alias production (was version 1)" in ok(capsys, "model", "alias", "unset", "mlp", "production", *s)
@@ -134,7 +143,8 @@ def test_dataset_delete_refuses_while_a_model_trains_on_it_unless_forced(capsys,
         ds_id = registry.get_dataset("digits").id
     out = ok(capsys, "dataset", "delete", "digits", "--force", "--yes", *s)
     assert "model mlp no longer has a training dataset" in out and f"deleted dataset digits ({ds_id})" in out
-    assert ok(capsys, "dataset", "list", *s) == ""
+    assert ok(capsys, "dataset", "list", *s).startswith("no datasets in ")
+    assert json.loads(ok(capsys, "dataset", "list", "--json", *s)) == []
     with Registry.open(store) as registry:
         assert registry.get_model("mlp").dataset_id is None
         assert list(registry.store.list(f"datasets/{ds_id}/")) == []

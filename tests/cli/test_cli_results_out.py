@@ -89,7 +89,7 @@ def test_predictions_export_coco_loads_in_pycocotools_and_scores_like_evaluate(c
     ok(capsys, "model", "create", "--name", "blobs", "--adapter", "examples.shapes.adapter:ShapesAdapter", "--dataset", "shapes", "--output-type", "box", *s)
     ok(capsys, "train", "blobs", *s)
     out = ok(capsys, "evaluate", "blobs", "--dataset", "shapes", "--subset", "test", *s)
-    reported = float(re.search(r"'map': ([0-9.]+)", out).group(1))
+    reported = float(re.search(r": map ([0-9.]+), ", out).group(1))
     assert 0.3 < reported < 1.0, out
 
     results = tmp_path / "dets.json"
@@ -167,11 +167,16 @@ def test_runs_list_and_show_read_the_stored_run_reports(capsys, tmp_path):
     ok_run = re.search(r"prediction run (\w+):", out).group(1)
 
     listing = ok(capsys, "runs", "list", *s).splitlines()
-    assert listing[0].startswith("run\tstarted\tmodel")
-    assert [line.split("\t")[0] for line in listing[1:]] == [ok_run, failed_run], "newest first"
-    assert listing[2].split("\t")[2:] == ["mlp v1", "9", "0", "1", "10", "FAILED"]
-    assert listing[1].endswith("\tok")
+    assert listing[0].split() == ["RUN", "KIND", "MODEL", "DATASET", "SUBSET", "PREDICTED", "ALREADY", "DONE", "FAILED", "TOTAL", "STATUS", "STARTED"]
+    assert [line.split()[0] for line in listing[1:]] == [ok_run, failed_run], "newest first"
+    assert listing[2].split()[1:-1] == ["predict", "mlp@v1", "digits", "test", "9", "0", "1", "10", "FAILED"]
+    assert listing[1].split()[1:-1] == ["predict", "mlp@v1", "digits", "train", "42", "0", "0", "42", "ok"]
     assert ok(capsys, "runs", "list", "--model", "mlp", "--limit", "1", *s).splitlines()[1].startswith(ok_run)
+    ok(capsys, "evaluate", "mlp", "--dataset", "digits", "--subset", "validation", *s)
+    (latest, *_) = json.loads(ok(capsys, "runs", "list", "--json", *s))
+    assert {k: latest[k] for k in ("kind", "model", "dataset", "subset", "predicted", "failed", "total", "status")} == {
+        "kind": "evaluate", "model": "mlp@v1", "dataset": "digits", "subset": "validation", "predicted": 9, "failed": 0, "total": 9, "status": "ok",
+    }  # fmt: skip
 
     shown = ok(capsys, "runs", "show", failed_run, *s)
     assert "9 predicted, 0 already done, 1 failed of 10" in shown

@@ -100,7 +100,7 @@ def test_the_readme_journey_runs_as_written(tmp_path: Path) -> None:
     # dataset import: val/ became the validation subset, notes.txt was skipped.
     assert re.search(r"train 6, validation 6, test 7", proc.stdout), proc.stdout
     # evaluate: 6 of 7 right, and a report with the wrong one among the worst mistakes.
-    assert "'accuracy': 0.857" in proc.stdout, proc.stdout
+    assert re.search(r"^evaluated \S+ v1 on \S+ \(subset=test\): accuracy 0.8571, ", proc.stdout, re.M), proc.stdout
     report_uri = re.search(r"report: (file://\S+report\.html)", proc.stdout).group(1)
     report = Path(report_uri.removeprefix("file://")).read_text()
     assert "<h2>Worst mistakes</h2>" in report and '<img alt="test/dark/lit.png"' in report
@@ -150,7 +150,7 @@ def test_the_demo_store_block_runs_after_a_demo(tmp_path: Path) -> None:
     # `make demo` wipes .demo/: a home exported here would send the reader's own work there next
     assert not re.search(r"\bexport\b[^\n]*MODEL_ADAPTER_(HOME|STORE)", block), "the demo block must not export the demo's home"
     proc = run_block(block, tmp_path, env)
-    assert re.search(r"^digits-mlp\t", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^digits-mlp\s+\w+\s+v1\s+trained\s", proc.stdout, re.M), proc.stdout
     lines = (tmp_path / "digits-test.jsonl").read_text().splitlines()
     assert len(lines) == 269 and all(json.loads(line)["annotations"][0]["type"] == "classification" for line in lines)
 
