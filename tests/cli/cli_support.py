@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from adapter_base import Registry
@@ -54,3 +56,14 @@ class BuggyDigitsAdapter(DigitsAdapter):
 
 
 BUGGY_ADAPTER = "cli_support:BuggyDigitsAdapter"
+
+
+class ChattyDigitsAdapter(DigitsAdapter):
+    """Logs a warning from every ``predict`` call, as adapters do."""
+
+    def predict(self, batch, **kwargs):
+        logging.getLogger("chatty").warning("adapter says: a batch of %d", len(batch))
+        return super().predict(batch, **kwargs)
+
+
+CHATTY_ADAPTER = "cli_support:ChattyDigitsAdapter"
