@@ -16,13 +16,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from adapter_base.errors import AdapterError
 from adapter_base.processes import stop_process
 
 ENGINES: tuple[str, ...] = ("docker", "podman")
 ENGINE_ENV = "MODEL_ADAPTER_CONTAINER_ENGINE"
+#: The podman settings ``make image`` uses (no rlimits raised, runc, cgroupfs): machines with restricted
+#: rlimits fail without them ("error setting rlimit type 7").
+PODMAN_CONF = Path(__file__).resolve().parent.parent / "mk" / "podman" / "containers.conf"
 
 
 class EngineError(AdapterError):
@@ -38,7 +41,7 @@ class Engine:
 
     def run(self, *args: str, check: bool = True, capture: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
         """``<engine> args...``; raises ``EngineError`` with the engine's own message when ``check`` and it fails."""
-        proc = subprocess.run([self.command, *args], capture_output=capture, text=True, timeout=timeout)
+        proc = subprocess.run([self.command, *args], capture_output=capture, text=True, timeout=timeout, env=engine_environment(self))
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout or "").strip().splitlines()
             raise EngineError(f"{self.name} {args[0]} failed (exit {proc.returncode}): {detail[-1] if detail else 'no output'}")
@@ -62,6 +65,15 @@ class Engine:
         """The image's size in bytes."""
         out = self.run("image", "inspect", "--format", "{{.Size}}", self.image_ref(image)).stdout.strip()
         return int(out.splitlines()[-1])
+
+
+def engine_environment(engine: "Engine", environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of the engine's processes: ``environ`` (default ``os.environ``), for podman with
+    ``CONTAINERS_CONF`` set to ``PODMAN_CONF`` as ``make image`` sets it, unless the user set it (even to empty)."""
+    env = dict(os.environ if environ is None else environ)
+    if engine.name == "podman" and "CONTAINERS_CONF" not in env and PODMAN_CONF.is_file():
+        env["CONTAINERS_CONF"] = str(PODMAN_CONF)
+    return env
 
 
 def _answers(command: str) -> bool:
@@ -101,7 +113,9 @@ def docker_api(engine: Engine, start_timeout: float = 30.0) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="model-adapter-podman-") as tmp:
         sock = Path(tmp) / "podman.sock"
         log = open(Path(tmp) / "service.log", "w+")
-        proc = subprocess.Popen([engine.command, "system", "service", "--time=0", f"unix://{sock}"], stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [engine.command, "system", "service", "--time=0", f"unix://{sock}"], stdout=log, stderr=subprocess.STDOUT, env=engine_environment(engine)
+        )
         try:
             deadline = time.monotonic() + start_timeout
             while not sock.exists():

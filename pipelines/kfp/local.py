@@ -32,7 +32,7 @@ from adapter_base.storage import adapter_home
 
 from ..engine import find_engine
 from .interrupt import StepProcesses
-from .runners import local_runner
+from .runners import check_store_for_containers, local_runner
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -139,6 +139,8 @@ def run_local(
     from .build import build_pipeline
 
     store_uri = str(arguments.get("store_uri") or "")
+    if runner == "docker":
+        check_store_for_containers(str(arguments.get("store_uri") or ""))
     before = check_before_run(kind, arguments, runner)  # the model's version now: a train run must commit a new one
     root = Path(pipeline_root) if pipeline_root else default_pipeline_root()
     root.mkdir(parents=True, exist_ok=True)

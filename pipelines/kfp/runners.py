@@ -14,7 +14,10 @@ import contextlib
 import os
 import stat
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
+from urllib.parse import urlparse
+
+from adapter_base.errors import ValidationError
 
 from ..engine import Engine, docker_api, find_engine
 from ..store_env import STORE_CONFIG_KEYS, STORE_SECRET_KEYS
@@ -28,6 +31,26 @@ def container_env(environ: os._Environ | dict[str, str] | None = None) -> dict[s
     """The store settings and credentials of ``environ`` (default ``os.environ``) that a containerized step needs."""
     environ = os.environ if environ is None else environ
     return {k: environ[k] for k in CONTAINER_ENV_KEYS if environ.get(k)}
+
+
+def check_store_for_containers(store_uri: str, environ: Mapping[str, str] | None = None) -> str:
+    """The store the containerized steps will use (``store_uri``, else ``$MODEL_ADAPTER_STORE``); refused unless it is S3.
+
+    A local store is a folder of this machine, which the step containers do not see: each
+    step would look in an empty store of its own and fail with "no model named ...".
+    """
+    environ = os.environ if environ is None else environ
+    uri = store_uri or environ.get("MODEL_ADAPTER_STORE") or ""
+    if urlparse(uri).scheme == "s3":
+        return uri
+    where = f"the local store {uri}" if uri else "the default local store (under $MODEL_ADAPTER_HOME, ~/.model-adapter)"
+    raise ValidationError(
+        "pipeline run",
+        "--runner",
+        f"--runner docker runs each step in a container, which cannot see {where}: use an S3 store "
+        "(--store s3://bucket/prefix, with AWS_ENDPOINT_URL and credentials in the environment; a local SeaweedFS or "
+        "MinIO serves one), or run the steps here with --runner subprocess",
+    )
 
 
 def _writable_by_the_step_user(root: Path) -> None:
