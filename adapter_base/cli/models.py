@@ -47,7 +47,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             for m in models:
                 ev = m.metrics.get("evaluation") or {}
                 shown = {k: v for k, v in ev.items() if k not in ("version", "report", "dataset_id")}
-                rows.append((m.name, m.id, f"v{m.version}", m.status, f"{metrics_text(shown)} (v{ev['version']})" if ev else "not evaluated"))
+                rows.append((m.name, m.id, f"v{m.version}", m.status, f"{metrics_text(shown)} (v{ev.get('version', '?')})" if ev else "not evaluated"))
             print_table(("NAME", "ID", "VERSION", "STATUS", "LATEST EVALUATION"), rows)
     return 0
 
