@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = run_command(args, sys.argv[1:] if argv is None else list(argv))
         return code
+    except SystemExit as exc:  # a command that exits on purpose keeps its code
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        raise
     finally:
         if argv is None:
             exit_when_done(code)

@@ -540,6 +540,9 @@ def test_a_save_that_writes_no_file_is_refused_naming_it(local_registry: Registr
     adapter.load_from_model(model)
     with pytest.raises(AdapterContractError, match=r"RogueAdapter\.save wrote no file into .*: a model version needs at least one file"):
         adapter.save_to_model()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValidationError, match="holds no file: a model version needs at least one"):
+        local_registry.upload_artifacts(model, tmp_path / "empty")  # nor through the registry
     with pytest.raises(AdapterContractError, match=r"RogueAdapter\.save wrote no file"):
         adapter.train_model(model)
     after = local_registry.get_model(model.id)
