@@ -22,9 +22,6 @@ from .errors import AdapterHookError
 
 T = TypeVar("T")
 
-#: Set once a SIGINT reached this process while a hook ran on the main thread.
-_sigint_delivered = threading.Event()
-
 
 def call_hook(adapter: Any, hook: str, *args: Any, **kwargs: Any) -> Any:
     """``adapter.<hook>(*args, **kwargs)``; a ``BaseException`` that is not an ``Exception`` becomes ``AdapterHookError``."""
@@ -33,13 +30,13 @@ def call_hook(adapter: Any, hook: str, *args: Any, **kwargs: Any) -> Any:
 
 def guarded(hook: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)``, adapter code called ``hook`` in errors; see ``call_hook``."""
-    with _noting_sigint():
+    with _noting_sigint() as noted:
         try:
             return fn(*args, **kwargs)
         except Exception:
             raise
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt) and _sigint_delivered.is_set():
+            if isinstance(exc, KeyboardInterrupt) and noted.is_set():
                 raise  # the user's Ctrl-C
             raise AdapterHookError(hook, raised(exc)) from exc
 
@@ -51,23 +48,30 @@ def raised(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def _noting_sigint() -> Iterator[None]:
-    """On the main thread, note a SIGINT delivered during the block, then let the handler in place act."""
+def _noting_sigint() -> Iterator[threading.Event]:
+    """An event set when a SIGINT is delivered during the block, which the handler in place then acts on.
+
+    Only the main thread gets signals: elsewhere, and when SIGINT is ignored or left to the
+    system (no ``KeyboardInterrupt`` comes of it), the event is never set. A nested call
+    shares the outermost call's event.
+    """
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield threading.Event()
         return
     previous = signal.getsignal(signal.SIGINT)
-    if not callable(previous) or getattr(previous, "notes_sigint", False):
-        yield  # ignored or default (no KeyboardInterrupt comes of it), or noted by an outer hook call
+    noted = getattr(previous, "noted", None)
+    if noted is not None or not callable(previous):
+        yield noted if noted is not None else threading.Event()
         return
+    noted = threading.Event()
 
     def note(signum: int, frame: Any) -> None:
-        _sigint_delivered.set()
+        noted.set()
         previous(signum, frame)
 
-    note.notes_sigint = True  # type: ignore[attr-defined]
+    note.noted = noted  # type: ignore[attr-defined]
     signal.signal(signal.SIGINT, note)
     try:
-        yield
+        yield noted
     finally:
         signal.signal(signal.SIGINT, previous)

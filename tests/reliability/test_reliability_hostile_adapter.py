@@ -36,6 +36,7 @@ from adapter_base import (
     Registry,
     ValidationError,
 )
+from adapter_base.concurrency import in_thread
 from adapter_base.config import FRAMEWORK_DEFAULTS
 from adapter_base.registry import layout
 from reliability_support import (
@@ -529,6 +530,26 @@ def test_only_a_real_ctrl_c_is_the_users_interrupt(local_registry: Registry, tmp
         finally:
             sigkill(proc)
     assert "interrupted; to resume: model-adapter predict" in log_path.read_text()
+
+
+def test_a_sigint_delivered_during_a_hook_is_a_keyboard_interrupt_and_one_raised_by_it_is_not() -> None:
+    from adapter_base.hook_calls import guarded
+
+    def pressed_ctrl_c() -> None:
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(5)  # the handler interrupts this
+
+    def raises() -> None:
+        raise KeyboardInterrupt("the adapter's own")
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        guarded("A.predict", pressed_ctrl_c)
+    with pytest.raises(AdapterHookError, match="adapter hook A.predict raised KeyboardInterrupt: the adapter's own"):
+        guarded("A.predict", raises)  # even after a Ctrl-C, the next call judges its own
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(AdapterHookError, match="B.load raised KeyboardInterrupt"):  # off the main thread: never a signal
+        in_thread(lambda: guarded("B.load", raises), "hook").result(10)
 
 
 # 11 (a): a save that writes nothing makes no version
