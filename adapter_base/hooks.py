@@ -5,6 +5,8 @@ The user functions (``load``, ``save``, ``train``, ``predict``, ``prepare_item_f
 configuration, bound model, device, home) is set up here. This is the contract the
 wrapper-function modules in ``adapter_base.flows`` are written against: they import this
 module, never ``adapter_base.adapter``, and this module knows nothing of them.
+The framework calls every hook through ``hook_calls.call_hook``: whatever a hook raises,
+``sys.exit`` and other ``BaseException`` s included, fails that hook by name.
 ``BaseModelAdapter`` (``adapter_base.adapter``) adds the wrapper functions as methods.
 """
 
@@ -76,11 +78,16 @@ class AdapterHooks:
     # --- user functions ---------------------------------------------------------------
 
     def load(self, local_path: str, **kwargs: Any) -> None:
-        """Load the model from the files in ``local_path`` into ``self.model``."""
+        """Load the model from the files in ``local_path`` into ``self.model``.
+
+        With ``configuration["load_timeout_s"]`` set (default 3600) it runs on a thread of its
+        own and fails with a ``TimeoutError`` once it has run that long; null runs it on the
+        calling thread, with no limit.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement load(local_path, **kwargs)")
 
     def save(self, local_path: str, **kwargs: Any) -> None:
-        """Write the model's files into ``local_path``."""
+        """Write the model's files into ``local_path`` (a ``save`` that leaves it empty makes no version)."""
         raise NotImplementedError(f"{type(self).__name__} must implement save(local_path, **kwargs) to save or train")
 
     def train(self, data_path: str, output_path: str, **kwargs: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from ..concurrency import ordered_map
 from ..entities import Dataset, Item
 from ..errors import ValidationError
+from ..hook_calls import call_hook
 from ..hooks import AdapterHooks
 from ..local_dirs import safe_join, user_dir
 from ._common import resolve_dataset, resolve_model, timestamp
@@ -36,9 +37,9 @@ def _convert(adapter: AdapterHooks, data_path: str, **kwargs: Any) -> None:
     """Call the adapter's conversion hook; an adapter that overrides only ``convert_from_dtlpy`` gets that."""
     cls = type(adapter)
     if cls.convert_from_dtlpy is not AdapterHooks.convert_from_dtlpy and cls.convert_from_dataset is AdapterHooks.convert_from_dataset:
-        adapter.convert_from_dtlpy(data_path, **kwargs)
+        call_hook(adapter, "convert_from_dtlpy", data_path, **kwargs)
     else:
-        adapter.convert_from_dataset(data_path, **kwargs)
+        call_hook(adapter, "convert_from_dataset", data_path, **kwargs)
 
 
 def prepare_data(

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from ..entities import Model
 from ..errors import ValidationError
+from ..hook_calls import call_hook
 from ..hooks import AdapterHooks
 from ..metrics import json_safe
 from ..registry.checkpoints import CheckpointSync
@@ -27,7 +28,7 @@ from ._common import fresh_dir, resolve_dataset, resolve_model
 from .load import load_from_model
 from .preflight import check_training
 from .prepare_data import default_root, prepare_data
-from .save import save_to_model
+from .save import call_save, save_to_model
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def stage_training(
     registry = adapter.registry
 
     def stage(entity: Model, output_path: Path, metrics: dict[str, Any]) -> Model:
-        adapter.save(str(output_path))
+        call_save(adapter, output_path)
         registry.stage_artifacts(entity, output_path, run_id)
         return registry.update_model(registry.get_model(entity.id), configuration=dict(adapter.configuration), metrics=metrics)
 
@@ -130,7 +131,9 @@ def _train(
             log.info("epoch %d/%d done%s%s", i_epoch + 1, n_epochs, f" {metrics}" if metrics else "", f" ({pushed} checkpoint file(s) kept)" if pushed else "")
             report(i_epoch, n_epochs, metrics)
 
-        adapter.train(
+        call_hook(
+            adapter,
+            "train",
             str(data_path),
             output_path=str(output_path),
             on_epoch_end_callback=on_epoch_end_callback,

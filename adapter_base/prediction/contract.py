@@ -1,8 +1,9 @@
 """Calling the adapter's ``prepare_item_func`` and ``predict``, and checking what they return.
 
 A broken promise (``None`` from ``prepare_item_func``, the wrong number or type of
-results, an annotation that does not validate) becomes an ``AdapterContractError`` or
-``ValidationError`` for the items concerned; a call past its timeout, a ``TimeoutError``.
+results, an annotation that does not validate, a ``BaseException`` such as ``sys.exit``)
+becomes an ``AdapterContractError`` or ``ValidationError`` for the items concerned; a call
+past its timeout, a ``TimeoutError``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Callable, Sequence
 from ..concurrency import in_thread
 from ..entities import Annotation, AnnotationCollection, Item, Model, ModelInfo, PredictionSet
 from ..errors import AdapterContractError, ValidationError
+from ..hook_calls import call_hook
 from ..hooks import AdapterHooks, default_input
 
 
@@ -26,7 +28,7 @@ def prepare_input(adapter: AdapterHooks, item: Item, *, image_decoder: Callable[
     """
     if image_decoder is not None:
         return default_input(adapter, item, image_decoder)
-    prepared = adapter.prepare_item_func(item)
+    prepared = call_hook(adapter, "prepare_item_func", item)
     if prepared is None:
         raise AdapterContractError(f"prepare_item_func returned None for item {item.id}")
     return prepared
@@ -40,10 +42,10 @@ def call_predict(adapter: AdapterHooks, inputs: list[Any], items: Sequence[Item]
     """
     given = [copy.copy(it) for it in items]
     if not timeout_s:
-        return adapter.predict(inputs, items=given)
+        return call_hook(adapter, "predict", inputs, items=given)
     # A daemon thread, not an executor: a hung predict cannot be killed, and an
     # executor's worker would keep the process from exiting after the run.
-    fut = in_thread(lambda: adapter.predict(inputs, items=given), "predict")
+    fut = in_thread(lambda: call_hook(adapter, "predict", inputs, items=given), "predict")
     try:
         return fut.result(timeout=float(timeout_s))
     except FutureTimeout:

@@ -15,10 +15,10 @@ from typing import Callable, Iterable
 
 from ..concurrency import map_all, ordered_map
 from ..entities import ArtifactFile, ArtifactManifest, Model
-from ..errors import NotFoundError
+from ..errors import NotFoundError, ValidationError
 from ..storage import ObjectStore
 from . import layout
-from .artifacts import download_tree, upload_tree
+from .artifacts import download_tree, local_files, upload_tree
 
 
 class ModelVersions:
@@ -46,6 +46,7 @@ class ModelVersions:
 
     def publish(self, model_id: str, version: int, local_dir: str | Path) -> ArtifactManifest:
         """Upload ``local_dir`` as ``version``'s files, then write its manifest (last)."""
+        _holds_files(local_dir)
         files = upload_tree(self.store, local_dir, lambda rel: layout.artifact_file(model_id, version, rel), self.pool)
         manifest = ArtifactManifest(model_id=model_id, version=version, files=files)
         manifest.validate()
@@ -66,6 +67,7 @@ class ModelVersions:
     def stage(self, model: Model, local_dir: str | Path, run_id: str) -> ArtifactManifest:
         """Upload ``local_dir`` as run ``run_id``'s candidate for ``model`` (replacing an earlier one of that run)."""
         layout.check_name("run", run_id)
+        _holds_files(local_dir)
         self.store.delete_prefix(layout.staging_prefix(model.id, run_id))
         files = upload_tree(self.store, local_dir, lambda rel: layout.staged_file(model.id, run_id, rel), self.pool)
         staged = ArtifactManifest(model_id=model.id, version=max(1, model.version), files=files)
@@ -130,3 +132,9 @@ class ModelVersions:
     def _copy_files(self, files: Iterable[ArtifactFile], src_key: Callable[[str], str], dst_key: Callable[[str], str]) -> None:
         """Copy manifest rows within the store in parallel; the first error is raised once none is in flight."""
         map_all(lambda f: self.store.copy(src_key(f.path), dst_key(f.path)), files, self.pool, 2 * self.io_workers)
+
+
+def _holds_files(local_dir: str | Path) -> None:
+    """Refuse to make a version (or a staged candidate) of an empty directory."""
+    if not local_files(local_dir):
+        raise ValidationError("artifacts", str(local_dir), "holds no file: a model version needs at least one")
