@@ -43,6 +43,11 @@ class BaseModelAdapter(AdapterHooks):
         if model_entity is not None:
             self.load_from_model(model_entity)
 
+    @classmethod
+    def create(cls, registry: Registry, configuration: Mapping[str, Any] | None = None) -> "BaseModelAdapter":
+        """An unloaded instance over ``registry`` (how the CLI and the pipeline steps build adapters)."""
+        return cls(registry=registry, configuration=configuration)
+
     # --- wrapper functions ------------------------------------------------------------
 
     def load_from_model(

@@ -6,6 +6,7 @@ import importlib
 from typing import Any, Mapping
 
 from .adapter import BaseModelAdapter
+from .dtlpy_compat.finder import use_if_absent as use_dtlpy_layer_if_absent
 from .entities import Model
 from .errors import ValidationError
 from .registry import Registry
@@ -16,6 +17,7 @@ def load_adapter_class(path: str) -> type[BaseModelAdapter]:
     if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
         raise ValidationError("adapter", "import_path", f"expected 'package.module:Class', got {path!r}")
     module_name, class_name = path.split(":")
+    use_dtlpy_layer_if_absent()  # an adapter written for Dataloop imports dtlpy
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - ImportError, or whatever the module raises while importing
@@ -45,4 +47,4 @@ def make_adapter(
     if not path:
         named = f"model {model.name!r} names no adapter" if model is not None else "no adapter given"
         raise ValidationError("Model", "adapter", f"{named}; pass --adapter package.module:Class")
-    return load_adapter_class(path)(registry=registry, configuration=dict(configuration or {}) or None)
+    return load_adapter_class(path).create(registry, dict(configuration or {}) or None)

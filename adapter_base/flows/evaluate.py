@@ -100,9 +100,10 @@ def evaluate_model(
     ds = resolve_dataset(adapter, dataset)
     flt = Filters.coerce(filters)
     check_evaluation(adapter.registry, entity, ds, flt)  # nothing to score: refused before loading or predicting
-    if adapter.model_entity is None or adapter.model_entity.id != entity.id or adapter.model_entity.version != entity.version or adapter.model is None:
+    bound = adapter.bound_model
+    if bound is None or bound.id != entity.id or bound.version != entity.version or adapter.model is None:
         load_from_model(adapter, entity)
-    entity = adapter.model_entity
+    entity = adapter.bound_model
     assert entity is not None
     detection = entity.output_type in BOX_OUTPUTS
 

@@ -259,11 +259,11 @@ def run_predictions(
     ``resume``: skip items that have a prediction set from this model version (any run).
     ``resume_run``: skip items that have one from this ``run_id`` (a retried attempt of the run).
     """
-    if adapter.model_entity is None:
+    if adapter.bound_model is None:
         raise ValueError("the adapter has no model: call load_from_model(model) before predicting")
     options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
     run = PredictionRun(
-        adapter, adapter.model_entity, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id
+        adapter, adapter.bound_model, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id
     )
     store = adapter.registry.store
     try:

@@ -44,7 +44,7 @@ def predict_shard(
             log.info("shard %d: attempt %d: skipping the items earlier attempts of this run predicted", shard, attempt)
         adapter = make_adapter(registry, adapter_path, configuration=configuration)
         adapter.load_from_model(ref.model_id, version=ref.version or None)
-        loaded = adapter.model_entity
+        loaded = adapter.bound_model
         assert loaded is not None
         if ref.digest and manifest_digest(loaded.artifacts) != ref.digest:
             raise ConflictError(f"model {loaded.name!r} version {loaded.version} no longer has the files the load step saw")

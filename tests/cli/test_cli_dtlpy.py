@@ -1,0 +1,192 @@
+"""Issue 21: adapters written for Dataloop's SDK (``import dtlpy as dl``) run unedited through the CLI.
+
+The adapters are in ``dtlpy_adapters.py`` (written the way published ones are); dtlpy is not
+installed here, so ``import dtlpy`` gets the framework's dtlpy layer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adapter_base import AnnotationCollection, Registry
+from cli_support import ok
+
+S = "--store"
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array.astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _shades(store: str, n: int = 24) -> None:
+    """Flat 8x8 images, bright (200) or dark (40), labelled so, spread over train/validation/test."""
+    with Registry.open(store) as registry:
+        ds = registry.create_dataset("shades", labels=["bright", "dark"])
+        for i in range(n):
+            subset = ("train", "validation", "test")[i % 3]
+            item = registry.add_item(ds, f"{subset}/{i}.png", _png(np.full((8, 8), 200 if i % 2 else 40)), mimetype="image/png", subsets=[subset])
+            gt = AnnotationCollection()
+            gt.add_classification("bright" if i % 2 else "dark")
+            registry.set_ground_truth(item, gt)
+
+
+def _squares(store: str, n: int = 9) -> dict[str, tuple[int, int, int, int]]:
+    """16x16 dark images with one bright square each: its box and its mask as ground truth."""
+    boxes = {}
+    with Registry.open(store) as registry:
+        ds = registry.create_dataset("squares", labels=["square"])
+        for i in range(n):
+            subset = ("train", "validation", "test")[i % 3]
+            left, top, size = 1 + i % 5, 2 + i % 4, 4 + i % 3
+            image = np.full((16, 16), 30)
+            image[top : top + size, left : left + size] = 220
+            item = registry.add_item(ds, f"{subset}/sq{i}.png", _png(image), mimetype="image/png", subsets=[subset])
+            gt = AnnotationCollection()
+            gt.add_box(left, top, left + size - 1, top + size - 1, "square")
+            gt.add_binary_mask(image > 128, "square")
+            registry.set_ground_truth(item, gt)
+            boxes[item.id] = (left, top, left + size - 1, top + size - 1)
+    return boxes
+
+
+def _prepared(home: Path, subset: str) -> Path:
+    (found,) = home.glob(f"model_data/*/*/datasets/*/{subset}")
+    return found
+
+
+def test_dtlpy_torch_classifier_trains_predicts_and_evaluates_unedited(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    _shades(store)
+    ok(capsys, "model", "create", "--name", "clf", "--adapter", "dtlpy_adapters:TorchClassifier", "--dataset", "shades", S, store)
+    ok(capsys, "train", "clf", S, store)
+
+    with Registry.open(store) as registry:
+        model = registry.get_model("clf")
+        # the weights train() left in output_path are the version; save()'s configuration write is kept with it
+        assert model.version == 1 and [f.path for f in model.artifacts.files] == ["best.pth"]
+        assert model.configuration["weights_filename"] == "best.pth"
+        assert model.configuration["id_to_label_map"] == {"0": "bright", "1": "dark"}
+        # PlotSample curves: figure loss, legends train and val, one point per epoch
+        curves = model.metrics["curves"]
+        assert sorted(curves["loss"]) == ["train", "val"] and [x for x, _ in curves["loss"]["val"]] == [0, 1, 2, 3]
+
+    # dtlpy's layout: items/ and json/<path with .json>, dtlpy's JSON
+    train = _prepared(Path(os.environ["MODEL_ADAPTER_HOME"]), "train")
+    record = json.loads((train / "json" / "train" / "0.json").read_text())
+    assert (train / "items" / "train" / "0.png").is_file()
+    assert record["filename"] == "/train/0.png" and record["name"] == "0.png"
+    assert [(a["type"], a["label"], a["coordinates"]) for a in record["annotations"]] == [("class", "dark", [])]
+
+    out = ok(capsys, "predict", "clf", "--dataset", "shades", "--subset", "test", S, store)
+    assert "8 predicted, 0 already done, 0 failed of 8" in out
+    with Registry.open(store) as registry:
+        model = registry.get_model("clf")
+        for item in registry.iter_items(registry.get_dataset("shades"), {"subset": "test"}):
+            (ann,) = registry.get_predictions(item, model.id).annotations
+            assert ann.type == "classification" and ann.label == registry.get_ground_truth(item).annotations[0].label
+            assert ann.model.model_name == "clf" and 0.5 < ann.model.confidence <= 1.0
+    assert "'accuracy': 1.0" in ok(capsys, "evaluate", "clf", "--dataset", "shades", S, store)
+
+
+def test_dtlpy_box_adapter_reads_json_itself_and_predicts_boxes(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    boxes = _squares(store)
+    ok(capsys, "model", "create", "--name", "boxes", "--adapter", "dtlpy_adapters:BrightBoxes", "--dataset", "squares", "--output-type", "box", S, store)
+    ok(capsys, "train", "boxes", S, store)
+    with Registry.open(store) as registry:
+        registry.download_artifacts(registry.get_model("boxes"), tmp_path / "v1")
+    # learnt from the boxes of dtlpy's JSON (read by the adapter) and of DatasetGeneratorTorch (3 training items)
+    assert json.loads((tmp_path / "v1" / "threshold.json").read_text()) == {"threshold": 219, "boxes_seen": 3}
+
+    ok(capsys, "predict", "boxes", "--dataset", "squares", "--subset", "test", S, store)
+    with Registry.open(store) as registry:
+        model = registry.get_model("boxes")
+        for item in registry.iter_items(registry.get_dataset("squares"), {"subset": "test"}):
+            (ann,) = registry.get_predictions(item, model.id).annotations
+            c = ann.coordinates
+            assert ann.type == "box" and (c["left"], c["top"], c["right"], c["bottom"]) == boxes[item.id]
+    assert "evaluated boxes v1" in ok(capsys, "evaluate", "boxes", "--dataset", "squares", S, store)
+
+
+def test_dtlpy_segmentation_adapter_gets_label_id_masks_and_predicts_masks(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    _squares(store)
+    ok(capsys, "model", "create", "--name", "masks", "--adapter", "dtlpy_adapters:BrightMasks", "--dataset", "squares", "--output-type", "binary_mask", S, store)
+    ok(capsys, "train", "masks", S, store)
+    with Registry.open(store) as registry:
+        registry.download_artifacts(registry.get_model("masks"), tmp_path / "v1")
+    # the masks DatasetGeneratorTorch drew from dtlpy's JSON: label id 0 (label_to_id_map) on the squares' pixels
+    assert json.loads((tmp_path / "v1" / "mask.json").read_text())["pixels"] > 0
+
+    ok(capsys, "predict", "masks", "--dataset", "squares", "--subset", "test", S, store)
+    with Registry.open(store) as registry:
+        model = registry.get_model("masks")
+        for item in registry.iter_items(registry.get_dataset("squares"), {"subset": "test"}):
+            truth = registry.get_ground_truth(item).annotations[1].mask()
+            got = registry.get_predictions(item, model.id).annotations
+            assert [a.type for a in got] == ["binary_mask", "binary_mask"]  # dl.Polygon.from_segmentation keeps the mask
+            assert all((a.mask() == truth).all() for a in got)
+
+
+def _run_python(code: str, tmp_path: Path, extra_path: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (extra_path, str(Path(__file__).parent), os.getcwd(), os.environ.get("PYTHONPATH", "")) if p)}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+
+
+def test_an_installed_dtlpy_is_never_shadowed(tmp_path):
+    fake = tmp_path / "site" / "dtlpy"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("REAL = True\nfrom adapter_base import BaseModelAdapter\n")
+    (tmp_path / "site" / "uses_dtlpy.py").write_text("import dtlpy as dl\nclass A(dl.BaseModelAdapter):\n    pass\n")
+    done = _run_python(
+        """
+        import logging, sys
+        logging.basicConfig(level=logging.INFO)
+        from adapter_base.loading import load_adapter_class
+        load_adapter_class("uses_dtlpy:A")
+        import dtlpy
+        from adapter_base.dtlpy_compat.finder import DtlpyFinder
+        print(dtlpy.REAL, any(isinstance(f, DtlpyFinder) for f in sys.meta_path))
+        """,
+        tmp_path,
+        str(tmp_path / "site"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"] and "dtlpy layer" not in done.stderr
+
+
+def test_without_dtlpy_the_layer_says_so_once_and_names_what_it_cannot_do(tmp_path):
+    done = _run_python(
+        """
+        import logging
+        logging.basicConfig(level=logging.INFO)
+        from adapter_base.loading import load_adapter_class
+        load_adapter_class("dtlpy_adapters:TorchClassifier")
+        load_adapter_class("dtlpy_adapters:BrightBoxes")
+        import dtlpy as dl
+        for call in (lambda: dl.projects, lambda: __import__("dtlpy.utilities.reports"), lambda: dl.Polyline(geo=[], label="x")):
+            try:
+                call()
+            except Exception as exc:
+                print(type(exc).__name__, "|", exc)
+        """,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("dtlpy is not installed: `import dtlpy` gets model-adapter's dtlpy layer") == 1
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("AttributeError | dtlpy.projects is not provided by model-adapter's dtlpy layer") and "the store is" not in lines[0] and "datasets and models live in the store" in lines[0]
+    assert lines[1].startswith("ModuleNotFoundError | dtlpy.utilities.reports is not provided") and "evaluation report" in lines[1]
+    assert lines[2].startswith("DtlpyLayerError | dtlpy.Polyline is not provided") and "use dl.Polygon" in lines[2]
