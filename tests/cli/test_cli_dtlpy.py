@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from adapter_base import AnnotationCollection, Registry
-from cli_support import ok
+from cli_support import ok, run
 
 S = "--store"
 
@@ -190,3 +190,25 @@ def test_without_dtlpy_the_layer_says_so_once_and_names_what_it_cannot_do(tmp_pa
     assert lines[0].startswith("AttributeError | dtlpy.projects is not provided by model-adapter's dtlpy layer") and "the store is" not in lines[0] and "datasets and models live in the store" in lines[0]
     assert lines[1].startswith("ModuleNotFoundError | dtlpy.utilities.reports is not provided") and "evaluation report" in lines[1]
     assert lines[2].startswith("DtlpyLayerError | dtlpy.Polyline is not provided") and "use dl.Polygon" in lines[2]
+
+
+def test_model_create_with_artifacts_predicts_without_training_and_model_download_fetches_a_version(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    _squares(store)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "threshold.json").write_text(json.dumps({"threshold": 100}))
+    code, _, err = run(capsys, "model", "create", "--name", "boxes", "--adapter", "dtlpy_adapters:BrightBoxes", "--artifacts", str(tmp_path / "none"), S, store)
+    assert code == 1 and "is not a folder holding files" in err
+    with Registry.open(store) as registry:
+        assert registry.list_models() == []  # refused before anything was created
+
+    out = ok(capsys, "model", "create", "--name", "boxes", "--adapter", "dtlpy_adapters:BrightBoxes", "--dataset", "squares", "--output-type", "box", "--artifacts", str(weights), S, store)
+    assert "version 1: 1 file(s)" in out
+    assert "3 predicted, 0 already done, 0 failed of 3" in ok(capsys, "predict", "boxes", "--dataset", "squares", "--subset", "test", S, store)
+    ok(capsys, "train", "boxes", S, store)  # version 2
+
+    assert "downloaded boxes v1: 1 file(s)" in ok(capsys, "model", "download", "boxes", str(tmp_path / "v1"), "--version", "1", S, store)
+    assert json.loads((tmp_path / "v1" / "threshold.json").read_text()) == {"threshold": 100}
+    ok(capsys, "model", "download", "boxes", str(tmp_path / "v2"), S, store)
+    assert json.loads((tmp_path / "v2" / "threshold.json").read_text())["threshold"] == 219
