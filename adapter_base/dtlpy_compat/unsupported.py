@@ -7,6 +7,7 @@ _HINTS: dict[str, str] = {
     "dtlpy.setenv": "there is no platform environment; the store is --store / MODEL_ADAPTER_STORE",
     "dtlpy.projects": "there are no projects; datasets and models live in the store (model-adapter dataset/model ...)",
     "dtlpy.datasets": "use self.model_entity.dataset, or adapter_base.Registry.get_dataset",
+    "dtlpy.models": "the framework loads the model: the adapter gets it as self.model_entity (see model-adapter model show NAME)",
     "dtlpy.items": "items reach the adapter through prepare_item_func(item) and the prepared layout (data_path/<subset>/items)",
     "dtlpy.services": "there are no services; run the CLI (model-adapter train|predict|evaluate) or a pipeline",
     "dtlpy.Filters": "there are no DQL filters; a model's subsets name its training items (model create --subsets)",

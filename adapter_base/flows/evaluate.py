@@ -85,6 +85,11 @@ def _image_size(item: Item) -> tuple[float, float] | None:
     return float(size[0]), float(size[1])  # type: ignore[arg-type]
 
 
+def _curves_of(current: Model, version: int) -> dict[str, Any] | None:
+    """The training curves kept on the model record, when ``version`` is the one they belong to (the current one)."""
+    return current.metrics.get("curves") if current.version == version else None
+
+
 def evaluate_model(
     adapter: AdapterHooks,
     model: Model | str,
@@ -194,6 +199,7 @@ def evaluate_model(
         baselines=baselines,
         mistakes=show_mistakes(registry, ds, worst.worst()),
         mistakes_total=worst.total,
+        curves=_curves_of(registry.get_model(entity.id), entity.version),
     )
     markdown = render_markdown_summary(safe)
     prefix = registry.write_evaluation(entity, safe, html, markdown)

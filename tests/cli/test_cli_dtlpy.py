@@ -97,7 +97,10 @@ def test_dtlpy_torch_classifier_trains_predicts_and_evaluates_unedited(capsys, t
             (ann,) = registry.get_predictions(item, model.id).annotations
             assert ann.type == "classification" and ann.label == registry.get_ground_truth(item).annotations[0].label
             assert ann.model.model_name == "clf" and 0.5 < ann.model.confidence <= 1.0
-    assert "'accuracy': 1.0" in ok(capsys, "evaluate", "clf", "--dataset", "shades", S, store)
+    evaluated = ok(capsys, "evaluate", "clf", "--dataset", "shades", S, store)
+    assert "'accuracy': 1.0" in evaluated
+    report = Path(evaluated.split("report: file://")[1].strip()).read_text()
+    assert "<h2>Training curves</h2>" in report and 'alt="Training curve loss"' in report  # the PlotSample series, per epoch
 
 
 def test_dtlpy_box_adapter_reads_json_itself_and_predicts_boxes(capsys, tmp_path):
