@@ -110,6 +110,13 @@ class AdapterHooks:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement predict(batch, **kwargs)")
 
+    def embed(self, batch: Sequence[Any], **kwargs: Any) -> list[Any]:
+        """Feature vectors of a batch of prepared items: one 1-D sequence of numbers per item, same order.
+
+        ``kwargs["items"]`` holds the ``Item`` records of the batch, as for ``predict``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement embed(batch, **kwargs) to embed")
+
     def prepare_item_func(self, item: Item) -> Any:
         """Turn an item into a model input: images to ``H x W x 3`` RGB uint8 arrays, text to ``str``.
 

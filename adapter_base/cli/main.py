@@ -9,7 +9,7 @@ import sys
 from typing import Sequence
 
 from ..secrets import install_redaction, redact
-from . import datasets, jobs, models, predictions, runs
+from . import datasets, embeddings, jobs, models, predictions, runs
 from .plugins import register_commands
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(sub)
     jobs.register(sub)
     predictions.register(sub)
+    embeddings.register(sub)
     runs.register(sub)
     register_commands(sub)  # pipeline, demo, ...: the model_adapter.cli entry points
     return parser

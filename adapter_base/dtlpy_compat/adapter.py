@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from ..adapter import BaseModelAdapter as CoreAdapter
 from ..config import resolve_device
+from ..errors import AdapterError
 from ..entities import AnnotationCollection as CoreCollection
 from ..entities import Dataset as CoreDataset
 from ..entities import Item as CoreItem
@@ -136,6 +137,23 @@ class BaseModelAdapter(CoreAdapter):
 
     def predict_items(self, items: Any, batch_size: int | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         return super().predict_items([_record(i) for i in items], batch_size=batch_size, **kwargs)
+
+
+    def embed_items(self, items: Any, upload_features: bool | None = None, batch_size: int | None = None, progress: Any = None, **kwargs: Any) -> tuple[list[CoreItem], list[list[float]]]:  # type: ignore[override]
+        """As dtlpy: ``(items, vectors)`` of the items embedded, stored unless ``upload_features=False``;
+        raises after the run if any item failed (the others are kept)."""
+        vectors: dict[str, list[float]] = {}
+        records = [_record(i) for i in items]
+        report = super().embed_items(
+            records, batch_size=batch_size, write=upload_features is not False, on_result=lambda item, emb: vectors.__setitem__(item.id, emb.vector), **kwargs
+        )
+        if not report.ok:
+            raise AdapterError(f"Failed to embed all items: {report.summary()}")
+        done = [r for r in records if r.id in vectors]
+        return done, [vectors[r.id] for r in done]
+
+    def embed_dataset(self, dataset: Any, filters: Any = None, upload_features: bool | None = None, batch_size: int | None = None, progress: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super().embed_dataset(_record(dataset), filters=filters, batch_size=batch_size, write=upload_features is not False, **kwargs)
 
 
 def _with_item_view(func: Any) -> Any:

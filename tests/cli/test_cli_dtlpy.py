@@ -215,3 +215,56 @@ def test_model_create_with_artifacts_predicts_without_training_and_model_downloa
     assert json.loads((tmp_path / "v1" / "threshold.json").read_text()) == {"threshold": 100}
     ok(capsys, "model", "download", "boxes", str(tmp_path / "v2"), S, store)
     assert json.loads((tmp_path / "v2" / "threshold.json").read_text())["threshold"] == 219
+
+
+def test_embed_stores_one_vector_per_item_resumes_and_exports_jsonl_and_npy(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    _shades(store, n=12)
+    ok(capsys, "model", "create", "--name", "clf", "--adapter", "dtlpy_adapters:TorchClassifier", "--dataset", "shades", S, store)
+    ok(capsys, "train", "clf", S, store)
+    assert "4 embedded, 0 already done, 0 failed of 4" in ok(capsys, "embed", "clf", "--dataset", "shades", "--subset", "test", S, store)
+    assert "0 embedded, 4 already done, 0 failed of 4" in ok(capsys, "embed", "clf", "--dataset", "shades", "--subset", "test", "--resume", S, store)
+    assert "12 embedded" in ok(capsys, "embed", "clf", "--dataset", "shades", S, store)
+
+    out = ok(capsys, "embeddings", "export", "clf", "--dataset", "shades", "--format", "jsonl", "-o", str(tmp_path / "e.jsonl"), S, store)
+    assert "exported 12 embedding(s) of 12 item(s)" in out and "dimension 4" in out
+    rows = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    with Registry.open(store) as registry:
+        paths = {i.id: i.path for i in registry.iter_items(registry.get_dataset("shades"))}
+    for row in rows:  # the adapter's embed(): the first 4 centred pixels of the item
+        bright = int(row["path"].split("/")[1].split(".")[0]) % 2 == 1
+        assert paths[row["item_id"]] == row["path"] and row["vector"] == pytest.approx([200 / 255 - 0.5 if bright else 40 / 255 - 0.5] * 4)
+
+    ok(capsys, "embeddings", "export", "clf", "--dataset", "shades", "--subset", "test", "--format", "npy", "-o", str(tmp_path / "e.npy"), S, store)
+    matrix = np.load(tmp_path / "e.npy")
+    index = [json.loads(line) for line in (tmp_path / "e.items.jsonl").read_text().splitlines()]
+    assert matrix.shape == (4, 4) and matrix.dtype == np.float32 and len(index) == 4
+    by_id = {r["item_id"]: r["vector"] for r in rows}
+    assert all(np.allclose(matrix[n], by_id[entry["item_id"]]) for n, entry in enumerate(index))
+
+
+def test_dtlpy_embed_items_returns_items_and_vectors_as_dtlpy(tmp_path):
+    store = str(tmp_path / "store")
+    _shades(store, n=6)
+    from adapter_base.loading import make_adapter
+
+    with Registry.open(store) as registry:
+        model = registry.create_model("clf", adapter="dtlpy_adapters:TorchClassifier", labels=["bright", "dark"])
+        adapter = make_adapter(registry, model=model)
+        adapter.load_from_model(model_entity=model)
+        items = list(registry.iter_items(registry.get_dataset("shades")))
+        done, vectors = adapter.embed_items(items, upload_features=False)
+        assert [i.id for i in done] == [i.id for i in items] and all(len(v) == 4 for v in vectors)
+        assert all(registry.get_embedding(i, model.id) is None for i in items)  # upload_features=False stores nothing
+        adapter.embed_items(items)
+        assert all(registry.get_embedding(i, model.id).vector == v for i, v in zip(items, vectors))
+
+
+def test_embed_with_an_adapter_without_embed_fails_each_item_with_a_clear_error(capsys, tmp_path):
+    store = str(tmp_path / "store")
+    _squares(store, n=3)
+    ok(capsys, "model", "create", "--name", "boxes", "--adapter", "dtlpy_adapters:BrightBoxes", "--dataset", "squares", "--output-type", "box", S, store)
+    ok(capsys, "train", "boxes", S, store)
+    code, out, _ = run(capsys, "embed", "boxes", "--dataset", "squares", S, store)
+    assert code == 1 and "0 embedded, 0 already done, 3 failed of 3" in out
+    assert out.count("at embed: NotImplementedError: BrightBoxes must implement embed(batch, **kwargs) to embed") == 3
