@@ -35,6 +35,8 @@ __all__ = [
     "Box",
     "Classification",
     "Dataset",
+    "Filters",
+    "FiltersResource",
     "Item",
     "Model",
     "Package",
@@ -461,6 +463,39 @@ class Item(_View):
             tmp.write_bytes(data)
             os.replace(tmp, dest)
         return str(dest)
+
+
+# --- DQL filters: descriptions only -----------------------------------------------------
+
+
+class FiltersResource(str, Enum):
+    """dtlpy's filter resources (only named here: nothing is queried)."""
+
+    ITEM = "items"
+    ANNOTATION = "annotations"
+    METRICS = "metrics"
+
+
+class Filters:
+    """``dl.Filters(...)``: kept as given, as a description (e.g. handed to a data generator over
+    data already prepared, where dtlpy ignores it too); nothing here runs a DQL query."""
+
+    def __init__(self, field: Any = None, values: Any = None, operator: Any = None, resource: Any = FiltersResource.ITEM, custom_filter: Any = None, **kwargs: Any) -> None:
+        self.resource = resource
+        self.custom_filter = custom_filter
+        self.conditions: list[dict[str, Any]] = []
+        self.page_size: int | None = None
+        if field is not None:
+            self.add(field=field, values=values, operator=operator)
+
+    def add(self, field: Any, values: Any, operator: Any = None, **kwargs: Any) -> None:
+        self.conditions.append({"field": field, "values": values, "operator": operator})
+
+    def add_join(self, field: Any, values: Any, operator: Any = None, **kwargs: Any) -> None:
+        self.conditions.append({"join": True, "field": field, "values": values, "operator": operator})
+
+    def prepare(self) -> dict[str, Any]:
+        return {"resource": getattr(self.resource, "value", self.resource), "custom_filter": self.custom_filter, "conditions": self.conditions}
 
 
 # --- platform decorators: harmless here -------------------------------------------------

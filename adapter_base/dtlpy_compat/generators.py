@@ -67,8 +67,9 @@ def _bounds(ann: dict[str, Any]) -> list[float]:
 class DatasetGenerator:
     """dtlpy's ``DatasetGenerator`` over one prepared subset; see the module docstring.
 
-    ``data_path`` is required (the subset folder ``prepare_data`` wrote, e.g.
-    ``os.path.join(data_path, 'train')``): nothing is downloaded here.
+    ``data_path`` must exist (the subset folder ``prepare_data`` wrote, e.g.
+    ``os.path.join(data_path, 'train')``): nothing is downloaded here, so ``filters`` and
+    ``overwrite`` (download options) are ignored, as dtlpy ignores them for data already there.
     """
 
     def __init__(
@@ -94,10 +95,9 @@ class DatasetGenerator:
         return_originals: bool = False,
         ignore_empty: bool = True,
     ) -> None:
-        if data_path is None:
-            raise missing("dtlpy DatasetGenerator(data_path=None) (downloading a dataset)") from None
-        if filters is not None:
-            raise missing("dtlpy DatasetGenerator(filters=...)") from None
+        if data_path is None or not Path(data_path).is_dir():
+            # dtlpy downloads the dataset (with ``filters``) here; prepare_data has done it already
+            raise missing(f"dtlpy DatasetGenerator(data_path={data_path!r}) downloading a dataset") from None
         self._dataset_entity = dataset_entity
         self.item_type = [item_type] if isinstance(item_type, str) else list(item_type or ["jpg", "jpeg", "png", "bmp"])
         if label_to_id_map is None and id_to_label_map is None:

@@ -10,8 +10,6 @@ _HINTS: dict[str, str] = {
     "dtlpy.models": "the framework loads the model: the adapter gets it as self.model_entity (see model-adapter model show NAME)",
     "dtlpy.items": "items reach the adapter through prepare_item_func(item) and the prepared layout (data_path/<subset>/items)",
     "dtlpy.services": "there are no services; run the CLI (model-adapter train|predict|evaluate) or a pipeline",
-    "dtlpy.Filters": "there are no DQL filters; a model's subsets name its training items (model create --subsets)",
-    "dtlpy.FiltersResource": "there are no DQL filters; a model's subsets name its training items",
     "dtlpy.utilities.converter": "convert the prepared layout yourself in convert_from_dtlpy (data_path/<subset>/json holds dtlpy's JSON)",
     "dtlpy.utilities.reports": "the evaluation report (model-adapter evaluate) draws the confusion matrix and the training curves",
     "dtlpy.Polyline": "polylines are not an annotation type here; use dl.Polygon, dl.Point or dl.Box",
@@ -20,6 +18,7 @@ _HINTS: dict[str, str] = {
     "Model.metrics.list": "curves logged with metrics.create are in self.curves (and model.metrics['curves'] once saved)",
     "Dataset.platform_url": "there is no platform web page; see model-adapter dataset show",
     "Dataset.items": "items reach the adapter through prepare_item_func(item) and the prepared layout",
+    "dtlpy DatasetGenerator": "pass data_path=os.path.join(data_path, '<subset>'), the subset folder prepare_data wrote",
     "Item.annotations": "ground truth is in the prepared layout (data_path/<subset>/json); predictions are returned by predict",
 }
 
@@ -29,6 +28,6 @@ _DEFAULT = "use adapter_base's own API instead (docs/dtlpy.md lists what the lay
 def hint(name: str) -> str:
     """What to use instead of the dtlpy name ``name`` (e.g. ``dtlpy.projects`` or ``Model.bucket``)."""
     for key in sorted(_HINTS, key=len, reverse=True):
-        if name == key or name.startswith(key + "."):
+        if name.startswith(key) and name[len(key) : len(key) + 1] in ("", ".", "(", " "):
             return _HINTS[key]
     return _DEFAULT

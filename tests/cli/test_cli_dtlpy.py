@@ -268,3 +268,45 @@ def test_embed_with_an_adapter_without_embed_fails_each_item_with_a_clear_error(
     code, out, _ = run(capsys, "embed", "boxes", "--dataset", "squares", S, store)
     assert code == 1 and "0 embedded, 0 already done, 3 failed of 3" in out
     assert out.count("at embed: NotImplementedError: BrightBoxes must implement embed(batch, **kwargs) to embed") == 3
+
+
+def test_data_generator_over_a_prepared_subset_ignores_filters_and_names_a_missing_folder(tmp_path):
+    done = _run_python(
+        """
+        import json, os
+        import numpy as np
+        from PIL import Image
+        from adapter_base.loading import load_adapter_class
+        load_adapter_class("dtlpy_adapters:BrightBoxes")
+        import dtlpy as dl
+        from dtlpy.utilities.dataset_generators.dataset_generator_torch import DatasetGeneratorTorch, collate_torch
+        os.makedirs("train/items/a", exist_ok=True); os.makedirs("train/json/a", exist_ok=True)
+        Image.fromarray(np.zeros((6, 8), np.uint8)).save("train/items/a/x.png")
+        square = {"type": "segment", "label": "sq", "coordinates": [[{"x": 1, "y": 1}, {"x": 4, "y": 1}, {"x": 4, "y": 3}, {"x": 1, "y": 3}]], "metadata": {"user": {}}}
+        predicted = dict(square, label="other", metadata={"user": {"model": {"confidence": 0.5}}})
+        json.dump({"id": "x1", "filename": "/a/x.png", "annotations": [square, predicted]}, open("train/json/a/x.json", "w"))
+        g = DatasetGeneratorTorch(data_path="train", filters=dl.Filters(custom_filter={"x": 1}), dataset_entity=None,
+                                  annotation_type=dl.AnnotationType.POLYGON, label_to_id_map={"sq": 3, "other": 4})
+        (s,) = list(g)
+        print(s["item_id"], s["labels"], s["class"].tolist(), s["box"].tolist(), len(s["segment"]))
+        m = DatasetGeneratorTorch(data_path="train", dataset_entity=None, annotation_type=dl.AnnotationType.POLYGON, to_mask=True, label_to_id_map={"sq": 3})
+        mask = m[0]["annotations"]
+        print(mask.shape, int((mask == 3).sum()), sorted(set(mask.ravel().tolist())))
+        sample = {k: m[0][k] for k in ("annotations", "labels")}  # polygons (object arrays) do not collate, as in dtlpy
+        batch = collate_torch([sample, sample])
+        print(tuple(batch["annotations"].shape), batch["labels"])
+        try:
+            DatasetGeneratorTorch(data_path="nowhere", dataset_entity=None, annotation_type=dl.AnnotationType.BOX, label_to_id_map={})
+        except NotImplementedError as exc:
+            print(exc)
+        """,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    # the prediction (metadata.user.model) is not ground truth; the polygon's bounds and points come through
+    assert lines[0] == "x1 ['sq'] [3] [[1.0, 1.0, 4.0, 3.0]] 1"
+    # the label-id mask is drawn from the JSON (dtlpy downloads it as instance/): 4 x 3 pixels of id 3
+    assert lines[1] == "(6, 8) 12 [0, 3]"
+    assert lines[2] == "(2, 6, 8) [('sq', 'sq')]"  # masks stacked; label lists transposed (position by position)
+    assert "DatasetGenerator(data_path='nowhere') downloading a dataset is not provided" in lines[3] and "the subset folder prepare_data wrote" in lines[3]
