@@ -82,6 +82,9 @@ def test_dtlpy_torch_classifier_trains_predicts_and_evaluates_unedited(capsys, t
         curves = model.metrics["curves"]
         assert sorted(curves["loss"]) == ["train", "val"] and [x for x, _ in curves["loss"]["val"]] == [0, 1, 2, 3]
 
+    shown = json.loads(ok(capsys, "model", "show", "clf", S, store))
+    assert {figure: sorted(lines) for figure, lines in shown["metrics"]["curves"].items()} == {"loss": ["train", "val"]}
+
     # dtlpy's layout: items/ and json/<path with .json>, dtlpy's JSON
     train = _prepared(Path(os.environ["MODEL_ADAPTER_HOME"]), "train")
     record = json.loads((train / "json" / "train" / "0.json").read_text())
@@ -310,3 +313,40 @@ def test_data_generator_over_a_prepared_subset_ignores_filters_and_names_a_missi
     assert lines[1] == "(6, 8) 12 [0, 3]"
     assert lines[2] == "(2, 6, 8) [('sq', 'sq')]"  # masks stacked; label lists transposed (position by position)
     assert "DatasetGenerator(data_path='nowhere') downloading a dataset is not provided" in lines[3] and "the subset folder prepare_data wrote" in lines[3]
+
+
+def test_dl_model_update_persists_now_and_artifacts_upload_joins_the_next_version(tmp_path):
+    store = str(tmp_path / "store")
+    _shades(store, n=6)
+    from adapter_base.loading import make_adapter
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "labels.txt").write_text("bright\ndark\n")
+    with Registry.open(store) as registry:
+        model = registry.create_model("clf", adapter="dtlpy_adapters:TorchClassifier", labels=["bright", "dark"], dataset_id=registry.get_dataset("shades").id)
+        adapter = make_adapter(registry, model=model)
+        adapter.load_from_model(model_entity=model)
+        entity = adapter.model_entity
+        assert entity.dataset.name == "shades" and entity.label_to_id_map == {"bright": 0, "dark": 1}
+        # as dtlpy adapters remap labels in load(): set the maps, then update()
+        entity.id_to_label_map = {0: "background", 1: "bright", 2: "dark"}
+        entity.labels = ["background", "bright", "dark"]
+        entity.update()
+        stored = registry.get_model("clf")
+        assert stored.labels == ["background", "bright", "dark"] and stored.configuration["id_to_label_map"] == {"0": "background", "1": "bright", "2": "dark"}
+        assert stored.version == 0  # update() changes the record, not the versions
+
+        assert entity.artifacts.upload(str(extra / "*")) == ["labels.txt"]
+        assert registry.get_model("clf").version == 0  # staged, not uploaded
+        saved = adapter.save_to_model()
+        assert sorted(f.path for f in saved.artifacts.files) == ["best.pth", "labels.txt"]
+        assert adapter.model_entity.artifacts.list() == ["best.pth", "labels.txt"]
+        got = adapter.model_entity.artifacts.download(str(tmp_path / "got"))
+        assert (Path(got) / "labels.txt").read_text() == "bright\ndark\n"
+        try:
+            adapter.model_entity.bucket
+        except AttributeError as exc:
+            assert "Model.bucket is not provided" in str(exc) and "leave them in output_path" in str(exc)
+        else:
+            raise AssertionError("model.bucket must name what to use instead")
