@@ -324,11 +324,17 @@ def test_dl_model_update_persists_now_and_artifacts_upload_joins_the_next_versio
     extra.mkdir()
     (extra / "labels.txt").write_text("bright\ndark\n")
     with Registry.open(store) as registry:
-        model = registry.create_model("clf", adapter="dtlpy_adapters:TorchClassifier", labels=["bright", "dark"], dataset_id=registry.get_dataset("shades").id)
+        model = registry.create_model(
+            "clf", adapter="dtlpy_adapters:TorchClassifier", labels=["bright", "dark"], dataset_id=registry.get_dataset("shades").id, subsets={"train": {"subset": "train"}, "validation": {"subset": "validation"}}
+        )
         adapter = make_adapter(registry, model=model)
         adapter.load_from_model(model_entity=model)
         entity = adapter.model_entity
         assert entity.dataset.name == "shades" and entity.label_to_id_map == {"bright": 0, "dark": 1}
+        # dtlpy's prepare_data: (root_path, data_path, output_path), the subsets under data_path
+        root_path, data_path, output_path = adapter.prepare_data(entity.dataset, root_path=str(tmp_path / "root"))
+        assert (root_path, output_path) == (str(tmp_path / "root"), str(tmp_path / "root" / "output"))
+        assert sorted(p.name for p in Path(data_path).iterdir()) == ["train", "validation"] and Path(data_path, "train", "json").is_dir()
         # as dtlpy adapters remap labels in load(): set the maps, then update()
         entity.id_to_label_map = {0: "background", 1: "bright", 2: "dark"}
         entity.labels = ["background", "bright", "dark"]
