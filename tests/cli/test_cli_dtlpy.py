@@ -356,3 +356,23 @@ def test_dl_model_update_persists_now_and_artifacts_upload_joins_the_next_versio
             assert "Model.bucket is not provided" in str(exc) and "leave them in output_path" in str(exc)
         else:
             raise AssertionError("model.bucket must name what to use instead")
+
+
+def test_the_predict_shard_step_embeds_a_shard_when_asked(capsys, tmp_path):
+    from adapter_base.steps.model_ref import ModelRef
+    from adapter_base.steps.predict_shard import predict_shard
+    from adapter_base.steps.split_dataset import split_dataset
+
+    store = str(tmp_path / "store")
+    _shades(store, n=6)
+    ok(capsys, "model", "create", "--name", "clf", "--adapter", "dtlpy_adapters:TorchClassifier", "--dataset", "shades", S, store)
+    ok(capsys, "train", "clf", S, store)
+    index = split_dataset("shades", 2, "run1", store_uri=store)
+    with Registry.open(store) as registry:
+        ref = ModelRef.of(registry.get_model("clf"), store)
+    outs = [predict_shard("dtlpy_adapters:TorchClassifier", ref, index, shard, store_uri=store, task="embed") for shard in range(2)]
+    assert sum(o["succeeded"] for o in outs) == 6 and all(o["failed"] == 0 for o in outs)
+    with Registry.open(store) as registry:
+        model = registry.get_model("clf")
+        items = list(registry.iter_items(registry.get_dataset("shades")))
+        assert all(len(registry.get_embedding(i, model.id).vector) == 4 and registry.get_predictions(i, model.id) is None for i in items)
