@@ -27,7 +27,6 @@ from .finder import missing, missing_attribute
 
 if TYPE_CHECKING:
     from ..hooks import AdapterHooks
-    from ..registry import Registry
 
 __all__ = [
     "AnnotationCollection",
