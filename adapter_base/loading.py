@@ -6,6 +6,7 @@ import importlib
 from typing import Any, Mapping
 
 from .adapter import BaseModelAdapter
+from .dtlpy_compat.finder import use_if_absent as use_dtlpy_layer_if_absent
 from .entities import Model
 from .errors import AdapterHookError, ValidationError
 from .hook_calls import guarded, raised
@@ -17,6 +18,7 @@ def load_adapter_class(path: str) -> type[BaseModelAdapter]:
     if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
         raise ValidationError("adapter", "import_path", f"expected 'package.module:Class', got {path!r}")
     module_name, class_name = path.split(":")
+    use_dtlpy_layer_if_absent()  # an adapter written for Dataloop imports dtlpy
     try:
         module = guarded(f"import {module_name}", importlib.import_module, module_name)
     except Exception as exc:  # noqa: BLE001 - ImportError, or whatever the module raises (or exits with) while importing
@@ -46,4 +48,4 @@ def make_adapter(
         named = f"model {model.name!r} names no adapter" if model is not None else "no adapter given"
         raise ValidationError("Model", "adapter", f"{named}; pass --adapter package.module:Class")
     cls = load_adapter_class(path)
-    return guarded(f"{cls.__name__}.__init__", cls, registry=registry, configuration=dict(configuration or {}) or None)
+    return guarded(f"{cls.__name__}.__init__", cls.create, registry, dict(configuration or {}) or None)

@@ -1,9 +1,10 @@
-"""``model-adapter model create|list|show|versions|alias|update|delete``."""
+"""``model-adapter model create|download|list|show|versions|alias|update|delete``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ..errors import ValidationError
 from ..loading import load_adapter_class
@@ -11,8 +12,19 @@ from ..metrics import headline
 from ._common import add_config_option, add_store_option, confirm, open_registry, parse_key_values, print_json
 
 
+def _artifacts_dir(path: str | None) -> Path | None:
+    """``--artifacts DIR``: a folder holding at least one file (checked before anything is created)."""
+    if path is None:
+        return None
+    folder = Path(path)
+    if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
+        raise ValidationError("model create", "--artifacts", f"{path} is not a folder holding files")
+    return folder
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     load_adapter_class(args.adapter)  # fail now, not at training time
+    artifacts = _artifacts_dir(args.artifacts)
     with open_registry(args, create=True) as registry:
         ds = registry.get_dataset(args.dataset) if args.dataset else None
         subsets = {name: {"subset": name} for name in args.subsets}
@@ -27,6 +39,20 @@ def cmd_create(args: argparse.Namespace) -> int:
             output_type=args.output_type,
         )
         print(f"created model {model.name} ({model.id})")
+        if artifacts is not None:
+            model = registry.upload_artifacts(model, artifacts)
+            assert model.artifacts is not None
+            print(f"version {model.version}: {len(model.artifacts.files)} file(s), {model.artifacts.total_size} bytes from {artifacts}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        if model.version == 0:
+            raise ValidationError("model download", "MODEL", f"model {model.name} has no versions yet: train it, or create it with --artifacts")
+        manifest = registry.download_artifacts(model, args.dir, args.version)
+        print(f"downloaded {model.name} v{manifest.version}: {len(manifest.files)} file(s), {manifest.total_size} bytes -> {args.dir}")
     return 0
 
 
@@ -138,8 +164,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_option(create, "configuration values")
     create.add_argument("--input-type", default="image")
     create.add_argument("--output-type", default="classification", help="classification or box")
+    create.add_argument("--artifacts", metavar="DIR", help="make version 1 from the files in DIR (existing weights: predict without training)")
     add_store_option(create)
     create.set_defaults(func=cmd_create)
+    download = msub.add_parser("download", help="download a version's files (digests checked) into a folder")
+    download.add_argument("model", help="name or id")
+    download.add_argument("dir", help="folder to write the files to (created if missing)")
+    download.add_argument("--version", type=int, help="version number (default: the current one; see `model versions`)")
+    add_store_option(download)
+    download.set_defaults(func=cmd_download)
     ls = msub.add_parser("list", help="list models")
     add_store_option(ls)
     ls.set_defaults(func=cmd_list)

@@ -1,4 +1,4 @@
-"""``predict_items`` / ``predict_dataset``: the wrapper functions over the prediction engine.
+"""``predict_items`` / ``predict_dataset`` (and ``embed_items`` / ``embed_dataset``): the wrapper functions over the prediction engine.
 
 The engine (stages, policies, writer, report) is ``adapter_base.prediction``; these turn
 items or a dataset into the ``(item id, Item or error)`` stream it predicts.
@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 
 from ..entities import Dataset, Filters, Item
 from ..hooks import AdapterHooks
-from ..prediction import PredictionReport, run_predictions
+from ..prediction import EMBED, PredictionReport, run_predictions
 from ._common import resolve_dataset
 
 
@@ -31,3 +31,20 @@ def predict_dataset(
     """Predict every item of ``dataset`` matching ``filters``, streaming the listing."""
     ds = resolve_dataset(adapter, dataset)
     return run_predictions(adapter, adapter.registry.iter_item_results(ds, filters), batch_size=batch_size, **kwargs)
+
+
+def embed_items(adapter: AdapterHooks, items: Iterable[Item], *, batch_size: int | None = None, **kwargs: Any) -> PredictionReport:
+    """Store ``embed``'s feature vector of each given item (streaming, resumable, per-item report, as ``predict_items``)."""
+    return predict_items(adapter, items, batch_size=batch_size, task=EMBED, **kwargs)
+
+
+def embed_dataset(
+    adapter: AdapterHooks,
+    dataset: Dataset | str,
+    *,
+    filters: Filters | Mapping[str, Any] | None = None,
+    batch_size: int | None = None,
+    **kwargs: Any,
+) -> PredictionReport:
+    """Store ``embed``'s feature vector of every item of ``dataset`` matching ``filters``."""
+    return predict_dataset(adapter, dataset, filters=filters, batch_size=batch_size, task=EMBED, **kwargs)

@@ -2,6 +2,8 @@
 
     <root>/datasets/<dataset.id>/<subset>/items/<item.path>
     <root>/datasets/<dataset.id>/<subset>/json/<item.path>.json    {"item": ..., "annotations": [...]}
+
+(the JSON records are the adapter's ``prepared_record``: the dtlpy layer writes dtlpy's).
     <root>/output/
 
 ``<root>`` defaults to ``<home>/model_data/<model.id>_<model.name>/<timestamp>``.
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def default_root(adapter: AdapterHooks) -> Path:
     """A new timestamped directory under ``<home>/model_data/<model.id>_<model.name>/``."""
-    model = adapter.model_entity
+    model = adapter.bound_model
     assert model is not None
     return safe_join(adapter.home, "model_data", f"{model.id}_{model.name}", timestamp(), what="Model")
 
@@ -76,8 +78,8 @@ def prepare_data(
             if not len(gt):
                 return False
             registry.download_item(item, safe_join(subset_dir / "items", item.path, what="Item.path"))
-            record = {"item": item.to_dict(), "annotations": [a.to_dict() for a in gt]}
-            dest = safe_join(subset_dir / "json", item.path + ".json", what="Item.path")
+            rel, record = adapter.prepared_record(item, gt)
+            dest = safe_join(subset_dir / "json", rel, what="Item.path")
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(json.dumps(record, allow_nan=False))
             return True

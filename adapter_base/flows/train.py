@@ -13,6 +13,7 @@ whole set at each epoch end (``registry.checkpoints``) and handed back as
 from __future__ import annotations
 
 import logging
+import numbers
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -99,6 +100,15 @@ def stage_training(
     return trained
 
 
+def _training_metrics(before: dict[str, Any], history: list[dict[str, Any]], curves: dict[str, Any]) -> dict[str, Any]:
+    """The model's metrics after a run: its last epoch's callback metrics and its curves (the previous run's are dropped)."""
+    metrics = {**before, "training": json_safe(history[-1]) if history else {}}
+    metrics.pop("curves", None)
+    if curves:
+        metrics["curves"] = json_safe(curves)
+    return metrics
+
+
 def _train(
     adapter: AdapterHooks, model: Model | str, dataset: str | None, cleanup: bool, progress: Any, keep: KeepResult, **kwargs: Any
 ) -> Model:
@@ -124,9 +134,17 @@ def _train(
         if resume is not None:
             log.info("resuming from the checkpoints of an interrupted run: %s", resume)
         history: list[dict[str, Any]] = []
+        adapter.curves = {}
 
-        def on_epoch_end_callback(i_epoch: int, n_epochs: int, metrics: dict[str, Any] | None = None) -> None:
+        def on_epoch_end_callback(
+            i_epoch: int, n_epochs: int | None = None, metrics: dict[str, Any] | None = None, *, n_epoch: int | None = None
+        ) -> None:
+            # ``n_epoch``: the name dtlpy's train_model passes it under.
+            n_epochs = n_epochs if n_epochs is not None else (n_epoch if n_epoch is not None else i_epoch + 1)
             history.append({"epoch": i_epoch, **(metrics or {})})
+            for name, value in (metrics or {}).items():
+                if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                    adapter.log_curve(name, name, i_epoch, value)
             pushed = checkpoints.push()
             log.info("epoch %d/%d done%s%s", i_epoch + 1, n_epochs, f" {metrics}" if metrics else "", f" ({pushed} checkpoint file(s) kept)" if pushed else "")
             report(i_epoch, n_epochs, metrics)
@@ -141,7 +159,7 @@ def _train(
             resume_checkpoint=str(resume) if resume else None,
             **kwargs,
         )
-        trained = keep(entity, output_path, {**entity.metrics, "training": json_safe(history[-1]) if history else {}})
+        trained = keep(entity, output_path, _training_metrics(entity.metrics, history, adapter.curves))
         checkpoints.clear()
     except BaseException as exc:
         message = redact(f"{type(exc).__name__}: {exc}")

@@ -25,12 +25,13 @@ from ..hooks import AdapterHooks
 from ..media import nbytes
 from ..registry import layout
 from .backpressure import Backpressure
-from .contract import call_predict, check_results, prepare_input, stamp
+from .contract import call_predict, check_results, prepare_input
 from .decoders import ProcessDecoder
 from .oom import BatchHalving
 from .options import PredictionOptions
 from .pools import plan_pools, uses_default_prepare
 from .report import PredictionReport, Tally, error_text
+from .tasks import PREDICT, Task
 from .writer import Collector, ResultWriter, registry_store
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,10 @@ class PredictionRun:
         on_result: Collector | None = None,
         progress: bool = False,
         run_id: str | None = None,
+        task: Task = PREDICT,
     ) -> None:
         self.adapter = adapter
+        self.task = task
         self.model = model
         self.options = options
         self.resume = resume
@@ -91,7 +94,7 @@ class PredictionRun:
         self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None
         prepare_pool = ThreadPoolExecutor(max_workers=pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(
-            registry_store(self.adapter.registry) if self.write else None,
+            registry_store(self.adapter.registry, self.task) if self.write else None,
             collect=self.on_result,
             workers=pools.write_threads,
             chunk=opts.io_chunk,
@@ -131,9 +134,9 @@ class PredictionRun:
         if not (self.resume or self.resume_run):
             return False
         try:
-            done = self.adapter.registry.get_predictions(item, self.model.id)
+            done = self.task.get(self.adapter.registry, item, self.model.id)
         except (StoreError, ValidationError) as exc:  # an unreadable set is no completion record
-            log.warning("item %s: predicting again, its prediction set is unreadable: %s", item.id, error_text(exc))
+            log.warning("item %s: running %s again, its stored result is unreadable: %s", item.id, self.task.hook, error_text(exc))
             return False
         return done is not None and done.model_version == self.model.version and (self.resume or done.run_id == self.report.run_id)
 
@@ -220,19 +223,19 @@ class PredictionRun:
         """
 
         def call(chunk: list[Prepared]) -> Any:
-            return call_predict(self.adapter, [x for _, x, _ in chunk], [it for it, _, _ in chunk], self.options.predict_timeout_s)
+            return call_predict(self.adapter, [x for _, x, _ in chunk], [it for it, _, _ in chunk], self.options.predict_timeout_s, self.task.hook)
 
         for chunk, results in self.halving.run(batch, call):
             items = [it for it, _, _ in chunk]
             error = results if isinstance(results, BaseException) else check_results(results, len(chunk))
             for n, item in enumerate(items):
                 if error is not None:
-                    tally.failed(item.id, "predict", error, item.path)
+                    tally.failed(item.id, self.task.hook, error, item.path)
                     continue
                 try:
-                    pset = stamp(self.model, self.report.run_id, item, results[n])
+                    pset = self.task.record(self.model, self.report.run_id, item, results[n])
                 except Exception as exc:  # noqa: BLE001 - recorded per item
-                    tally.failed(item.id, "predict", exc, item.path)
+                    tally.failed(item.id, self.task.hook, exc, item.path)
                     continue
                 writer.accept(item, pset)
 
@@ -250,20 +253,23 @@ def run_predictions(
     save_report: bool = True,
     resume_run: bool = False,
     on_finish: Callable[[PredictionReport], None] | None = None,
+    task: Task = PREDICT,
 ) -> PredictionReport:
     """Run the streaming prediction over ``(item_id, Item or error)`` pairs; returns the report.
+
+    ``task``: ``PREDICT`` (prediction sets) or ``EMBED`` (``embed``'s feature vectors, one per item).
 
     ``on_finish``: called with the finished report before it is stored (the CLI prints it
     there, so a failure to store it loses nothing).
 
-    ``resume``: skip items that have a prediction set from this model version (any run).
+    ``resume``: skip items that have a prediction set (an embedding) from this model version (any run).
     ``resume_run``: skip items that have one from this ``run_id`` (a retried attempt of the run).
     """
-    if adapter.model_entity is None:
+    if adapter.bound_model is None:
         raise ValueError("the adapter has no model: call load_from_model(model) before predicting")
     options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
     run = PredictionRun(
-        adapter, adapter.model_entity, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id
+        adapter, adapter.bound_model, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id, task=task
     )
     store = adapter.registry.store
     try:

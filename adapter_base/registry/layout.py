@@ -9,6 +9,7 @@
     datasets/<dataset_id>/paths/<item.path>.json                   {"id": ...} (unique paths)
     datasets/<dataset_id>/annotations/<item_id>/ground_truth.json  AnnotationCollection
     datasets/<dataset_id>/annotations/<item_id>/predictions/<model_id>.json   PredictionSet
+    datasets/<dataset_id>/annotations/<item_id>/embeddings/<model_id>.json    Embedding
     models/<model_id>/model.json
     models/<model_id>/versions/<NNNNNN>/files/<path>               artifact files
     models/<model_id>/versions/<NNNNNN>/manifest.json              written last
@@ -106,6 +107,10 @@ def predictions_prefix(dataset_id: str, item_id: str) -> str:
 
 def predictions(dataset_id: str, item_id: str, model_id: str) -> str:
     return join_key("datasets", dataset_id, "annotations", item_id, "predictions", f"{model_id}.json")
+
+
+def embedding(dataset_id: str, item_id: str, model_id: str) -> str:
+    return join_key("datasets", dataset_id, "annotations", item_id, "embeddings", f"{model_id}.json")
 
 
 def model_prefix(model_id: str) -> str:

@@ -20,6 +20,7 @@ from ..entities import (
     AnnotationCollection,
     ArtifactManifest,
     Dataset,
+    Embedding,
     Filters,
     Item,
     Model,
@@ -355,6 +356,20 @@ class Registry:
     def delete_predictions(self, item: Item, model_id: str) -> None:
         """Remove the model's predictions from the item."""
         self.store.delete(layout.predictions(item.dataset_id, item.id, model_id))
+
+    def put_embedding(self, embedding: Embedding, dataset_id: str, *, validated: bool = False) -> None:
+        """Write a model's embedding of an item, replacing that model's earlier one (atomic)."""
+        if not validated:
+            embedding.validate()
+        self.store.put_json(layout.embedding(dataset_id, embedding.item_id, embedding.model_id), embedding.to_dict())
+
+    def get_embedding(self, item: Item, model_id: str) -> Embedding | None:
+        """The model's embedding of the item, or None."""
+        try:
+            data = self.store.get_json(layout.embedding(item.dataset_id, item.id, model_id))
+        except NotFoundError:
+            return None
+        return Embedding.from_dict(data)
 
     def prediction_model_ids(self, item: Item) -> list[str]:
         """Ids of every model with predictions on the item."""
