@@ -26,6 +26,7 @@ from .entities import Item
 from .entities._base import utc_now
 from .errors import NotFoundError, StoreError, ValidationError
 from .registry import layout
+from .registry.identity import mismatch
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -170,7 +171,7 @@ def iter_shard_items(
 
     def load(entry: tuple[str, str]) -> Item:
         item_id, copy = entry
-        return _copy_of(copy, item_id, dataset_id) or registry.get_item(dataset_id, item_id)
+        return _copy_of(copy, item_id, dataset_id, records_key or "") or registry.get_item(dataset_id, item_id)
 
     with tempfile.TemporaryDirectory(prefix="shard-records-") as tmp:
         copies = _download_copies(registry.store, records_key, Path(tmp) / "records.jsonl")
@@ -194,15 +195,15 @@ def _download_copies(store: "ObjectStore", key: str | None, dest: Path) -> Path 
     return dest
 
 
-def _copy_of(line: str, item_id: str, dataset_id: str) -> Item | None:
-    """The item record a copy line holds, if it is that item's (else None: read the record itself)."""
+def _copy_of(line: str, item_id: str, dataset_id: str, key: str) -> Item | None:
+    """The item record a copy line of ``key`` holds, if it is that item's (else None: read the record itself)."""
     if not line.strip() or line.strip() == "{}":
         return None
     try:
         item = Item.from_json(line)
     except ValidationError:
         return None
-    return item if item.id == item_id and item.dataset_id == dataset_id else None
+    return item if mismatch(item, key, id=item_id, dataset_id=dataset_id) is None else None
 
 
 def merge_reports(reports: Iterable[Mapping[str, Any]], *, run_id: str | None = None) -> dict[str, Any]:

@@ -17,12 +17,13 @@ Collector = Callable[[Item, PredictionSet], None]
 Outcomes = Callable[[Sequence[Item], Sequence["BaseException | None"]], None]
 
 
-def registry_store(registry: Registry) -> Store:
-    """Store each set as the item's predictions of its model, replacing earlier ones.
+def registry_store(registry: Registry, dataset_id: str | None = None) -> Store:
+    """Store each set as the item's predictions of its model, replacing earlier ones, under
+    ``dataset_id`` (the dataset being predicted; default: the item's).
 
     The sets come from ``contract.stamp``, which validated each annotation: they are not validated again.
     """
-    return lambda item, pset: registry.put_predictions(pset, item.dataset_id, validated=True)
+    return lambda item, pset: registry.put_predictions(pset, dataset_id or item.dataset_id, validated=True)
 
 
 class ResultWriter:

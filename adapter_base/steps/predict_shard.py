@@ -56,6 +56,7 @@ def predict_shard(
             resume_run=attempt > 1,
             run_id=sharding.shard_run_id(run_id, shard),
             save_report=False,
+            dataset_id=index["dataset_id"],
         )
         out = {**report.to_dict(), "shard": shard, "attempt": attempt, "dataset_id": index["dataset_id"], "pipeline_run_id": run_id}
         registry.store.put_json(layout.shard_report(run_id, shard), out)

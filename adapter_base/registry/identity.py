@@ -1,0 +1,37 @@
+"""Every record says what it is; every read checks that against the key it was read from.
+
+A record copied or moved to another key (another item's, dataset's, model's or version's)
+is unreadable there, with an error naming the key and the field, instead of being taken
+for that key's record.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, TypeVar
+
+from ..errors import ValidationError
+
+R = TypeVar("R")
+
+
+def mismatch(record: Any, key: str, **expected: Any) -> ValidationError | None:
+    """Why ``record`` (an entity or a dict) is not the record ``key`` stands for, or None when it is.
+
+    ``expected`` maps field names to the values the key stands for (``id=item_id, dataset_id=...``).
+    """
+    kind = getattr(record, "kind", None) or "record"
+    for name, want in expected.items():
+        got = record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
+        if got != want:
+            return ValidationError(
+                kind, name, f"the record at {key!r} says {name} {got!r} where its key says {want!r}: it is another record's copy, not read"
+            )
+    return None
+
+
+def check_identity(record: R, key: str, **expected: Any) -> R:
+    """``record`` if it is the record ``key`` stands for (see ``mismatch``); else that ``ValidationError``."""
+    error = mismatch(record, key, **expected)
+    if error is not None:
+        raise error
+    return record
