@@ -119,16 +119,16 @@ def cmd_delete(args: argparse.Namespace) -> int:
         try:
             model = registry.get_model(args.model)
         except NotFoundError:  # gone already; a name an interrupted delete left: finish that delete (else NotFoundError)
-            removed = registry.delete_model(args.model)
-            print(f"finished the interrupted delete of model {args.model}: removed {removed} prediction set(s) and run(s) left behind")
+            sets, runs = registry.delete_model(args.model)
+            print(f"finished the interrupted delete of model {args.model}: removed {sets} prediction set(s) and {runs} run(s) left behind")
             return 0
         aliases = f", aliases {', '.join(f'{a} -> v{v}' for a, v in sorted(model.aliases.items()))}" if model.aliases else ""
         question = f"delete model {model.name} ({model.id}) with its {model.version} version(s){aliases}, its predictions and its prediction runs?"
         if not confirm(question, args):
             print("nothing deleted")
             return 1
-        removed = registry.delete_model(model)
-        print(f"deleted model {model.name} ({model.id}), its {model.version} version(s) and {removed} prediction set(s) and run(s)")
+        sets, runs = registry.delete_model(model)
+        print(f"deleted model {model.name} ({model.id}) and its {model.version} version(s), {sets} prediction set(s) and {runs} run(s)")
     return 0
 
 

@@ -460,9 +460,9 @@ class Registry:
             clone = self.update_model(clone, version=1, artifacts=manifest)
         return clone
 
-    def delete_model(self, model: Model | str) -> int:
+    def delete_model(self, model: Model | str) -> tuple[int, int]:
         """Remove a model with its versions, checkpoints, evaluations, its prediction sets on every
-        dataset and its prediction runs (those whose report names it); returns how many sets and runs went.
+        dataset and its prediction runs (those whose report names it); returns how many (sets, runs) went.
 
         Re-runnable, like ``delete_dataset``: the record goes first (from then on the model is
         gone, and a prediction run of it stops at its next batch), the name last. ``model`` may
@@ -471,7 +471,7 @@ class Registry:
         model_id, name = (model.id, model.name) if isinstance(model, Model) else self._model_to_delete(model)
         self.store.delete(layout.model_record(model_id))
         self.store.delete_prefix(layout.model_prefix(model_id))
-        removed = self._delete_predictions_of(model_id) + self._delete_runs_of(model_id)
+        removed = self._delete_predictions_of(model_id), self._delete_runs_of(model_id)
         self._release_name(layout.model_name(name), model_id)
         return removed
 
