@@ -26,7 +26,7 @@ from .entities import Item
 from .entities._base import utc_now
 from .errors import NotFoundError, StoreError, ValidationError
 from .registry import layout
-from .registry.identity import mismatch
+from .registry.identity import check_identity, mismatch
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -146,11 +146,15 @@ def write_shards(
 
 
 def read_shard(store: "ObjectStore", index: Mapping[str, Any], shard: int) -> list[str]:
-    """The item ids of shard ``shard`` of a shard index."""
+    """The item ids of shard ``shard`` of a shard index (a manifest of another run, dataset or shard is a ``ValidationError``)."""
     entries = {int(s["shard"]): s for s in index.get("shards", [])}
     if int(shard) not in entries:
         raise ValidationError("shards", "shard", f"run {index.get('run_id')!r} has no shard {shard} (has {len(entries)})")
-    manifest = store.get_json(entries[int(shard)]["key"])
+    key = entries[int(shard)]["key"]
+    manifest = store.get_json(key)
+    if not isinstance(manifest, dict):
+        raise ValidationError("shards", "item_ids", f"manifest {key!r} is not a JSON object")
+    check_identity(manifest, key, run_id=index.get("run_id"), dataset_id=index.get("dataset_id"), shard=int(shard))
     ids = manifest.get("item_ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ValidationError("shards", "item_ids", f"manifest {entries[int(shard)]['key']!r} has no list of item ids")

@@ -5,9 +5,8 @@ Three stages overlap: a producer thread lists items and prepares them on an I/O 
 writer stores each item's ``PredictionSet`` on a pool of its own. Queues and windows are
 bounded (``Backpressure``), so memory does not grow with the number of items. A failing
 item or batch is recorded (item id, stage, error) and the rest go on; so is a call that
-runs past its timeout. Before a batch (every ``MODEL_CHECK_INTERVAL_S`` at most) and after
-the last one the model's record is checked: a model deleted under the run stops it
-(``NotFoundError``), and the sets it wrote after the deletion are removed again. ``run_predictions`` is the entry point of the wrapper functions.
+runs past its timeout. A model deleted under the run stops it at the next batch
+(``DeletionWatch``). ``run_predictions`` is the entry point of the wrapper functions.
 """
 
 from __future__ import annotations
@@ -18,11 +17,11 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from ..concurrency import ordered_map
 from ..entities import Item, Model
-from ..errors import NotFoundError, StoreError, ValidationError
+from ..errors import StoreError, ValidationError
 from ..hooks import AdapterHooks
 from ..media import nbytes
 from ..registry import layout
@@ -30,6 +29,7 @@ from ..registry.identity import mismatch
 from .backpressure import Backpressure
 from .contract import call_predict, check_results, prepare_input, stamp
 from .decoders import ProcessDecoder
+from .deletion import DeletionWatch
 from .oom import BatchHalving
 from .options import PredictionOptions
 from .pools import plan_pools, uses_default_prepare
@@ -45,9 +45,6 @@ Prepared = tuple[Item, Any, int]
 
 _DONE = object()
 _SKIP = object()
-
-#: Seconds between two checks that the model still exists (one request each), before a batch.
-MODEL_CHECK_INTERVAL_S = 0.5
 
 
 class PredictionRun:
@@ -87,16 +84,11 @@ class PredictionRun:
         self.halving = BatchHalving(options.batch_size, adaptive=options.adaptive_batch_size)
         self._stop = threading.Event()
         self._decoder: ProcessDecoder | None = None
-        #: Set when the model was deleted under the run: it stopped, and wrote nothing more.
-        self.model_deleted = False
-        # Items whose sets were stored since the last check found the model (a delete may have missed them).
-        self._unchecked: list[Item] = []
-        self._unchecked_lock = threading.Lock()
-        self._checked_at = 0.0
+        self.deletion = DeletionWatch(adapter.registry.store, model, self.report.run_id, dataset_id)
 
     def run(self, source: ItemSource) -> PredictionReport:
         """Predict every item of ``source``; the report, or the error that ended the run (recorded in it too)."""
-        start = self._checked_at = time.monotonic()  # the model was read when it was loaded
+        start = time.monotonic()
         opts = self.options
         tally = Tally(self.report, progress=self.progress)
         batches: queue.Queue[Any] = queue.Queue(maxsize=opts.prefetch_batches)
@@ -109,7 +101,7 @@ class PredictionRun:
             collect=self.on_result,
             workers=pools.write_threads,
             chunk=opts.io_chunk,
-            on_written=self._noting_written(tally),
+            on_written=self._on_written(tally),
         )
         producer = threading.Thread(
             target=self._produce, args=(self._own_items(source), batches, prepare_pool, tally), name="producer", daemon=True
@@ -121,22 +113,21 @@ class PredictionRun:
                     self.backpressure.starved()
                 if (batch := batches.get()) is _DONE:
                     break
-                self._check_model(every=MODEL_CHECK_INTERVAL_S)
+                self.deletion.check()
                 held = sum(size for _, _, size in batch)
                 self._predict(batch, writer, tally)
                 del batch  # its inputs are no longer needed: give their bytes back
                 self.backpressure.release(held)
                 writer.flush()
             writer.close()
-            self._check_model()  # the last batch's sets are stored: was the model deleted meanwhile?
+            self.deletion.check(now=True)  # the last sets are stored: was the model deleted meanwhile?
         except Exception as exc:  # noqa: BLE001 - recorded in the report (which is still written), then raised
             self.report.fatal_error = error_text(exc)
             raise
         finally:
             self._stop.set()
             writer.close()
-            if self.model_deleted:
-                self._withdraw_unchecked()
+            self.deletion.take_back()
             prepare_pool.shutdown(wait=True, cancel_futures=True)
             producer.join()
             tally.close()
@@ -145,7 +136,7 @@ class PredictionRun:
         self.report.check_accounted()
         return self.report
 
-    # --- the work's identity: its dataset, its model --------------------------------------
+    # --- the dataset being predicted; what the writer reports back ---------------------------
 
     def _own_items(self, source: ItemSource) -> ItemSource:
         """``source``, where an item of another dataset than the one predicted becomes that item's error."""
@@ -157,51 +148,15 @@ class PredictionRun:
                     continue
             yield item_id, item
 
-    def _check_model(self, every: float = 0.0) -> None:
-        """``NotFoundError`` when the model's record is gone (deleted under the run); one request, at most one per ``every`` seconds."""
-        now = time.monotonic()
-        if now - self._checked_at < every:
-            return
-        self._checked_at = now
-        with self._unchecked_lock:
-            stored_before = len(self._unchecked)
-        registry = self.adapter.registry
-        try:
-            present = registry.store.exists(layout.model_record(self.model.id))
-        except StoreError as exc:  # cannot tell: the writes will meet the same store
-            log.warning("cannot check that model %s still exists: %s", self.model.name, error_text(exc))
-            return
-        if present:  # sets stored before the model was seen are the model's: a later delete removes them
-            with self._unchecked_lock:
-                del self._unchecked[:stored_before]
-            return
-        self.model_deleted = True
-        raise NotFoundError(
-            f"model {self.model.name!r} ({self.model.id}) was deleted while run {self.report.run_id} predicted with it: "
-            f"stopped, its predictions written since are removed and no report is stored"
-        )
+    def _on_written(self, tally: Tally) -> Callable[[Sequence[Item], Sequence[BaseException | None]], None]:
+        """What the writer reports back to: the tally, and the deletion watch when sets are stored."""
 
-    def _noting_written(self, tally: Tally) -> Callable[[Any, Any], None]:
-        """``tally.written``, noting the items whose sets were stored (for ``_check_model``)."""
-
-        def written(items: Any, errors: Any) -> None:
-            stored = [it for it, err in zip(items, errors) if err is None]
-            if self.write and stored:
-                with self._unchecked_lock:
-                    self._unchecked.extend(stored)
+        def written(items: Sequence[Item], errors: Sequence[BaseException | None]) -> None:
+            if self.write:
+                self.deletion.stored(items, errors)
             tally.written(items, errors)
 
         return written
-
-    def _withdraw_unchecked(self) -> None:
-        """Delete the sets stored since the model was last seen: the delete that removed it may have missed them."""
-        registry = self.adapter.registry
-        for item in self._unchecked:
-            try:
-                registry.store.delete(layout.predictions(self.dataset_id or item.dataset_id, item.id, self.model.id))
-            except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
-                log.error("item %s: cannot remove the prediction set of deleted model %s: %s", item.id, self.model.name, error_text(exc))
-        self._unchecked.clear()
 
     # --- stage 1: list + prepare (producer thread) ------------------------------------
 
@@ -360,7 +315,7 @@ def run_predictions(
     try:
         report = run.run(source)
     except Exception:
-        if save_report and write and not run.model_deleted:  # what the run did so far is still worth keeping
+        if save_report and write and not run.deletion.deleted:  # what the run did so far is still worth keeping
             try:
                 store.put_json(layout.prediction_report(run.report.run_id), run.report.to_dict())
             except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise

@@ -9,6 +9,7 @@ deleted under a run stops it and leaves nothing of it behind; a name works where
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -166,6 +167,16 @@ def test_a_shard_reads_no_item_of_another_dataset(local_registry: Registry) -> N
     assert all(got[it.id] == it for it in a_items[1:])
 
 
+def test_a_shard_manifest_of_another_shard_is_refused(local_registry: Registry) -> None:
+    registry = local_registry
+    a, a_items, _, _, _ = two_datasets(registry, 4)
+    index = sharding.write_shards(registry.store, "run-2", a.id, registry.iter_item_results(a), 2)
+    copy_record(registry, layout.shard_manifest("run-2", 1), layout.shard_manifest("run-2", 0))
+    with pytest.raises(ValidationError, match=r"shard: the record at .*0000\.json"):
+        sharding.read_shard(registry.store, index, 0)
+    assert len(sharding.read_shard(registry.store, index, 1)) == 2
+
+
 def test_dataset_and_model_records_copied_to_another_key_are_refused(local_registry: Registry) -> None:
     registry = local_registry
     a, _, b, _, model = two_datasets(registry, 1)
@@ -181,6 +192,7 @@ def test_dataset_and_model_records_copied_to_another_key_are_refused(local_regis
 # --------------------------------------------------------------------------- 2. prediction sets, ground truth
 
 
+@pytest.mark.slow
 def test_another_items_prediction_set_is_not_done_and_not_exported_as_this_items(local_registry: Registry, tmp_path: Path) -> None:
     """Issue 20.2: a set copied from item A to item B made ``--resume`` skip B and ``export`` show A's label on B."""
     registry = local_registry
@@ -299,6 +311,7 @@ def test_model_delete_removes_its_prediction_sets_and_runs_and_can_be_rerun(loca
     assert cli_main(["model", "delete", model.name, "--yes", "--store", str(store.root)]) == 1  # nothing left: not found
 
 
+@pytest.mark.slow
 def test_a_model_deleted_while_it_predicts_stops_the_run_and_leaves_nothing(store_uri: str, tmp_path: Path) -> None:
     """Issue 20.10: the run went on ("ok") and left 30 prediction sets of a model that no longer existed."""
     with Registry.open(store_uri) as registry:
@@ -318,6 +331,29 @@ def test_a_model_deleted_while_it_predicts_stops_the_run_and_leaves_nothing(stor
         time.sleep(0.5)  # nothing is written after the exit either
         assert count_sets(registry.store, ds.id, model.id) == 0
         assert not [r for _, r in registry.iter_run_reports() if r.get("model_id") == model.id]
+
+
+def test_an_evaluation_of_a_model_deleted_under_it_stops_and_stores_nothing(local_registry: Registry) -> None:
+    """The Python API: ``evaluate_model`` of a model deleted while it predicts raises NotFoundError naming it."""
+    registry = local_registry
+    ds, _, model = dataset_with_model(registry, 30, configuration={"delay_s": 0.2})
+    adapter = SlowAdapter(registry=registry)
+    adapter.load_from_model(model)
+
+    def delete_when_predicting() -> None:
+        wait_for(lambda: count_sets(registry.store, ds.id, model.id) >= 2, 60, "the first prediction sets")
+        registry.delete_model(model)
+
+    deleter = threading.Thread(target=delete_when_predicting)
+    deleter.start()
+    try:
+        with pytest.raises(NotFoundError, match=f"model 'slow' \\({model.id}\\) was deleted"):
+            adapter.evaluate_model(model, ds, filters={"subset": "test"}, batch_size=2)
+    finally:
+        deleter.join(60)
+    assert count_sets(registry.store, ds.id, model.id) == 0
+    assert not list(registry.store.list(layout.model_prefix(model.id)))  # no evaluation, no record
+    assert not list(registry.iter_run_reports())
 
 
 # --------------------------------------------------------------------------- 12. names and ids
