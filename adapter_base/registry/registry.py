@@ -237,6 +237,8 @@ class Registry:
         """An item of ``dataset`` by id or by its path in the dataset."""
         try:
             return self.get_item(dataset.id, id_or_path)
+        except ValidationError:
+            raise  # that id's record exists, but is unreadable or another item's
         except (NotFoundError, ValueError, StoreError):
             pass  # not an item id: try it as a path
         try:

@@ -120,6 +120,8 @@ def test_predict_from_the_cli_never_writes_into_another_dataset(local_registry: 
     assert a_items[0].id in proc.stdout and layout.item_record(a.id, a_items[0].id) in proc.stdout
     assert count_sets(registry.store, b.id, model.id) == 0
     assert count_sets(registry.store, a.id, model.id) == 2
+    shown = run_cli(["predictions", "show", a_items[0].id, "--dataset", a.name, "--store", str(registry.store.root)])
+    assert shown.returncode == 1 and "Item.id" in shown.stderr and b_items[0].path not in shown.stdout
 
 
 def test_evaluation_fails_the_forged_item_by_name(local_registry: Registry) -> None:
