@@ -24,8 +24,8 @@ from ..local_dirs import safe_join
 from ..storage import ObjectStore
 from ..storage.digest import sha256_file
 from . import layout
-from .identity import check_identity
 from .artifacts import DEFAULT_WINDOW, download_tree, local_files, upload_file
+from .identity import check_identity
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,11 @@ from typing import Iterator
 
 import pytest
 
-from adapter_base import Filters, Item, NotFoundError, Registry, ValidationError
+from adapter_base import Filters, Item, NotFoundError, Registry, ValidationError, sharding
 from adapter_base.cli.main import main as cli_main
 from adapter_base.registry import layout
 from adapter_base.registry.checkpoints import stored_checkpoints
 from adapter_base.storage import ObjectStore
-from adapter_base import sharding
 from reliability_support import SlowAdapter, count_sets, dataset_with_model, run_cli, start_cli, subprocess_env, wait_for
 from support.images import BRIGHT, DARK, add_shade_items
 
@@ -293,6 +292,8 @@ def test_model_delete_removes_its_prediction_sets_and_runs_and_can_be_rerun(loca
         adapter.load_from_model(m)
         runs[m.id] = [adapter.predict_dataset(ds).run_id for ds in (a, b)]
     store = registry.store
+    store.put_json(layout.prediction_summary("pipeline-run"), sharding.merge_reports([{"model_id": model.id, "total": 1}], run_id="pipeline-run"))
+    runs[model.id].append("pipeline-run")  # a sharded run's summary names its model(s)
     # interrupted right after the record went: no set removed yet, the name left
     original_delete = store.delete
     store.delete = lambda key: (_ for _ in ()).throw(OSError("injected")) if "/predictions/" in key else original_delete(key)  # type: ignore[method-assign]
