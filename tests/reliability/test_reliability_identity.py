@@ -239,13 +239,18 @@ def test_a_set_of_another_model_or_version_is_not_done(local_registry: Registry)
     assert all(registry.get_predictions(it, model.id).model_version == 2 for it in items)
 
 
-def test_ground_truth_of_another_item_is_refused(local_registry: Registry) -> None:
+def test_ground_truth_of_another_item_is_refused(local_registry: Registry, caplog: pytest.LogCaptureFixture) -> None:
+    """A dark item given a bright item's ground truth: refused on read; evaluation goes on without it and names it."""
     registry = local_registry
-    ds, items, _ = dataset_with_model(registry, 2)
+    ds, items, model = dataset_with_model(registry, 4)
     copy_record(registry, layout.ground_truth(ds.id, items[0].id), layout.ground_truth(ds.id, items[1].id))
     with pytest.raises(ValidationError, match=r"AnnotationCollection\.item_id: the record at .*ground_truth"):
         registry.get_ground_truth(items[1])
     assert registry.get_ground_truth(items[0]).annotations[0].label == BRIGHT
+    result = SlowAdapter(registry=registry).evaluate_model(model, ds)
+    assert result.metrics["count"] == 3 and result.metrics["items_without_ground_truth"] == 1
+    assert result.metrics["accuracy"] == 1.0
+    assert items[1].id in caplog.text and "AnnotationCollection.item_id" in caplog.text
 
 
 def test_manifests_and_checkpoint_sets_of_another_model_or_version_are_refused(local_registry: Registry, tmp_path: Path) -> None:
