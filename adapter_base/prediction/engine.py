@@ -140,9 +140,10 @@ class PredictionRun:
 
     def _own_items(self, source: ItemSource) -> ItemSource:
         """``source``, where an item of another dataset than the one predicted becomes that item's error."""
+        prefix = layout.item_records_prefix(self.dataset_id) if self.dataset_id is not None else ""
         for item_id, item in source:
             if self.dataset_id is not None and isinstance(item, Item):
-                error = mismatch(item, layout.item_record(self.dataset_id, str(item_id)), id=item_id, dataset_id=self.dataset_id)
+                error = mismatch(item, f"{prefix}{item_id}.json", id=item_id, dataset_id=self.dataset_id)
                 if error is not None:
                     yield item_id, error
                     continue

@@ -7,7 +7,7 @@ for that key's record.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import ValidationError
 
@@ -19,10 +19,11 @@ def mismatch(record: Any, key: str, **expected: Any) -> ValidationError | None:
 
     ``expected`` maps field names to the values the key stands for (``id=item_id, dataset_id=...``).
     """
-    kind = getattr(record, "kind", None) or "record"
+    plain = isinstance(record, dict)  # a parsed record; else an entity
     for name, want in expected.items():
-        got = record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
+        got = record.get(name) if plain else getattr(record, name, None)
         if got != want:
+            kind = "record" if plain else getattr(record, "kind", "record")
             return ValidationError(
                 kind, name, f"the record at {key!r} says {name} {got!r} where its key says {want!r}: it is another record's copy, not read"
             )

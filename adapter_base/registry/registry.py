@@ -285,12 +285,13 @@ class Registry:
             )
         else:
             records = iter_records(self.store, ds_id, pool=self.pool, window=window)
+        prefix = layout.item_records_prefix(ds_id)  # the record keys, built once (a key is validated when built)
         for item_id, record in records:
             if isinstance(record, BaseException):
                 yield item_id, record
                 continue
             try:
-                item = check_identity(Item.from_dict(record), layout.item_record(ds_id, item_id), id=item_id, dataset_id=ds_id)
+                item = check_identity(Item.from_dict(record), f"{prefix}{item_id}.json", id=item_id, dataset_id=ds_id)
             except Exception as exc:  # noqa: BLE001 - an unreadable record is the item's result
                 yield item_id, exc
                 continue
