@@ -301,17 +301,9 @@ def run_predictions(
         raise ValueError("the adapter has no model: call load_from_model(model) before predicting")
     options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
     run = PredictionRun(
-        adapter,
-        adapter.model_entity,
-        options,
-        resume=resume,
-        resume_run=resume_run,
-        write=write,
-        on_result=on_result,
-        progress=progress,
-        run_id=run_id,
+        adapter, adapter.model_entity, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id,
         dataset_id=dataset_id,
-    )
+    )  # fmt: skip
     store = adapter.registry.store
     try:
         report = run.run(source)
