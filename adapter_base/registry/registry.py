@@ -30,7 +30,7 @@ from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
 from ..secrets import redact
 from ..storage import ObjectStore, open_store
 from . import layout
-from .identity import check_identity
+from .identity import check_identity, mismatch
 from .record_pages import iter_records
 from .versions import ModelVersions
 
@@ -603,10 +603,23 @@ class Registry:
         return prefix
 
     def latest_evaluation(self, model: Model, version: int) -> dict[str, Any] | None:
-        """The metrics of the latest evaluation of ``version`` of the model, or None when it has none."""
+        """The metrics of the latest evaluation of ``version`` of the model, or None when it has none.
+
+        Metrics that name another model or version (copied there) are skipped with a warning.
+        """
         prefix = layout.evaluations_prefix(model.id, version)
         keys = [o.key for o in self.store.list(prefix) if o.key.endswith("/" + layout.EVALUATION_METRICS)]
-        return self.store.get_json(max(keys)) if keys else None  # stamps sort by time
+        for key in sorted(keys, reverse=True):  # stamps sort by time
+            metrics = self.store.get_json(key)
+            if not isinstance(metrics, dict):
+                log.warning("skipping the evaluation at %s: not a JSON object", key)
+                continue
+            # metrics name their model and version (those stored by older releases may not)
+            error = mismatch(metrics, key, **{k: v for k, v in (("model_id", model.id), ("model_version", version)) if k in metrics})
+            if error is None:
+                return metrics
+            log.warning("skipping the evaluation at %s: %s", key, error)
+        return None
 
     # --- runs ---------------------------------------------------------------------------
 

@@ -283,6 +283,18 @@ def test_manifests_and_checkpoint_sets_of_another_model_or_version_are_refused(l
         stored_checkpoints(registry.store, model.id)
 
 
+def test_an_evaluation_of_another_model_is_no_baseline(local_registry: Registry, caplog: pytest.LogCaptureFixture) -> None:
+    """Metrics copied from another model's evaluation are skipped: the latest of this model's own is taken."""
+    registry = local_registry
+    ds, _, model = dataset_with_model(registry, 2)
+    other = SlowAdapter(registry=registry).save_from_scratch(registry.create_model("other", adapter="reliability_support:SlowAdapter"))
+    own = registry.write_evaluation(model, {"model_id": model.id, "model_version": 1, "accuracy": 0.5}, "<html/>")
+    forged = registry.write_evaluation(model, {"model_id": other.id, "model_version": 1, "accuracy": 1.0}, "<html/>")
+    assert forged > own
+    assert registry.latest_evaluation(model, 1)["accuracy"] == 0.5
+    assert "model_id" in caplog.text and other.id in caplog.text
+
+
 # --------------------------------------------------------------------------- 10. model delete
 
 
