@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from ..errors import ValidationError
+from ..errors import RecordMismatchError
 
 R = TypeVar("R")
 
 
-def mismatch(record: Any, key: str, **expected: Any) -> ValidationError | None:
+def mismatch(record: Any, key: str, **expected: Any) -> RecordMismatchError | None:
     """Why ``record`` (an entity or a dict) is not the record ``key`` stands for, or None when it is.
 
     ``expected`` maps field names to the values the key stands for (``id=item_id, dataset_id=...``).
@@ -24,14 +24,14 @@ def mismatch(record: Any, key: str, **expected: Any) -> ValidationError | None:
         got = record.get(name) if plain else getattr(record, name, None)
         if got != want:
             kind = "record" if plain else getattr(record, "kind", "record")
-            return ValidationError(
+            return RecordMismatchError(
                 kind, name, f"the record at {key!r} says {name} {got!r} where its key says {want!r}: it is another record's copy, not read"
             )
     return None
 
 
 def check_identity(record: R, key: str, **expected: Any) -> R:
-    """``record`` if it is the record ``key`` stands for (see ``mismatch``); else that ``ValidationError``."""
+    """``record`` if it is the record ``key`` stands for (see ``mismatch``); else that ``RecordMismatchError`` (a ``ValidationError``)."""
     error = mismatch(record, key, **expected)
     if error is not None:
         raise error

@@ -26,7 +26,7 @@ from ..entities import (
     PredictionSet,
 )
 from ..entities._base import check_name, check_path_part, utc_now
-from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
+from ..errors import ConflictError, NotFoundError, RecordMismatchError, StoreError, ValidationError
 from ..secrets import redact
 from ..storage import ObjectStore, open_store
 from . import layout
@@ -99,7 +99,7 @@ class Registry:
 
     def _load_dataset(self, ds_id: str, name_or_id: str) -> Dataset:
         key = layout.dataset_record(ds_id)
-        return check_identity(Dataset.from_dict(self._get_record(key, name_or_id, "dataset")), key, id=ds_id)
+        return check_identity(Dataset.from_dict(self._get_record(key, name_or_id, "dataset")), key, **_identity(ds_id, name_or_id))
 
     def _dataset_id(self, dataset: Dataset | str) -> str:
         """The id of ``dataset`` (an entity, a name or an id); ``NotFoundError`` when no dataset has that name or id."""
@@ -423,7 +423,7 @@ class Registry:
             model = Model.from_dict(data)
         except ValidationError as exc:
             raise ValidationError("Model", exc.field, f"record {model_id} is invalid: {str(exc).split(': ', 1)[-1]}") from None
-        check_identity(model, key, id=model_id)
+        check_identity(model, key, **_identity(model_id, name_or_id))
         if model.artifacts is not None:  # the current version's manifest, as the record holds it
             check_identity(model.artifacts, key, model_id=model_id, version=model.version)
         return model
@@ -691,6 +691,8 @@ class Registry:
                 found.append(load(entity_id, name))
             except NotFoundError:  # the entry or its record is gone (an interrupted or concurrent delete)
                 log.warning("skipping %s name %r: it names no record (left by an interrupted delete; the name is free)", what, name)
+            except RecordMismatchError as exc:  # an entry copied from another name: that record is listed under its own
+                log.warning("skipping %s name %r: %s", what, name, exc)
         return found
 
     def _release_name(self, name_key: str, entity_id: str) -> None:
@@ -701,6 +703,11 @@ class Registry:
         except NotFoundError:
             return
         self.store.delete(name_key)
+
+
+def _identity(entity_id: str, name_or_id: str) -> dict[str, str]:
+    """What a dataset or model record read for ``name_or_id`` must say: its id, and the name it was found by."""
+    return {"id": entity_id} if name_or_id == entity_id else {"id": entity_id, "name": name_or_id}
 
 
 def _readable(results: Iterable[tuple[str, Item | BaseException]]) -> Iterator[Item]:

@@ -190,6 +190,23 @@ def test_dataset_and_model_records_copied_to_another_key_are_refused(local_regis
         registry.get_model(model.name)
 
 
+def test_a_name_entry_pointing_at_another_record_is_refused(local_registry: Registry) -> None:
+    """``--dataset other`` must not work on ``shades`` because a name entry was copied."""
+    registry = local_registry
+    a, _, b, _, model = two_datasets(registry, 1)
+    copy_record(registry, layout.dataset_name(a.name), layout.dataset_name(b.name))
+    with pytest.raises(ValidationError, match=r"Dataset\.name: the record at .* says name 'shades' where its key says 'other'"):
+        registry.get_dataset(b.name)
+    assert registry.get_dataset(a.name).id == a.id and registry.get_dataset(b.id).id == b.id
+    other = registry.create_model("other")
+    copy_record(registry, layout.model_name(model.name), layout.model_name(other.name))
+    with pytest.raises(ValidationError, match=r"Model\.name"):
+        registry.get_model("other")
+    assert registry.get_model(model.name).id == model.id and registry.get_model(other.id).id == other.id
+    assert [d.name for d in registry.list_datasets()] == ["shades"]  # each record once, under its own name
+    assert [m.name for m in registry.list_models()] == ["slow"]
+
+
 # --------------------------------------------------------------------------- 2. prediction sets, ground truth
 
 
