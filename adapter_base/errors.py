@@ -20,6 +20,10 @@ class ValidationError(AdapterError, ValueError):
         return type(self), (self.entity, self.field, self.message)
 
 
+class RecordMismatchError(ValidationError):
+    """A record says it is another record than the one its key stands for (another item's, dataset's, model's or version's)."""
+
+
 class NotFoundError(AdapterError, KeyError):
     """A dataset, item, model or stored object does not exist."""
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import ValidationError
+from ..errors import NotFoundError, ValidationError
 from ..loading import load_adapter_class
 from ..metrics import headline
 from ._common import add_config_option, add_store_option, confirm, open_registry, parse_key_values, print_json
@@ -142,13 +142,19 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
-        model = registry.get_model(args.model)
+        try:
+            model = registry.get_model(args.model)
+        except NotFoundError:  # gone already; a name an interrupted delete left: finish that delete (else NotFoundError)
+            sets, runs = registry.delete_model(args.model)
+            print(f"finished the interrupted delete of model {args.model}: removed {sets} prediction set(s) and {runs} run(s) left behind")
+            return 0
         aliases = f", aliases {', '.join(f'{a} -> v{v}' for a, v in sorted(model.aliases.items()))}" if model.aliases else ""
-        if not confirm(f"delete model {model.name} ({model.id}) with its {model.version} version(s){aliases}?", args):
+        question = f"delete model {model.name} ({model.id}) with its {model.version} version(s){aliases}, its predictions and its prediction runs?"
+        if not confirm(question, args):
             print("nothing deleted")
             return 1
-        registry.delete_model(model)
-        print(f"deleted model {model.name} ({model.id}) and its {model.version} version(s)")
+        sets, runs = registry.delete_model(model)
+        print(f"deleted model {model.name} ({model.id}) and its {model.version} version(s), {sets} prediction set(s) and {runs} run(s)")
     return 0
 
 
@@ -208,7 +214,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_store_option(update)
     update.set_defaults(func=cmd_update)
 
-    delete = msub.add_parser("delete", help="delete a model with its versions, checkpoints and evaluations")
+    delete = msub.add_parser(
+        "delete",
+        help="delete a model with its versions, checkpoints, evaluations, its prediction sets on every dataset and its prediction "
+        "runs; rerun it to finish a delete that was interrupted",
+    )
     delete.add_argument("model", help="name or id")
     delete.add_argument("--yes", action="store_true", help="do not ask (required when the shell is not interactive)")
     add_store_option(delete)

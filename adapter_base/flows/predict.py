@@ -28,9 +28,9 @@ def predict_dataset(
     batch_size: int | None = None,
     **kwargs: Any,
 ) -> PredictionReport:
-    """Predict every item of ``dataset`` matching ``filters``, streaming the listing."""
+    """Predict every item of ``dataset`` matching ``filters``, streaming the listing; the sets are stored under ``dataset``."""
     ds = resolve_dataset(adapter, dataset)
-    return run_predictions(adapter, adapter.registry.iter_item_results(ds, filters), batch_size=batch_size, **kwargs)
+    return run_predictions(adapter, adapter.registry.iter_item_results(ds, filters), batch_size=batch_size, dataset_id=ds.id, **kwargs)
 
 
 def embed_items(adapter: AdapterHooks, items: Iterable[Item], *, batch_size: int | None = None, **kwargs: Any) -> PredictionReport:

@@ -5,7 +5,8 @@ Three stages overlap: a producer thread lists items and prepares them on an I/O 
 writer stores each item's ``PredictionSet`` on a pool of its own. Queues and windows are
 bounded (``Backpressure``), so memory does not grow with the number of items. A failing
 item or batch is recorded (item id, stage, error) and the rest go on; so is a call that
-runs past its timeout. ``run_predictions`` is the entry point of the wrapper functions.
+runs past its timeout. A model deleted under the run stops it at the next batch
+(``DeletionWatch``). ``run_predictions`` is the entry point of the wrapper functions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from ..concurrency import ordered_map
 from ..entities import Item, Model
@@ -24,9 +25,11 @@ from ..errors import StoreError, ValidationError
 from ..hooks import AdapterHooks
 from ..media import nbytes
 from ..registry import layout
+from ..registry.identity import mismatch
 from .backpressure import Backpressure
 from .contract import call_predict, check_results, prepare_input
 from .decoders import ProcessDecoder
+from .deletion import DeletionWatch
 from .oom import BatchHalving
 from .options import PredictionOptions
 from .pools import plan_pools, uses_default_prepare
@@ -61,10 +64,12 @@ class PredictionRun:
         progress: bool = False,
         run_id: str | None = None,
         task: Task = PREDICT,
+        dataset_id: str | None = None,
     ) -> None:
         self.adapter = adapter
         self.task = task
         self.model = model
+        self.dataset_id = dataset_id
         self.options = options
         self.resume = resume
         self.resume_run = resume_run
@@ -82,6 +87,7 @@ class PredictionRun:
         self.halving = BatchHalving(options.batch_size, adaptive=options.adaptive_batch_size)
         self._stop = threading.Event()
         self._decoder: ProcessDecoder | None = None
+        self.deletion = DeletionWatch(adapter.registry.store, model, self.report.run_id, dataset_id)
 
     def run(self, source: ItemSource) -> PredictionReport:
         """Predict every item of ``source``; the report, or the error that ended the run (recorded in it too)."""
@@ -94,13 +100,15 @@ class PredictionRun:
         self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None
         prepare_pool = ThreadPoolExecutor(max_workers=pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(
-            registry_store(self.adapter.registry, self.task) if self.write else None,
+            registry_store(self.adapter.registry, self.task, self.dataset_id) if self.write else None,
             collect=self.on_result,
             workers=pools.write_threads,
             chunk=opts.io_chunk,
-            on_written=tally.written,
+            on_written=self._on_written(tally),
         )
-        producer = threading.Thread(target=self._produce, args=(source, batches, prepare_pool, tally), name="producer", daemon=True)
+        producer = threading.Thread(
+            target=self._produce, args=(self._own_items(source), batches, prepare_pool, tally), name="producer", daemon=True
+        )
         producer.start()
         try:
             while True:
@@ -108,17 +116,21 @@ class PredictionRun:
                     self.backpressure.starved()
                 if (batch := batches.get()) is _DONE:
                     break
+                self.deletion.check()
                 held = sum(size for _, _, size in batch)
                 self._predict(batch, writer, tally)
                 del batch  # its inputs are no longer needed: give their bytes back
                 self.backpressure.release(held)
                 writer.flush()
+            writer.close()
+            self.deletion.check(now=True)  # the last sets are stored: was the model deleted meanwhile?
         except Exception as exc:  # noqa: BLE001 - recorded in the report (which is still written), then raised
             self.report.fatal_error = error_text(exc)
             raise
         finally:
             self._stop.set()
             writer.close()
+            self.deletion.take_back()
             prepare_pool.shutdown(wait=True, cancel_futures=True)
             producer.join()
             tally.close()
@@ -126,6 +138,29 @@ class PredictionRun:
         self.report.duration_s = time.monotonic() - start
         self.report.check_accounted()
         return self.report
+
+    # --- the dataset being predicted; what the writer reports back ---------------------------
+
+    def _own_items(self, source: ItemSource) -> ItemSource:
+        """``source``, where an item of another dataset than the one predicted becomes that item's error."""
+        prefix = layout.item_records_prefix(self.dataset_id) if self.dataset_id is not None else ""
+        for item_id, item in source:
+            if self.dataset_id is not None and isinstance(item, Item):
+                error = mismatch(item, f"{prefix}{item_id}.json", id=item_id, dataset_id=self.dataset_id)
+                if error is not None:
+                    yield item_id, error
+                    continue
+            yield item_id, item
+
+    def _on_written(self, tally: Tally) -> Callable[[Sequence[Item], Sequence[BaseException | None]], None]:
+        """What the writer reports back to: the tally, and the deletion watch when sets are stored."""
+
+        def written(items: Sequence[Item], errors: Sequence[BaseException | None]) -> None:
+            if self.write:
+                self.deletion.stored(items, errors)
+            tally.written(items, errors)
+
+        return written
 
     # --- stage 1: list + prepare (producer thread) ------------------------------------
 
@@ -254,6 +289,7 @@ def run_predictions(
     resume_run: bool = False,
     on_finish: Callable[[PredictionReport], None] | None = None,
     task: Task = PREDICT,
+    dataset_id: str | None = None,
 ) -> PredictionReport:
     """Run the streaming prediction over ``(item_id, Item or error)`` pairs; returns the report.
 
@@ -264,18 +300,21 @@ def run_predictions(
 
     ``resume``: skip items that have a prediction set (an embedding) from this model version (any run).
     ``resume_run``: skip items that have one from this ``run_id`` (a retried attempt of the run).
+    ``dataset_id``: the dataset being predicted: sets are stored under it, and an item of
+    another dataset fails (stage ``list``) instead of being predicted.
     """
     if adapter.bound_model is None:
         raise ValueError("the adapter has no model: call load_from_model(model) before predicting")
     options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
     run = PredictionRun(
-        adapter, adapter.bound_model, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id, task=task
-    )
+        adapter, adapter.bound_model, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id,
+        task=task, dataset_id=dataset_id,
+    )  # fmt: skip
     store = adapter.registry.store
     try:
         report = run.run(source)
     except Exception:
-        if save_report and write:  # what the run did so far is still worth keeping
+        if save_report and write and not run.deletion.deleted:  # what the run did so far is still worth keeping
             try:
                 store.put_json(layout.prediction_report(run.report.run_id), run.report.to_dict())
             except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise

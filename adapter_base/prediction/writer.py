@@ -18,13 +18,13 @@ Collector = Callable[[Item, PredictionSet], None]
 Outcomes = Callable[[Sequence[Item], Sequence["BaseException | None"]], None]
 
 
-def registry_store(registry: Registry, task: Task = PREDICT) -> Store:
+def registry_store(registry: Registry, task: Task = PREDICT, dataset_id: str | None = None) -> Store:
     """Store each record as the item's record of its model (its prediction set, or with ``EMBED`` its
-    embedding), replacing earlier ones.
+    embedding), replacing earlier ones, under ``dataset_id`` (the dataset being predicted; default: the item's).
 
     The records come from the task's ``record`` (``contract.stamp``), which validated them: they are not validated again.
     """
-    return lambda item, record: task.put(registry, record, item.dataset_id)
+    return lambda item, record: task.put(registry, record, dataset_id or item.dataset_id)
 
 
 class ResultWriter:

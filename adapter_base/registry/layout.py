@@ -101,6 +101,16 @@ def ground_truth(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "annotations", item_id, "ground_truth.json")
 
 
+def annotations_prefix(dataset_id: str) -> str:
+    """Every annotation (ground truth and prediction sets) of a dataset's items."""
+    return join_key("datasets", dataset_id, "annotations") + "/"
+
+
+def is_predictions_of(key: str, model_id: str) -> bool:
+    """Whether ``key`` (below ``annotations_prefix``) is a prediction set or an embedding of model ``model_id``."""
+    return key.endswith((f"/predictions/{model_id}.json", f"/embeddings/{model_id}.json"))
+
+
 def predictions_prefix(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "annotations", item_id, "predictions") + "/"
 

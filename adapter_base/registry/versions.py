@@ -19,6 +19,7 @@ from ..errors import NotFoundError, ValidationError
 from ..storage import ObjectStore
 from . import layout
 from .artifacts import download_tree, local_files, upload_tree
+from .identity import check_identity
 
 
 class ModelVersions:
@@ -76,10 +77,12 @@ class ModelVersions:
 
     def staged(self, model: Model, run_id: str) -> ArtifactManifest:
         """The manifest of run ``run_id``'s candidate; ``NotFoundError`` if that run staged none."""
+        key = layout.staged_manifest(model.id, run_id)
         try:
-            return ArtifactManifest.from_dict(self.store.get_json(layout.staged_manifest(model.id, run_id)))
+            staged = ArtifactManifest.from_dict(self.store.get_json(key))
         except NotFoundError:
             raise NotFoundError(f"model {model.name!r} has no staged artifacts for run {run_id!r}") from None
+        return check_identity(staged, key, model_id=model.id)
 
     def publish_staged(self, model_id: str, run_id: str, staged: ArtifactManifest, version: int) -> ArtifactManifest:
         """Copy a staged candidate's files (server-side) as ``version``, then write its manifest (last)."""
@@ -99,16 +102,14 @@ class ModelVersions:
         if version is None or version == model.version:
             if model.artifacts is None:
                 raise NotFoundError(f"model {model.name!r} has no artifacts yet (version 0)")
-            return model.artifacts
-        return ArtifactManifest.from_dict(self.store.get_json(layout.manifest(model.id, version)))
+            return check_identity(model.artifacts, layout.model_record(model.id), model_id=model.id, version=model.version)
+        return self._read_manifest(model.id, version)
 
     def manifests(self, model: Model) -> list[ArtifactManifest]:
         """The manifests of versions 1 to the model's current one, oldest first; a missing one is left out."""
-        def read(version: int) -> ArtifactManifest:
-            return ArtifactManifest.from_dict(self.store.get_json(layout.manifest(model.id, version)))
-
         found = []
-        for _, result in ordered_map(read, range(1, model.version + 1), pool=self.pool, window=2 * self.io_workers):
+        versions = range(1, model.version + 1)
+        for _, result in ordered_map(lambda v: self._read_manifest(model.id, v), versions, pool=self.pool, window=2 * self.io_workers):
             if isinstance(result, NotFoundError):
                 continue
             if isinstance(result, BaseException):
@@ -123,6 +124,11 @@ class ModelVersions:
             self.store, manifest.files, lambda rel: layout.artifact_file(model.id, manifest.version, rel), dest_dir, self.pool
         )
         return manifest
+
+    def _read_manifest(self, model_id: str, version: int) -> ArtifactManifest:
+        """The stored manifest of ``version``; one that names another model or version is a ``ValidationError``."""
+        key = layout.manifest(model_id, version)
+        return check_identity(ArtifactManifest.from_dict(self.store.get_json(key)), key, model_id=model_id, version=version)
 
     def _write_manifest(self, manifest: ArtifactManifest) -> ArtifactManifest:
         """Write ``manifest`` (after its files): from now on the version exists."""

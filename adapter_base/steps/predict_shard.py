@@ -64,6 +64,7 @@ def predict_shard(
             run_id=sharding.shard_run_id(run_id, shard),
             save_report=False,
             task=TASKS[task],
+            dataset_id=index["dataset_id"],
         )
         out = {**report.to_dict(), "shard": shard, "attempt": attempt, "dataset_id": index["dataset_id"], "pipeline_run_id": run_id}
         registry.store.put_json(layout.shard_report(run_id, shard), out)
