@@ -20,6 +20,7 @@ from .entities import (
 from .errors import (
     AdapterContractError,
     AdapterError,
+    AdapterHookError,
     ConflictError,
     InvalidKeyError,
     NotFoundError,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AdapterContractError",
     "AdapterError",
+    "AdapterHookError",
     "Annotation",
     "AnnotationCollection",
     "ArtifactManifest",

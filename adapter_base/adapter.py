@@ -4,7 +4,7 @@ A user subclasses it and writes the user functions (``load``, ``save``, ``train`
 ``predict``, ``prepare_item_func``, optionally ``convert_from_dataset``), declared in
 ``adapter_base.hooks``. The wrapper functions (``load_from_model``, ``save_to_model``,
 ``prepare_data``, ``train_model``, ``predict_items``, ``predict_dataset``,
-``evaluate_model``) live one per module in ``adapter_base.flows`` and are exposed here
+``embed_items``, ``embed_dataset``, ``evaluate_model``) live one per module in ``adapter_base.flows`` and are exposed here
 as methods.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 from .entities import Dataset, Filters, Item, Model
 from .flows.evaluate import EvaluationResult, evaluate_model
 from .flows.load import load_from_model
-from .flows.predict import predict_dataset, predict_items
+from .flows.predict import embed_dataset, embed_items, predict_dataset, predict_items
 from .flows.prepare_data import prepare_data
 from .flows.save import save_to_model
 from .flows.train import train_model
@@ -42,6 +42,11 @@ class BaseModelAdapter(AdapterHooks):
         super().__init__(registry=registry, store=store, configuration=configuration)
         if model_entity is not None:
             self.load_from_model(model_entity)
+
+    @classmethod
+    def create(cls, registry: Registry, configuration: Mapping[str, Any] | None = None) -> "BaseModelAdapter":
+        """An unloaded instance over ``registry`` (how the CLI and the pipeline steps build adapters)."""
+        return cls(registry=registry, configuration=configuration)
 
     # --- wrapper functions ------------------------------------------------------------
 
@@ -80,6 +85,16 @@ class BaseModelAdapter(AdapterHooks):
     ) -> PredictionReport:
         """Predict every item of the dataset matching ``filters``; returns the per-item report."""
         return predict_dataset(self, dataset, filters=filters, **kwargs)
+
+    def embed_items(self, items: Iterable[Item], batch_size: int | None = None, **kwargs: Any) -> PredictionReport:
+        """Store ``embed``'s feature vector of each item (streaming, resumable); returns the per-item report."""
+        return embed_items(self, items, batch_size=batch_size, **kwargs)
+
+    def embed_dataset(
+        self, dataset: Dataset | str, filters: Filters | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> PredictionReport:
+        """Store ``embed``'s feature vector of every item of the dataset matching ``filters``; returns the report."""
+        return embed_dataset(self, dataset, filters=filters, **kwargs)
 
     def evaluate_model(
         self, model: Model | str, dataset: Dataset | str, filters: Filters | Mapping[str, Any] | None = None, **kwargs: Any

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .errors import ValidationError
+
 #: Keys the framework itself reads; adapters add their own. What each prediction knob
 #: means is documented on ``adapter_base.prediction.PredictionOptions``.
 FRAMEWORK_DEFAULTS: dict[str, Any] = {
@@ -17,6 +19,8 @@ FRAMEWORK_DEFAULTS: dict[str, Any] = {
     "decode_processes": None,
     "adaptive_prefetch": True,
     "predict_timeout_s": None,
+    # A load() still running after this long fails the command or step (None: wait forever).
+    "load_timeout_s": 3600,
     # A prepare_item_func call still running after this long fails its item (None: wait forever).
     "prepare_timeout_s": 300,
     # Prepared inputs waiting for predict hold at most about this many bytes; a larger item fails.
@@ -38,6 +42,16 @@ def merge_configuration(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
             else:
                 out[key] = value
     return out
+
+
+def positive_or_none(cfg: Mapping[str, Any], key: str) -> float | None:
+    """A positive number from the configuration, or None when it is unset, 0 or None (off); anything else is an error naming ``key``."""
+    value = cfg.get(key)
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValidationError("configuration", key, f"must be a positive number or null, got {value!r}")
+    return value
 
 
 def resolve_device(requested: str | None) -> str:

@@ -20,6 +20,10 @@ class ValidationError(AdapterError, ValueError):
         return type(self), (self.entity, self.field, self.message)
 
 
+class RecordMismatchError(ValidationError):
+    """A record says it is another record than the one its key stands for (another item's, dataset's, model's or version's)."""
+
+
 class NotFoundError(AdapterError, KeyError):
     """A dataset, item, model or stored object does not exist."""
 
@@ -41,3 +45,20 @@ class InvalidKeyError(StoreError, ValueError):
 
 class AdapterContractError(AdapterError):
     """The user's adapter broke its contract (wrong result count or type, ...)."""
+
+
+class AdapterHookError(AdapterContractError):
+    """A hook of the user's adapter raised a ``BaseException`` that is not an ``Exception``.
+
+    ``SystemExit`` (``sys.exit`` in adapter code), a ``KeyboardInterrupt`` that no Ctrl-C
+    caused, or a custom ``BaseException``: it fails the hook like any error would. ``hook``
+    names it (``MyAdapter.predict``), ``raised`` says what it raised (``SystemExit: 3``).
+    """
+
+    def __init__(self, hook: str, raised: str) -> None:
+        self.hook = hook
+        self.raised = raised
+        super().__init__(f"adapter hook {hook} raised {raised}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickled whole, e.g. back from a worker process
+        return type(self), (self.hook, self.raised)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
@@ -29,13 +30,16 @@ from .errors import ValidationError
 from .registry import Registry
 from .storage.atomic import atomic_write
 
+log = logging.getLogger(__name__)
+
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "csv", "coco")
 CSV_COLUMNS: tuple[str, ...] = (
     "item_id", "path", "subsets", "model_version", "type", "label", "confidence", "left", "top", "right", "bottom", "coordinates",
 )  # fmt: skip
 
-#: A listed item and the model's prediction set on it (None: the model has not predicted it).
-Row = tuple[Item, "PredictionSet | None"]
+#: A listed item and the model's prediction set on it (None: the model has not predicted it; an
+#: error: the set is unreadable or is not this item's and this model's, so it is not exported).
+Row = tuple[Item, "PredictionSet | ValidationError | None"]
 
 
 @dataclass
@@ -65,13 +69,14 @@ class ExportResult:
 
 
 def iter_predictions(registry: Registry, dataset: Dataset, model: Model, filters: Filters | Mapping[str, Any] | None = None) -> Iterator[Row]:
-    """``(item, the model's prediction set or None)`` for the matching items, read a bounded window ahead."""
+    """``(item, the model's prediction set, None or the ValidationError that makes it unreadable)``
+    for the matching items, read a bounded window ahead."""
 
     def read(item: Item) -> PredictionSet | None:
         return registry.get_predictions(item, model.id)
 
     for item, result in ordered_map(read, registry.iter_items(dataset, filters), pool=registry.pool, window=4 * registry.io_workers):
-        if isinstance(result, BaseException):
+        if isinstance(result, BaseException) and not isinstance(result, ValidationError):
             raise result
         yield item, result
 
@@ -131,11 +136,16 @@ def write_export(
 
 
 def _counted(rows: Iterable[Row], result: ExportResult) -> Iterator[tuple[int, Item, PredictionSet]]:
-    """The rows with predictions, numbered from 1 in listing order; counts items with none."""
+    """The rows with predictions, numbered from 1 in listing order; counts items with none, and unreadable sets."""
     for n, (item, pset) in enumerate(rows, start=1):
         result.items += 1
         if pset is None:
             result.without_predictions += 1
+            continue
+        if isinstance(pset, ValidationError):
+            log.warning("item %s (%s): its prediction set is not exported: %s", item.id, item.path, pset)
+            why = "unreadable prediction set(s) (see the warnings)"
+            result.skipped[why] = result.skipped.get(why, 0) + 1
             continue
         result.exported += 1
         result.annotations += len(pset.annotations)

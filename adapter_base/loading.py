@@ -6,8 +6,10 @@ import importlib
 from typing import Any, Mapping
 
 from .adapter import BaseModelAdapter
+from .dtlpy_compat.finder import use_if_absent as use_dtlpy_layer_if_absent
 from .entities import Model
-from .errors import ValidationError
+from .errors import AdapterHookError, ValidationError
+from .hook_calls import guarded, raised
 from .registry import Registry
 
 
@@ -16,12 +18,12 @@ def load_adapter_class(path: str) -> type[BaseModelAdapter]:
     if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
         raise ValidationError("adapter", "import_path", f"expected 'package.module:Class', got {path!r}")
     module_name, class_name = path.split(":")
+    use_dtlpy_layer_if_absent()  # an adapter written for Dataloop imports dtlpy
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - ImportError, or whatever the module raises while importing
-        raise ValidationError(
-            "adapter", "import_path", f"cannot import module {module_name!r} of {path!r}: {type(exc).__name__}: {exc}"
-        ) from None
+        module = guarded(f"import {module_name}", importlib.import_module, module_name)
+    except Exception as exc:  # noqa: BLE001 - ImportError, or whatever the module raises (or exits with) while importing
+        cause = exc.raised if isinstance(exc, AdapterHookError) else raised(exc)
+        raise ValidationError("adapter", "import_path", f"cannot import module {module_name!r} of {path!r}: {cause}") from None
     cls = getattr(module, class_name, None)
     if cls is None:
         raise ValidationError("adapter", "import_path", f"module {module_name!r} has no attribute {class_name!r}")
@@ -45,4 +47,5 @@ def make_adapter(
     if not path:
         named = f"model {model.name!r} names no adapter" if model is not None else "no adapter given"
         raise ValidationError("Model", "adapter", f"{named}; pass --adapter package.module:Class")
-    return load_adapter_class(path)(registry=registry, configuration=dict(configuration or {}) or None)
+    cls = load_adapter_class(path)
+    return guarded(f"{cls.__name__}.__init__", cls.create, registry, dict(configuration or {}) or None)

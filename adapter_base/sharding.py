@@ -26,6 +26,7 @@ from .entities import Item
 from .entities._base import utc_now
 from .errors import NotFoundError, StoreError, ValidationError
 from .registry import layout
+from .registry.identity import check_identity, mismatch
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -145,11 +146,15 @@ def write_shards(
 
 
 def read_shard(store: "ObjectStore", index: Mapping[str, Any], shard: int) -> list[str]:
-    """The item ids of shard ``shard`` of a shard index."""
+    """The item ids of shard ``shard`` of a shard index (a manifest of another run, dataset or shard is a ``ValidationError``)."""
     entries = {int(s["shard"]): s for s in index.get("shards", [])}
     if int(shard) not in entries:
         raise ValidationError("shards", "shard", f"run {index.get('run_id')!r} has no shard {shard} (has {len(entries)})")
-    manifest = store.get_json(entries[int(shard)]["key"])
+    key = entries[int(shard)]["key"]
+    manifest = store.get_json(key)
+    if not isinstance(manifest, dict):
+        raise ValidationError("shards", "item_ids", f"manifest {key!r} is not a JSON object")
+    check_identity(manifest, key, run_id=index.get("run_id"), dataset_id=index.get("dataset_id"), shard=int(shard))
     ids = manifest.get("item_ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ValidationError("shards", "item_ids", f"manifest {entries[int(shard)]['key']!r} has no list of item ids")
@@ -170,7 +175,7 @@ def iter_shard_items(
 
     def load(entry: tuple[str, str]) -> Item:
         item_id, copy = entry
-        return _copy_of(copy, item_id, dataset_id) or registry.get_item(dataset_id, item_id)
+        return _copy_of(copy, item_id, dataset_id, records_key or "") or registry.get_item(dataset_id, item_id)
 
     with tempfile.TemporaryDirectory(prefix="shard-records-") as tmp:
         copies = _download_copies(registry.store, records_key, Path(tmp) / "records.jsonl")
@@ -194,15 +199,15 @@ def _download_copies(store: "ObjectStore", key: str | None, dest: Path) -> Path 
     return dest
 
 
-def _copy_of(line: str, item_id: str, dataset_id: str) -> Item | None:
-    """The item record a copy line holds, if it is that item's (else None: read the record itself)."""
+def _copy_of(line: str, item_id: str, dataset_id: str, key: str) -> Item | None:
+    """The item record a copy line of ``key`` holds, if it is that item's (else None: read the record itself)."""
     if not line.strip() or line.strip() == "{}":
         return None
     try:
         item = Item.from_json(line)
     except ValidationError:
         return None
-    return item if item.id == item_id and item.dataset_id == dataset_id else None
+    return item if mismatch(item, key, id=item_id, dataset_id=dataset_id) is None else None
 
 
 def merge_reports(reports: Iterable[Mapping[str, Any]], *, run_id: str | None = None) -> dict[str, Any]:

@@ -27,12 +27,12 @@ def evaluate(
     metrics and the HTML report are stored in the registry too (the model's evaluations);
     the artifacts here are what the KFP UI shows.
     """
-    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.shared import start_step
     from adapter_base.steps.artifact_io import log_metrics, read_ref
     from adapter_base.steps.evaluate import evaluate as evaluate_step
     from adapter_base.steps.evaluate import square_confusion
 
-    configure_step_logging()
+    start_step()
     ref = read_ref(trained_model)
     out = evaluate_step(
         adapter, ref, run_id, dataset=dataset, filters=filters, metric=metric, threshold=threshold,

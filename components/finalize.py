@@ -16,8 +16,8 @@ def finalize(
     state), ``SUCCEEDED`` / ``FAILED`` (kfp.local). The step decides from it, or from the
     run's journal in the store when it says neither.
     """
-    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.shared import start_step
     from adapter_base.steps.finalize import finalize as finalize_step
 
-    configure_step_logging()
+    start_step()
     print(finalize_step(model, run_id, status.state, status.error_message, store_uri=store_uri))

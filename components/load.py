@@ -25,11 +25,11 @@ def load(
     The ``Model`` artifact holds a ``ModelRef`` (model id, name, version, store URI,
     manifest digest); the files stay in the store.
     """
-    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.shared import start_step
     from adapter_base.steps.artifact_io import write_ref
     from adapter_base.steps.load import load as load_step
 
-    configure_step_logging()
+    start_step()
     ref = load_step(
         adapter, model, store_uri=store_uri, configuration=configuration, run_id=run_id,
         record_failures=record_failures, alias=alias, dataset=dataset, test_filters=test_filters, metric=metric, threshold=threshold,

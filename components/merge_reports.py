@@ -15,11 +15,11 @@ def merge_reports(
 ):
     """Merge every shard's report; writes ``runs/<run_id>/prediction-summary.json`` to the store too."""
     from adapter_base.sharding import summary_markdown as render
-    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.shared import start_step
     from adapter_base.steps.artifact_io import log_metrics, read_json, write_output
     from adapter_base.steps.merge_reports import merge_reports as merge_step
 
-    configure_step_logging()
+    start_step()
     merged = merge_step([read_json(r) for r in reports], read_json(shards)["run_id"], store_uri=store_uri)
     write_output(summary, merged, metadata=("run_id", "shards", "total", "succeeded", "failed", "summary_key"))
     log_metrics(metrics, merged, keys=("shards", "total", "succeeded", "skipped", "failed", "duration_s", "shard_seconds", "items_per_second"))

@@ -21,11 +21,11 @@ def predict_shard(
     goes on; the step fails (and is retried) only if the model or the listing cannot
     be loaded.
     """
-    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.shared import start_step
     from adapter_base.steps.artifact_io import log_metrics, read_json, read_ref, write_output
     from adapter_base.steps.predict_shard import predict_shard as predict_step
 
-    configure_step_logging()
+    start_step()
     out = predict_step(
         adapter, read_ref(base_model), read_json(shards), shard, store_uri=store_uri, configuration=configuration,
         batch_size=batch_size, resume=resume,

@@ -10,9 +10,9 @@ def promote(
     run_id: str,
 ):
     """Set ``alias`` to the committed version (the pipeline's ``dsl.If`` checked evaluate's decision)."""
-    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.shared import start_step
     from adapter_base.steps.artifact_io import read_ref
     from adapter_base.steps.promote import promote as promote_step
 
-    configure_step_logging()
+    start_step()
     promote_step(read_ref(trained_model), alias, store_uri=store_uri, run_id=run_id)

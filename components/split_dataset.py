@@ -18,11 +18,11 @@ def split_dataset(
     The ``Dataset`` artifact is the shard index (keys and counts, never item ids),
     so only shard numbers travel as parameters.
     """
-    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.shared import start_step
     from adapter_base.steps.artifact_io import write_output
     from adapter_base.steps.split_dataset import split_dataset as split_step
 
-    configure_step_logging()
+    start_step()
     index = split_step(dataset, num_shards, run_id, filters=filters, store_uri=store_uri)
     write_output(shards, index, metadata=("run_id", "dataset_id", "num_shards", "total", "store_uri"))
     return [s["shard"] for s in index["shards"]]

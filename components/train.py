@@ -18,11 +18,11 @@ def train(
     ``commit`` turns them into the next version. Output: a reference to the staged result
     and the last epoch's training metrics.
     """
-    from adapter_base.steps.shared import configure_step_logging
+    from adapter_base.steps.shared import start_step
     from adapter_base.steps.artifact_io import log_metrics, read_ref, write_ref
     from adapter_base.steps.train import train as train_step
 
-    configure_step_logging()
+    start_step()
     staged = train_step(adapter, read_ref(base_model), run_id, dataset=dataset, store_uri=store_uri, configuration=configuration)
     write_ref(staged_model, staged.ref)
     log_metrics(training_metrics, staged.training)

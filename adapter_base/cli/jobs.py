@@ -1,4 +1,4 @@
-"""``model-adapter train|predict|evaluate``: the wrapper functions from the shell."""
+"""``model-adapter train|predict|embed|evaluate``: the wrapper functions from the shell."""
 
 from __future__ import annotations
 
@@ -78,8 +78,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         try:
             report = adapter.predict_dataset(
                 dataset, filters=item_filters(args), batch_size=args.batch_size, resume=args.resume, progress=True, on_finish=show, expected_total=count,
-                keep_going=args.keep_going
-            )
+                keep_going=args.keep_going,
+            )  # fmt: skip
         except Exception as exc:
             if not shown:
                 raise
@@ -87,6 +87,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 f"the run report of {shown[0].run_id} could not be stored ({type(exc).__name__}: {exc}); "
                 "the predictions counted above were written"
             ) from exc
+    return 0 if report.ok else 1
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        adapter = make_adapter(registry, args.adapter, model=model)
+        require_trained(type(adapter), model, allow_untrained=args.allow_untrained)
+        dataset = registry.get_dataset(args.dataset)
+        count = require_items(registry, dataset, item_filters(args), "embed")  # before loading the model; the bar's total
+        adapter.load_from_model(model, version=chosen_version(model, args))
+
+        def show(report: PredictionReport) -> None:
+            print(report.summary().replace(" predicted, ", " embedded, ", 1))
+            if args.report:
+                print_json(report.to_dict())
+            sys.stdout.flush()
+
+        report = adapter.embed_dataset(
+            dataset, filters=item_filters(args), batch_size=args.batch_size, resume=args.resume, progress=True, on_finish=show,
+            expected_total=count, keep_going=args.keep_going,
+        )  # fmt: skip
     return 0 if report.ok else 1
 
 
@@ -122,9 +144,25 @@ def _keep_going(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keep-going",
         action="store_true",
-        help="predict every batch even when the first ones all fail with the same error "
+        help="run every batch even when the first ones all fail with the same error "
         "(default: stop after fail_fast_batches of them, 3 unless the model's configuration says otherwise)",
     )
+
+
+def _streaming(p: argparse.ArgumentParser, verb: str, done: str) -> None:
+    """The options of a streaming run over a dataset (``predict``, ``embed``)."""
+    _common(p)
+    p.add_argument("--dataset", required=True, help="dataset name or id")
+    p.add_argument("--subset", help="only items of this subset")
+    p.add_argument("--path-prefix", help="only items under this path")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help=f"skip items this model version already {done}")
+    p.add_argument("--report", action="store_true", help="print the full per-item report as JSON")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help=f"{verb} with this version (default: the current one; see `model versions`)")
+    which.add_argument("--alias", help=f"{verb} with the version this alias points at, e.g. production")
+    _allow_untrained(p)
+    _keep_going(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -134,19 +172,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(func=cmd_train, resume_flag="")  # Ctrl-C: run it again, training resumes from its checkpoints
 
     predict = sub.add_parser("predict", help="predict a dataset in streaming batches; exits 1 if any item failed")
-    _common(predict)
-    predict.add_argument("--dataset", required=True, help="dataset name or id")
-    predict.add_argument("--subset", help="only items of this subset")
-    predict.add_argument("--path-prefix", help="only items under this path")
-    predict.add_argument("--batch-size", type=int, default=None)
-    predict.add_argument("--resume", action="store_true", help="skip items this model version already predicted")
-    predict.add_argument("--report", action="store_true", help="print the full per-item report as JSON")
-    which = predict.add_mutually_exclusive_group()
-    which.add_argument("--version", type=int, help="predict with this version (default: the current one; see `model versions`)")
-    which.add_argument("--alias", help="predict with the version this alias points at, e.g. production")
-    _allow_untrained(predict)
-    _keep_going(predict)
+    _streaming(predict, "predict", "predicted")
     predict.set_defaults(func=cmd_predict, resume_flag="--resume")
+
+    embed = sub.add_parser("embed", help="store the adapter's embed() vector of each item, in streaming batches; exits 1 if any item failed")
+    _streaming(embed, "embed", "embedded")
+    embed.set_defaults(func=cmd_embed, resume_flag="--resume")
 
     evaluate = sub.add_parser("evaluate", help="predict a subset and store metrics and an HTML report")
     _common(evaluate)

@@ -1,12 +1,13 @@
-"""``model-adapter model create|list|show|versions|evaluations|clone|alias|update|delete``."""
+"""``model-adapter model create|download|list|show|versions|evaluations|clone|alias|update|delete``."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import NotFoundError, ValidationError
 from ..loading import load_adapter_class
 from ..metrics import headline
 from ..metrics.report import filters_text
@@ -16,8 +17,19 @@ from ._common import (
 )  # fmt: skip
 
 
+def _artifacts_dir(path: str | None) -> Path | None:
+    """``--artifacts DIR``: a folder holding at least one file (checked before anything is created)."""
+    if path is None:
+        return None
+    folder = Path(path)
+    if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
+        raise ValidationError("model create", "--artifacts", f"{path} is not a folder holding files")
+    return folder
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     load_adapter_class(args.adapter)  # fail now, not at training time
+    artifacts = _artifacts_dir(args.artifacts)
     with open_registry(args, create=True) as registry:
         ds = registry.get_dataset(args.dataset) if args.dataset else None
         subsets = {name: {"subset": name} for name in args.subsets}
@@ -32,6 +44,20 @@ def cmd_create(args: argparse.Namespace) -> int:
             output_type=args.output_type,
         )
         print(f"created model {model.name} ({model.id})")
+        if artifacts is not None:
+            model = registry.upload_artifacts(model, artifacts)
+            assert model.artifacts is not None
+            print(f"version {model.version}: {len(model.artifacts.files)} file(s), {model.artifacts.total_size} bytes from {artifacts}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    with open_registry(args) as registry:
+        model = registry.get_model(args.model)
+        if model.version == 0:
+            raise ValidationError("model download", "MODEL", f"model {model.name} has no versions yet: train it, or create it with --artifacts")
+        manifest = registry.download_artifacts(model, args.dir, args.version)
+        print(f"downloaded {model.name} v{manifest.version}: {len(manifest.files)} file(s), {manifest.total_size} bytes -> {args.dir}")
     return 0
 
 
@@ -193,13 +219,19 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     with open_registry(args) as registry:
-        model = registry.get_model(args.model)
+        try:
+            model = registry.get_model(args.model)
+        except NotFoundError:  # gone already; a name an interrupted delete left: finish that delete (else NotFoundError)
+            sets, runs = registry.delete_model(args.model)
+            print(f"finished the interrupted delete of model {args.model}: removed {sets} prediction set(s) and {runs} run(s) left behind")
+            return 0
         aliases = f", aliases {', '.join(f'{a} -> v{v}' for a, v in sorted(model.aliases.items()))}" if model.aliases else ""
-        if not confirm(f"delete model {model.name} ({model.id}) with its {model.version} version(s){aliases}?", args):
+        question = f"delete model {model.name} ({model.id}) with its {model.version} version(s){aliases}, its predictions and its prediction runs?"
+        if not confirm(question, args):
             print("nothing deleted")
             return 1
-        registry.delete_model(model)
-        print(f"deleted model {model.name} ({model.id}) and its {model.version} version(s)")
+        sets, runs = registry.delete_model(model)
+        print(f"deleted model {model.name} ({model.id}) and its {model.version} version(s), {sets} prediction set(s) and {runs} run(s)")
     return 0
 
 
@@ -215,8 +247,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_option(create, "configuration values")
     create.add_argument("--input-type", default="image")
     create.add_argument("--output-type", default="classification", help="classification or box")
+    create.add_argument("--artifacts", metavar="DIR", help="make version 1 from the files in DIR (existing weights: predict without training)")
     add_store_option(create)
     create.set_defaults(func=cmd_create)
+    download = msub.add_parser("download", help="download a version's files (digests checked) into a folder")
+    download.add_argument("model", help="name or id")
+    download.add_argument("dir", help="folder to write the files to (created if missing)")
+    download.add_argument("--version", type=int, help="version number (default: the current one; see `model versions`)")
+    add_store_option(download)
+    download.set_defaults(func=cmd_download)
     ls = msub.add_parser("list", help="list models: name, id, version, status, latest evaluation")
     add_json_option(ls, "the model records")
     add_store_option(ls)
@@ -268,7 +307,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_store_option(update)
     update.set_defaults(func=cmd_update)
 
-    delete = msub.add_parser("delete", help="delete a model with its versions, checkpoints and evaluations")
+    delete = msub.add_parser(
+        "delete",
+        help="delete a model with its versions, checkpoints, evaluations, its prediction sets on every dataset and its prediction "
+        "runs; rerun it to finish a delete that was interrupted",
+    )
     delete.add_argument("model", help="name or id")
     delete.add_argument("--yes", action="store_true", help="do not ask (required when the shell is not interactive)")
     add_store_option(delete)

@@ -2,6 +2,7 @@
 
 from .annotation import ANNOTATION_TYPES, Annotation, AnnotationCollection, ModelInfo, decode_mask, encode_mask
 from .dataset import Dataset
+from .embedding import Embedding
 from .filters import Filters
 from .item import SUPPORTED_MIMETYPES, Item
 from .prediction import PredictionSet
@@ -17,6 +18,7 @@ __all__ = [
     "ArtifactManifest",
     "CheckpointSet",
     "Dataset",
+    "Embedding",
     "Filters",
     "Item",
     "Model",

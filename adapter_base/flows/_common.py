@@ -13,9 +13,9 @@ from ..hooks import AdapterHooks
 def resolve_model(adapter: AdapterHooks, model: Model | str | None) -> Model:
     """The latest record of ``model`` (an entity, name or id), or the adapter's bound model."""
     if model is None:
-        if adapter.model_entity is None:
+        if adapter.bound_model is None:
             raise ValueError("no model given and the adapter has none bound (call load_from_model first)")
-        model = adapter.model_entity
+        model = adapter.bound_model
     return adapter.registry.get_model(model.id if isinstance(model, Model) else model)
 
 

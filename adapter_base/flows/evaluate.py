@@ -85,6 +85,11 @@ def _image_size(item: Item) -> tuple[float, float] | None:
     return float(size[0]), float(size[1])  # type: ignore[arg-type]
 
 
+def _curves_of(current: Model, version: int) -> dict[str, Any] | None:
+    """The training curves kept on the model record, when ``version`` is the one they belong to (the current one)."""
+    return current.metrics.get("curves") if current.version == version else None
+
+
 def evaluate_model(
     adapter: AdapterHooks,
     model: Model | str,
@@ -100,9 +105,10 @@ def evaluate_model(
     ds = resolve_dataset(adapter, dataset)
     flt = Filters.coerce(filters)
     count = check_evaluation(adapter.registry, entity, ds, flt)  # nothing to score: refused before loading or predicting
-    if adapter.model_entity is None or adapter.model_entity.id != entity.id or adapter.model_entity.version != entity.version or adapter.model is None:
+    bound = adapter.bound_model
+    if bound is None or bound.id != entity.id or bound.version != entity.version or adapter.model is None:
         load_from_model(adapter, entity)
-    entity = adapter.model_entity
+    entity = adapter.bound_model
     assert entity is not None
     detection = entity.output_type in BOX_OUTPUTS
 
@@ -203,6 +209,7 @@ def evaluate_model(
         baselines=baselines,
         mistakes=show_mistakes(registry, ds, worst.worst()),
         mistakes_total=worst.total,
+        curves=_curves_of(registry.get_model(entity.id), entity.version),
     )
     markdown = render_markdown_summary(safe)
     prefix = registry.write_evaluation(entity, safe, html, markdown)

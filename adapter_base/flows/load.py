@@ -8,6 +8,7 @@ import shutil
 import sys
 import uuid
 import weakref
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no claims, one loader per home
     fcntl = None  # type: ignore[assignment]
 
+from ..concurrency import in_thread
+from ..config import positive_or_none
 from ..entities import Model
+from ..hook_calls import call_hook
 from ..hooks import AdapterHooks
 from ..local_dirs import safe_join, user_dir
 from ._common import fresh_dir, resolve_model
@@ -103,9 +107,13 @@ def load_from_model(
     framework created it (it holds the marker file ``.model-adapter-dir``, never uploaded
     by ``save_to_model``): one holding other files (a project folder, ``.``) is left
     alone and the files go to a subfolder named after the model (see ``user_dir``).
+
+    A ``load`` still running after ``configuration["load_timeout_s"]`` seconds raises
+    ``TimeoutError`` (it is left running on its own daemon thread, which never holds the process).
     """
     entity = resolve_model(adapter, model)
     adapter.bind_model(entity)
+    timeout_s = positive_or_none(adapter.configuration, "load_timeout_s")  # a bad value fails before the download
     if local_path:
         path = user_dir(local_path, overwrite, entity.name)
     else:
@@ -118,9 +126,25 @@ def load_from_model(
         log.info("downloaded %s v%d: %d file(s), %d bytes -> %s", entity.name, manifest.version, len(manifest.files), manifest.total_size, path)
     else:
         log.info("model %s has no artifacts yet; loading from an empty %s", entity.name, path)
-    adapter.load(str(path), **kwargs)
+    call_load(adapter, path, timeout_s, **kwargs)
     log.info("loaded %s (%s) on %s", entity.name, entity.id, _device_for_log(adapter))
     return path
+
+
+def call_load(adapter: AdapterHooks, path: Path, timeout_s: float | None, **kwargs: Any) -> None:
+    """``load(path)``; a ``TimeoutError`` naming the hook and the setting once it has run ``timeout_s`` seconds."""
+    if not timeout_s:
+        call_hook(adapter, "load", str(path), **kwargs)
+        return
+    # A daemon thread, as for predict_timeout_s: a hung load cannot be killed, and must not keep the process from exiting.
+    fut = in_thread(lambda: call_hook(adapter, "load", str(path), **kwargs), "load")
+    try:
+        fut.result(timeout=float(timeout_s))
+    except FutureTimeout:
+        raise TimeoutError(
+            f"{type(adapter).__name__}.load did not return within load_timeout_s={timeout_s} "
+            "(raise load_timeout_s in the model's configuration, or set it to null to wait forever)"
+        ) from None
 
 
 def _device_for_log(adapter: AdapterHooks) -> str:

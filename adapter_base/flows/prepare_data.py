@@ -2,6 +2,8 @@
 
     <root>/datasets/<dataset.id>/<subset>/items/<item.path>
     <root>/datasets/<dataset.id>/<subset>/json/<item.path>.json    {"item": ..., "annotations": [...]}
+
+(the JSON records are the adapter's ``prepared_record``: the dtlpy layer writes dtlpy's).
     <root>/output/
 
 ``<root>`` defaults to ``<home>/model_data/<model.id>_<model.name>/<timestamp>``.
@@ -17,6 +19,7 @@ from typing import Any
 from ..concurrency import ordered_map
 from ..entities import Dataset, Item
 from ..errors import ValidationError
+from ..hook_calls import call_hook
 from ..hooks import AdapterHooks
 from ..local_dirs import safe_join, user_dir
 from ._common import resolve_dataset, resolve_model, timestamp
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def default_root(adapter: AdapterHooks) -> Path:
     """A new timestamped directory under ``<home>/model_data/<model.id>_<model.name>/``."""
-    model = adapter.model_entity
+    model = adapter.bound_model
     assert model is not None
     return safe_join(adapter.home, "model_data", f"{model.id}_{model.name}", timestamp(), what="Model")
 
@@ -36,9 +39,9 @@ def _convert(adapter: AdapterHooks, data_path: str, **kwargs: Any) -> None:
     """Call the adapter's conversion hook; an adapter that overrides only ``convert_from_dtlpy`` gets that."""
     cls = type(adapter)
     if cls.convert_from_dtlpy is not AdapterHooks.convert_from_dtlpy and cls.convert_from_dataset is AdapterHooks.convert_from_dataset:
-        adapter.convert_from_dtlpy(data_path, **kwargs)
+        call_hook(adapter, "convert_from_dtlpy", data_path, **kwargs)
     else:
-        adapter.convert_from_dataset(data_path, **kwargs)
+        call_hook(adapter, "convert_from_dataset", data_path, **kwargs)
 
 
 def prepare_data(
@@ -75,8 +78,8 @@ def prepare_data(
             if not len(gt):
                 return False
             registry.download_item(item, safe_join(subset_dir / "items", item.path, what="Item.path"))
-            record = {"item": item.to_dict(), "annotations": [a.to_dict() for a in gt]}
-            dest = safe_join(subset_dir / "json", item.path + ".json", what="Item.path")
+            rel, record = adapter.prepared_record(item, gt)
+            dest = safe_join(subset_dir / "json", rel, what="Item.path")
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(json.dumps(record, allow_nan=False))
             return True

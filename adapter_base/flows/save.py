@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..entities import Model
+from ..errors import AdapterContractError
+from ..hook_calls import call_hook
 from ..hooks import AdapterHooks
 from ..registry import layout
 from ..registry.artifacts import download_tree, local_files
@@ -32,14 +34,15 @@ def save_to_model(
     The configuration in use is persisted with the version. With ``replace=True`` the
     new version holds exactly the files in ``local_path``; with ``replace=False`` the
     previous version's files that ``save`` did not write are carried over. ``cleanup``
-    deletes ``local_path`` afterwards. Returns the updated model.
+    deletes ``local_path`` afterwards. Returns the updated model. A ``save`` that leaves
+    ``local_path`` empty is refused (``AdapterContractError``): no version without files.
     """
     entity = resolve_model(adapter, model)
     own_dir = local_path is None
     path = Path(local_path) if local_path else Path(tempfile.mkdtemp(prefix=f"save-{entity.name}-"))
     path.mkdir(parents=True, exist_ok=True)
     try:
-        adapter.save(str(path), **kwargs)
+        call_save(adapter, path, **kwargs)
         if not replace and entity.artifacts is not None:
             written = set(local_files(path))
             carried = [f for f in entity.artifacts.files if f.path not in written]
@@ -58,3 +61,12 @@ def save_to_model(
     adapter.bind_model(updated)
     log.info("saved %s as version %d (%d bytes)", updated.name, updated.version, updated.artifacts.total_size if updated.artifacts else 0)
     return updated
+
+
+def call_save(adapter: AdapterHooks, path: Path, **kwargs: Any) -> None:
+    """``save(path)``, after which ``path`` must hold at least one file: an empty version is refused."""
+    call_hook(adapter, "save", str(path), **kwargs)
+    if not local_files(path):
+        raise AdapterContractError(
+            f"{type(adapter).__name__}.save wrote no file into {path}: a model version needs at least one file, so nothing was saved"
+        )

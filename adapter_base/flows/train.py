@@ -13,12 +13,14 @@ whole set at each epoch end (``registry.checkpoints``) and handed back as
 from __future__ import annotations
 
 import logging
+import numbers
 import shutil
 from pathlib import Path
 from typing import Any, Callable
 
 from ..entities import Model
 from ..errors import ValidationError
+from ..hook_calls import call_hook
 from ..hooks import AdapterHooks
 from ..metrics import json_safe
 from ..registry.checkpoints import CheckpointSync
@@ -27,7 +29,7 @@ from ._common import fresh_dir, resolve_dataset, resolve_model
 from .load import load_from_model
 from .preflight import check_training
 from .prepare_data import default_root, prepare_data
-from .save import save_to_model
+from .save import call_save, save_to_model
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +91,22 @@ def stage_training(
     registry = adapter.registry
 
     def stage(entity: Model, output_path: Path, metrics: dict[str, Any]) -> Model:
-        adapter.save(str(output_path))
+        call_save(adapter, output_path)
         registry.stage_artifacts(entity, output_path, run_id)
         return registry.update_model(registry.get_model(entity.id), configuration=dict(adapter.configuration), metrics=metrics)
 
     trained = _train(adapter, model, dataset, cleanup, progress, stage, **kwargs)
     log.info("trained %s: staged as run %s (commit it to make a version)", trained.name, run_id)
     return trained
+
+
+def _training_metrics(before: dict[str, Any], history: list[dict[str, Any]], curves: dict[str, Any]) -> dict[str, Any]:
+    """The model's metrics after a run: its last epoch's callback metrics and its curves (the previous run's are dropped)."""
+    metrics = {**before, "training": json_safe(history[-1]) if history else {}}
+    metrics.pop("curves", None)
+    if curves:
+        metrics["curves"] = json_safe(curves)
+    return metrics
 
 
 def _train(
@@ -123,14 +134,24 @@ def _train(
         if resume is not None:
             log.info("resuming from the checkpoints of an interrupted run: %s", resume)
         history: list[dict[str, Any]] = []
+        adapter.curves = {}
 
-        def on_epoch_end_callback(i_epoch: int, n_epochs: int, metrics: dict[str, Any] | None = None) -> None:
+        def on_epoch_end_callback(
+            i_epoch: int, n_epochs: int | None = None, metrics: dict[str, Any] | None = None, *, n_epoch: int | None = None
+        ) -> None:
+            # ``n_epoch``: the name dtlpy's train_model passes it under.
+            n_epochs = n_epochs if n_epochs is not None else (n_epoch if n_epoch is not None else i_epoch + 1)
             history.append({"epoch": i_epoch, **(metrics or {})})
+            for name, value in (metrics or {}).items():
+                if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                    adapter.log_curve(name, name, i_epoch, value)
             pushed = checkpoints.push()
             log.info("epoch %d/%d done%s%s", i_epoch + 1, n_epochs, f" {metrics}" if metrics else "", f" ({pushed} checkpoint file(s) kept)" if pushed else "")
             report(i_epoch, n_epochs, metrics)
 
-        adapter.train(
+        call_hook(
+            adapter,
+            "train",
             str(data_path),
             output_path=str(output_path),
             on_epoch_end_callback=on_epoch_end_callback,
@@ -138,7 +159,7 @@ def _train(
             resume_checkpoint=str(resume) if resume else None,
             **kwargs,
         )
-        trained = keep(entity, output_path, {**entity.metrics, "training": json_safe(history[-1]) if history else {}})
+        trained = keep(entity, output_path, _training_metrics(entity.metrics, history, adapter.curves))
         checkpoints.clear()
     except BaseException as exc:
         message = redact(f"{type(exc).__name__}: {exc}")

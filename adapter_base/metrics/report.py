@@ -207,6 +207,34 @@ def pr_curves_png(metrics: Mapping[str, Any]) -> str | None:
     return _png_data_uri(fig)
 
 
+def training_curves_png(figure: str, lines: Mapping[str, Sequence[Sequence[Any]]]) -> str | None:
+    """One training-curve figure (``lines``: legend -> [[x, y], ...], x the epoch) as a PNG data URI, or None if empty."""
+    drawn = {legend: [(float(x), float(y)) for x, y in points if _is_number(x) and _is_number(y)] for legend, points in lines.items()}
+    drawn = {legend: points for legend, points in drawn.items() if points}
+    if not drawn:
+        return None
+    fig = _new_figure(6, 3.5)
+    ax = fig.add_subplot()
+    handles = []
+    for points in drawn.values():
+        xs, ys = zip(*points)
+        (line,) = ax.plot(xs, ys, marker="o", markersize=3)
+        handles.append(line)
+    ax.set_xlabel("epoch")
+    ax.set_title(figure, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    if len(handles) <= _MAX_LEGEND_ENTRIES:
+        legend = ax.legend(handles, list(drawn), fontsize=8)
+        for text in legend.get_texts():
+            text.set_parse_math(False)
+    ax.title.set_parse_math(False)
+    return _png_data_uri(fig)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
 def _html_table(header: list[str], body: list[list[str]], label_columns: int = 1) -> str:
     """A table from already-escaped cells; the first ``label_columns`` are left-aligned."""
 
@@ -314,6 +342,7 @@ def render_html_report(
     baselines: Sequence[Baseline] = (),
     mistakes: Sequence[ShownMistake] = (),
     mistakes_total: int | None = None,
+    curves: Mapping[str, Mapping[str, Sequence[Sequence[Any]]]] | None = None,
 ) -> str:
     """A self-contained HTML page (inline CSS, images as data URIs) presenting ``metrics``.
 
@@ -325,7 +354,8 @@ def render_html_report(
     first, of ``mistakes_total``) are shown with their thumbnails. Every label and context
     string is HTML-escaped. Without a dense confusion matrix (many labels) the top
     confusions are shown instead. A part that fails to render (a figure, say) becomes an
-    error note in the page; the page itself is always returned.
+    error note in the page; the page itself is always returned. ``curves`` (figure ->
+    legend -> [[epoch, value], ...], the training run's) are drawn one figure each.
     """
     parts: list[str] = [
         "<!DOCTYPE html>",
@@ -377,6 +407,11 @@ def render_html_report(
         parts.append("<h2>Precision-recall curves</h2>")
         if not _figure(parts, "Precision-recall curves", lambda: pr_curves_png(metrics)):
             parts.append("<p>No label has ground truth: no curve to draw.</p>")
+
+    if curves:
+        parts.append("<h2>Training curves</h2>")
+        for figure, lines in curves.items():
+            _figure(parts, f"Training curve {figure}", lambda figure=figure, lines=lines: training_curves_png(figure, lines))
 
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -1,8 +1,9 @@
-"""Calling the adapter's ``prepare_item_func`` and ``predict``, and checking what they return.
+"""Calling the adapter's ``prepare_item_func`` and ``predict`` (or ``embed``), and checking what they return.
 
 A broken promise (``None`` from ``prepare_item_func``, the wrong number or type of
-results, an annotation that does not validate) becomes an ``AdapterContractError`` or
-``ValidationError`` for the items concerned; a call past its timeout, a ``TimeoutError``.
+results, an annotation that does not validate, a ``BaseException`` such as ``sys.exit``)
+becomes an ``AdapterContractError`` or ``ValidationError`` for the items concerned; a call
+past its timeout, a ``TimeoutError``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from ..concurrency import in_thread
-from ..entities import Annotation, AnnotationCollection, Item, Model, ModelInfo, PredictionSet
+from ..entities import Annotation, AnnotationCollection, Embedding, Item, Model, ModelInfo, PredictionSet
 from ..errors import AdapterContractError, ValidationError
+from ..hook_calls import call_hook
 from ..hooks import AdapterHooks, default_input
 
 
@@ -26,28 +30,30 @@ def prepare_input(adapter: AdapterHooks, item: Item, *, image_decoder: Callable[
     """
     if image_decoder is not None:
         return default_input(adapter, item, image_decoder)
-    prepared = adapter.prepare_item_func(item)
+    prepared = call_hook(adapter, "prepare_item_func", item)
     if prepared is None:
         raise AdapterContractError(f"prepare_item_func returned None for item {item.id}")
     return prepared
 
 
-def call_predict(adapter: AdapterHooks, inputs: list[Any], items: Sequence[Item], timeout_s: float | None) -> Any:
-    """``predict(inputs, items=...)``, given its own copies of ``items``; a ``TimeoutError`` after ``timeout_s``.
+def call_predict(adapter: AdapterHooks, inputs: list[Any], items: Sequence[Item], timeout_s: float | None, hook: str = "predict") -> Any:
+    """``predict(inputs, items=...)`` (or the hook named ``hook``, e.g. ``embed``), given its own copies of
+    ``items``; a ``TimeoutError`` after ``timeout_s``.
 
     The copies mean sorting, popping or editing them cannot change which item a result
     is stored on.
     """
     given = [copy.copy(it) for it in items]
+    call = getattr(adapter, hook)
     if not timeout_s:
-        return adapter.predict(inputs, items=given)
+        return call_hook(adapter, hook, inputs, items=given)
     # A daemon thread, not an executor: a hung predict cannot be killed, and an
     # executor's worker would keep the process from exiting after the run.
-    fut = in_thread(lambda: adapter.predict(inputs, items=given), "predict")
+    fut = in_thread(lambda: call_hook(adapter, hook, inputs, items=given), hook)
     try:
         return fut.result(timeout=float(timeout_s))
     except FutureTimeout:
-        raise TimeoutError(f"predict did not return within predict_timeout_s={timeout_s}") from None
+        raise TimeoutError(f"{hook} did not return within predict_timeout_s={timeout_s}") from None
 
 
 def check_results(results: Any, count: int) -> AdapterContractError | None:
@@ -97,3 +103,16 @@ def stamp(model: Model, run_id: str, item: Item, result: Any) -> PredictionSet:
         annotations=stamped,
         run_id=run_id,
     )
+
+
+def embedding_of(model: Model, run_id: str, item: Item, result: Any) -> Embedding:
+    """``item``'s embedding from one ``embed`` result (a 1-D sequence or array of finite numbers), validated."""
+    try:
+        vector = np.asarray(result, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise AdapterContractError(f"embed result is a {type(result).__name__}, expected a vector of numbers") from None
+    if vector.ndim != 1 or vector.size == 0:
+        raise AdapterContractError(f"embed result has shape {vector.shape}, expected one non-empty vector per item")
+    embedding = Embedding(item_id=item.id, model_id=model.id, model_name=model.name, model_version=model.version, vector=vector.tolist(), run_id=run_id)
+    embedding.validate()
+    return embedding

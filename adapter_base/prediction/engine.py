@@ -5,7 +5,8 @@ Three stages overlap: a producer thread lists items and prepares them on an I/O 
 writer stores each item's ``PredictionSet`` on a pool of its own. Queues and windows are
 bounded (``Backpressure``), so memory does not grow with the number of items. A failing
 item or batch is recorded (item id, stage, error) and the rest go on; so is a call that
-runs past its timeout. ``run_predictions`` is the entry point of the wrapper functions.
+runs past its timeout. A model deleted under the run stops it at the next batch
+(``DeletionWatch``). ``run_predictions`` is the entry point of the wrapper functions.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..concurrency import ordered_map
 from ..entities import Item, Model
@@ -25,14 +26,17 @@ from ..errors import StoreError, ValidationError
 from ..hooks import AdapterHooks
 from ..media import nbytes
 from ..registry import layout
+from ..registry.identity import mismatch
 from .backpressure import Backpressure
-from .contract import call_predict, check_results, prepare_input, stamp
+from .contract import call_predict, check_results, prepare_input
 from .decoders import ProcessDecoder
+from .deletion import DeletionWatch
 from .failfast import FailFast
 from .oom import BatchHalving
 from .options import PredictionOptions
 from .pools import plan_pools, uses_default_prepare
 from .report import PredictionReport, Tally, error_text
+from .tasks import PREDICT, Task
 from .writer import Collector, ResultWriter, registry_store
 
 log = logging.getLogger(__name__)
@@ -61,13 +65,17 @@ class PredictionRun:
         on_result: Collector | None = None,
         progress: bool = False,
         run_id: str | None = None,
+        task: Task = PREDICT,
+        dataset_id: str | None = None,
         expected_total: int | None = None,
         about: Mapping[str, Any] | None = None,
     ) -> None:
         """``expected_total``: how many items the source holds, when known (the progress bar's total);
         ``about``: report fields saying what the run was (kind, dataset_id, dataset_name, filters)."""
         self.adapter = adapter
+        self.task = task
         self.model = model
+        self.dataset_id = dataset_id
         self.options = options
         self.resume = resume
         self.resume_run = resume_run
@@ -90,6 +98,7 @@ class PredictionRun:
         self.halving = BatchHalving(options.batch_size, adaptive=options.adaptive_batch_size)
         self._stop = threading.Event()
         self._decoder: ProcessDecoder | None = None
+        self.deletion = DeletionWatch(adapter.registry.store, model, self.report.run_id, dataset_id)
 
     def run(self, source: ItemSource) -> PredictionReport:
         """Predict every item of ``source``; the report, or the error that ended the run (recorded in it too)."""
@@ -102,13 +111,15 @@ class PredictionRun:
         self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None
         prepare_pool = ThreadPoolExecutor(max_workers=pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(
-            registry_store(self.adapter.registry) if self.write else None,
+            registry_store(self.adapter.registry, self.task, self.dataset_id) if self.write else None,
             collect=self.on_result,
             workers=pools.write_threads,
             chunk=opts.io_chunk,
-            on_written=tally.written,
+            on_written=self._on_written(tally),
         )
-        producer = threading.Thread(target=self._produce, args=(source, batches, prepare_pool, tally), name="producer", daemon=True)
+        producer = threading.Thread(
+            target=self._produce, args=(self._own_items(source), batches, prepare_pool, tally), name="producer", daemon=True
+        )
         producer.start()
         try:
             while True:
@@ -116,6 +127,7 @@ class PredictionRun:
                     self.backpressure.starved()
                 if (batch := batches.get()) is _DONE:
                     break
+                self.deletion.check()
                 held = sum(size for _, _, size in batch)
                 self._predict(batch, writer, tally)
                 del batch  # its inputs are no longer needed: give their bytes back
@@ -123,12 +135,15 @@ class PredictionRun:
                 writer.flush()
                 if self._stopped_early:
                     break
+            writer.close()
+            self.deletion.check(now=True)  # the last sets are stored: was the model deleted meanwhile?
         except Exception as exc:  # noqa: BLE001 - recorded in the report (which is still written), then raised
             self.report.fatal_error = error_text(exc)
             raise
         finally:
             self._stop.set()
             writer.close()
+            self.deletion.take_back()
             prepare_pool.shutdown(wait=True, cancel_futures=True)
             producer.join()
             tally.close()
@@ -141,6 +156,29 @@ class PredictionRun:
         self.report.check_accounted()
         return self.report
 
+    # --- the dataset being predicted; what the writer reports back ---------------------------
+
+    def _own_items(self, source: ItemSource) -> ItemSource:
+        """``source``, where an item of another dataset than the one predicted becomes that item's error."""
+        prefix = layout.item_records_prefix(self.dataset_id) if self.dataset_id is not None else ""
+        for item_id, item in source:
+            if self.dataset_id is not None and isinstance(item, Item):
+                error = mismatch(item, f"{prefix}{item_id}.json", id=item_id, dataset_id=self.dataset_id)
+                if error is not None:
+                    yield item_id, error
+                    continue
+            yield item_id, item
+
+    def _on_written(self, tally: Tally) -> Callable[[Sequence[Item], Sequence[BaseException | None]], None]:
+        """What the writer reports back to: the tally, and the deletion watch when sets are stored."""
+
+        def written(items: Sequence[Item], errors: Sequence[BaseException | None]) -> None:
+            if self.write:
+                self.deletion.stored(items, errors)
+            tally.written(items, errors)
+
+        return written
+
     # --- stage 1: list + prepare (producer thread) ------------------------------------
 
     def _already_predicted(self, item: Item) -> bool:
@@ -148,9 +186,9 @@ class PredictionRun:
         if not (self.resume or self.resume_run):
             return False
         try:
-            done = self.adapter.registry.get_predictions(item, self.model.id)
+            done = self.task.get(self.adapter.registry, item, self.model.id)
         except (StoreError, ValidationError) as exc:  # an unreadable set is no completion record
-            log.warning("item %s: predicting again, its prediction set is unreadable: %s", item.id, error_text(exc))
+            log.warning("item %s: running %s again, its stored result is unreadable: %s", item.id, self.task.hook, error_text(exc))
             return False
         return done is not None and done.model_version == self.model.version and (self.resume or done.run_id == self.report.run_id)
 
@@ -240,7 +278,7 @@ class PredictionRun:
         """
 
         def call(chunk: list[Prepared]) -> Any:
-            return call_predict(self.adapter, [x for _, x, _ in chunk], [it for it, _, _ in chunk], self.options.predict_timeout_s)
+            return call_predict(self.adapter, [x for _, x, _ in chunk], [it for it, _, _ in chunk], self.options.predict_timeout_s, self.task.hook)
 
         errors: set[str | None] = set()  # what each call on a part of the batch ended with
         for chunk, results in self.halving.run(batch, call):
@@ -249,12 +287,12 @@ class PredictionRun:
             errors.add(None if error is None else error_text(error))
             for n, item in enumerate(items):
                 if error is not None:
-                    tally.failed(item.id, "predict", error, item.path)
+                    tally.failed(item.id, self.task.hook, error, item.path)
                     continue
                 try:
-                    pset = stamp(self.model, self.report.run_id, item, results[n])
+                    pset = self.task.record(self.model, self.report.run_id, item, results[n])
                 except Exception as exc:  # noqa: BLE001 - recorded per item
-                    tally.failed(item.id, "predict", exc, item.path)
+                    tally.failed(item.id, self.task.hook, exc, item.path)
                     continue
                 writer.accept(item, pset)
         if self.fail_fast.record(next(iter(errors)) if len(errors) == 1 else None):
@@ -274,34 +312,40 @@ def run_predictions(
     save_report: bool = True,
     resume_run: bool = False,
     on_finish: Callable[[PredictionReport], None] | None = None,
+    task: Task = PREDICT,
+    dataset_id: str | None = None,
     keep_going: bool = False,
     expected_total: int | None = None,
     about: Mapping[str, Any] | None = None,
 ) -> PredictionReport:
     """Run the streaming prediction over ``(item_id, Item or error)`` pairs; returns the report.
 
+    ``task``: ``PREDICT`` (prediction sets) or ``EMBED`` (``embed``'s feature vectors, one per item).
+
     ``on_finish``: called with the finished report before it is stored (the CLI prints it
     there, so a failure to store it loses nothing).
 
-    ``resume``: skip items that have a prediction set from this model version (any run).
+    ``resume``: skip items that have a prediction set (an embedding) from this model version (any run).
     ``resume_run``: skip items that have one from this ``run_id`` (a retried attempt of the run).
+    ``dataset_id``: the dataset being predicted: sets are stored under it, and an item of
+    another dataset fails (stage ``list``) instead of being predicted.
     ``keep_going``: predict every batch even when the first ones all fail the same way (``fail_fast_batches``).
     ``expected_total``: the number of items, when known (the progress bar's total).
     """
-    if adapter.model_entity is None:
+    if adapter.bound_model is None:
         raise ValueError("the adapter has no model: call load_from_model(model) before predicting")
     options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
     if keep_going:
         options = replace(options, fail_fast_batches=None)
     run = PredictionRun(
-        adapter, adapter.model_entity, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id,
-        expected_total=expected_total, about=about,
+        adapter, adapter.bound_model, options, resume=resume, resume_run=resume_run, write=write, on_result=on_result, progress=progress, run_id=run_id,
+        task=task, dataset_id=dataset_id, expected_total=expected_total, about=about,
     )  # fmt: skip
     store = adapter.registry.store
     try:
         report = run.run(source)
     except Exception:
-        if save_report and write:  # what the run did so far is still worth keeping
+        if save_report and write and not run.deletion.deleted:  # what the run did so far is still worth keeping
             try:
                 store.put_json(layout.prediction_report(run.report.run_id), run.report.to_dict())
             except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from ..config import FRAMEWORK_DEFAULTS
+from ..config import FRAMEWORK_DEFAULTS, positive_or_none
 from ..errors import ValidationError
 
 
@@ -90,7 +90,7 @@ class PredictionOptions:
         size = _whole("batch_size", batch_size or cfg.get("batch_size") or cls.batch_size)
         if size < 1:
             raise ValidationError("predict", "batch_size", f"must be >= 1, got {size}")
-        budget = _positive_or_none(cfg, "prepared_bytes_budget")
+        budget = positive_or_none(cfg, "prepared_bytes_budget")
         return cls(
             batch_size=size,
             prefetch_batches=_count(cfg, "prefetch_batches"),
@@ -101,8 +101,8 @@ class PredictionOptions:
             decode_processes=_optional_count(cfg, "decode_processes", lowest=0),
             adaptive_prefetch=bool(cfg.get("adaptive_prefetch", cls.adaptive_prefetch)),
             adaptive_batch_size=bool(cfg.get("adaptive_batch_size", cls.adaptive_batch_size)),
-            predict_timeout_s=_positive_or_none(cfg, "predict_timeout_s"),
-            prepare_timeout_s=_positive_or_none(cfg, "prepare_timeout_s"),
+            predict_timeout_s=positive_or_none(cfg, "predict_timeout_s"),
+            prepare_timeout_s=positive_or_none(cfg, "prepare_timeout_s"),
             prepared_bytes_budget=int(budget) if budget else None,
             fail_fast_batches=_optional_count(cfg, "fail_fast_batches", lowest=0) or None if "fail_fast_batches" in cfg else cls.fail_fast_batches,  # 0 or null: off
         )
@@ -136,13 +136,3 @@ def _optional_count(cfg: Mapping[str, Any], key: str, *, lowest: int) -> int | N
     if count < lowest:
         raise ValidationError("configuration", key, f"must be a whole number >= {lowest} or null (automatic), got {value!r}")
     return count
-
-
-def _positive_or_none(cfg: Mapping[str, Any], key: str) -> float | None:
-    """A positive number from the configuration, or None when it is unset, 0 or None (off)."""
-    value = cfg.get(key)
-    if value is None or value == 0:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValidationError("configuration", key, f"must be a positive number or null, got {value!r}")
-    return value

@@ -42,7 +42,7 @@ class PredictionReport:
     started_at: str = field(default_factory=utc_now)
     duration_s: float = 0.0
     fatal_error: str | None = None
-    kind: str = "predict"  # predict | evaluate
+    kind: str = "predict"  # predict | evaluate | embed
     dataset_id: str | None = None
     dataset_name: str | None = None
     filters: dict[str, Any] = field(default_factory=dict)

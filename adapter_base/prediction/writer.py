@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 
 from ..entities import Item, PredictionSet
 from ..registry import Registry
+from .tasks import PREDICT, Task
 
 #: Stores one item's prediction set (raises when it cannot).
 Store = Callable[[Item, PredictionSet], None]
@@ -17,12 +18,13 @@ Collector = Callable[[Item, PredictionSet], None]
 Outcomes = Callable[[Sequence[Item], Sequence["BaseException | None"]], None]
 
 
-def registry_store(registry: Registry) -> Store:
-    """Store each set as the item's predictions of its model, replacing earlier ones.
+def registry_store(registry: Registry, task: Task = PREDICT, dataset_id: str | None = None) -> Store:
+    """Store each record as the item's record of its model (its prediction set, or with ``EMBED`` its
+    embedding), replacing earlier ones, under ``dataset_id`` (the dataset being predicted; default: the item's).
 
-    The sets come from ``contract.stamp``, which validated each annotation: they are not validated again.
+    The records come from the task's ``record`` (``contract.stamp``), which validated them: they are not validated again.
     """
-    return lambda item, pset: registry.put_predictions(pset, item.dataset_id, validated=True)
+    return lambda item, record: task.put(registry, record, dataset_id or item.dataset_id)
 
 
 class ResultWriter:

@@ -25,6 +25,7 @@ from ..storage import ObjectStore
 from ..storage.digest import sha256_file
 from . import layout
 from .artifacts import DEFAULT_WINDOW, download_tree, local_files, upload_file
+from .identity import check_identity
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,7 @@ def stored_checkpoints(store: ObjectStore, model_id: str) -> CheckpointSet | Non
         found = CheckpointSet.from_dict(raw)
     except ValidationError as exc:
         raise ValidationError("CheckpointSet", key, f"{exc} (delete {layout.checkpoints_prefix(model_id)} to train from scratch)") from None
-    if found.model_id != model_id:
-        raise ValidationError("CheckpointSet", key, f"names model {found.model_id!r}, not {model_id!r}")
-    return found
+    return check_identity(found, key, model_id=model_id)
 
 
 def checkpoint_key(record: CheckpointSet, path: str) -> str:

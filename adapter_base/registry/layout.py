@@ -9,6 +9,7 @@
     datasets/<dataset_id>/paths/<item.path>.json                   {"id": ...} (unique paths)
     datasets/<dataset_id>/annotations/<item_id>/ground_truth.json  AnnotationCollection
     datasets/<dataset_id>/annotations/<item_id>/predictions/<model_id>.json   PredictionSet
+    datasets/<dataset_id>/annotations/<item_id>/embeddings/<model_id>.json    Embedding
     models/<model_id>/model.json
     models/<model_id>/versions/<NNNNNN>/files/<path>               artifact files
     models/<model_id>/versions/<NNNNNN>/manifest.json              written last
@@ -100,12 +101,26 @@ def ground_truth(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "annotations", item_id, "ground_truth.json")
 
 
+def annotations_prefix(dataset_id: str) -> str:
+    """Every annotation (ground truth and prediction sets) of a dataset's items."""
+    return join_key("datasets", dataset_id, "annotations") + "/"
+
+
+def is_predictions_of(key: str, model_id: str) -> bool:
+    """Whether ``key`` (below ``annotations_prefix``) is a prediction set or an embedding of model ``model_id``."""
+    return key.endswith((f"/predictions/{model_id}.json", f"/embeddings/{model_id}.json"))
+
+
 def predictions_prefix(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "annotations", item_id, "predictions") + "/"
 
 
 def predictions(dataset_id: str, item_id: str, model_id: str) -> str:
     return join_key("datasets", dataset_id, "annotations", item_id, "predictions", f"{model_id}.json")
+
+
+def embedding(dataset_id: str, item_id: str, model_id: str) -> str:
+    return join_key("datasets", dataset_id, "annotations", item_id, "embeddings", f"{model_id}.json")
 
 
 def model_prefix(model_id: str) -> str:

@@ -11,7 +11,9 @@ is read on its own, with the etag of the version read, and the listing rewrites 
 covering it once it has passed it. A listing then costs a request per 1000 records, one
 per page of ``PAGE_SIZE`` records, and one per record added or changed since the last
 listing. Pages are a cache: a missing, unreadable or stale page only costs requests, and
-a page that cannot be written (a read-only store) is skipped.
+a page that cannot be written (a read-only store) is skipped. A copy that is not its
+record's (another item's or dataset's, ``identity``) is never served: the record is read
+instead; and a record that names another item or dataset is never copied.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..errors import NotFoundError, StoreError
 from ..storage import ObjectStore
 from ..storage.base import decode_json
 from . import layout
+from .identity import mismatch
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,10 @@ class _Pages:
     def record_key(self, name: str) -> str:
         return self.records_prefix + name
 
+    def is_own(self, name: str, record: Any) -> bool:
+        """Whether ``record`` says it is the record named ``name`` of this dataset."""
+        return mismatch(record, self.record_key(name), id=name[: -len(_SUFFIX)], dataset_id=self.dataset_id) is None
+
     # --- producer: the record listing beside the page listing ------------------------------
 
     def entries(self) -> Iterator[_Entry]:
@@ -118,6 +125,8 @@ class _Pages:
             copy, raw = None, b""
             if info.etag is not None and (held := copies.get(name)) is not None and held[0] == info.etag:
                 copy, raw = _parsed(held[1]), held[1]
+                if copy is not None and not self.is_own(name, copy):
+                    copy, raw = None, b""
             yield _Entry(name, info.etag, current, len(copies), copy, raw)
         if not covered:
             self._drop(current)  # type: ignore[arg-type]
@@ -164,7 +173,7 @@ class _Pages:
             record = decode_json(self.store, self.record_key(entry.name), raw)
         except Exception as exc:  # noqa: BLE001 - handed to the caller as the item's result
             return item_id, exc
-        if etag is not None and entry.etag is not None and isinstance(record, dict) and not _SEPARATORS.intersection(etag):
+        if etag is not None and entry.etag is not None and isinstance(record, dict) and not _SEPARATORS.intersection(etag) and self.is_own(entry.name, record):
             # Rewrite the page only when the copy will serve the next listing (etags agree).
             self._dirty |= etag == entry.etag
             if b"\n" in raw or b"\r" in raw:  # one line a record: compact JSON has no line breaks

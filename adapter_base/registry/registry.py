@@ -14,22 +14,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
-from ..concurrency import ordered_map
+from ..concurrency import map_all, ordered_map
 from ..config import FRAMEWORK_DEFAULTS
 from ..entities import (
     AnnotationCollection,
     ArtifactManifest,
     Dataset,
+    Embedding,
     Filters,
     Item,
     Model,
     PredictionSet,
 )
 from ..entities._base import check_name, check_path_part, utc_now
-from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
+from ..errors import ConflictError, NotFoundError, RecordMismatchError, StoreError, ValidationError
 from ..secrets import redact
 from ..storage import ObjectStore, open_store
 from . import layout
+from .identity import check_identity, mismatch
 from .record_pages import iter_records
 from .versions import ModelVersions
 
@@ -97,7 +99,12 @@ class Registry:
         return self._load_dataset(ds_id, name_or_id)
 
     def _load_dataset(self, ds_id: str, name_or_id: str) -> Dataset:
-        return Dataset.from_dict(self._get_record(layout.dataset_record(ds_id), name_or_id, "dataset"))
+        key = layout.dataset_record(ds_id)
+        return check_identity(Dataset.from_dict(self._get_record(key, name_or_id, "dataset")), key, **_identity(ds_id, name_or_id))
+
+    def _dataset_id(self, dataset: Dataset | str) -> str:
+        """The id of ``dataset`` (an entity, a name or an id); ``NotFoundError`` when no dataset has that name or id."""
+        return dataset.id if isinstance(dataset, Dataset) else self.get_dataset(dataset).id
 
     def update_dataset(self, dataset: Dataset) -> Dataset:
         """Persist changed labels or metadata of a dataset."""
@@ -223,13 +230,16 @@ class Registry:
                 )
 
     def get_item(self, dataset_id: str, item_id: str) -> Item:
-        """An item record by dataset and item id."""
-        return Item.from_dict(self.store.get_json(layout.item_record(dataset_id, item_id)))
+        """An item record by dataset and item id (a record that names another item or dataset is a ``ValidationError``)."""
+        key = layout.item_record(dataset_id, item_id)
+        return check_identity(Item.from_dict(self.store.get_json(key)), key, id=item_id, dataset_id=dataset_id)
 
     def find_item(self, dataset: Dataset, id_or_path: str) -> Item:
         """An item of ``dataset`` by id or by its path in the dataset."""
         try:
             return self.get_item(dataset.id, id_or_path)
+        except ValidationError:
+            raise  # that id's record exists, but is unreadable or another item's
         except (NotFoundError, ValueError, StoreError):
             pass  # not an item id: try it as a path
         try:
@@ -254,10 +264,20 @@ class Registry:
         Lazy: records come in id order, from pages of copies where those are current
         (``record_pages``), else read a bounded window ahead; memory does not grow with
         the dataset. Unreadable records are yielded as errors so callers can report them
-        and go on.
+        and go on; so is a record that names another item or dataset than its key.
+        ``dataset`` is an entity, a name or an id; ``NotFoundError`` when there is no such dataset.
         """
-        ds_id = dataset if isinstance(dataset, str) else dataset.id
-        flt = Filters.coerce(filters)
+        return self._item_results(self._dataset_id(dataset), Filters.coerce(filters))
+
+    def _item_results(self, ds_id: str, flt: Filters) -> Iterator[tuple[str, Item | BaseException]]:
+        listed = False
+        for item_id, result in self._listed_results(ds_id, flt):
+            listed = True
+            yield item_id, result
+        if not listed and not self.store.exists(layout.dataset_record(ds_id)):  # an entity of a deleted dataset
+            raise NotFoundError(f"no dataset with id {ds_id!r} in {self.store.uri}: it was deleted")
+
+    def _listed_results(self, ds_id: str, flt: Filters) -> Iterator[tuple[str, Item | BaseException]]:
         window = 4 * self.io_workers
         if flt.item_ids is not None:
             ids = dict.fromkeys(flt.item_ids)
@@ -266,12 +286,13 @@ class Registry:
             )
         else:
             records = iter_records(self.store, ds_id, pool=self.pool, window=window)
+        prefix = layout.item_records_prefix(ds_id)  # the record keys, built once (a key is validated when built)
         for item_id, record in records:
             if isinstance(record, BaseException):
                 yield item_id, record
                 continue
             try:
-                item = Item.from_dict(record)
+                item = check_identity(Item.from_dict(record), f"{prefix}{item_id}.json", id=item_id, dataset_id=ds_id)
             except Exception as exc:  # noqa: BLE001 - an unreadable record is the item's result
                 yield item_id, exc
                 continue
@@ -279,12 +300,11 @@ class Registry:
                 yield item_id, item
 
     def iter_items(self, dataset: Dataset | str, filters: Filters | Mapping[str, Any] | None = None) -> Iterator[Item]:
-        """Iterate matching items lazily; unreadable records are logged and skipped."""
-        for item_id, result in self.iter_item_results(dataset, filters):
-            if isinstance(result, BaseException):
-                log.error("skipping item %s: %s", item_id, result)
-                continue
-            yield result
+        """Iterate matching items lazily; unreadable records are logged and skipped.
+
+        ``dataset`` is an entity, a name or an id; ``NotFoundError`` (at once) when there is no such dataset.
+        """
+        return _readable(self.iter_item_results(dataset, filters))
 
     def count_items(self, dataset: Dataset | str, filters: Filters | Mapping[str, Any] | None = None) -> int:
         """How many items match."""
@@ -327,12 +347,16 @@ class Registry:
         self.store.put_json(layout.ground_truth(item.dataset_id, item.id), coll.to_dict())
 
     def get_ground_truth(self, item: Item) -> AnnotationCollection:
-        """The item's ground truth (empty when none); predictions are never included."""
+        """The item's ground truth (empty when none); predictions are never included.
+
+        A collection that names another item is a ``ValidationError``.
+        """
+        key = layout.ground_truth(item.dataset_id, item.id)
         try:
-            data = self.store.get_json(layout.ground_truth(item.dataset_id, item.id))
+            data = self.store.get_json(key)
         except NotFoundError:
             return AnnotationCollection(item_id=item.id)
-        coll = AnnotationCollection.from_dict(data)
+        coll = check_identity(AnnotationCollection.from_dict(data), key, item_id=item.id)
         return AnnotationCollection(annotations=coll.ground_truth(), item_id=item.id)
 
     def put_predictions(self, prediction: PredictionSet, dataset_id: str, *, validated: bool = False) -> None:
@@ -345,16 +369,35 @@ class Registry:
         self.store.put_json(layout.predictions(dataset_id, prediction.item_id, prediction.model_id), prediction.to_dict())
 
     def get_predictions(self, item: Item, model_id: str) -> PredictionSet | None:
-        """The model's prediction set on the item, or None."""
+        """The model's prediction set on the item, or None.
+
+        A set that names another item or model is a ``ValidationError``: it is no prediction of this one.
+        """
+        key = layout.predictions(item.dataset_id, item.id, model_id)
         try:
-            data = self.store.get_json(layout.predictions(item.dataset_id, item.id, model_id))
+            data = self.store.get_json(key)
         except NotFoundError:
             return None
-        return PredictionSet.from_dict(data)
+        return check_identity(PredictionSet.from_dict(data), key, item_id=item.id, model_id=model_id)
 
     def delete_predictions(self, item: Item, model_id: str) -> None:
         """Remove the model's predictions from the item."""
         self.store.delete(layout.predictions(item.dataset_id, item.id, model_id))
+
+    def put_embedding(self, embedding: Embedding, dataset_id: str, *, validated: bool = False) -> None:
+        """Write a model's embedding of an item, replacing that model's earlier one (atomic)."""
+        if not validated:
+            embedding.validate()
+        self.store.put_json(layout.embedding(dataset_id, embedding.item_id, embedding.model_id), embedding.to_dict())
+
+    def get_embedding(self, item: Item, model_id: str) -> Embedding | None:
+        """The model's embedding of the item, or None; one that names another item or model is a ``ValidationError``."""
+        key = layout.embedding(item.dataset_id, item.id, model_id)
+        try:
+            data = self.store.get_json(key)
+        except NotFoundError:
+            return None
+        return check_identity(Embedding.from_dict(data), key, item_id=item.id, model_id=model_id)
 
     def prediction_model_ids(self, item: Item) -> list[str]:
         """Ids of every model with predictions on the item."""
@@ -390,11 +433,16 @@ class Registry:
         return self._load_model(model_id, name_or_id)
 
     def _load_model(self, model_id: str, name_or_id: str) -> Model:
-        data = self._get_record(layout.model_record(model_id), name_or_id, "model")
+        key = layout.model_record(model_id)
+        data = self._get_record(key, name_or_id, "model")
         try:
-            return Model.from_dict(data)
+            model = Model.from_dict(data)
         except ValidationError as exc:
             raise ValidationError("Model", exc.field, f"record {model_id} is invalid: {str(exc).split(': ', 1)[-1]}") from None
+        check_identity(model, key, **_identity(model_id, name_or_id))
+        if model.artifacts is not None:  # the current version's manifest, as the record holds it
+            check_identity(model.artifacts, key, model_id=model_id, version=model.version)
+        return model
 
     def list_models(self) -> list[Model]:
         """Every model, sorted by name (names left by an interrupted delete are skipped)."""
@@ -432,14 +480,68 @@ class Registry:
             clone = self.update_model(clone, version=1, artifacts=manifest)
         return clone
 
-    def delete_model(self, model: Model) -> None:
-        """Remove a model with its versions, checkpoints and evaluations.
+    def delete_model(self, model: Model | str) -> tuple[int, int]:
+        """Remove a model with its versions, checkpoints, evaluations, its prediction sets on every
+        dataset and its prediction runs (those whose report names it); returns how many (sets, runs) went.
 
-        Re-runnable, like ``delete_dataset``: record first, name last.
+        Re-runnable, like ``delete_dataset``: the record goes first (from then on the model is
+        gone, and a prediction run of it stops at its next batch), the name last. ``model`` may
+        be a name or id; a name an interrupted delete left behind finishes that delete.
         """
-        self.store.delete(layout.model_record(model.id))
-        self.store.delete_prefix(layout.model_prefix(model.id))
-        self._release_name(layout.model_name(model.name), model.id)
+        model_id, name = (model.id, model.name) if isinstance(model, Model) else self._model_to_delete(model)
+        self.store.delete(layout.model_record(model_id))
+        self.store.delete_prefix(layout.model_prefix(model_id))
+        removed = self._delete_predictions_of(model_id), self._delete_runs_of(model_id)
+        self._release_name(layout.model_name(name), model_id)
+        return removed
+
+    def _model_to_delete(self, name_or_id: str) -> tuple[str, str]:
+        """``(id, name)`` of a model, or of one whose record an interrupted delete removed (its name is left)."""
+        try:
+            model = self.get_model(name_or_id)
+            return model.id, model.name
+        except NotFoundError:
+            return self._resolve(name_or_id, layout.model_name, layout.model_record, "model"), name_or_id
+
+    def _delete_predictions_of(self, model_id: str) -> int:
+        """Delete the model's prediction sets and embeddings on the items of every dataset; returns how many."""
+        keys = (
+            obj.key
+            for ds_id in self._dataset_ids()
+            for obj in self.store.list(layout.annotations_prefix(ds_id))
+            if layout.is_predictions_of(obj.key, model_id)
+        )
+        return len(map_all(self.store.delete, keys, self.pool, 4 * self.io_workers))
+
+    def _delete_runs_of(self, model_id: str) -> int:
+        """Delete the stored prediction runs whose report names the model; returns how many."""
+        runs = set()
+        for obj in self.store.list(layout.runs_prefix()):
+            run_id = layout.run_report_of(obj.key)
+            if run_id is None or run_id in runs:
+                continue
+            try:
+                report = self.store.get_json(obj.key)
+            except (NotFoundError, StoreError) as exc:
+                log.warning("cannot read the report %s (its run is kept): %s", obj.key, redact(str(exc)))
+                continue
+            if isinstance(report, dict) and (report.get("model_id") == model_id or model_id in (report.get("model_ids") or ())):
+                runs.add(run_id)
+        for run_id in sorted(runs):
+            self.store.delete_prefix(layout.run_prefix(run_id))
+        return len(runs)
+
+    def _dataset_ids(self) -> list[str]:
+        """The ids every dataset name entry points at (datasets being deleted included)."""
+        ids = []
+        for obj in self.store.list(layout.datasets_prefix()):
+            try:
+                entity_id = _entry_id(self.store.get_json(obj.key))
+            except NotFoundError:
+                continue
+            if entity_id is not None:
+                ids.append(entity_id)
+        return ids
 
     # --- artifacts ----------------------------------------------------------------------
 
@@ -518,10 +620,23 @@ class Registry:
         return prefix
 
     def latest_evaluation(self, model: Model, version: int) -> dict[str, Any] | None:
-        """The metrics of the latest evaluation of ``version`` of the model, or None when it has none."""
+        """The metrics of the latest evaluation of ``version`` of the model, or None when it has none.
+
+        Metrics that name another model or version (copied there) are skipped with a warning.
+        """
         prefix = layout.evaluations_prefix(model.id, version)
         keys = [o.key for o in self.store.list(prefix) if o.key.endswith("/" + layout.EVALUATION_METRICS)]
-        return self.store.get_json(max(keys)) if keys else None  # stamps sort by time
+        for key in sorted(keys, reverse=True):  # stamps sort by time
+            metrics = self.store.get_json(key)
+            if not isinstance(metrics, dict):
+                log.warning("skipping the evaluation at %s: not a JSON object", key)
+                continue
+            # metrics name their model and version (those stored by older releases may not)
+            error = mismatch(metrics, key, **{k: v for k, v in (("model_id", model.id), ("model_version", version)) if k in metrics})
+            if error is None:
+                return metrics
+            log.warning("skipping the evaluation at %s: %s", key, error)
+        return None
 
     def list_evaluations(self, model: Model) -> list[tuple[str, dict[str, Any]]]:
         """``(key prefix, metrics)`` of every evaluation of every version of the model, oldest first."""
@@ -602,6 +717,8 @@ class Registry:
                 found.append(load(entity_id, name))
             except NotFoundError:  # the entry or its record is gone (an interrupted or concurrent delete)
                 log.warning("skipping %s name %r: it names no record (left by an interrupted delete; the name is free)", what, name)
+            except RecordMismatchError as exc:  # an entry copied from another name: that record is listed under its own
+                log.warning("skipping %s name %r: %s", what, name, exc)
         return found
 
     def _release_name(self, name_key: str, entity_id: str) -> None:
@@ -612,6 +729,20 @@ class Registry:
         except NotFoundError:
             return
         self.store.delete(name_key)
+
+
+def _identity(entity_id: str, name_or_id: str) -> dict[str, str]:
+    """What a dataset or model record read for ``name_or_id`` must say: its id, and the name it was found by."""
+    return {"id": entity_id} if name_or_id == entity_id else {"id": entity_id, "name": name_or_id}
+
+
+def _readable(results: Iterable[tuple[str, Item | BaseException]]) -> Iterator[Item]:
+    """The items of ``iter_item_results``; each unreadable record is logged by item id and skipped."""
+    for item_id, result in results:
+        if isinstance(result, BaseException):
+            log.error("skipping item %s: %s", item_id, result)
+            continue
+        yield result
 
 
 def _entry_id(entry: Any) -> str | None:

@@ -15,10 +15,11 @@ from typing import Callable, Iterable
 
 from ..concurrency import map_all, ordered_map
 from ..entities import ArtifactFile, ArtifactManifest, Model
-from ..errors import NotFoundError
+from ..errors import NotFoundError, ValidationError
 from ..storage import ObjectStore
 from . import layout
-from .artifacts import download_tree, upload_tree
+from .artifacts import download_tree, local_files, upload_tree
+from .identity import check_identity
 
 
 class ModelVersions:
@@ -46,6 +47,7 @@ class ModelVersions:
 
     def publish(self, model_id: str, version: int, local_dir: str | Path) -> ArtifactManifest:
         """Upload ``local_dir`` as ``version``'s files, then write its manifest (last)."""
+        _holds_files(local_dir)
         files = upload_tree(self.store, local_dir, lambda rel: layout.artifact_file(model_id, version, rel), self.pool)
         manifest = ArtifactManifest(model_id=model_id, version=version, files=files)
         manifest.validate()
@@ -66,6 +68,7 @@ class ModelVersions:
     def stage(self, model: Model, local_dir: str | Path, run_id: str) -> ArtifactManifest:
         """Upload ``local_dir`` as run ``run_id``'s candidate for ``model`` (replacing an earlier one of that run)."""
         layout.check_name("run", run_id)
+        _holds_files(local_dir)
         self.store.delete_prefix(layout.staging_prefix(model.id, run_id))
         files = upload_tree(self.store, local_dir, lambda rel: layout.staged_file(model.id, run_id, rel), self.pool)
         staged = ArtifactManifest(model_id=model.id, version=max(1, model.version), files=files)
@@ -74,10 +77,12 @@ class ModelVersions:
 
     def staged(self, model: Model, run_id: str) -> ArtifactManifest:
         """The manifest of run ``run_id``'s candidate; ``NotFoundError`` if that run staged none."""
+        key = layout.staged_manifest(model.id, run_id)
         try:
-            return ArtifactManifest.from_dict(self.store.get_json(layout.staged_manifest(model.id, run_id)))
+            staged = ArtifactManifest.from_dict(self.store.get_json(key))
         except NotFoundError:
             raise NotFoundError(f"model {model.name!r} has no staged artifacts for run {run_id!r}") from None
+        return check_identity(staged, key, model_id=model.id)
 
     def publish_staged(self, model_id: str, run_id: str, staged: ArtifactManifest, version: int) -> ArtifactManifest:
         """Copy a staged candidate's files (server-side) as ``version``, then write its manifest (last)."""
@@ -97,16 +102,14 @@ class ModelVersions:
         if version is None or version == model.version:
             if model.artifacts is None:
                 raise NotFoundError(f"model {model.name!r} has no artifacts yet (version 0)")
-            return model.artifacts
-        return ArtifactManifest.from_dict(self.store.get_json(layout.manifest(model.id, version)))
+            return check_identity(model.artifacts, layout.model_record(model.id), model_id=model.id, version=model.version)
+        return self._read_manifest(model.id, version)
 
     def manifests(self, model: Model) -> list[ArtifactManifest]:
         """The manifests of versions 1 to the model's current one, oldest first; a missing one is left out."""
-        def read(version: int) -> ArtifactManifest:
-            return ArtifactManifest.from_dict(self.store.get_json(layout.manifest(model.id, version)))
-
         found = []
-        for _, result in ordered_map(read, range(1, model.version + 1), pool=self.pool, window=2 * self.io_workers):
+        versions = range(1, model.version + 1)
+        for _, result in ordered_map(lambda v: self._read_manifest(model.id, v), versions, pool=self.pool, window=2 * self.io_workers):
             if isinstance(result, NotFoundError):
                 continue
             if isinstance(result, BaseException):
@@ -122,6 +125,11 @@ class ModelVersions:
         )
         return manifest
 
+    def _read_manifest(self, model_id: str, version: int) -> ArtifactManifest:
+        """The stored manifest of ``version``; one that names another model or version is a ``ValidationError``."""
+        key = layout.manifest(model_id, version)
+        return check_identity(ArtifactManifest.from_dict(self.store.get_json(key)), key, model_id=model_id, version=version)
+
     def _write_manifest(self, manifest: ArtifactManifest) -> ArtifactManifest:
         """Write ``manifest`` (after its files): from now on the version exists."""
         self.store.put_json(layout.manifest(manifest.model_id, manifest.version), manifest.to_dict())
@@ -130,3 +138,9 @@ class ModelVersions:
     def _copy_files(self, files: Iterable[ArtifactFile], src_key: Callable[[str], str], dst_key: Callable[[str], str]) -> None:
         """Copy manifest rows within the store in parallel; the first error is raised once none is in flight."""
         map_all(lambda f: self.store.copy(src_key(f.path), dst_key(f.path)), files, self.pool, 2 * self.io_workers)
+
+
+def _holds_files(local_dir: str | Path) -> None:
+    """Refuse to make a version (or a staged candidate) of an empty directory."""
+    if not local_files(local_dir):
+        raise ValidationError("artifacts", str(local_dir), "holds no file: a model version needs at least one")

@@ -61,7 +61,7 @@ def load(
                 version = int(entity.aliases[alias])
             adapter = make_adapter(registry, adapter_path, configuration=configuration)
             path = adapter.load_from_model(entity, version=version)
-            loaded = adapter.model_entity
+            loaded = adapter.bound_model
             assert loaded is not None
             log.info("loaded %s v%d from %s (%s)", loaded.name, loaded.version, registry.store.uri, path)
             if record_failures:

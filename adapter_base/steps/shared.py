@@ -1,4 +1,4 @@
-"""What every step shares: its logging, and marking the model failed when the step fails."""
+"""What every step shares: how it starts (logging, exit), and marking the model failed when the step fails."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ from ..entities import Model
 from ..errors import ConflictError
 from ..registry import Registry
 from ..secrets import install_redaction, redact
+from ..shutdown import exit_when_done
 from .model_ref import ModelRef
 
 log = logging.getLogger(__name__)
+
+
+def start_step() -> None:
+    """What a step's component runs first: ``configure_step_logging``, and the process exits once the step is
+    done (its outputs written) even if the adapter left threads running (``shutdown.exit_when_done``)."""
+    configure_step_logging()
+    exit_when_done()
 
 
 def configure_step_logging() -> None:

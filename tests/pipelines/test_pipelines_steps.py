@@ -1,11 +1,14 @@
 """``adapter_base.steps``: the model reference steps pass, reading and writing step artifacts, the
-evaluate step's confusion matrix, the exit step (``finalize``) on a real local store."""
+evaluate step's confusion matrix, the exit step (``finalize``) on a real local store, how every component starts."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import math
 import re
+import textwrap
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +19,7 @@ from adapter_base.steps.artifact_io import log_metrics, read_json, read_ref, wri
 from adapter_base.steps.evaluate import square_confusion
 from adapter_base.steps.finalize import finalize
 from adapter_base.steps.model_ref import ModelRef, manifest_digest
+from components import FUNCTIONS
 
 CONFUSION = {"labels": ["a", "b"], "columns": ["a", "b", "<none>"], "rows": [[4, 1, 0], [1, 3, 1]]}
 
@@ -113,3 +117,14 @@ def test_write_output_is_strict_json_with_the_chosen_metadata_and_metrics_are_fi
     sink = MetricsSink()
     log_metrics(sink, {"total": 5, "failed": 0, "duration_s": math.nan, "ok": True, "run_id": "r"}, keys=("total", "failed", "duration_s", "ok"))
     assert sink.logged == {"failed": 0.0, "total": 5.0}
+
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_component_starts_as_a_step_so_its_process_exits_when_done(name):
+    """``start_step()`` is each component's first statement after its docstring and imports: logging, redaction,
+    and an exit that threads the adapter left running cannot hold up."""
+    [func] = ast.parse(textwrap.dedent(inspect.getsource(FUNCTIONS[name]))).body
+    body = [node for node in func.body if not isinstance(node, (ast.Import, ast.ImportFrom))]
+    first = body[1] if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else body[0]
+    assert ast.unparse(first) == "start_step()", f"component {name} starts with {ast.unparse(first)!r}"

@@ -244,6 +244,67 @@ def scripted(
     return ds, items, model, adapter
 
 
+class RogueBaseException(BaseException):
+    """A ``BaseException`` of the adapter's own, not an ``Exception``."""
+
+
+class RogueAdapter(SlowAdapter):
+    """``SlowAdapter`` whose hook ``configuration["rogue_hook"]`` (``load``, ``save``, ``train``, ``predict``,
+    ``prepare_item_func``) does ``configuration["rogue"]`` when called:
+
+    ``thread`` (starts a non-daemon thread ``rogue-<hook>`` that sleeps an hour, then goes on as usual),
+    ``exit`` (``sys.exit(3)``), ``interrupt`` (raises ``KeyboardInterrupt``), ``base`` (raises
+    ``RogueBaseException``), ``hang`` (sleeps an hour), ``nothing`` (``save`` only: writes no file);
+    several, comma-separated, in that order (``thread,exit``).
+    """
+
+    DEFAULT_CONFIGURATION = {**SlowAdapter.DEFAULT_CONFIGURATION, "rogue_hook": "", "rogue": ""}
+
+    def _misbehave(self, hook: str) -> None:
+        if self.configuration.get("rogue_hook") != hook:
+            return
+        for what in self.configuration["rogue"].split(","):
+            if what == "thread":
+                threading.Thread(target=time.sleep, args=(3600,), name=f"rogue-{hook}").start()
+            elif what == "exit":
+                sys.exit(3)
+            elif what == "interrupt":
+                raise KeyboardInterrupt(f"raised by {hook}")
+            elif what == "base":
+                raise RogueBaseException(f"raised by {hook}")
+            elif what == "hang":
+                time.sleep(3600)
+
+    def load(self, local_path: str, **kwargs: Any) -> None:
+        super().load(local_path, **kwargs)
+        self._misbehave("load")
+
+    def save(self, local_path: str, **kwargs: Any) -> None:
+        self._misbehave("save")
+        if not (self.configuration.get("rogue_hook") == "save" and self.configuration["rogue"] == "nothing"):
+            super().save(local_path, **kwargs)
+
+    def train(self, data_path: str, output_path: str, **kwargs: Any) -> None:
+        self._misbehave("train")
+        super().train(data_path, output_path, **kwargs)
+
+    def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
+        self._misbehave("predict")
+        return super().predict(batch, **kwargs)
+
+    def prepare_item_func(self, item: Item) -> Any:
+        self._misbehave("prepare_item_func")
+        return super().prepare_item_func(item)
+
+
+def rogue_model(
+    registry: Registry, n: int, hook: str, rogue: str, *, train: int = 0, configuration: Mapping[str, Any] | None = None
+) -> tuple[Dataset, list[Item], Model]:
+    """``dataset_with_model`` for a ``RogueAdapter`` model whose ``hook`` does ``rogue`` (saved sanely as version 1)."""
+    cfg = {"rogue_hook": hook, "rogue": rogue, **(configuration or {})}
+    return dataset_with_model(registry, n, adapter="reliability_support:RogueAdapter", configuration=cfg, train=train)
+
+
 # --------------------------------------------------------------------------- checks
 
 

@@ -1,15 +1,19 @@
-"""A misbehaving adapter and oversized inputs (issue 13, points 2, 11, 13 and minors).
+"""A misbehaving adapter and oversized inputs (issue 13, points 2, 11, 13 and minors; issue 20, points 6, 9, 11).
 
 An adapter that edits the list of items it is given, a ``prepare_item_func`` that never
 returns, inputs that decode to far more memory than their files take, NumPy confidences,
 and a classification model that returns boxes: each item ends written, or failed with an
-error that names it; the run ends and its report is stored.
+error that names it; the run ends and its report is stored. Hooks that leave threads
+running, raise ``SystemExit``, ``KeyboardInterrupt`` or another ``BaseException``, save no
+file or never return from ``load``: the command or step fails naming the hook (or succeeds)
+and exits.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -21,9 +25,33 @@ from typing import Any, Sequence
 import numpy as np
 import pytest
 
-from adapter_base import AdapterContractError, Annotation, AnnotationCollection, BaseModelAdapter, Item, ModelInfo, Registry
+from adapter_base import (
+    AdapterContractError,
+    AdapterHookError,
+    Annotation,
+    AnnotationCollection,
+    BaseModelAdapter,
+    Item,
+    ModelInfo,
+    Registry,
+    ValidationError,
+)
+from adapter_base.concurrency import in_thread
+from adapter_base.config import FRAMEWORK_DEFAULTS
 from adapter_base.registry import layout
-from reliability_support import count_sets
+from reliability_support import (
+    REPO,
+    RogueAdapter,
+    count_sets,
+    dataset_with_model,
+    report_json,
+    rogue_model,
+    run_cli,
+    sigkill,
+    start_cli,
+    subprocess_env,
+    wait_for,
+)
 from support.images import png_bytes
 
 HERE = Path(__file__).resolve().parent
@@ -354,3 +382,230 @@ def test_a_classification_model_returning_boxes_is_a_contract_error_not_a_zero_s
         adapter.evaluate_model(model, ds)
     message = str(info.value)
     assert "output_type 'classification'" in message and "only box annotations on 3 of 3 items" in message
+
+
+# --------------------------------------------------------------------------- issue 20, points 6, 9, 11: leftover threads, BaseException, empty and stuck hooks
+
+
+def rogue_cli(tmp_path: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``model-adapter ARGS`` with a home of the test's own; fails the test if it does not exit within ``timeout``."""
+    try:
+        return run_cli(args, env=subprocess_env({"MODEL_ADAPTER_HOME": str(tmp_path / "home"), **(env or {})}), timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"model-adapter {' '.join(args[:2])} did not exit within {timeout:.0f}s; output: {exc.stdout!r} {exc.stderr!r}")
+
+
+def run_component(
+    tmp_path: Path, name: str, parameters: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], *, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``components/<name>.py`` as a KFP step runs it (``python -m kfp.dsl.executor_main``); artifacts are files
+    under ``tmp_path`` (``inputs``: name to path, ``outputs``: name to schema title). Fails the test if it does not exit."""
+    out_dir = tmp_path / f"step-{name}"
+    out_dir.mkdir()
+
+    def artifact(key: str, uri: str, schema: str) -> dict[str, Any]:
+        return {"artifacts": [{"name": key, "type": {"schemaTitle": schema}, "uri": uri, "metadata": {}}]}
+
+    executor_input = {
+        "inputs": {"parameterValues": parameters, "artifacts": {k: artifact(k, path, "system.Model") for k, path in inputs.items()}},
+        "outputs": {"artifacts": {k: artifact(k, str(out_dir / k), schema) for k, schema in outputs.items()}, "outputFile": str(out_dir / "out.json")},
+    }
+    command = [sys.executable, "-m", "kfp.dsl.executor_main", "--component_module_path", str(REPO / "components" / f"{name}.py"),
+               "--function_to_execute", name, "--executor_input", json.dumps(executor_input)]  # fmt: skip
+    try:
+        return subprocess.run(command, env=subprocess_env({"MODEL_ADAPTER_HOME": str(tmp_path / "home"), **(env or {})}), capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"step {name} did not exit within 60s; output: {exc.stdout!r}")
+
+
+def leftover_warning(stderr: str) -> str:
+    [line] = [line for line in stderr.splitlines() if "thread(s) the adapter started are still running" in line]
+    return line
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(("rogue", "code"), [("thread", 0), ("thread,exit", 1)])
+def test_a_thread_the_adapter_leaves_running_does_not_hold_the_cli(local_registry: Registry, tmp_path: Path, rogue: str, code: int) -> None:
+    """The command prints its summary, stores its report, names the thread and exits with its own code."""
+    _, _, model = rogue_model(local_registry, 4, "predict", rogue)
+    start = time.monotonic()
+    proc = rogue_cli(tmp_path, "predict", model.name, "--dataset", "shades", "--store", local_registry.store.uri, "--report")
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert time.monotonic() - start < 30
+    assert "'rogue-predict'" in leftover_warning(proc.stderr), proc.stderr
+    report = report_json(proc.stdout)
+    assert (report["succeeded"], report["failed"]) == ((4, 0) if code == 0 else (0, 4))
+    assert stored_report(local_registry, report["run_id"])["total"] == 4
+
+
+@pytest.mark.reliability
+def test_a_thread_the_adapter_leaves_running_does_not_hold_a_pipeline_step(local_registry: Registry, tmp_path: Path) -> None:
+    """A step (run as KFP runs it) exits once its outputs are written: 0 after ``load``, 1 after a failing ``train``."""
+    _, _, model = rogue_model(local_registry, 2, "load", "thread", train=4, configuration={"load_timeout_s": None})
+    store = local_registry.store.uri
+    common = {"adapter": "reliability_support:RogueAdapter", "store_uri": store, "configuration": {}, "run_id": "run1"}
+    load = run_component(tmp_path, "load", {**common, "model": model.name, "record_failures": False, "alias": ""}, {}, {"base_model": "system.Model"})
+    assert load.returncode == 0, load.stdout + load.stderr
+    assert "'rogue-load'" in leftover_warning(load.stdout + load.stderr)
+    ref = tmp_path / "step-load" / "base_model"
+    assert json.loads(ref.read_text())["version"] == 1  # its output was written before it exited
+
+    failing = {"rogue_hook": "train", "rogue": "thread,exit"}
+    train = run_component(
+        tmp_path, "train", {**common, "configuration": failing, "dataset": ""}, {"base_model": str(ref)},
+        {"staged_model": "system.Model", "training_metrics": "system.Metrics"},
+    )  # fmt: skip
+    assert train.returncode == 1, train.stdout + train.stderr
+    assert "'rogue-train'" in leftover_warning(train.stdout + train.stderr)
+    after = local_registry.get_model(model.id)
+    assert (after.status, after.version) == ("failed", 1)
+    assert "run run1: train: AdapterHookError: adapter hook RogueAdapter.train raised SystemExit: 3" in after.status_message
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(("rogue", "raised"), [("exit", "SystemExit: 3"), ("base", "RogueBaseException: raised by predict"), ("interrupt", "KeyboardInterrupt: raised by predict")])
+def test_a_base_exception_from_predict_fails_its_items_by_name_and_the_report_is_stored(local_registry: Registry, tmp_path: Path, rogue: str, raised: str) -> None:
+    """Not a bare exit, a raw traceback, nor a Ctrl-C with a resume hint: the items fail, naming the hook."""
+    _, items, model = rogue_model(local_registry, 3, "predict", rogue)
+    proc = rogue_cli(tmp_path, "predict", model.name, "--dataset", "shades", "--store", local_registry.store.uri, "--report")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "interrupted" not in proc.stderr and "resume" not in proc.stderr, proc.stderr
+    report = report_json(proc.stdout)
+    assert report["failed"] == 3 and stored_report(local_registry, report["run_id"])["failed"] == 3
+    assert {f["error"] for f in report["failures"]} == {f"AdapterHookError: adapter hook RogueAdapter.predict raised {raised}"}
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(("command", "hook", "rogue", "raised"), [("train", "train", "exit", "SystemExit: 3"), ("predict", "load", "base", "RogueBaseException: raised by load")])
+def test_a_base_exception_from_load_or_train_is_one_line_and_recorded(
+    local_registry: Registry, tmp_path: Path, command: str, hook: str, rogue: str, raised: str
+) -> None:
+    _, _, model = rogue_model(local_registry, 2, hook, rogue, train=4)
+    args = [command, model.name, "--store", local_registry.store.uri, *(["--dataset", "shades"] if command == "predict" else [])]
+    proc = rogue_cli(tmp_path, *args)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    said = f"AdapterHookError: adapter hook RogueAdapter.{hook} raised {raised}"
+    assert proc.stderr.splitlines()[-1] == f"error: {said}", proc.stderr
+    assert "Traceback" not in proc.stderr and "interrupted" not in proc.stderr
+    after = local_registry.get_model(model.id)
+    assert after.version == 1
+    if command == "train":
+        assert after.status == "failed" and said in after.status_message
+
+
+def test_a_base_exception_from_any_hook_is_an_error_naming_it_in_the_python_api(local_registry: Registry) -> None:
+    _, items, model = rogue_model(local_registry, 4, "prepare_item_func", "interrupt")
+    adapter = RogueAdapter(registry=local_registry)
+    adapter.load_from_model(model)
+    report = adapter.predict_items(items)  # not a KeyboardInterrupt out of the run: no Ctrl-C was pressed
+    assert report.failed == 4 and {f.stage for f in report.failures} == {"prepare"}
+    assert all("RogueAdapter.prepare_item_func raised KeyboardInterrupt" in f.error for f in report.failures)
+    adapter = RogueAdapter(registry=local_registry, configuration={"rogue_hook": "save", "rogue": "exit"})
+    adapter.load_from_model(model)
+    with pytest.raises(AdapterHookError, match=r"RogueAdapter\.save raised SystemExit: 3"):
+        adapter.save_to_model()
+    assert local_registry.get_model(model.id).version == 1
+
+
+@pytest.mark.reliability
+def test_only_a_real_ctrl_c_is_the_users_interrupt(local_registry: Registry, tmp_path: Path) -> None:
+    """An adapter's own KeyboardInterrupt is its hook's error; a SIGINT while the adapter predicts stops the run with a resume hint."""
+    _, _, model = rogue_model(local_registry, 2, "load", "interrupt")
+    proc = rogue_cli(tmp_path, "predict", model.name, "--dataset", "shades", "--store", local_registry.store.uri)
+    assert proc.returncode == 1 and "resume" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1] == "error: AdapterHookError: adapter hook RogueAdapter.load raised KeyboardInterrupt: raised by load"
+
+    with Registry.open(str(tmp_path / "slow-store")) as registry:
+        _, _, model = dataset_with_model(registry, 4, configuration={"delay_s": 30})
+        log_path = tmp_path / "out.log"
+        proc = start_cli(
+            ["predict", model.name, "--dataset", "shades", "--store", registry.store.uri, "--batch-size", "1"],
+            env=subprocess_env({"MODEL_ADAPTER_HOME": str(tmp_path / "home")}), log=log_path,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: "predict slow" in log_path.read_text(), 30, "the prediction run to start")
+            time.sleep(0.5)  # in predict's sleep by now
+            os.kill(proc.pid, signal.SIGINT)
+            assert proc.wait(20) == 130
+        finally:
+            sigkill(proc)
+    assert "interrupted; to resume: model-adapter predict" in log_path.read_text()
+
+
+def test_a_sigint_delivered_during_a_hook_is_a_keyboard_interrupt_and_one_raised_by_it_is_not() -> None:
+    from adapter_base.hook_calls import guarded
+
+    def pressed_ctrl_c() -> None:
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(5)  # the handler interrupts this
+
+    def raises() -> None:
+        raise KeyboardInterrupt("the adapter's own")
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        guarded("A.predict", pressed_ctrl_c)
+    with pytest.raises(AdapterHookError, match="adapter hook A.predict raised KeyboardInterrupt: the adapter's own"):
+        guarded("A.predict", raises)  # even after a Ctrl-C, the next call judges its own
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(AdapterHookError, match="B.load raised KeyboardInterrupt"):  # off the main thread: never a signal
+        in_thread(lambda: guarded("B.load", raises), "hook").result(10)
+
+
+# 11 (a): a save that writes nothing makes no version
+
+
+def test_a_save_that_writes_no_file_is_refused_naming_it(local_registry: Registry, tmp_path: Path) -> None:
+    _, _, model = rogue_model(local_registry, 2, "save", "nothing", train=4)
+    adapter = RogueAdapter(registry=local_registry)
+    adapter.load_from_model(model)
+    with pytest.raises(AdapterContractError, match=r"RogueAdapter\.save wrote no file into .*: a model version needs at least one file"):
+        adapter.save_to_model()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValidationError, match="holds no file: a model version needs at least one"):
+        local_registry.upload_artifacts(model, tmp_path / "empty")  # nor through the registry
+    with pytest.raises(AdapterContractError, match=r"RogueAdapter\.save wrote no file"):
+        adapter.train_model(model)
+    after = local_registry.get_model(model.id)
+    assert after.version == 1 and after.status == "failed" and "RogueAdapter.save wrote no file" in after.status_message
+
+    from adapter_base.steps.model_ref import ModelRef
+    from adapter_base.steps.train import train as train_step
+
+    local_registry.set_status(after, "trained")
+    base = ModelRef.of(local_registry.get_model(model.id), local_registry.store.uri)
+    with pytest.raises(AdapterContractError, match=r"RogueAdapter\.save wrote no file"):
+        train_step("reliability_support:RogueAdapter", base, "run1", store_uri=local_registry.store.uri)
+    after = local_registry.get_model(model.id)
+    assert after.version == 1 and after.status == "failed" and "run run1: train: AdapterContractError" in after.status_message
+    assert not list(local_registry.store.list(layout.staging_prefix(model.id, "run1")))
+
+
+@pytest.mark.reliability
+def test_a_save_that_writes_no_file_fails_the_train_command(local_registry: Registry, tmp_path: Path) -> None:
+    _, _, model = rogue_model(local_registry, 2, "save", "nothing", train=4)
+    proc = rogue_cli(tmp_path, "train", model.name, "--store", local_registry.store.uri)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1].startswith("error: AdapterContractError: RogueAdapter.save wrote no file into "), proc.stderr
+    assert local_registry.get_model(model.id).version == 1
+
+
+# 11 (b): load_timeout_s
+
+
+@pytest.mark.reliability
+def test_a_load_that_never_returns_fails_the_command_after_load_timeout_s(local_registry: Registry, tmp_path: Path) -> None:
+    _, _, model = rogue_model(local_registry, 2, "load", "hang", configuration={"load_timeout_s": 1})
+    start = time.monotonic()
+    proc = rogue_cli(tmp_path, "predict", model.name, "--dataset", "shades", "--store", local_registry.store.uri, timeout=30)
+    assert time.monotonic() - start < 20
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1].startswith("error: TimeoutError: RogueAdapter.load did not return within load_timeout_s=1"), proc.stderr
+
+
+def test_load_timeout_s_has_a_default_and_a_bad_value_is_refused_by_name(local_registry: Registry) -> None:
+    assert FRAMEWORK_DEFAULTS["load_timeout_s"] == 3600
+    _, _, model = rogue_model(local_registry, 1, "", "")
+    adapter = RogueAdapter(registry=local_registry, configuration={"load_timeout_s": "soon"})
+    with pytest.raises(ValidationError, match=r"configuration\.load_timeout_s: must be a positive number or null, got 'soon'"):
+        adapter.load_from_model(model)
