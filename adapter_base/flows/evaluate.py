@@ -217,7 +217,7 @@ def evaluate_model(
     summary = {**json_safe(headline(metrics)), "version": entity.version, "report": report_key, "dataset_id": ds.id}
     updated = registry.update_model(registry.get_model(entity.id), metrics={**registry.get_model(entity.id).metrics, "evaluation": summary})
     adapter.bind_model(updated)
-    log.info("evaluated %s v%d on %s: %s; report %s", entity.name, entity.version, ds.name, headline(metrics), report_key)
+    log.info("evaluated %s v%d on %s: %s; report %s", entity.name, entity.version, ds.name, headline(metrics), registry.store.uri_of(report_key))
     return EvaluationResult(
         model=updated,
         metrics=safe,
