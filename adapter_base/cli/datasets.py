@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..importers import FORMATS, KNOWN_SUBSETS, apply_plan, parse_split, plan_import
-from ..importers.plan import skipped_lines
+from ..importers.plan import SHOW_SKIPPED, shown_path, skipped_lines
 from ..errors import ConflictError
 from ._common import add_store_option, confirm, open_registry, print_json
 from .plugins import dataset_source
@@ -55,6 +55,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"imported dataset {ds.name} ({ds.id}) into {registry.store.uri}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     kept = f", {result.conflicts_kept} differing kept as they were" if result.conflicts_kept else ""
     print(f"added {result.added} item(s), {result.already_there} already there{kept}")
+    if result.duplicates_removed:
+        removed = sum(len(d.removed) for d in result.duplicates_removed)
+        print(f"removed {removed} duplicate item(s) at {len(result.duplicates_removed)} path(s) (left by concurrent imports of an older version; kept the item each path's entry names):")
+        for d in result.duplicates_removed[:SHOW_SKIPPED]:
+            print(f"  {shown_path(d.path)}: kept {d.kept}, removed {', '.join(d.removed)}")
+        if len(result.duplicates_removed) > SHOW_SKIPPED:
+            print(f"  ... and {len(result.duplicates_removed) - SHOW_SKIPPED} more")
     print(plan.summary())
     if result.skipped:
         print(f"skipped {len(result.skipped)} entr{'y' if len(result.skipped) == 1 else 'ies'}:")
