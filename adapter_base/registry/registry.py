@@ -209,10 +209,11 @@ class Registry:
             log.warning("could not remove the leftovers of the failed add of %s: %s", item.path, redact(str(exc)))
 
     def _path_holder(self, dataset_id: str, path: str) -> str | None:
-        """The id of the item at ``path``, or None (no entry, or an entry whose item was never completed)."""
+        """The id of the item at ``path``, or None (no entry, or an entry whose item was never completed, or a
+        path no entry key can hold, such as a folder name of 251-255 bytes, where no item can be)."""
         try:
             item_id = _entry_id(self.store.get_json(layout.item_path(dataset_id, path)))
-        except NotFoundError:
+        except (NotFoundError, InvalidKeyError):
             return None
         if item_id is None or not self.store.exists(layout.item_record(dataset_id, item_id)):
             return None
