@@ -187,6 +187,14 @@ class Registry:
         except BaseException:
             self._undo_add(item)
             raise
+        try:
+            # Checked again now that the record is there, without the folders this registry knows: of two
+            # concurrent adds of "img" and "img/1.png" the later record's check sees the other, so at most one stays.
+            self._check_file_or_folder(dataset, item.path)
+        except ConflictError:
+            self._remove_item(dataset.id, item.id)
+            self._undo_add(item)
+            raise
         parts = item.path.split("/")
         self._folders.setdefault(dataset.id, set()).update("/".join(parts[:depth]) for depth in range(1, len(parts)))
         return item
@@ -232,11 +240,15 @@ class Registry:
             entry_id = None
         if entry_id is not None and self.store.exists(layout.item_record(dataset.id, entry_id)):
             raise ConflictError(f"dataset {dataset.name!r} already has an item at {path!r} (item {entry_id})")
+        self._check_file_or_folder(dataset, path, self._folders.setdefault(dataset.id, set()))
+        return entry_id
+
+    def _check_file_or_folder(self, dataset: Dataset, path: str, known_folders: set[str] | frozenset[str] = frozenset()) -> None:
+        """``ConflictError`` if an item sits at a folder above ``path`` or below it (``known_folders`` are not looked up)."""
         parts = path.split("/")
-        folders = self._folders.setdefault(dataset.id, set())
         for depth in range(1, len(parts)):
             above = "/".join(parts[:depth])
-            if above in folders:
+            if above in known_folders:
                 continue
             holder = self._path_holder(dataset.id, above)
             if holder is not None:
@@ -251,7 +263,6 @@ class Registry:
                 raise ConflictError(
                     f"dataset {dataset.name!r} has an item at {below!r} (item {holder}), so {path!r} cannot be a file: a path is a file or a folder, not both"
                 )
-        return entry_id
 
     def path_problem(self, dataset_id: str, path: object) -> str | None:
         """Why ``path`` cannot be an item path of dataset ``dataset_id`` in this store (a short reason), None when it can."""

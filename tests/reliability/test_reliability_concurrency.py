@@ -171,3 +171,30 @@ def test_concurrent_add_item_of_one_path_leaves_one_item(store_uri: str) -> None
         assert len(items) == 1 and registry.find_item(ds, "img/a.png").id == items[0].id
         assert {r for r in results if isinstance(r, str)} == {items[0].id}
         assert registry.read_item(items[0]) == png_bytes(5)
+
+
+def test_concurrent_adds_of_a_file_and_a_path_below_it_never_both_stay(store_uri: str) -> None:
+    """A path is a file or a folder, never both; the check before writing cannot see an add that has not
+    written yet, so two adds at once of ``img`` and ``img/1.png`` both passed it. Each add checks again once
+    its record is there: at most one of the two stays, and every add that returned is in the dataset."""
+    with Registry.open(store_uri) as registry:
+        for round_ in range(6):
+            ds = registry.create_dataset(f"d{round_}")
+            start = threading.Barrier(2)
+            returned: list[str] = []
+
+            def add(path: str, value: int) -> None:
+                start.wait()
+                try:
+                    registry.add_item(ds, path, png_bytes(value))
+                    returned.append(path)
+                except ConflictError:
+                    pass
+
+            threads = [threading.Thread(target=add, args=args) for args in (("img", 1), ("img/1.png", 2))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            paths = sorted(i.path for i in registry.iter_items(ds))
+            assert len(paths) <= 1 and paths == sorted(returned), (round_, paths, returned)
