@@ -13,7 +13,7 @@ from ..entities import AnnotationCollection, Dataset, Item
 from ..errors import AdapterError, ConflictError, NotFoundError
 from ..registry import DuplicatePath, Registry
 from ..storage.digest import sha256_file
-from .plan import ImportPlan, PlannedItem
+from .plan import CLASHES_WITH_AN_ITEM, ImportPlan, PlannedItem
 
 #: ``Dataset.metadata`` key recording an import: its source, format and whether it finished.
 IMPORT_KEY = "import"
@@ -157,15 +157,18 @@ def _apply(registry: Registry, plan: ImportPlan, ds: Dataset, name: str, on_conf
             registry.add_item(ds, planned.path, planned.file, subsets=planned.subsets, metadata=metadata, annotations=planned.annotations)
             added += 1
         except ConflictError as exc:
-            # Another import added this path meanwhile (or the path is a folder of another item).
+            # Another import added this path meanwhile, or an item sits at a folder above it or below it.
             item = _item_at(registry, ds, planned.path)
-            diff = None if item is None else _differences(registry, planned, item, compare_subsets=plan.split is None)
+            if item is None:
+                skipped.append((planned.path, CLASHES_WITH_AN_ITEM))
+                continue
+            diff = _differences(registry, planned, item, compare_subsets=plan.split is None)
             if diff == []:
                 already += 1
-            elif diff and on_conflict == "skip":
+            elif on_conflict == "skip":
                 conflicts.append((planned.path, diff))
             else:
-                why = f"another import added it meanwhile and its {', '.join(diff)} differ" if diff else exc
+                why = f"another import added it meanwhile and its {', '.join(diff)} differ"
                 raise DatasetImportError(_failed(planned, plan, name, why, len(planned_items) - len(todo) + n)) from exc
         except Exception as exc:
             raise DatasetImportError(_failed(planned, plan, name, exc, len(planned_items) - len(todo) + n)) from exc

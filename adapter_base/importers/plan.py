@@ -17,6 +17,8 @@ NO_LABEL = "(no label)"
 NO_SUBSET = "(none)"
 #: Entries named one by one in a summary (the rest are counted).
 SHOW_SKIPPED = 20
+#: Why an entry is skipped whose path is a folder of an item already in the dataset, or below one's file.
+CLASHES_WITH_AN_ITEM = "a file or folder of an item already in the dataset (a path is a file or a folder, not both)"
 #: A dataset id for checking the keys of a plan's paths before the dataset is known (every id has this length).
 ANY_DATASET_ID = "0" * len(new_id())
 

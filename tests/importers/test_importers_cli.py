@@ -422,3 +422,23 @@ def test_a_path_too_long_for_the_s3_key_with_the_store_prefix_is_skipped_up_fron
     assert "added 1 item(s)" in out and "skipped 1 entry" in out and f"{over}: name too long for a store key" in out
     with Registry.open(s3_store_uri) as registry:
         assert list(by_path(registry, "deep")) == [fits]
+
+
+def test_a_file_where_the_dataset_has_a_file_above_it_is_skipped_and_the_rest_imported(capsys, tmp_path):
+    """A path is a file or a folder, never both. The source's ``shot.png`` became a folder of images after its first
+    import: the rerun stopped at ``shot.png/1.png`` every time, so the new ``dog/b.png`` was never imported."""
+    root = tmp_path / "pets"
+    write_png(root / "cat" / "a.png")
+    write_png(root / "cat" / "shot.png")
+    store = str(tmp_path / "store")
+    assert run(capsys, "dataset", "import", str(root), "--store", store)[0] == 0
+    (root / "cat" / "shot.png").unlink()
+    write_png(root / "cat" / "shot.png" / "1.png")
+    write_png(root / "dog" / "b.png")
+    for added in (1, 0):
+        code, out, err = run(capsys, "dataset", "import", str(root), "--store", store)
+        assert code == 0, err
+        assert f"added {added} item(s)" in out and "skipped 1 entry" in out
+        assert "cat/shot.png/1.png: a file or folder of an item already in the dataset" in out
+    with Registry.open(store) as registry:
+        assert sorted(by_path(registry, "pets")) == ["cat/a.png", "cat/shot.png", "dog/b.png"]
