@@ -192,4 +192,3 @@ def _failed(planned: PlannedItem, plan: ImportPlan, name: str, why: BaseExceptio
         f"importing {planned.path!r} from {plan.source} into dataset {name!r} failed: {cause} "
         f"({done} of {len(plan.items)} files are in; run the same command again to import the rest)"
     )
-

@@ -113,9 +113,14 @@ def _paths_of_records(registry: Registry, name: str) -> Counter[str]:
     return Counter(registry.store.get_json(obj.key)["path"] for obj in registry.store.list(prefix))
 
 
-def _imports_at_once(n: int, source: Path, store_uri: str) -> list[str]:
+def _imports_at_once(n: int, source: Path, store_uri: str, *, kill_one_after_s: float | None = None) -> list[str]:
+    """Start ``n`` imports of ``source`` at once (SIGKILL the first after ``kill_one_after_s``); the others' output."""
     args = ["dataset", "import", str(source), "--name", "pets", "--store", store_uri]
     procs = [subprocess.Popen([CLI, *args], env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(n)]
+    if kill_one_after_s is not None:
+        time.sleep(kill_one_after_s)
+        procs[0].kill()  # a writer that crashes mid-import leaves a half-written item behind
+        procs.pop(0).communicate()
     outs = []
     for proc in procs:
         out, _ = proc.communicate(timeout=300)
@@ -128,13 +133,14 @@ def test_concurrent_imports_of_one_source_end_with_exactly_one_item_per_path(sto
     """Issue 20.3: three imports of one 180-file folder at once ended with 182 records, two at one path,
     and a rerun said "already there". The path claim was check-then-act; now the item id follows from
     the path, so every writer of a path writes the same item. Run on the local store and both S3 servers,
-    into a new dataset (the imports also race to create it) and into an existing one."""
+    into a new dataset (the imports also race to create it) and into an existing one, one of the writers
+    SIGKILLed mid-import."""
     source = tmp_path / "pets"
     _write_class_folder(source, 30)
     for out in _imports_at_once(3, source, store_uri):
         assert "imported dataset pets" in out, out
     _write_class_folder(source, 120, start=30)
-    outs = _imports_at_once(4, source, store_uri)
+    outs = _imports_at_once(4, source, store_uri, kill_one_after_s=3.0)
     with Registry.open(store_uri) as registry:
         assert [d.name for d in registry.list_datasets()] == ["pets"]
         paths = _paths_of_records(registry, "pets")
