@@ -74,12 +74,15 @@ def _open_dataset(registry: Registry, plan: ImportPlan, name: str) -> Dataset:
         ds = registry.get_dataset(name)
     except NotFoundError:
         state = {"source": plan.source, "format": plan.format, "complete": False}
-        ds = registry.create_dataset(name, labels=plan.labels, metadata={IMPORT_KEY: state})
-        winner = registry.get_dataset(name)
-        if winner.id == ds.id:
+        try:
+            created = registry.create_dataset(name, labels=plan.labels, metadata={IMPORT_KEY: state})
+        except ConflictError:  # a concurrent import created it meanwhile
+            created = None
+        ds = registry.get_dataset(name)
+        if created is not None and created.id == ds.id:
             return ds
-        registry.delete_dataset(ds)  # a concurrent import created the dataset too, and its name entry came last
-        ds = winner
+        if created is not None:
+            registry.delete_dataset(created)  # a concurrent import created the dataset too, and its name entry came last
     state = ds.metadata.get(IMPORT_KEY)
     if not (isinstance(state, dict) and state.get("source") == plan.source and state.get("format", "folder") == plan.format):
         origin = f"imported from {state.get('source')}" if isinstance(state, dict) and state.get("source") else "not made by an import"

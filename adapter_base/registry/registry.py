@@ -277,12 +277,13 @@ class Registry:
         goes with its bytes, ground truth and predictions, its record first. Returns the
         items by path and what was removed, per path.
         """
-        by_path: dict[str, list[Item]] = {}
+        by_path: dict[str, dict[str, Item]] = {}
         for item in items:
-            by_path.setdefault(item.path, []).append(item)
+            by_path.setdefault(item.path, {})[item.id] = item  # an item listed twice is still one item
         kept: dict[str, Item] = {}
         repairs: list[DuplicatePath] = []
-        for path, found in by_path.items():
+        for path, by_id in by_path.items():
+            found = list(by_id.values())
             if len(found) > 1:
                 try:
                     named = _entry_id(self.store.get_json(layout.item_path(dataset.id, path)))

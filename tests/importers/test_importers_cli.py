@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapter_base import Registry, ValidationError
+from adapter_base import NotFoundError, Registry, ValidationError
 from adapter_base.importers import import_directory
 from adapter_base.registry import layout
 from importers_support import coco_folder, run, write_png
@@ -442,3 +442,30 @@ def test_a_file_where_the_dataset_has_a_file_above_it_is_skipped_and_the_rest_im
         assert "cat/shot.png/1.png: a file or folder of an item already in the dataset" in out
     with Registry.open(store) as registry:
         assert sorted(by_path(registry, "pets")) == ["cat/a.png", "cat/shot.png", "dog/b.png"]
+
+
+def test_an_import_whose_new_dataset_another_import_creates_meanwhile_joins_that_dataset(tmp_path):
+    """Two imports of one source into a new dataset: the second found no dataset, then the first created it
+    before the second could, and the second failed with "a dataset named 'pets' already exists"."""
+    root = tmp_path / "pets"
+    for rel in ("cat/a.png", "dog/b.png", "cat/c.png"):
+        write_png(root / rel)
+    store = str(tmp_path / "store")
+    with Registry.open(store) as first, Registry.open(store) as second:
+        read = second.store.get_json
+        overtaken: list[str] = []
+
+        def get_json(key: str):
+            try:
+                return read(key)
+            except NotFoundError:
+                if key == layout.dataset_name("pets") and not overtaken:
+                    overtaken.append(key)  # the first import runs whole between the second's look-up and its create
+                    import_directory(first, root, "pets")
+                raise
+
+        second.store.get_json = get_json
+        result = import_directory(second, root, "pets")
+        assert overtaken and result.added == 0 and result.already_there == 3
+        assert [d.name for d in second.list_datasets()] == ["pets"] and result.dataset.id == second.get_dataset("pets").id
+        assert sorted(by_path(second, "pets")) == ["cat/a.png", "cat/c.png", "dog/b.png"]
