@@ -116,12 +116,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "val/ or valid/ or validation/, test/), a COCO folder (images/ + a COCO JSON, or --images/--annotations), "
         "a YOLO folder (images/ + labels/*.txt + data.yaml or classes.txt), a CSV of path,label[,subset], or "
         "'digits' (scikit-learn's handwritten digits). Only media files are imported; the rest is skipped and "
-        "counted, and so are names no store key can hold (over 250 bytes, a newline or other control character, a "
+        "counted, and so are names no store key can hold (a file name over 250 bytes, a control character such as a newline, a "
         "backslash, bytes that are not UTF-8) and a path that is a folder of an item already in the dataset or below "
-        "one's file. A summary of labels and items per "
-        "subset is printed before anything is written when something looks off, and always after. Importing the "
-        "same source again adds only what is new; imports of one source may run at the same time (each path gets "
-        "one item), and a rerun removes duplicate items an older version left at one path (reported).",
+        "one's file. A summary of labels and items per subset is printed before anything is written when something "
+        "looks off, and always after. Importing the same source again adds only what is new; imports of one source "
+        "may run at the same time (each path gets one item), and a rerun removes duplicate items an older version "
+        "left at one path (reported).",
     )
     imp.add_argument("source", nargs="?", help="a folder, a .csv file or 'digits' (optional with --format coco --images --annotations)")
     imp.add_argument("--name", help="dataset name (default: digits / the folder or CSV file name)")

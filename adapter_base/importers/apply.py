@@ -13,7 +13,7 @@ from ..entities import AnnotationCollection, Dataset, Item
 from ..errors import AdapterError, ConflictError, NotFoundError
 from ..registry import DuplicatePath, Registry
 from ..storage.digest import sha256_file
-from .plan import CLASHES_WITH_AN_ITEM, ImportPlan, PlannedItem
+from .plan import ImportPlan, PlannedItem
 
 #: ``Dataset.metadata`` key recording an import: its source, format and whether it finished.
 IMPORT_KEY = "import"
@@ -21,6 +21,8 @@ IMPORT_KEY = "import"
 ITEM_IMPORT_KEY = "import"
 #: Conflicting paths named in the error (the rest are counted).
 SHOW_CONFLICTS = 10
+#: Why an entry is skipped whose path is a folder of an item already in the dataset, or below one's file.
+CLASHES_WITH_AN_ITEM = "a file or folder of an item already in the dataset (a path is a file or a folder, not both)"
 
 OnConflict = Literal["fail", "skip"]
 

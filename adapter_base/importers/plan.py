@@ -9,7 +9,6 @@ from typing import Any, Iterable, Sequence
 
 from ..entities import AnnotationCollection
 from ..entities.item import SUPPORTED_MIMETYPES
-from ..entities._base import new_id
 from ..registry import guess_mimetype, item_path_problem
 from .subsets import KNOWN_SUBSETS, stratified_split
 
@@ -17,10 +16,8 @@ NO_LABEL = "(no label)"
 NO_SUBSET = "(none)"
 #: Entries named one by one in a summary (the rest are counted).
 SHOW_SKIPPED = 20
-#: Why an entry is skipped whose path is a folder of an item already in the dataset, or below one's file.
-CLASHES_WITH_AN_ITEM = "a file or folder of an item already in the dataset (a path is a file or a folder, not both)"
-#: A dataset id for checking the keys of a plan's paths before the dataset is known (every id has this length).
-ANY_DATASET_ID = "0" * len(new_id())
+#: A dataset id for checking the keys of a plan's paths before the dataset is known (every id is 32 hex digits).
+ANY_DATASET_ID = "0" * 32
 
 
 @dataclass
