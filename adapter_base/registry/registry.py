@@ -277,28 +277,27 @@ class Registry:
         goes with its bytes, ground truth and predictions, its record first. Returns the
         items by path and what was removed, per path.
         """
-        by_path: dict[str, dict[str, Item]] = {}
-        for item in items:
-            by_path.setdefault(item.path, {})[item.id] = item  # an item listed twice is still one item
         kept: dict[str, Item] = {}
+        several: dict[str, dict[str, Item]] = {}  # the paths holding more than one item (rare): their items by id
+        for item in items:
+            first = kept.setdefault(item.path, item)
+            if first.id != item.id:
+                several.setdefault(item.path, {first.id: first})[item.id] = item
         repairs: list[DuplicatePath] = []
-        for path, by_id in by_path.items():
-            found = list(by_id.values())
-            if len(found) > 1:
-                try:
-                    named = _entry_id(self.store.get_json(layout.item_path(dataset.id, path)))
-                except NotFoundError:
-                    named = None
-                keep = next((i for i in found if i.id == named), None) or min(found, key=lambda i: (i.created_at, i.id))
-                removed = sorted(i.id for i in found if i.id != keep.id)
-                for item_id in removed:
-                    self._remove_item(dataset.id, item_id)
-                if named != keep.id:
-                    self.store.put_json(layout.item_path(dataset.id, path), {"id": keep.id})
-                repairs.append(DuplicatePath(path, keep.id, tuple(removed)))
-                log.warning("dataset %s had %d items at %r: kept %s, removed %s", dataset.name, len(found), path, keep.id, ", ".join(removed))
-                found = [keep]
-            kept[path] = found[0]
+        for path, by_id in several.items():
+            try:
+                named = _entry_id(self.store.get_json(layout.item_path(dataset.id, path)))
+            except NotFoundError:
+                named = None
+            keep = by_id.get(named or "") or min(by_id.values(), key=lambda i: (i.created_at, i.id))
+            removed = sorted(set(by_id) - {keep.id})
+            for item_id in removed:
+                self._remove_item(dataset.id, item_id)
+            if named != keep.id:
+                self.store.put_json(layout.item_path(dataset.id, path), {"id": keep.id})
+            repairs.append(DuplicatePath(path, keep.id, tuple(removed)))
+            log.warning("dataset %s had %d items at %r: kept %s, removed %s", dataset.name, len(by_id), path, keep.id, ", ".join(removed))
+            kept[path] = keep
         return kept, repairs
 
     def _remove_item(self, dataset_id: str, item_id: str) -> None:
