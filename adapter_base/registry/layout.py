@@ -111,6 +111,11 @@ def is_predictions_of(key: str, model_id: str) -> bool:
     return key.endswith((f"/predictions/{model_id}.json", f"/embeddings/{model_id}.json"))
 
 
+def item_annotations_prefix(dataset_id: str, item_id: str) -> str:
+    """Everything recorded about one item: its ground truth, prediction sets and embeddings."""
+    return join_key("datasets", dataset_id, "annotations", item_id) + "/"
+
+
 def predictions_prefix(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "annotations", item_id, "predictions") + "/"
 
