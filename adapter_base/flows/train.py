@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..entities import Model
-from ..errors import ValidationError
+from ..errors import ValidationError, VersionConflictError
 from ..hooks import AdapterHooks
 from ..metrics import json_safe
 from ..registry.checkpoints import CheckpointSync
@@ -82,7 +83,9 @@ def stage_training(
     """Train as ``train_model`` does, but stage the result under ``run_id`` instead of saving a version.
 
     The status stays ``training``; ``Registry.commit_staged(model, run_id)`` later makes the
-    staged files the next version (the pipeline's ``commit`` step). Returns the model record.
+    staged files the next version (the pipeline's ``commit`` step). Returns the model record
+    with the run's configuration and metrics, not written: the commit writes them with the
+    version, so a run whose commit is refused changes nothing of the model's record.
     """
     if not run_id:
         raise ValidationError("stage_training", "run_id", "a run_id is needed to stage a training result")
@@ -91,7 +94,7 @@ def stage_training(
     def stage(entity: Model, output_path: Path, metrics: dict[str, Any]) -> Model:
         adapter.save(str(output_path))
         registry.stage_artifacts(entity, output_path, run_id)
-        return registry.update_model(registry.get_model(entity.id), configuration=dict(adapter.configuration), metrics=metrics)
+        return replace(registry.get_model(entity.id), configuration=dict(adapter.configuration), metrics=metrics)
 
     trained = _train(adapter, model, dataset, cleanup, progress, stage, **kwargs)
     log.info("trained %s: staged as run %s (commit it to make a version)", trained.name, run_id)
@@ -110,6 +113,7 @@ def _train(
     report = _progress_reporter(progress)
     ds = resolve_dataset(adapter, dataset_ref)
     check_training(registry, entity, ds)  # refused before the status changes: a refused run leaves no trace
+    _check_still_at(registry, entity)  # a newer version's status is not this run's to change
     registry.set_status(entity, "training")
     log.info("training %s (%s) from version %d", entity.name, entity.id, entity.version)
     root: Path | None = None
@@ -140,6 +144,10 @@ def _train(
         )
         trained = keep(entity, output_path, {**entity.metrics, "training": json_safe(history[-1]) if history else {}})
         checkpoints.clear()
+    except VersionConflictError as exc:  # another writer's version stands, with its status
+        log.error("training %s from version %d: not saved: %s", entity.name, entity.version, exc)
+        _undo_training_status(registry, entity)
+        raise
     except BaseException as exc:
         message = redact(f"{type(exc).__name__}: {exc}")
         if checkpoints is not None:
@@ -155,3 +163,23 @@ def _train(
             shutil.rmtree(root, ignore_errors=True)
     adapter.bind_model(trained)
     return trained
+
+
+def _undo_training_status(registry: Any, before: Model) -> None:
+    """Best effort: give back the status this run replaced with ``training`` (a save that set none leaves it so)."""
+    try:
+        current = registry.get_model(before.id)
+        if current.status == "training" and before.status != "training":
+            registry.set_status(current, before.status, before.status_message)
+    except Exception as exc:  # noqa: BLE001 - the conflict matters more
+        log.warning("could not restore the status of %s: %s", before.name, redact(str(exc)))
+
+
+def _check_still_at(registry: Any, entity: Model) -> None:
+    """``VersionConflictError`` if the model is no longer at ``entity.version``."""
+    current = registry.get_model(entity.id)
+    if current.version != entity.version:
+        raise VersionConflictError(
+            f"model {entity.name!r} is at version {current.version}, not at version {entity.version} this training started from: "
+            f"another writer made version {current.version} meanwhile; it stays"
+        )
