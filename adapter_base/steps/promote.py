@@ -29,11 +29,15 @@ def promote(ref: ModelRef, alias: str, *, store_uri: str = "", run_id: str = "")
             reason = ""
             if run_id and run_id != "-":
                 decided = read_record(registry, run_id, "evaluate", current.id)
-                if decided is None or decided["version"] != ref.version or decided["promote"] is not True:
+                if decided is None or decided["promote"] is not True:
                     raise ValidationError(
                         "promote", "trained_model",
-                        f"run {run_id} has no sound journal record of evaluate deciding to promote version {ref.version} of "
-                        f"{current.name!r} ({layout.step_record(run_id, 'evaluate')}): not promoted",
+                        f"run {run_id} has no sound journal record of evaluate deciding to promote {current.name!r} "
+                        f"({layout.step_record(run_id, 'evaluate')}): not promoted",
+                    )
+                if decided["version"] != ref.version:
+                    raise VersionConflictError(
+                        f"promote: run {run_id} evaluated version {decided['version']} of {current.name!r}, not version {ref.version}: not promoted"
                     )
                 reason = str(decided.get("reason", ""))
             held = current.aliases.get(alias)
