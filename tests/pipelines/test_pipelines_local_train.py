@@ -153,6 +153,7 @@ def test_two_overlapping_local_train_runs_commit_once_and_the_overtaken_one_leav
             held.wait()
     assert held.returncode == 1, out
     assert "VersionConflictError" in out and "is at version 1, not at version 0" in out, out
+    assert out.rstrip().splitlines()[-1].endswith("moved from version 0 to version 1 (trained) meanwhile: that version stands, this run's result was not kept")
     with Registry.open(local_store_uri) as registry:
         model = registry.get_model(MODEL)
         assert (model.version, model.status, model.status_message, model.aliases) == (1, "trained", None, {"production": 1})
