@@ -22,6 +22,7 @@ from ..entities import Model
 from ..errors import ValidationError, VersionConflictError
 from ..hooks import AdapterHooks
 from ..metrics import json_safe
+from ..registry import Registry
 from ..registry.checkpoints import CheckpointSync
 from ..secrets import redact
 from ._common import fresh_dir, resolve_dataset, resolve_model
@@ -165,7 +166,7 @@ def _train(
     return trained
 
 
-def _undo_training_status(registry: Any, before: Model) -> None:
+def _undo_training_status(registry: Registry, before: Model) -> None:
     """Best effort: give back the status this run replaced with ``training`` (a save that set none leaves it so)."""
     try:
         current = registry.get_model(before.id)
@@ -175,7 +176,7 @@ def _undo_training_status(registry: Any, before: Model) -> None:
         log.warning("could not restore the status of %s: %s", before.name, redact(str(exc)))
 
 
-def _check_still_at(registry: Any, entity: Model) -> None:
+def _check_still_at(registry: Registry, entity: Model) -> None:
     """``VersionConflictError`` if the model is no longer at ``entity.version``."""
     current = registry.get_model(entity.id)
     if current.version != entity.version:

@@ -488,7 +488,11 @@ class Registry:
         ``base``, checked before the claim, after it and right before the record.
         """
         self._check_base(model, base)
-        claim = self.versions.claims.reserve(model.id, model.name, base, run_id)
+        try:
+            claim = self.versions.claims.reserve(model.id, model.name, base, run_id)
+        except VersionConflictError:
+            self._check_base(model, base)  # the clearer refusal when the other writer has finished
+            raise
         try:
             self._check_base(model, base)
             manifest = write(claim)

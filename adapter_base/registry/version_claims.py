@@ -26,6 +26,7 @@ its old holder there.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import socket
@@ -99,14 +100,13 @@ class VersionClaim:
         if not isinstance(data, dict):
             return None
         try:
-            claim = cls(
-                model_id=data["model_id"], version=data["version"], base_version=data["base_version"], writer=data["writer"],
-                run_id=data["run_id"], host=data["host"], pid=data["pid"], claimed_at=float(data["claimed_at"]),
-            )
-        except (KeyError, TypeError, ValueError):
+            claim = cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        except KeyError:
             return None
         ints = (claim.version, claim.base_version, claim.pid)
         if any(isinstance(v, bool) or not isinstance(v, int) for v in ints) or not all(isinstance(s, str) for s in (claim.run_id, claim.host)):
+            return None
+        if isinstance(claim.claimed_at, bool) or not isinstance(claim.claimed_at, (int, float)) or not math.isfinite(claim.claimed_at):
             return None
         if (claim.model_id, claim.version, claim.writer) != (model_id, version, writer):
             return None

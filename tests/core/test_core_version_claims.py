@@ -172,3 +172,48 @@ def test_a_complete_version_no_record_names_is_skipped_not_overwritten(local_reg
     local_registry.store.put_json(layout.manifest(model.id, 2), {**orphan.to_dict(), "version": 2})
     saved = local_registry.upload_artifacts(model, write_tree(tmp_path / "v3", {"w": b"3"}))
     assert saved.version == 3
+
+
+_RACER = """
+import os, sys, time
+from adapter_base import Registry, VersionConflictError
+uri, model_id, tree, go = sys.argv[1:5]
+with Registry.open(uri) as registry:
+    model = registry.get_model(model_id)
+    print("ready", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    try:
+        print("saved", registry.upload_artifacts(model, tree).version)
+    except VersionConflictError as exc:
+        print("refused", exc)
+"""
+
+
+@pytest.mark.slow
+def test_processes_racing_from_one_base_make_exactly_one_version(store_uri, tmp_path):
+    """The same race between processes (claims of live processes of this host are live)."""
+    with Registry.open(store_uri) as registry:
+        model = registry.upload_artifacts(registry.create_model("raced"), write_tree(tmp_path / "v1", V1))
+    trees = [write_tree(tmp_path / f"p{i}", {"weights.bin": f"process {i}".encode() * 1000}) for i in range(4)]
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _RACER, store_uri, model.id, str(tree), str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for tree in trees
+    ]
+    for p in procs:  # every one has read the model at version 1
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    lines = [out.strip() for out, _ in outs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    assert sorted(line.split()[0] for line in lines) == ["refused", "refused", "refused", "saved"], lines
+    winner = next(i for i, line in enumerate(lines) if line.startswith("saved"))
+    assert lines[winner] == "saved 2"
+    with Registry.open(store_uri) as registry:
+        current = registry.get_model(model.id)
+        assert current.version == 2
+        registry.download_artifacts(current, tmp_path / "dl")
+        assert read_tree(tmp_path / "dl") == read_tree(trees[winner])
+        assert not registry.store.exists(layout.manifest(model.id, 3))
+        assert claim_keys(registry, model.id) == []
