@@ -148,6 +148,11 @@ def _train(
     except VersionConflictError as exc:  # another writer's version stands, with its status
         log.error("training %s from version %d: not saved: %s", entity.name, entity.version, exc)
         _undo_training_status(registry, entity)
+        if checkpoints is not None:  # trained from a version that is no longer current: nothing to resume
+            try:
+                checkpoints.clear()
+            except Exception as clear_exc:  # noqa: BLE001 - the conflict matters more
+                log.warning("could not remove the superseded run's checkpoints: %s", redact(str(clear_exc)))
         raise
     except BaseException as exc:
         message = redact(f"{type(exc).__name__}: {exc}")

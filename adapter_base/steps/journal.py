@@ -17,7 +17,6 @@ import logging
 from typing import Any, Mapping
 
 from ..entities._base import utc_now
-from ..errors import AdapterError
 from ..metrics import json_safe
 from ..registry import Registry, layout
 from ..secrets import redact
@@ -73,8 +72,8 @@ def read_record(registry: Registry, run_id: str, step: str, model_id: str) -> di
     key = layout.step_record(run_id, step)
     try:
         data = registry.store.get_json(key)
-    except AdapterError as exc:  # missing, unreadable, not JSON: no proof the step finished
-        log.debug("journal record %s: %s", key, exc)
+    except Exception as exc:  # noqa: BLE001 - missing, unreadable, not JSON: no proof the step finished
+        log.debug("journal record %s: %s", key, redact(str(exc)))
         return None
     problem = check_record(data, run_id, step, model_id)
     if problem is not None:

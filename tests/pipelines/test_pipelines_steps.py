@@ -12,6 +12,7 @@ import pytest
 
 from adapter_base import ArtifactManifest, Registry, ValidationError
 from adapter_base.entities.model import ArtifactFile
+from adapter_base.registry import layout
 from adapter_base.steps.artifact_io import log_metrics, read_json, read_ref, write_output, write_ref
 from adapter_base.steps.evaluate import square_confusion
 from adapter_base.steps.finalize import finalize
@@ -113,3 +114,13 @@ def test_write_output_is_strict_json_with_the_chosen_metadata_and_metrics_are_fi
     sink = MetricsSink()
     log_metrics(sink, {"total": 5, "failed": 0, "duration_s": math.nan, "ok": True, "run_id": "r"}, keys=("total", "failed", "duration_s", "ok"))
     assert sink.logged == {"failed": 0.0, "total": 5.0}
+
+
+@pytest.mark.parametrize("record", [[], "x", {"id": 3}, None])
+def test_finalize_reports_instead_of_raising_on_a_model_record_it_cannot_read(tmp_path, record):
+    uri = str(tmp_path / "store")
+    with Registry.open(uri) as registry:
+        model = registry.create_model("m")
+        registry.store.put_json(layout.model_record(model.id), record)
+    said = finalize("m", "run1", "FAILED", "Task exit-handler-1 failed.", store_uri=uri)
+    assert said.startswith("run run1 failed; cannot record it") and "\n" not in said

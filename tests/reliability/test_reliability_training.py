@@ -121,4 +121,5 @@ def test_overlapping_training_runs_commit_once_and_the_overtaken_one_is_refused(
     assert (current.version, current.status, current.status_message) == (2, "trained", None)
     assert not registry.store.exists(layout.manifest(model.id, 3)), "the refused run left a version behind"
     assert not list(registry.store.list(layout.model_prefix(model.id) + "claims/"))
+    assert stored_checkpoints(registry.store, model.id) is None, "a later run would resume the refused run's training"
     registry.download_artifacts(current, tmp_path / "v2")  # complete, digests verified
