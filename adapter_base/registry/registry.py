@@ -29,12 +29,13 @@ from ..entities import (
 )
 from ..entities._base import check_name, check_path_part, utc_now
 from ..entities.item import check_relative_path
-from ..errors import ConflictError, InvalidKeyError, NotFoundError, RecordMismatchError, StoreError, ValidationError
+from ..errors import ConflictError, InvalidKeyError, NotFoundError, RecordMismatchError, StoreError, ValidationError, VersionConflictError
 from ..secrets import redact
 from ..storage import ObjectStore, open_store, validate_key
 from . import layout
 from .identity import check_identity, mismatch
 from .record_pages import iter_records
+from .version_claims import VersionClaim
 from .versions import ModelVersions
 
 log = logging.getLogger(__name__)
@@ -628,17 +629,19 @@ class Registry:
 
     # --- artifacts ----------------------------------------------------------------------
 
-    def upload_artifacts(self, model: Model, local_dir: str | Path, **changes: Any) -> Model:
+    def upload_artifacts(self, model: Model, local_dir: str | Path, *, base_version: int | None = None, **changes: Any) -> Model:
         """Upload ``local_dir`` as the model's next version and make it current.
 
-        Files go first, then the version manifest, then the model record: a reader
-        sees the previous version or the complete new one, never a partial one.
+        Compare-and-swap on ``base_version`` (default: ``model.version``, the version the
+        caller holds): if the model is at another version, or another writer is making the
+        version after it, the upload is refused with ``VersionConflictError`` and nothing
+        becomes visible. Files go first, then the version manifest, then the model record:
+        a reader sees the previous version or the complete new one, never a partial one.
         """
-        current = self.get_model(model.id)
-        version = self.versions.next_version(model.id, current.version)
-        manifest = self.versions.publish(model.id, version, local_dir)
-        log.info("uploaded %d artifact file(s), %d bytes, as %s version %d", len(manifest.files), manifest.total_size, model.name, version)
-        return self.update_model(current, version=version, artifacts=manifest, **changes)
+        base = model.version if base_version is None else base_version
+        manifest, updated = self._commit_version(model, base, "", lambda claim: self.versions.publish(claim, model.name, local_dir), changes)
+        log.info("uploaded %d artifact file(s), %d bytes, as %s version %d", len(manifest.files), manifest.total_size, model.name, updated.version)
+        return updated
 
     def stage_artifacts(self, model: Model, local_dir: str | Path, run_id: str) -> ArtifactManifest:
         """Upload ``local_dir`` as a staged candidate of ``model`` (not a version yet).
@@ -647,16 +650,57 @@ class Registry:
         """
         return self.versions.stage(model, local_dir, run_id)
 
-    def commit_staged(self, model: Model, run_id: str, **changes: Any) -> Model:
-        """Make a staged candidate the model's next version (files copied, manifest last, record after)."""
+    def commit_staged(self, model: Model, run_id: str, *, base_version: int | None = None, **changes: Any) -> Model:
+        """Make a staged candidate the model's next version (files copied, manifest last, record after).
+
+        Compare-and-swap on ``base_version`` (the version the run trained from; default
+        ``model.version``), as ``upload_artifacts``.
+        """
         staged = self.versions.staged(model, run_id)
-        current = self.get_model(model.id)
-        version = self.versions.next_version(model.id, current.version)
-        manifest = self.versions.publish_staged(model.id, run_id, staged, version)
-        updated = self.update_model(current, version=version, artifacts=manifest, **changes)
+        base = model.version if base_version is None else base_version
+        _, updated = self._commit_version(
+            model, base, run_id, lambda claim: self.versions.publish_staged(claim, model.name, run_id, staged), changes
+        )
         self.versions.drop_staged(model.id, run_id)
-        log.info("committed staged run %s of %s as version %d", run_id, model.name, version)
+        log.info("committed staged run %s of %s as version %d", run_id, model.name, updated.version)
         return updated
+
+    def _commit_version(
+        self, model: Model, base: int, run_id: str, write: Callable[[VersionClaim], ArtifactManifest], changes: Mapping[str, Any]
+    ) -> tuple[ArtifactManifest, Model]:
+        """Claim the version after ``base``, ``write`` its files and manifest, then point the record at it.
+
+        ``VersionConflictError`` (naming both versions) when the model is no longer at
+        ``base``, checked before the claim, after it and right before the record.
+        """
+        self._check_base(model, base)
+        try:
+            claim = self.versions.claims.reserve(model.id, model.name, base, run_id)
+        except VersionConflictError:
+            self._check_base(model, base)  # the clearer refusal when the other writer has finished
+            raise
+        try:
+            self._check_base(model, base)
+            manifest = write(claim)
+            try:
+                current = self._check_base(model, base)
+            except VersionConflictError:
+                self.versions.discard(model.id, claim.version)  # ours (the claim held): no orphan left to list
+                raise
+            updated = self.update_model(current, version=claim.version, artifacts=manifest, **changes)
+        finally:
+            self.versions.claims.release(claim)
+        return manifest, updated
+
+    def _check_base(self, model: Model, base: int) -> Model:
+        """The model's latest record; ``VersionConflictError`` if it is no longer at version ``base``."""
+        current = self.get_model(model.id)
+        if current.version != base:
+            raise VersionConflictError(
+                f"model {model.name!r} is at version {current.version}, not at version {base} this write started from: "
+                f"another writer made version {current.version} meanwhile; it stays, nothing of this write was kept"
+            )
+        return current
 
     def get_manifest(self, model: Model, version: int | None = None) -> ArtifactManifest:
         """The manifest of ``version`` (default: the model's current one)."""

@@ -171,6 +171,11 @@ def run_local(
                 state = _model_state(store_uri, str(arguments["model"]))
                 if state["status"] == "failed" and state["status_message"]:
                     message += f"; model {state['model_name']} status failed: {state['status_message']}"
+                elif state["version"] != before:  # overtaken: the commit step's log has the refusal
+                    message += (
+                        f"; model {state['model_name']} moved from version {before} to version {state['version']} ({state['status']}) "
+                        "meanwhile: that version stands, this run's result was not kept"
+                    )
             except (AdapterError, NotFoundError, KeyError):
                 pass
         raise PipelineRunError(f"local {kind} run failed after {seconds:.1f}s: {message}") from None

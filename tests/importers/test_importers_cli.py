@@ -295,7 +295,7 @@ def plant_duplicate(registry: Registry, item, *, created_at: str) -> str:
     ds_id = item.dataset_id
     twin = {**item.to_dict(), "id": uuid.uuid4().hex, "created_at": created_at}
     registry.store.put_bytes(layout.item_binary(ds_id, twin["id"]), registry.read_item(item))
-    registry.store.put_json(layout.ground_truth(ds_id, twin["id"]), registry.store.get_json(layout.ground_truth(ds_id, item.id)))
+    registry.store.put_json(layout.ground_truth(ds_id, twin["id"]), {**registry.store.get_json(layout.ground_truth(ds_id, item.id)), "item_id": twin["id"]})
     registry.store.put_json(layout.item_path(ds_id, item.path), {"id": twin["id"]})
     registry.store.put_json(layout.item_record(ds_id, twin["id"]), twin)
     return twin["id"]
