@@ -9,7 +9,7 @@ import sys
 from typing import Sequence
 
 from ..secrets import install_redaction, redact
-from . import datasets, jobs, models, predictions, runs
+from . import datasets, jobs, models, predictions, runs, step
 from .plugins import register_commands
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.register(sub)
     predictions.register(sub)
     runs.register(sub)
+    step.register(sub)
     register_commands(sub)  # pipeline, demo, ...: the model_adapter.cli entry points
     return parser
 
