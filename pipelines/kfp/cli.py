@@ -23,13 +23,12 @@ from typing import Any
 
 from adapter_base.errors import ValidationError
 
-from ..compute import PROFILES, get_profile
+from ..compute import get_profile
 from ..image_ref import chosen_image
+from ..options import IMAGE_HELP, PROFILE_HELP, param_options, pipeline_arguments
 from ..steps import KIND_HELP, PIPELINE_KINDS
 from .remote import BACKEND_FLOOR_HELP, MIN_BACKEND, SA_TOKEN_ENV, SA_TOKEN_PATH, TOKEN_ENV
 
-IMAGE_HELP = "project image the steps run on, or one built FROM it with your adapter (default: $MODEL_ADAPTER_IMAGE, else model-adapter:dev)"
-PROFILE_HELP = f"compute profile of the heavy steps: {', '.join(PROFILES)}"
 
 
 # --- options ----------------------------------------------------------------------------
@@ -42,38 +41,6 @@ def _build_options(p: argparse.ArgumentParser, kind: str, default_profile: str) 
     if kind == "predict":
         p.add_argument("--parallelism", type=int, default=None, help="at most this many shards at once (default: 8)")
         p.add_argument("--retries", type=int, default=None, help="retries of a failed shard, with exponential backoff (default: 3)")
-
-
-def _param_options(p: argparse.ArgumentParser, kind: str) -> None:
-    """The pipeline's run-time parameters."""
-    p.add_argument("--adapter", required=True, help="adapter import path, package.module:Class (must be importable in the image)")
-    p.add_argument("--model", required=True, help="model name or id")
-    p.add_argument(
-        "--dataset",
-        required=kind == "predict",
-        default="",
-        help="dataset name or id" + (" (default: the model's dataset)" if kind == "train" else ""),
-    )
-    p.add_argument(
-        "--store",
-        default="",
-        help="store URI, s3://bucket/prefix or a path (not secret; default: $MODEL_ADAPTER_STORE where the step runs)",
-    )
-    p.add_argument("--config", action="append", metavar="KEY=VALUE", help="adapter configuration override (repeatable; JSON values)")
-    p.add_argument("--batch-size", type=int, default=0, help="prediction batch size (default: the adapter's)")
-    if kind == "train":
-        p.add_argument("--test-subset", default="test", help="evaluate on items of this subset (default: test)")
-        p.add_argument("--test-filters", default=None, metavar="JSON", help='evaluation filters as JSON, e.g. \'{"subset": "test"}\' (overrides --test-subset)')
-        p.add_argument("--metric", default="accuracy", help="metric of the promotion gate: accuracy, macro_f1, macro.f1, map, ... (default: accuracy)")
-        p.add_argument("--threshold", type=float, default=0.9, help="promote when the metric is >= this (default: 0.9)")
-        p.add_argument("--alias", default="production", help="alias to promote (default: production)")
-    else:
-        p.add_argument("--shards", type=int, default=4, help="number of shards (default: 4)")
-        p.add_argument("--subset", default=None, help="only items of this subset")
-        p.add_argument("--path-prefix", default=None, help="only items under this path")
-        p.add_argument("--filters", default=None, metavar="JSON", help='item filters as JSON, e.g. \'{"metadata": {"camera": "a"}}\'')
-        p.add_argument("--resume", action="store_true", help="skip items this model version already predicted")
-        p.add_argument("--alias", default="", help="predict with the version this alias points at, e.g. production (default: the current version)")
 
 
 def _remote_options(p: argparse.ArgumentParser) -> None:
@@ -96,47 +63,6 @@ def _remote_options(p: argparse.ArgumentParser) -> None:
 
 
 # --- argument handling ------------------------------------------------------------------
-
-
-def _json_dict(text: str | None, what: str) -> dict[str, Any] | None:
-    if text is None or text == "":
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError("pipeline", what, f"not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValidationError("pipeline", what, f"expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def pipeline_arguments(kind: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The pipeline parameters from parsed options."""
-    from adapter_base.cli._common import item_filters, parse_key_values
-    from adapter_base.storage import check_store_uri
-
-    out: dict[str, Any] = {
-        "adapter": args.adapter,
-        "model": args.model,
-        "dataset": args.dataset or "",
-        "store_uri": check_store_uri(args.store or ""),
-        "configuration": parse_key_values(args.config, "--config"),
-        "batch_size": int(args.batch_size or 0),
-    }
-    if kind == "train":
-        test_filters = _json_dict(args.test_filters, "--test-filters")
-        out.update(
-            test_filters=test_filters if test_filters is not None else {"subset": args.test_subset},
-            metric=args.metric,
-            threshold=float(args.threshold),
-            alias=args.alias,
-        )
-    else:
-        if args.shards < 1:
-            raise ValidationError("pipeline", "--shards", f"must be >= 1, got {args.shards}")
-        filters = {**(_json_dict(args.filters, "--filters") or {}), **item_filters(args)}
-        out.update(filters=filters, num_shards=int(args.shards), resume=bool(args.resume), alias=args.alias or "")
-    return out
 
 
 def build_options(kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -361,7 +287,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             help="hold back the step logs (hundreds of lines): print only the result and one line per failed item "
             f"(the logs' last {QUIET_TAIL_LINES} lines are shown if the run fails)",
         )
-        _param_options(p, kind)
+        param_options(p, kind)
         _build_options(p, kind, default_profile="cpu")
         # Ctrl-C: a predict run resumes with --resume; a train run, run again, resumes from its checkpoints
         p.set_defaults(func=cmd_run, resume_flag="--resume" if kind == "predict" else "")
@@ -374,7 +300,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for kind, p in kinds(submit_p, "Submit").items():
         p.description = f"{p.description} {BACKEND_FLOOR_HELP}"
         _remote_options(p)
-        _param_options(p, kind)
+        param_options(p, kind)
         _build_options(p, kind, default_profile="gpu")
         p.add_argument("--run-name", default=None, help="run name (default: <pipeline>-<model>-<UTC time>)")
         p.add_argument("--pipeline-root", default=None, help="KFP pipeline root for step outputs (default: the cluster's)")
@@ -393,7 +319,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--name", required=True, help="recurring run name: the one with this name is replaced")
         p.add_argument("--max-concurrency", type=int, default=1, help="runs of this schedule at once (default: 1)")
         _remote_options(p)
-        _param_options(p, kind)
+        param_options(p, kind)
         _build_options(p, kind, default_profile="gpu")
         p.set_defaults(func=cmd_schedule)
 

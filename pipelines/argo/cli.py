@@ -1,0 +1,129 @@
+"""``model-adapter argo ...``: the pipelines as Argo Workflows objects.
+
+    model-adapter argo compile train|predict -o FILE [--image IMAGE] [--profile gpu|gpu-pool|cpu]
+    model-adapter argo schedule train|predict --cron EXPR --name NAME --adapter ... --model ... --render FILE
+    model-adapter argo run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI]
+
+hera is imported only when an argo command runs, so the rest of the CLI stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..compute import get_profile
+from ..image_ref import chosen_image
+from ..options import IMAGE_HELP, PROFILE_HELP, param_options, pipeline_arguments
+from ..steps import KIND_HELP, PIPELINE_KINDS
+from .settings import WorkflowOptions, template_name
+
+
+def _build_options(p: argparse.ArgumentParser, kind: str, default_profile: str) -> None:
+    """Options that shape the WorkflowTemplate (not its run-time parameters)."""
+    defaults = WorkflowOptions()
+    p.add_argument("--image", default=None, help=IMAGE_HELP)
+    p.add_argument("--profile", default=default_profile, help=f"{PROFILE_HELP} (default: {default_profile})")
+    p.add_argument("--retries", type=int, default=defaults.retries, help=f"retries of each step; a deleted pod is always retried (default: {defaults.retries})")
+    p.add_argument("--template-name", default=None, help=f"the WorkflowTemplate's name (default: {template_name(kind)})")
+    p.add_argument("--namespace", default=None, help="namespace written into the objects (default: none; kubectl's)")
+    if kind == "predict":
+        p.add_argument("--parallelism", type=int, default=defaults.parallelism, help=f"at most this many shards at once (default: {defaults.parallelism})")
+
+
+def build_options(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``build_workflow_template`` keyword arguments of parsed options."""
+    options = WorkflowOptions(retries=args.retries, **({"parallelism": args.parallelism} if kind == "predict" else {}))
+    return {
+        "image": chosen_image(args.image),
+        "profile": get_profile(args.profile or "gpu"),
+        "options": options,
+        "name": args.template_name or template_name(kind),
+        "namespace": args.namespace,
+    }
+
+
+def _write_yaml(path: str | Path, docs: list[dict[str, Any]]) -> Path:
+    import yaml
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .workflow import render
+
+    opts = build_options(args.kind, args)
+    doc = render(args.kind, **opts)
+    path = _write_yaml(args.output, [doc])
+    image = doc["spec"]["templates"][0]["container"]["image"]
+    print(f"wrote the {args.kind} WorkflowTemplate {opts['name']} to {path} (image {image}, profile {opts['profile'].describe()})")
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from adapter_base.errors import ValidationError
+
+    from .cron import build_cron_workflow
+    from .workflow import render
+
+    opts = build_options(args.kind, args)
+    template = render(args.kind, **opts)
+    try:
+        cron = build_cron_workflow(
+            args.kind,
+            args.name,
+            args.cron,
+            pipeline_arguments(args.kind, args),
+            template=opts["name"],
+            timezone=args.timezone,
+            starting_deadline_seconds=args.starting_deadline,
+            namespace=args.namespace,
+        ).to_dict()
+    except ValueError as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError("argo", "--cron", str(exc)) from None
+    path = _write_yaml(args.render, [template, cron])
+    print(f"wrote the {args.kind} WorkflowTemplate {opts['name']} and the CronWorkflow {args.name} ({', '.join(args.cron)} {args.timezone}) to {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``argo`` and its subcommands to the ``model-adapter`` parser."""
+    argo = sub.add_parser(
+        "argo",
+        help="the pipelines as Argo Workflows WorkflowTemplates and CronWorkflows",
+        description="The train and predict pipelines for Argo Workflows (no Kubeflow Pipelines needed): every step runs "
+        "`model-adapter step NAME` in the project image.",
+    )
+    actions = argo.add_subparsers(dest="argo_command", required=True, metavar="ACTION")
+
+    def kinds(parent: argparse.ArgumentParser, action: str) -> dict[str, argparse.ArgumentParser]:
+        ksub = parent.add_subparsers(dest="kind", required=True, metavar="PIPELINE")
+        return {kind: ksub.add_parser(kind, help=KIND_HELP[kind], description=f"{action} the {kind} pipeline: {KIND_HELP[kind]}.") for kind in PIPELINE_KINDS}
+
+    compile_p = actions.add_parser("compile", help="write a pipeline's WorkflowTemplate (YAML)", description="Render a pipeline as an Argo WorkflowTemplate.")
+    for kind, p in kinds(compile_p, "Render").items():
+        p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the YAML")
+        _build_options(p, kind, default_profile="gpu")
+        p.set_defaults(func=cmd_compile)
+
+    schedule_p = actions.add_parser(
+        "schedule",
+        help="a CronWorkflow that runs a pipeline's WorkflowTemplate",
+        description="Render a CronWorkflow (schedules, concurrencyPolicy Forbid, startingDeadlineSeconds, timezone) "
+        "with the run's parameters, beside the WorkflowTemplate it runs.",
+    )
+    for kind, p in kinds(schedule_p, "Schedule").items():
+        p.add_argument("--cron", required=True, action="append", metavar="EXPR", help='cron expression, 5 fields, e.g. "0 3 * * *" (repeatable)')
+        p.add_argument("--name", required=True, help="the CronWorkflow's name")
+        p.add_argument("--timezone", default="UTC", help="IANA time zone of the schedule (default: UTC)")
+        p.add_argument("--starting-deadline", type=int, default=300, metavar="SECONDS", help="a tick missed by more than this is skipped (default: 300)")
+        p.add_argument("--render", required=True, metavar="FILE", help="write the WorkflowTemplate and the CronWorkflow to FILE (YAML)")
+        param_options(p, kind)
+        _build_options(p, kind, default_profile="gpu")
+        p.set_defaults(func=cmd_schedule)
