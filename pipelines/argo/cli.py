@@ -2,7 +2,7 @@
 
     model-adapter argo compile train|predict -o FILE [--image IMAGE] [--profile gpu|gpu-pool|cpu]
     model-adapter argo schedule train|predict --cron EXPR --name NAME --adapter ... --model ... --render FILE
-    model-adapter argo run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI]
+    model-adapter argo run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI] [--json]
 
 hera is imported only when an argo command runs, so the rest of the CLI stays fast.
 """
@@ -92,6 +92,46 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from adapter_base.errors import ValidationError
+
+    from .cron import parameter_values
+    from .local import run_workflow
+    from .workflow import render
+
+    if not args.local:
+        raise ValidationError("argo", "--local", "`argo run` runs the rendered steps here: pass --local (use `argo submit` for a cluster)")
+    arguments = pipeline_arguments(args.kind, args)
+    doc = render(args.kind, **build_options(args.kind, args))
+    result = run_workflow(doc, parameter_values(arguments), log=sys.stderr)
+    if args.kind == "train":
+        from ..results import model_state
+
+        s = model_state(str(arguments["store_uri"]), str(arguments["model"]))
+        promoted = s["aliases"].get(args.alias) == s["version"] and result.nodes["promote"][-1].phase == "Succeeded"
+        if args.json:
+            print(json.dumps({"kind": "train", "status": result.status, "uid": result.uid, "seconds": round(result.seconds, 3), "summary": s}, indent=2, default=str))
+            return 0
+        print(f"train workflow {result.status.lower()} in {result.seconds:.1f}s: model {s['model_name']} version {s['version']}, status {s['status']}")
+        print(f"promoted: {args.alias} -> version {s['version']}" if promoted else f"not promoted: {args.alias} -> {s['aliases'].get(args.alias, 'unset')} ({args.metric} below {args.threshold})")
+        return 0
+    from adapter_base.sharding import summary_markdown
+
+    summary = json.loads(result.outputs("merge-reports")["summary"])
+    if args.json:
+        print(json.dumps({"kind": "predict", "status": result.status, "uid": result.uid, "seconds": round(result.seconds, 3), "summary": summary}, indent=2, default=str))
+    else:
+        print(summary_markdown(summary))
+        print(
+            f"predict workflow {result.status.lower()} in {result.seconds:.1f}s: {summary['succeeded']} predicted, {summary['failed']} failed "
+            f"of {summary['total']} in {summary['shards']} shard(s)"
+        )
+    return 0 if summary.get("ok", True) else 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``argo`` and its subcommands to the ``model-adapter`` parser."""
     argo = sub.add_parser(
@@ -127,3 +167,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         param_options(p, kind)
         _build_options(p, kind, default_profile="gpu")
         p.set_defaults(func=cmd_schedule)
+
+    run_p = actions.add_parser(
+        "run",
+        help="run a pipeline's rendered WorkflowTemplate here, step by step (a check of the spec, not an Argo engine)",
+        description="Render the WorkflowTemplate and run its steps here as subprocesses, each container's exact command and "
+        "args, in dependency order, with withParam, when and onExit honoured. It checks the rendered spec; it is not an Argo "
+        "engine (no scheduling, resources or pods). The store's settings come from this environment.",
+    )
+    for kind, p in kinds(run_p, "Run").items():
+        p.add_argument("--local", action="store_true", required=True, help="run here (required: use `argo submit` for a cluster)")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+        param_options(p, kind)
+        _build_options(p, kind, default_profile="cpu")
+        p.set_defaults(func=cmd_run, resume_flag="--resume" if kind == "predict" else "")

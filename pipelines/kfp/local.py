@@ -31,6 +31,7 @@ from adapter_base.errors import AdapterError, NotFoundError, ValidationError
 from adapter_base.storage import adapter_home
 
 from ..engine import find_engine
+from ..results import model_state
 from .interrupt import StepProcesses
 from .runners import local_runner
 
@@ -58,23 +59,6 @@ class LocalRunResult:
 def default_pipeline_root() -> Path:
     """``<MODEL_ADAPTER_HOME>/kfp-local``: where local runs keep their step outputs."""
     return adapter_home() / "kfp-local"
-
-
-def _model_state(store_uri: str, model: str) -> dict[str, Any]:
-    from adapter_base.registry import Registry
-
-    with Registry.open(store_uri or None) as registry:
-        m = registry.get_model(model)
-        return {
-            "model_id": m.id,
-            "model_name": m.name,
-            "version": m.version,
-            "status": m.status,
-            "status_message": m.status_message,
-            "aliases": dict(m.aliases),
-            "evaluation": m.metrics.get("evaluation"),
-            "promotion": m.metrics.get("promotion"),
-        }
 
 
 @contextlib.contextmanager
@@ -153,7 +137,7 @@ def run_local(
         message = _ANSI.sub("", str(exc)).rstrip(". ")
         if kind == "train":
             try:
-                state = _model_state(store_uri, str(arguments["model"]))
+                state = model_state(store_uri, str(arguments["model"]))
                 if state["status"] == "failed" and state["status_message"]:
                     message += f"; model {state['model_name']} status failed: {state['status_message']}"
             except (AdapterError, NotFoundError, KeyError):
@@ -164,7 +148,7 @@ def run_local(
     # container removed before its exit code was read for a success (runners.run_container
     # reads the code first; this also covers a runner that does not).
     if kind == "train":
-        summary = _model_state(store_uri, str(arguments["model"]))
+        summary = model_state(store_uri, str(arguments["model"]))
         if summary["status"] == "failed" or summary["version"] == before:
             raise PipelineRunError(
                 f"local train run reported success after {seconds:.1f}s but committed no new version of model "
