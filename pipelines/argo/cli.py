@@ -1,7 +1,8 @@
 """``model-adapter argo ...``: the pipelines as Argo Workflows objects.
 
     model-adapter argo compile train|predict -o FILE [--image IMAGE] [--profile gpu|gpu-pool|cpu]
-    model-adapter argo schedule train|predict --cron EXPR --name NAME --adapter ... --model ... --render FILE
+    model-adapter argo schedule train|predict --cron EXPR --name NAME --adapter ... --model ... (--render FILE | --server URL)
+    model-adapter argo submit train|predict --server URL [--namespace NS] [--token TOKEN] --adapter ... --model ...
     model-adapter argo run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI] [--json]
 
 hera is imported only when an argo command runs, so the rest of the CLI stays fast.
@@ -27,7 +28,7 @@ def _build_options(p: argparse.ArgumentParser, kind: str, default_profile: str) 
     p.add_argument("--profile", default=default_profile, help=f"{PROFILE_HELP} (default: {default_profile})")
     p.add_argument("--retries", type=int, default=defaults.retries, help=f"retries of each step; a deleted pod is always retried (default: {defaults.retries})")
     p.add_argument("--template-name", default=None, help=f"the WorkflowTemplate's name (default: {template_name(kind)})")
-    p.add_argument("--namespace", default=None, help="namespace written into the objects (default: none; kubectl's)")
+    p.add_argument("--namespace", default=None, help="namespace of the objects: written into them, and where submit/schedule create them (default: argo there; none written by compile)")
     if kind == "predict":
         p.add_argument("--parallelism", type=int, default=defaults.parallelism, help=f"at most this many shards at once (default: {defaults.parallelism})")
 
@@ -87,9 +88,50 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         if isinstance(exc, ValidationError):
             raise
         raise ValidationError("argo", "--cron", str(exc)) from None
-    path = _write_yaml(args.render, [template, cron])
-    print(f"wrote the {args.kind} WorkflowTemplate {opts['name']} and the CronWorkflow {args.name} ({', '.join(args.cron)} {args.timezone}) to {path}")
+    if args.render:
+        path = _write_yaml(args.render, [template, cron])
+        print(f"wrote the {args.kind} WorkflowTemplate {opts['name']} and the CronWorkflow {args.name} ({', '.join(args.cron)} {args.timezone}) to {path}")
+        return 0
+    from .server import connect
+
+    conn = connect(args.server, args.namespace, args.token)
+    did_template = conn.upsert_template(template)
+    did_cron = conn.upsert_cron(cron)
+    print(
+        f"{did_template} WorkflowTemplate {opts['name']} and {did_cron} CronWorkflow {args.name} ({', '.join(args.cron)} {args.timezone}) "
+        f"in namespace {conn.namespace} on {conn.url} (Argo {conn.version})"
+    )
     return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .cron import parameter_values
+    from .server import connect
+    from .settings import PIPELINE_LABEL
+    from .workflow import render
+
+    arguments = pipeline_arguments(args.kind, args)
+    opts = build_options(args.kind, args)
+    template = render(args.kind, **opts)
+    conn = connect(args.server, args.namespace, args.token)
+    did = conn.upsert_template(template)
+    run = conn.submit(opts["name"], parameter_values(arguments), labels={PIPELINE_LABEL: args.kind})
+    print(f"{did} WorkflowTemplate {opts['name']} in namespace {conn.namespace} (Argo {conn.version})")
+    print(f"workflow: {run['name']}")
+    print(f"uid: {run['uid']}")
+    print(f"url: {conn.ui_url(run['name'])}")
+    return 0
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    from .server import SERVER_ENV, TOKEN_ENV
+
+    p.add_argument("--server", default=None, metavar="URL", help=f"Argo Server URL, e.g. https://localhost:2746 (default: ${SERVER_ENV})")
+    p.add_argument(
+        "--token",
+        default=None,
+        help=f"bearer token for the Argo Server (default: ${TOKEN_ENV}, preferred: a command line is visible to other users; `argo auth token` prints one)",
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -163,10 +205,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--name", required=True, help="the CronWorkflow's name")
         p.add_argument("--timezone", default="UTC", help="IANA time zone of the schedule (default: UTC)")
         p.add_argument("--starting-deadline", type=int, default=300, metavar="SECONDS", help="a tick missed by more than this is skipped (default: 300)")
-        p.add_argument("--render", required=True, metavar="FILE", help="write the WorkflowTemplate and the CronWorkflow to FILE (YAML)")
+        p.add_argument("--render", default=None, metavar="FILE", help="write the WorkflowTemplate and the CronWorkflow to FILE (YAML) instead of creating them")
+        _server_options(p)
         param_options(p, kind)
         _build_options(p, kind, default_profile="gpu")
         p.set_defaults(func=cmd_schedule)
+
+    submit_p = actions.add_parser(
+        "submit",
+        help="create or update a pipeline's WorkflowTemplate on an Argo Server and start a run of it",
+        description="Create (or replace) the WorkflowTemplate on an Argo Server, then start a Workflow from it with the run's "
+        "parameters; prints the workflow name, uid and URL. The server is checked once first (/api/v1/version).",
+    )
+    for kind, p in kinds(submit_p, "Submit").items():
+        _server_options(p)
+        param_options(p, kind)
+        _build_options(p, kind, default_profile="gpu")
+        p.set_defaults(func=cmd_submit)
 
     run_p = actions.add_parser(
         "run",
