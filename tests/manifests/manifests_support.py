@@ -29,6 +29,10 @@ PIPELINES_CONFIGMAP = "model-adapter-pipelines"
 CRONJOBS = ("model-adapter-train", "model-adapter-predict")
 KFP_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 
+# The Argo Workflows overlay's files rendered by `make argo-manifests` (mk/argo.mk), never edited by hand.
+ARGO_OVERLAY = MANIFESTS / "overlays" / "argo"
+ARGO_GENERATED = (ARGO_OVERLAY / "train.yaml", ARGO_OVERLAY / "predict.yaml")
+
 # What each deployable kustomization must look like.
 OVERLAYS: dict[str, dict[str, Any]] = {
     "base": {"pull": "IfNotPresent", "profile": "gpu", "secret": "template", "run_env": False},

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from adapter_base.cli.main import build_parser, main
-from argo_schema import VERSIONS, problems
+from support.argo_schema import VERSIONS, problems
 from pipelines import compute
 from pipelines.argo.workflow import render
 from pipelines.store_env import STORE_CONFIG_MAP, STORE_SECRET

@@ -9,7 +9,7 @@ import pytest
 
 from adapter_base.cli.main import main
 from argo_api_server import ArgoAPIServer
-from argo_schema import problems
+from support.argo_schema import problems
 
 SUBMIT = ["argo", "submit", "predict", "--adapter", "a.b:C", "--model", "m", "--dataset", "d", "--shards", "2", "--image", "registry.example.com/t/i:1"]
 SCHEDULE = ["argo", "schedule", "train", "--cron", "0 3 * * *", "--name", "nightly", "--adapter", "a.b:C", "--model", "m"]

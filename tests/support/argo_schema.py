@@ -7,7 +7,7 @@ which tag and commit each came from and the upstream file's sha256. The tests ne
 
 Refresh (from a clone of https://github.com/argoproj/argo-workflows, Apache-2.0)::
 
-    python tests/pipelines/argo_schema.py --git-dir ~/src/argo-workflows v3.7.18 v4.0.10
+    python tests/support/argo_schema.py --git-dir ~/src/argo-workflows v3.7.18 v4.0.10
 
 ``strict_validator`` also refuses properties a definition does not list (Argo's schema
 allows them; the cluster would drop them silently, e.g. the ``schedule`` Argo 4 removed).
