@@ -173,13 +173,38 @@ def _connect(args: argparse.Namespace, *, check_floor: bool) -> Any:
     return connect(args.host, args.namespace or None, args.token, min_backend=MIN_BACKEND if check_floor else None)
 
 
+def _skip_reason(conn: Any, args: argparse.Namespace, name: str, experiment: str) -> str | None:
+    """Why this submission must not create a run (``--skip-if-exists``, ``--skip-if-active``), or None."""
+    from .remote import find_active_run, find_run_named
+
+    with conn.errors(), contextlib.redirect_stdout(sys.stderr):
+        if args.skip_if_exists:
+            existing = find_run_named(conn.client, name, experiment=experiment, namespace=conn.namespace)
+            if existing is not None:
+                return f"run {name} already exists ({existing.run_id}, {existing.state}): not creating it again"
+        if args.skip_if_active:
+            active = find_active_run(conn.client, args.kind, args.model, experiment=experiment, namespace=conn.namespace)
+            if active is not None:
+                return f"run {active.display_name} ({active.run_id}) of the {args.kind} pipeline on model {args.model} is still {active.state}"
+    return None
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from .remote import DEFAULT_EXPERIMENT, run_name, submit_run, wait_for_run
 
     arguments = pipeline_arguments(args.kind, args)
+    build_options(args.kind, args)  # a bad --image or --profile is refused before the API is called
+    if args.skip_if_exists and not args.run_name:
+        raise ValidationError("pipeline", "--skip-if-exists", "needs --run-name (the name that is created once)")
+    name = args.run_name or run_name(args.kind, args.model)
+    experiment = args.experiment or DEFAULT_EXPERIMENT
+    conn = _connect(args, check_floor=True)
+    reason = _skip_reason(conn, args, name, experiment) if args.skip_if_exists or args.skip_if_active else None
+    if reason:
+        print(f"skipped: {reason}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="model-adapter-submit-") as tmp:
         path = _compile_to(args.kind, args, Path(tmp) / f"{args.kind}.yaml")
-        conn = _connect(args, check_floor=True)
         # kfp.Client prints experiment and run links: keep stdout for the result.
         with conn.errors(), contextlib.redirect_stdout(sys.stderr):
             result = submit_run(
@@ -187,8 +212,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 str(path),
                 arguments,
                 host=args.ui_url or args.host,
-                run_name=args.run_name or run_name(args.kind, args.model),
-                experiment=args.experiment or DEFAULT_EXPERIMENT,
+                run_name=name,
+                experiment=experiment,
                 namespace=conn.namespace,
                 pipeline_root=args.pipeline_root,
             )
@@ -304,6 +329,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         _build_options(p, kind, default_profile="gpu")
         p.add_argument("--run-name", default=None, help="run name (default: <pipeline>-<model>-<UTC time>)")
         p.add_argument("--pipeline-root", default=None, help="KFP pipeline root for step outputs (default: the cluster's)")
+        p.add_argument(
+            "--skip-if-active",
+            action="store_true",
+            help="create nothing (exit 0, saying so) while a run of this pipeline on this --model is still active in the experiment "
+            "(a CronJob's Forbid policy only covers the seconds the submission takes)",
+        )
+        p.add_argument(
+            "--skip-if-exists",
+            action="store_true",
+            help="create nothing (exit 0, saying so) when a run named --run-name exists in the experiment: a retried submitter "
+            "whose create was answered but not heard makes no second run (the CronJobs name the run after the scheduled tick)",
+        )
         p.add_argument("--wait", action="store_true", help="wait for the run to finish; exit 1 unless it succeeded")
         p.add_argument("--timeout", type=float, default=24 * 3600, help="seconds to --wait (default: 86400)")
         p.set_defaults(func=cmd_submit)

@@ -407,6 +407,42 @@ def find_recurring_runs(client: Any, name: str, namespace: str | None = None) ->
     return [r for r in _pages(client.list_recurring_runs, "recurring_runs", namespace=namespace) if getattr(r, "display_name", None) == name]
 
 
+def _experiment_id(client: Any, experiment: str, namespace: str | None) -> str | None:
+    """The id of ``experiment``, or None when it does not exist yet (then it has no runs)."""
+    for exp in _pages(client.list_experiments, "experiments", namespace=namespace):
+        if getattr(exp, "display_name", None) == experiment:
+            return exp.experiment_id
+    return None
+
+
+def _runs(client: Any, experiment: str, namespace: str | None) -> Iterator[Any]:
+    experiment_id = _experiment_id(client, experiment, namespace)
+    if experiment_id is None:
+        return iter(())
+    return _pages(client.list_runs, "runs", experiment_id=experiment_id, namespace=namespace)
+
+
+def find_run_named(client: Any, name: str, *, experiment: str, namespace: str | None = None) -> Any | None:
+    """The run of ``experiment`` whose display name is ``name``, or None."""
+    return next((r for r in _runs(client, experiment, namespace) if getattr(r, "display_name", None) == name), None)
+
+
+def find_active_run(client: Any, kind: str, model: str, *, experiment: str, namespace: str | None = None) -> Any | None:
+    """A run of pipeline ``kind`` on ``model`` in ``experiment`` that has not ended, or None.
+
+    A run of pipeline ``kind``: its name starts with ``<kind>-`` (``run_name`` and the CronJobs name
+    them so) and its ``model`` parameter is ``model``.
+    """
+    for run in _runs(client, experiment, namespace):
+        state = str(getattr(run, "state", "") or "").upper()
+        if state in FINAL_RUN_STATES or not str(getattr(run, "display_name", "") or "").startswith(f"{kind}-"):
+            continue
+        params = getattr(getattr(run, "runtime_config", None), "parameters", None) or {}
+        if str(params.get("model", "")) == model:
+            return run
+    return None
+
+
 @dataclass
 class ScheduleResult:
     action: str  # created | updated

@@ -110,7 +110,7 @@ def containers(spec: dict) -> list[dict]:
 
 def container_env(objs: list[dict], namespace: str, container: dict) -> dict[str, str | None]:
     """The environment a container gets: envFrom ConfigMaps/Secrets then env (None = from a secret/field;
-    the downward API's ``metadata.namespace`` is ``namespace``)."""
+    the downward API's ``metadata.namespace`` is ``namespace``, a Job name label an example Job name)."""
     env: dict[str, str | None] = {}
     for source in container.get("envFrom", []):
         prefix = source.get("prefix", "")
@@ -124,7 +124,12 @@ def container_env(objs: list[dict], namespace: str, container: dict) -> dict[str
                 env.update({prefix + k: None for k in keys})
     for var in container.get("env", []):
         field = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
-        env[var["name"]] = namespace if field == "metadata.namespace" else var.get("value")
+        if field == "metadata.namespace":
+            env[var["name"]] = namespace
+        elif field == "metadata.labels['batch.kubernetes.io/job-name']":
+            env[var["name"]] = "model-adapter-job-29000000"  # what a CronJob names its Job: <cronjob>-<minutes since the epoch>
+        else:
+            env[var["name"]] = var.get("value")
     return env
 
 
