@@ -44,7 +44,8 @@ TOKEN_ENV = "MODEL_ADAPTER_KFP_TOKEN"
 #: The projected service-account token of a pod (kfp.Client and the KFP backend read the same names).
 SA_TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
 SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
-#: The audience the KFP API server reviews tokens for (backend/src/apiserver/common/const.go).
+#: The audience the KFP API server reviews tokens for by default (backend/src/apiserver/common/const.go); a server
+#: may be configured for another (``TOKEN_REVIEW_AUDIENCE``, backend/src/apiserver/common/config.go).
 TOKEN_AUDIENCE = "pipelines.kubeflow.org"
 #: The ClusterRole a profile namespace's accounts need to submit runs (KFP's multi-user manifests).
 EDIT_CLUSTER_ROLE = "kubeflow-pipelines-edit"
@@ -56,7 +57,7 @@ RECOMMENDED_BACKEND = (2, 17)
 BACKEND_FLOOR_HELP = (
     f"Needs a KFP backend >= {MIN_BACKEND[0]}.{MIN_BACKEND[1]} (PipelineTaskFinalStatus input, artifact dsl.Collected, "
     f"retries with backoff of steps inside loops and exit handlers); {RECOMMENDED_BACKEND[0]}.{RECOMMENDED_BACKEND[1]} or later recommended (exit handlers "
-    "see the final DAG state). An older backend is refused when it reports its version. See docs/pipelines.md."
+    "see the final DAG state, unless a condition branch was skipped). An older backend is refused when it reports its version. See docs/pipelines.md."
 )
 
 PROBE_TIMEOUT_S = 15.0
@@ -280,7 +281,8 @@ def check_backend_floor(host: str, backend: BackendInfo, floor: tuple[int, int] 
         )
     if version is not None and version < RECOMMENDED_BACKEND:
         log.warning(
-            "KFP backend %s at %s: exit handlers may see RUNNING instead of the final state (fixed in %d.%d, kubeflow/pipelines #13322)",
+            "KFP backend %s at %s: exit handlers may see RUNNING instead of the final state (fixed in %d.%d, kubeflow/pipelines #13322, "
+            "except when a condition branch was skipped); the exit step then decides from the run's journal",
             backend.tag_name, host, *RECOMMENDED_BACKEND,
         )
 
