@@ -9,9 +9,16 @@ from typing import Any
 from adapter_base.errors import ValidationError
 
 from .compute import PROFILES
+from .steps import KIND_HELP, PIPELINE_KINDS
 
 IMAGE_HELP = "project image the steps run on, or one built FROM it with your adapter (default: $MODEL_ADAPTER_IMAGE, else model-adapter:dev)"
 PROFILE_HELP = f"compute profile of the heavy steps: {', '.join(PROFILES)}"
+
+
+def kind_parsers(parent: argparse.ArgumentParser, action: str) -> dict[str, argparse.ArgumentParser]:
+    """One subcommand of ``parent`` per pipeline (``train``, ``predict``), described as ``<action> the <kind> pipeline``."""
+    ksub = parent.add_subparsers(dest="kind", required=True, metavar="PIPELINE")
+    return {kind: ksub.add_parser(kind, help=KIND_HELP[kind], description=f"{action} the {kind} pipeline: {KIND_HELP[kind]}.") for kind in PIPELINE_KINDS}
 
 
 def param_options(p: argparse.ArgumentParser, kind: str) -> None:

@@ -16,8 +16,7 @@ from typing import Any
 
 from ..compute import get_profile
 from ..image_ref import chosen_image
-from ..options import IMAGE_HELP, PROFILE_HELP, param_options, pipeline_arguments
-from ..steps import KIND_HELP, PIPELINE_KINDS
+from ..options import IMAGE_HELP, PROFILE_HELP, kind_parsers, param_options, pipeline_arguments
 from .settings import WorkflowOptions, template_name
 
 
@@ -184,12 +183,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     actions = argo.add_subparsers(dest="argo_command", required=True, metavar="ACTION")
 
-    def kinds(parent: argparse.ArgumentParser, action: str) -> dict[str, argparse.ArgumentParser]:
-        ksub = parent.add_subparsers(dest="kind", required=True, metavar="PIPELINE")
-        return {kind: ksub.add_parser(kind, help=KIND_HELP[kind], description=f"{action} the {kind} pipeline: {KIND_HELP[kind]}.") for kind in PIPELINE_KINDS}
-
     compile_p = actions.add_parser("compile", help="write a pipeline's WorkflowTemplate (YAML)", description="Render a pipeline as an Argo WorkflowTemplate.")
-    for kind, p in kinds(compile_p, "Render").items():
+    for kind, p in kind_parsers(compile_p, "Render").items():
         p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the YAML")
         _build_options(p, kind, default_profile="gpu")
         p.set_defaults(func=cmd_compile)
@@ -200,7 +195,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Render a CronWorkflow (schedules, concurrencyPolicy Forbid, startingDeadlineSeconds, timezone) "
         "with the run's parameters, beside the WorkflowTemplate it runs.",
     )
-    for kind, p in kinds(schedule_p, "Schedule").items():
+    for kind, p in kind_parsers(schedule_p, "Schedule").items():
         p.add_argument("--cron", required=True, action="append", metavar="EXPR", help='cron expression, 5 fields, e.g. "0 3 * * *" (repeatable)')
         p.add_argument("--name", required=True, help="the CronWorkflow's name")
         p.add_argument("--timezone", default="UTC", help="IANA time zone of the schedule (default: UTC)")
@@ -217,7 +212,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Create (or replace) the WorkflowTemplate on an Argo Server, then start a Workflow from it with the run's "
         "parameters; prints the workflow name, uid and URL. The server is checked once first (/api/v1/version).",
     )
-    for kind, p in kinds(submit_p, "Submit").items():
+    for kind, p in kind_parsers(submit_p, "Submit").items():
         _server_options(p)
         param_options(p, kind)
         _build_options(p, kind, default_profile="gpu")
@@ -230,7 +225,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "args, in dependency order, with withParam, when and onExit honoured. It checks the rendered spec; it is not an Argo "
         "engine (no scheduling, resources or pods). The store's settings come from this environment.",
     )
-    for kind, p in kinds(run_p, "Run").items():
+    for kind, p in kind_parsers(run_p, "Run").items():
         p.add_argument("--local", action="store_true", required=True, help="run here (required: use `argo submit` for a cluster)")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         param_options(p, kind)

@@ -25,8 +25,7 @@ from adapter_base.errors import ValidationError
 
 from ..compute import get_profile
 from ..image_ref import chosen_image
-from ..options import IMAGE_HELP, PROFILE_HELP, param_options, pipeline_arguments
-from ..steps import KIND_HELP, PIPELINE_KINDS
+from ..options import IMAGE_HELP, PROFILE_HELP, kind_parsers, param_options, pipeline_arguments
 from .remote import BACKEND_FLOOR_HELP, MIN_BACKEND, SA_TOKEN_ENV, SA_TOKEN_PATH, TOKEN_ENV
 
 
@@ -283,18 +282,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     actions = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")
 
-    def kinds(parent: argparse.ArgumentParser, action: str) -> dict[str, argparse.ArgumentParser]:
-        ksub = parent.add_subparsers(dest="kind", required=True, metavar="PIPELINE")
-        return {kind: ksub.add_parser(kind, help=KIND_HELP[kind], description=f"{action} the {kind} pipeline: {KIND_HELP[kind]}.") for kind in PIPELINE_KINDS}
-
     compile_p = actions.add_parser("compile", help="compile a pipeline to a YAML file for KFP", description="Compile a pipeline to KFP YAML.")
-    for kind, p in kinds(compile_p, "Compile").items():
+    for kind, p in kind_parsers(compile_p, "Compile").items():
         p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the YAML")
         _build_options(p, kind, default_profile="gpu")
         p.set_defaults(func=cmd_compile)
 
     run_p = actions.add_parser("run", help="run a pipeline under kfp.local in this environment", description="Run a pipeline under kfp.local (SubprocessRunner, this Python environment).")
-    for kind, p in kinds(run_p, "Run").items():
+    for kind, p in kind_parsers(run_p, "Run").items():
         p.add_argument("--local", action="store_true", required=True, help="run under kfp.local (required: use `submit` for a cluster)")
         p.add_argument("--pipeline-root", default=None, metavar="DIR", help="local directory for step outputs (default: $MODEL_ADAPTER_HOME/kfp-local)")
         p.add_argument(
@@ -322,7 +317,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="compile a pipeline and start a run on a KFP API",
         description=f"Compile a pipeline and create a run on a KFP API; prints the run id and its URL. {BACKEND_FLOOR_HELP}",
     )
-    for kind, p in kinds(submit_p, "Submit").items():
+    for kind, p in kind_parsers(submit_p, "Submit").items():
         p.description = f"{p.description} {BACKEND_FLOOR_HELP}"
         _remote_options(p)
         param_options(p, kind)
@@ -351,7 +346,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Create a KFP recurring run, or replace the one with the same --name. Cron: 5 fields "
         "(minute first) or KFP's 6 (seconds first).",
     )
-    for kind, p in kinds(schedule_p, "Schedule").items():
+    for kind, p in kind_parsers(schedule_p, "Schedule").items():
         p.add_argument("--cron", required=True, metavar="EXPR", help='cron expression, e.g. "0 3 * * *" (UTC)')
         p.add_argument("--name", required=True, help="recurring run name: the one with this name is replaced")
         p.add_argument("--max-concurrency", type=int, default=1, help="runs of this schedule at once (default: 1)")
