@@ -3,7 +3,7 @@
     model-adapter argo compile train|predict -o FILE [--image IMAGE] [--profile gpu|gpu-pool|cpu]
     model-adapter argo schedule train|predict --cron EXPR --name NAME --adapter ... --model ... (--render FILE | --server URL)
     model-adapter argo submit train|predict --server URL [--namespace NS] [--token TOKEN] --adapter ... --model ...
-    model-adapter argo run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI] [--json]
+    model-adapter argo run train|predict --local --adapter PATH --model NAME [--dataset NAME] [--store URI] [--json] [--quiet]
 
 hera is imported only when an argo command runs, so the rest of the CLI stays fast.
 """
@@ -145,9 +145,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if not args.local:
         raise ValidationError("argo", "--local", "`argo run` runs the rendered steps here: pass --local (use `argo submit` for a cluster)")
+    from ..console import QUIET_TAIL_LINES, LogTail
+
     arguments = pipeline_arguments(args.kind, args)
     doc = render(args.kind, **build_options(args.kind, args))
-    result = run_workflow(doc, parameter_values(arguments), log=sys.stderr)
+    # the step logs go to stderr (or, with --quiet, only their tail, shown if the run fails): stdout is the result
+    sink: Any = LogTail(QUIET_TAIL_LINES) if args.quiet else sys.stderr
+    try:
+        result = run_workflow(doc, parameter_values(arguments), log=sink)
+    except Exception:
+        if args.quiet:
+            print(f"the last {QUIET_TAIL_LINES} lines of the step logs (run without --quiet for all):", file=sys.stderr)
+            print("\n".join(sink.tail()), file=sys.stderr)
+        raise
     if args.kind == "train":
         from ..results import model_state
 
@@ -228,6 +238,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     for kind, p in kind_parsers(run_p, "Run").items():
         p.add_argument("--local", action="store_true", required=True, help="run here (required: use `argo submit` for a cluster)")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.add_argument(
+            "--quiet",
+            action="store_true",
+            help="hold back the step logs: print only the result (the logs' last lines are shown if the run fails)",
+        )
         param_options(p, kind)
         _build_options(p, kind, default_profile="cpu")
         p.set_defaults(func=cmd_run, resume_flag="--resume" if kind == "predict" else "")

@@ -12,9 +12,7 @@ kfp is imported only when a pipeline command runs, so the rest of the CLI stays 
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
-import io
 import json
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from adapter_base.errors import ValidationError
 
 from ..compute import get_profile
 from ..image_ref import chosen_image
+from ..console import QUIET_TAIL_LINES, LogTail
 from ..options import IMAGE_HELP, PROFILE_HELP, kind_parsers, param_options, pipeline_arguments
 from .remote import BACKEND_FLOOR_HELP, MIN_BACKEND, SA_TOKEN_ENV, SA_TOKEN_PATH, TOKEN_ENV
 
@@ -95,27 +94,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-class LogTail(io.TextIOBase):
-    """A text stream that keeps only its last ``lines`` lines (the step logs ``--quiet`` holds back)."""
-
-    def __init__(self, lines: int) -> None:
-        self.lines: collections.deque[str] = collections.deque(maxlen=lines)
-        self._partial = ""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        *done, self._partial = (self._partial + text).split("\n")
-        self.lines.extend(done)
-        return len(text)
-
-    def tail(self) -> list[str]:
-        """The last lines written (the unfinished one too)."""
-        return [*self.lines, *([self._partial] if self._partial else [])]
-
-
-QUIET_TAIL_LINES = 40
 
 
 def cmd_run(args: argparse.Namespace) -> int:

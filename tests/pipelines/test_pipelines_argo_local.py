@@ -35,9 +35,10 @@ def test_train_then_predict_workflows_on_seaweedfs(s3_store_uri, capsys):
     assert ">> promote: skipped (when false == true)" in err and "onExit: step finalize" in err
     assert f"run {result['uid']} succeeded; model {MODEL} left as it is" in err
 
-    code, out, err = run(capsys, "train", *common, "--threshold", "0.1")
+    code, out, err = run(capsys, "train", *common, "--threshold", "0.1", "--quiet")
     assert code == 0, err
     assert "version 2, status trained" in out and "promoted: production -> version 2" in out
+    assert err == "", "--quiet holds the step logs back"
 
     code, out, err = run(capsys, "predict", *common, "--dataset", DATASET, "--shards", "3", "--alias", "production", "--json")
     assert code == 1, err  # the corrupt item failed, by name; every other item is predicted
@@ -49,10 +50,11 @@ def test_train_then_predict_workflows_on_seaweedfs(s3_store_uri, capsys):
 
 def test_a_failed_step_stops_the_dag_and_the_exit_handler_records_it(local_store_uri, capsys):
     make_digits(local_store_uri, limit=60, epochs=1)
-    code, out, err = run(capsys, "train", "--local", "--adapter", "examples.digits.adapter:NoSuchAdapter", "--model", MODEL, "--store", local_store_uri)
+    code, out, err = run(capsys, "train", "--local", "--quiet", "--adapter", "examples.digits.adapter:NoSuchAdapter", "--model", MODEL, "--store", local_store_uri)
     assert code == 1 and out == ""
     assert err.strip().splitlines()[-1].startswith("error: WorkflowRunError: workflow failed: step load failed")
     assert ">> train:" not in err and "onExit: step finalize" in err
+    assert "the last 40 lines of the step logs (run without --quiet for all):" in err
     with Registry.open(local_store_uri) as registry:
         model = registry.get_model(MODEL)
         assert model.status == "failed" and model.version == 0
