@@ -16,16 +16,20 @@ from ..concurrency import in_thread
 from ..entities import Annotation, AnnotationCollection, Item, Model, ModelInfo, PredictionSet
 from ..errors import AdapterContractError, ValidationError
 from ..hooks import AdapterHooks, default_input
+from ..media import Reserve, decode_image
 
 
-def prepare_input(adapter: AdapterHooks, item: Item, *, image_decoder: Callable[..., Any] | None = None) -> Any:
+def prepare_input(
+    adapter: AdapterHooks, item: Item, *, image_decoder: Callable[..., Any] | None = None, reserve: Reserve | None = None
+) -> Any:
     """``prepare_item_func(item)``, which must not be None.
 
-    With ``image_decoder``, for an adapter that keeps the default ``prepare_item_func``: the
-    same preparation, images decoded by ``image_decoder`` (in worker processes, say).
+    With ``image_decoder`` or ``reserve``, for an adapter that keeps the default ``prepare_item_func``:
+    the same preparation, images decoded by ``image_decoder`` (in worker processes, say; else
+    ``decode_image``), each reserving what its decoding holds with ``reserve`` first.
     """
-    if image_decoder is not None:
-        return default_input(adapter, item, image_decoder)
+    if image_decoder is not None or reserve is not None:
+        return default_input(adapter, item, image_decoder or decode_image, reserve)
     prepared = adapter.prepare_item_func(item)
     if prepared is None:
         raise AdapterContractError(f"prepare_item_func returned None for item {item.id}")
