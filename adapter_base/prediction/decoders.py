@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ValidationError
-from ..media import Reserve, decode_image, read_image_header
+from ..media import Reserve, decode_image, map_large_allocations, read_image_header
 from ..processes import exit_with_parent
 
 _lock = threading.Lock()
@@ -133,12 +133,18 @@ def _shared_pool(processes: int) -> ProcessPoolExecutor:
             # reported as leaked at exit.
             resource_tracker.ensure_running()
             fork = multiprocessing.get_context("fork")
-            pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=exit_with_parent, initargs=(os.getpid(),))
+            pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_worker, initargs=(os.getpid(),))
             old, _pool, _pool_size = _pool, pool, processes
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=False)
             _pool.submit(int).result()  # fork every worker now, from this thread
         return _pool
+
+
+def _start_worker(parent_pid: int) -> None:
+    """In a new worker: end with ``parent_pid``; give freed image buffers back to the system."""
+    exit_with_parent(parent_pid)
+    map_large_allocations()
 
 
 def _discard(pool: ProcessPoolExecutor) -> None:

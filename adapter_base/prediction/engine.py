@@ -22,7 +22,7 @@ from ..concurrency import Reservation, ordered_map
 from ..entities import Item, Model
 from ..errors import StoreError, ValidationError
 from ..hooks import AdapterHooks
-from ..media import nbytes
+from ..media import map_large_allocations, nbytes
 from ..registry import layout
 from .backpressure import Backpressure
 from .contract import call_predict, check_results, prepare_input, stamp
@@ -93,6 +93,8 @@ class PredictionRun:
         batches = self._batches
         default_prepare = uses_default_prepare(self.adapter)
         self._reserving = default_prepare and self.backpressure.budget is not None
+        if self._reserving:
+            map_large_allocations()  # decoded images freed go back to the system, not to per-thread arenas
         pools = plan_pools(opts, self.adapter.registry.store, default_prepare=default_prepare)
         # forked before this run's threads start
         self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None

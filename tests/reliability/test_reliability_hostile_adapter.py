@@ -282,6 +282,119 @@ def test_peak_memory_of_large_decoded_images_follows_the_budget(tmp_path: Path) 
     assert bounded < unbounded / 1.5, f"budget {bounded:.0f} MiB vs none {unbounded:.0f} MiB"
 
 
+PEAK_CHILD = """
+    import sys, threading, time
+    from adapter_base import AnnotationCollection, BaseModelAdapter, Registry
+
+    def status(pid="self"):
+        # A process's own high-water mark (VmHWM) and its RSS now: ru_maxrss would start from the
+        # RSS of the (large) pytest process that started it, which Linux carries across fork and exec.
+        with open(f"/proc/{pid}/status") as fh:
+            return {k: int(v.split()[0]) for k, v in (ln.split(":", 1) for ln in fh) if k in ("VmHWM", "VmRSS")}
+
+    def children():
+        pids = []
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children") as fh:
+                pids += [int(p) for p in fh.read().split()]
+        return pids
+
+    class Sink(BaseModelAdapter):
+        calls = 0
+        def load(self, local_path, **kw):
+            self.model = "sink"
+        def predict(self, batch, **kw):
+            # A model far slower than the decoding: during the first call every image the engine
+            # lets through is decoded and waiting. It reads every page of its inputs, as a model does.
+            Sink.calls += 1
+            for x in batch:
+                x.reshape(-1)[::4096].sum()
+            time.sleep(SLEEP if Sink.calls == 1 else 0.05)
+            return [AnnotationCollection() for _ in batch]
+
+    registry = Registry.open(STORE)
+    items = list(registry.iter_items(registry.get_dataset("big")))
+    adapter = Sink(registry=registry, configuration=CONFIG)
+    adapter.load_from_model(registry.get_model("sink"))
+    if CONFIG.get("decode_processes"):
+        from adapter_base.prediction.decoders import ProcessDecoder
+        ProcessDecoder(CONFIG["decode_processes"]).start()  # forked now: their growth is measured from here
+    def held_kib(pids):
+        # What this process and its decoding workers hold: their own pages, and the shared memory
+        # blocks (system-wide: a block the caller has not touched yet is in no process's RSS).
+        total = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/status") as fh:
+                total += next(int(ln.split()[1]) for ln in fh if ln.startswith("RssAnon:"))
+        with open("/proc/meminfo") as fh:
+            return total + next(int(ln.split()[1]) for ln in fh if ln.startswith("Shmem:"))
+
+    pids = [os.getpid(), *children()]
+    peak, stop = [held_kib(pids)], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], held_kib(pids))
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    before, base = status()["VmHWM"], peak[0]
+    if len(pids) > 1:  # the decoding workers' memory is theirs: sample the whole tree
+        sampler.start()
+    report = adapter.predict_items(items, batch_size=BATCH)
+    stop.set()
+    growth = peak[0] - base if len(pids) > 1 else status()["VmHWM"] - before
+    print("GROWTH_MIB", growth / 1024, report.succeeded, report.failed, flush=True)
+    """
+
+
+def peak_growth_mib(tmp_path: Path, name: str, images: list[bytes], configuration: dict[str, Any], *, batch: int = 4, sleep: float = 3.0) -> tuple[float, Any]:
+    """Peak RSS growth (MiB) of a fresh process predicting ``images`` with the default loader and a slow model.
+
+    With decoding worker processes, the pages of the whole process tree and the shared memory
+    blocks are sampled every few milliseconds instead. Returns the growth and the counts.
+    """
+    store = tmp_path / name
+    with Registry.open(str(store)) as registry:
+        ds = registry.create_dataset("big")
+        for i, data in enumerate(images):
+            registry.add_item(ds, f"{i}.png", data)
+        registry.create_model("sink")
+    head = f"import os\nSTORE, CONFIG, BATCH, SLEEP = {str(store)!r}, {configuration!r}, {batch}, {sleep}\n"
+    proc = run_python(tmp_path, head + textwrap.dedent(PEAK_CHILD), timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("GROWTH_MIB")), None)
+    assert line is not None, proc.stdout + proc.stderr
+    _, mib, ok, failed = line.split()
+    return float(mib), (int(ok), int(failed))
+
+
+def grey16_png(size: tuple[int, int], value: int) -> bytes:
+    """A flat 16-bit greyscale PNG (Pillow decodes it as mode ``I;16``, 2 bytes a pixel)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0]), value, dtype=np.uint16)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["rgb8", "grey16"])
+@pytest.mark.parametrize("processes", [0, 2])
+def test_peak_memory_of_decoding_stays_within_the_budget(tmp_path: Path, kind: str, processes: int) -> None:
+    """Issue 20, point 7: what decoding holds (the decoder's image in its mode, conversions, the array, every copy)
+    counts against ``prepared_bytes_budget``: eight 3000 x 3000 PNGs at once (26 MiB each as arrays, a few KB on
+    disk) raise peak RSS by at most 1.25 x the budget, on the prepare threads and in decoding worker processes."""
+    budget = 100 * MIB
+    images = [png_bytes(i, size=(3000, 3000), mode="RGB") if kind == "rgb8" else grey16_png((3000, 3000), 1000 * i) for i in range(8)]
+    config = {"prepared_bytes_budget": budget, "decode_processes": processes, "prefetch_batches": 4}
+    mib, counts = peak_growth_mib(tmp_path, f"{kind}-{processes}", images, config)
+    print(f"{kind}, {processes} decoding processes: peak RSS grew {mib:.0f} MiB with a {budget // MIB} MiB budget")
+    assert counts == (8, 0)
+    assert mib * MIB <= 1.25 * budget, f"peak RSS grew {mib:.0f} MiB with a {budget // MIB} MiB budget"
+
+
 # --------------------------------------------------------------------------- point 13: a hung prepare_item_func
 
 
