@@ -395,6 +395,77 @@ def test_peak_memory_of_decoding_stays_within_the_budget(tmp_path: Path, kind: s
     assert mib * MIB <= 1.25 * budget, f"peak RSS grew {mib:.0f} MiB with a {budget // MIB} MiB budget"
 
 
+class Loader(BaseModelAdapter):
+    """The default ``prepare_item_func``; predicts ``x`` for each input, after ``predict_s`` seconds."""
+
+    predict_s = 0.0
+
+    def load(self, local_path: str, **kwargs: Any) -> None:
+        self.model = "loader"
+
+    def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
+        time.sleep(self.predict_s)
+        return [AnnotationCollection(annotations=[Annotation.classification("x", confidence=0.5)]) for _ in batch]
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A real 1 x 1 PNG whose header says ``width`` x ``height`` (a decompression bomb's first bytes)."""
+    import struct
+    import zlib
+
+    data = bytearray(png_bytes(1, size=(1, 1)))
+    ihdr = 8 + 8  # signature, then the IHDR chunk's length and type
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_decompression_bomb_is_a_validation_error_naming_the_item(local_registry: Registry, processes: int) -> None:
+    """Issue 20, point 13: Pillow's ``DecompressionBombError`` (too many pixels, from the header) fails its item
+    as a ``ValidationError`` naming it; the other items go on."""
+    from adapter_base import ValidationError
+    from adapter_base.media import decode_image
+
+    bomb = png_claiming(20000, 20000)
+    with pytest.raises(ValidationError, match=r"^x\.data: cannot decode image: Image size \(400000000 pixels\) exceeds limit"):
+        decode_image(bomb, what="x")
+    ds = local_registry.create_dataset("bombs")
+    items = [local_registry.add_item(ds, f"s{i}.png", png_bytes(i)) for i in range(3)]
+    items.insert(1, local_registry.add_item(ds, "bomb.png", bomb))
+    model = local_registry.create_model("loader", configuration={"decode_processes": processes})
+    adapter = Loader(registry=local_registry)
+    adapter.load_from_model(model)
+    report = adapter.predict_items(items, batch_size=2)
+    assert (report.succeeded, report.failed) == (3, 1), report.summary()
+    [failure] = report.failures
+    assert (failure.item_id, failure.stage, failure.path) == (items[1].id, "prepare", "bomb.png")
+    assert failure.error.startswith(f"ValidationError: item {items[1].id} (bomb.png).data: cannot decode image: Image size (400000000 pixels)"), failure.error
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_budget_with_room_for_one_decode_at_a_time_still_finishes_every_batch(local_registry: Registry, processes: int) -> None:
+    """Each decode waits for room in the budget, in listing order, while batches of 4 are being filled: the
+    batch being filled is handed to ``predict`` rather than waiting for room it holds itself."""
+    from adapter_base.media import read_image_header
+
+    ds = local_registry.create_dataset("tight")
+    images = [png_bytes(i, size=(300, 200), mode="RGB") for i in range(13)]
+    items = [local_registry.add_item(ds, f"{i:02d}.png", data) for i, data in enumerate(images)]
+    header = read_image_header(images[0])
+    budget = header.decode_bytes(data_copies=3) + 2 * header.array_bytes  # three decoded items and a decode never fit
+    model = local_registry.create_model("loader", configuration={"prepared_bytes_budget": budget, "decode_processes": processes, "prepare_workers": 4})
+    adapter = Loader(registry=local_registry)
+    adapter.predict_s = 0.02
+    adapter.load_from_model(model)
+    done: list[Any] = []
+    runner = threading.Thread(target=lambda: done.append(adapter.predict_items(items, batch_size=4)), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert done, "the run did not finish: a decode waited for room that the batch being filled held"
+    assert (done[0].succeeded, done[0].failed) == (13, 0), done[0].summary()
+
+
 # --------------------------------------------------------------------------- point 13: a hung prepare_item_func
 
 
