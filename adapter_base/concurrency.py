@@ -71,7 +71,13 @@ def ordered_map(
             results = fut.result()
         except Exception as exc:  # noqa: BLE001 - handed to the caller as a value
             results = [exc] * len(xs)
-        yield from zip(xs, results)
+        del fut
+        # Handed on one at a time and forgotten here: a result the caller has let go of is not
+        # kept alive by this generator while it waits for the next task.
+        done = list(zip(xs, results))[::-1]
+        del xs, results
+        while done:
+            yield done.pop()
 
 
 def _run_chunk(fn: Callable[[T], R], xs: list[T]) -> list[R | BaseException]:
@@ -162,9 +168,12 @@ def _ordered_map_items(
             return
         x, fut = pending.popleft()
         try:
-            yield x, fut.result()
+            result = fut.result()
         except Exception as exc:  # noqa: BLE001 - handed to the caller as a value
-            yield x, exc
+            result = exc
+        del fut
+        yield x, result
+        del x, result  # not kept alive here while the next call runs
 
 
 def map_all(fn: Callable[[T], R], items: Iterable[T], pool: ThreadPoolExecutor, window: int) -> list[R]:

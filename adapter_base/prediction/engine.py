@@ -235,6 +235,7 @@ class PredictionRun:
                 elif (held := self._admit(turn, item, result, nbytes(result), tally)) is not None:
                     self._add((item, result, held))
                 self._give_up(turn)
+                result = None  # the batch holds it: once predicted, its memory goes, though this thread waits for the next
             self._flush_partial()
         except BaseException as exc:  # noqa: BLE001 - the listing itself failed: end the run
             self.report.fatal_error = error_text(exc)

@@ -194,18 +194,39 @@ def test_prepared_items_waiting_for_predict_stay_within_the_byte_budget(local_re
     assert adapter.peak_live_bytes <= budget + item_bytes, f"{adapter.peak_live_bytes / MIB:.0f} MiB of prepared arrays held at once"
 
 
+@pytest.mark.slow
+def test_an_input_let_go_after_predict_is_gone_before_the_next_decode(tmp_path: Path) -> None:
+    """A budget with room for one decode and nothing beside it: each image's bytes come back once its batch is
+    predicted, and nothing (the producer, the prepare map) keeps that array alive while the next one decodes."""
+    from adapter_base.media import read_image_header
+    from bench.decode_memory_bench import TARGET, build, peak_growth, png
+
+    images = [png(3000, "rgb8", value=i) for i in range(4)]
+    budget = int(read_image_header(images[0]).decode_bytes() * 1.05)
+    got = peak_growth(build(tmp_path / "store", images), {"prepared_bytes_budget": budget, "decode_processes": 0}, sleep=1.0, timeout=300)
+    print(f"peak RSS grew {got['growth_mib']:.0f} MiB with a {budget / MIB:.0f} MiB budget")
+    assert (got["ok"], got["failed"]) == (4, 0), got
+    assert got["growth_mib"] * MIB <= TARGET * budget, f"peak RSS grew {got['growth_mib']:.0f} MiB with a {budget / MIB:.0f} MiB budget"
+
+
+class Loader(BaseModelAdapter):
+    """The default ``prepare_item_func``; predicts ``x`` for each input, after ``predict_s`` seconds."""
+
+    predict_s = 0.0
+
+    def load(self, local_path: str, **kwargs: Any) -> None:
+        self.model = "loader"
+
+    def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
+        time.sleep(self.predict_s)
+        return [AnnotationCollection(annotations=[Annotation.classification("x", confidence=0.5)]) for _ in batch]
+
+
 def test_the_default_loader_refuses_an_image_over_the_budget_before_decoding_it(local_registry: Registry) -> None:
     ds = local_registry.create_dataset("big")
     small = [local_registry.add_item(ds, f"s{i}.png", png_bytes(i)) for i in range(3)]
     big = local_registry.add_item(ds, "big.png", png_bytes(7, size=(2000, 1000)))  # a 7 KB file, 5.7 MiB decoded
     model = local_registry.create_model("loader", configuration={"prepared_bytes_budget": 2 * MIB})
-
-    class Loader(BaseModelAdapter):
-        def load(self, local_path: str, **kwargs: Any) -> None:
-            self.model = "loader"
-
-        def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
-            return [AnnotationCollection(annotations=[Annotation.classification("x", confidence=0.5)]) for _ in batch]
 
     adapter = Loader(registry=local_registry)
     adapter.load_from_model(model)
@@ -224,159 +245,22 @@ def test_peak_memory_of_large_decoded_images_follows_the_budget(tmp_path: Path) 
     The items are written here; the child process only predicts, so its peak before the run
     is its imports, never a large image it built itself (freed memory it would reuse).
     """
-    from support.images import png_bytes
+    from bench.decode_memory_bench import build, peak_growth, png
 
-    data = png_bytes(9, size=(3000, 3000), mode="RGB")
-    for budget in ("0", str(100 * MIB)):
-        with Registry.open(str(tmp_path / f"store-{budget}")) as registry:
-            ds = registry.create_dataset("big")
-            for i in range(24):
-                registry.add_item(ds, f"{i}.png", data)
-            registry.create_model("sink", configuration={"prepared_bytes_budget": int(budget) or None})
-    del data
-    source = f"""
-        import sys, time
-        from adapter_base import AnnotationCollection, BaseModelAdapter, Registry
+    store = build(tmp_path / "store", [png(3000, "rgb8")] * 24)
 
-        def peak_kib():
-            # This process's own high-water mark: ru_maxrss would start from the RSS of the
-            # (large) pytest process that started it, which Linux carries across fork and exec.
-            with open("/proc/self/status") as fh:
-                return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
-
-        class Sink(BaseModelAdapter):
-            calls = 0
-            def load(self, local_path, **kw):
-                self.model = "sink"
-            def predict(self, batch, **kw):
-                # A model far slower than the decoding, even on a loaded machine: during the first
-                # call every image the engine lets through is decoded and waiting.
-                Sink.calls += 1
-                time.sleep(8.0 if Sink.calls == 1 else 0.05)
-                return [AnnotationCollection() for _ in batch]
-
-        registry = Registry.open({str(tmp_path)!r} + "/store-" + sys.argv[1])
-        items = list(registry.iter_items(registry.get_dataset("big")))
-        adapter = Sink(registry=registry)
-        adapter.load_from_model(registry.get_model("sink"))
-        before = peak_kib()
-        report = adapter.predict_items(items, batch_size=4)
-        after = peak_kib()
-        print("GROWTH_MIB", (after - before) / 1024, report.succeeded, report.failed, before // 1024, flush=True)
-        """
-
-    def growth(budget: int) -> float:
-        proc = run_python(tmp_path, source, str(budget), timeout=300)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("GROWTH_MIB")), None)
-        assert line is not None, proc.stdout + proc.stderr
-        _, mib, ok, failed, before = line.split()
-        assert (ok, failed) == ("24", "0"), line
-        print(f"budget {budget}: peak RSS {before} MiB before the run, grew {float(mib):.0f} MiB")
-        return float(mib)
+    def growth(budget: int | None) -> float:
+        got = peak_growth(store, {"prepared_bytes_budget": budget}, sleep=8.0, timeout=300)
+        assert (got["ok"], got["failed"]) == (24, 0), got
+        print(f"budget {budget}: peak RSS grew {got['growth_mib']:.0f} MiB")
+        return float(got["growth_mib"])
 
     bounded = growth(100 * MIB)
-    unbounded = growth(0)
+    unbounded = growth(None)
     # 100 MiB of held arrays plus the ones being decoded; without a budget many more queue up
     assert bounded < 300, f"RSS grew {bounded:.0f} MiB with a 100 MiB budget ({unbounded:.0f} MiB without)"
     print(f"RSS growth: {bounded:.0f} MiB with a 100 MiB budget, {unbounded:.0f} MiB without")
     assert bounded < unbounded / 1.5, f"budget {bounded:.0f} MiB vs none {unbounded:.0f} MiB"
-
-
-PEAK_CHILD = """
-    import sys, threading, time
-    from adapter_base import AnnotationCollection, BaseModelAdapter, Registry
-
-    def status(pid="self"):
-        # A process's own high-water mark (VmHWM) and its RSS now: ru_maxrss would start from the
-        # RSS of the (large) pytest process that started it, which Linux carries across fork and exec.
-        with open(f"/proc/{pid}/status") as fh:
-            return {k: int(v.split()[0]) for k, v in (ln.split(":", 1) for ln in fh) if k in ("VmHWM", "VmRSS")}
-
-    def children():
-        pids = []
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/children") as fh:
-                pids += [int(p) for p in fh.read().split()]
-        return pids
-
-    class Sink(BaseModelAdapter):
-        calls = 0
-        def load(self, local_path, **kw):
-            self.model = "sink"
-        def predict(self, batch, **kw):
-            # A model far slower than the decoding: during the first call every image the engine
-            # lets through is decoded and waiting. It reads every page of its inputs, as a model does.
-            Sink.calls += 1
-            for x in batch:
-                x.reshape(-1)[::4096].sum()
-            time.sleep(SLEEP if Sink.calls == 1 else 0.05)
-            return [AnnotationCollection() for _ in batch]
-
-    registry = Registry.open(STORE)
-    items = list(registry.iter_items(registry.get_dataset("big")))
-    adapter = Sink(registry=registry, configuration=CONFIG)
-    adapter.load_from_model(registry.get_model("sink"))
-    if CONFIG.get("decode_processes"):
-        from adapter_base.prediction.decoders import ProcessDecoder
-        ProcessDecoder(CONFIG["decode_processes"]).start()  # forked now: their growth is measured from here
-    def held_kib(pids):
-        # What this process and its decoding workers hold: their own pages, and the shared memory
-        # blocks (system-wide: a block the caller has not touched yet is in no process's RSS).
-        total = 0
-        for pid in pids:
-            with open(f"/proc/{pid}/status") as fh:
-                total += next(int(ln.split()[1]) for ln in fh if ln.startswith("RssAnon:"))
-        with open("/proc/meminfo") as fh:
-            return total + next(int(ln.split()[1]) for ln in fh if ln.startswith("Shmem:"))
-
-    pids = [os.getpid(), *children()]
-    peak, stop = [held_kib(pids)], threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], held_kib(pids))
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    before, base = status()["VmHWM"], peak[0]
-    if len(pids) > 1:  # the decoding workers' memory is theirs: sample the whole tree
-        sampler.start()
-    report = adapter.predict_items(items, batch_size=BATCH)
-    stop.set()
-    growth = peak[0] - base if len(pids) > 1 else status()["VmHWM"] - before
-    print("GROWTH_MIB", growth / 1024, report.succeeded, report.failed, flush=True)
-    """
-
-
-def peak_growth_mib(tmp_path: Path, name: str, images: list[bytes], configuration: dict[str, Any], *, batch: int = 4, sleep: float = 3.0) -> tuple[float, Any]:
-    """Peak RSS growth (MiB) of a fresh process predicting ``images`` with the default loader and a slow model.
-
-    With decoding worker processes, the pages of the whole process tree and the shared memory
-    blocks are sampled every few milliseconds instead. Returns the growth and the counts.
-    """
-    store = tmp_path / name
-    with Registry.open(str(store)) as registry:
-        ds = registry.create_dataset("big")
-        for i, data in enumerate(images):
-            registry.add_item(ds, f"{i}.png", data)
-        registry.create_model("sink")
-    head = f"import os\nSTORE, CONFIG, BATCH, SLEEP = {str(store)!r}, {configuration!r}, {batch}, {sleep}\n"
-    proc = run_python(tmp_path, head + textwrap.dedent(PEAK_CHILD), timeout=300)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("GROWTH_MIB")), None)
-    assert line is not None, proc.stdout + proc.stderr
-    _, mib, ok, failed = line.split()
-    return float(mib), (int(ok), int(failed))
-
-
-def grey16_png(size: tuple[int, int], value: int) -> bytes:
-    """A flat 16-bit greyscale PNG (Pillow decodes it as mode ``I;16``, 2 bytes a pixel)."""
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.full((size[1], size[0]), value, dtype=np.uint16)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @pytest.mark.slow
@@ -386,26 +270,14 @@ def test_peak_memory_of_decoding_stays_within_the_budget(tmp_path: Path, kind: s
     """Issue 20, point 7: what decoding holds (the decoder's image in its mode, conversions, the array, every copy)
     counts against ``prepared_bytes_budget``: eight 3000 x 3000 PNGs at once (26 MiB each as arrays, a few KB on
     disk) raise peak RSS by at most 1.25 x the budget, on the prepare threads and in decoding worker processes."""
+    from bench.decode_memory_bench import TARGET, build, peak_growth, png
+
     budget = 100 * MIB
-    images = [png_bytes(i, size=(3000, 3000), mode="RGB") if kind == "rgb8" else grey16_png((3000, 3000), 1000 * i) for i in range(8)]
-    config = {"prepared_bytes_budget": budget, "decode_processes": processes, "prefetch_batches": 4}
-    mib, counts = peak_growth_mib(tmp_path, f"{kind}-{processes}", images, config)
-    print(f"{kind}, {processes} decoding processes: peak RSS grew {mib:.0f} MiB with a {budget // MIB} MiB budget")
-    assert counts == (8, 0)
-    assert mib * MIB <= 1.25 * budget, f"peak RSS grew {mib:.0f} MiB with a {budget // MIB} MiB budget"
-
-
-class Loader(BaseModelAdapter):
-    """The default ``prepare_item_func``; predicts ``x`` for each input, after ``predict_s`` seconds."""
-
-    predict_s = 0.0
-
-    def load(self, local_path: str, **kwargs: Any) -> None:
-        self.model = "loader"
-
-    def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
-        time.sleep(self.predict_s)
-        return [AnnotationCollection(annotations=[Annotation.classification("x", confidence=0.5)]) for _ in batch]
+    store = build(tmp_path / "store", [png(3000, kind, value=i) for i in range(8)])
+    got = peak_growth(store, {"prepared_bytes_budget": budget, "decode_processes": processes, "prefetch_batches": 4}, timeout=300)
+    print(f"{kind}, {processes} decoding processes: peak RSS grew {got['growth_mib']:.0f} MiB with a {budget // MIB} MiB budget")
+    assert (got["ok"], got["failed"]) == (8, 0), got
+    assert got["growth_mib"] * MIB <= TARGET * budget, f"peak RSS grew {got['growth_mib']:.0f} MiB with a {budget // MIB} MiB budget"
 
 
 def png_claiming(width: int, height: int) -> bytes:
