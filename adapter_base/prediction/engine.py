@@ -81,6 +81,7 @@ class PredictionRun:
         self._decoder: ProcessDecoder | None = None
         self._reserving = False  # the default loader reserves what decoding holds in the byte budget
         self._reservations: dict[int, Reservation] = {}  # by the item's number in the listing
+        self._dealt_with = 0  # the producer has dealt with every item numbered below this
         self._batch: list[Prepared] = []  # the batch being filled (the producer's; flushed by a waiting decode too)
         self._batch_lock = threading.Lock()
         self._batches: queue.Queue[Any] = queue.Queue(maxsize=options.prefetch_batches)
@@ -170,6 +171,8 @@ class PredictionRun:
             if reservation is None:
                 raise RuntimeError("the run stopped or gave up on the item before it was decoded")
             self._reservations[turn] = reservation
+            if turn < self._dealt_with:  # timed out while it waited: the producer has moved on
+                reservation.drop()
             return reservation.shrink
 
         return reserve
@@ -245,6 +248,7 @@ class PredictionRun:
 
     def _give_up(self, turn: int) -> None:
         """Item number ``turn`` is dealt with: bytes it still has reserved (it failed, or timed out while decoding) go back."""
+        self._dealt_with = turn + 1
         self.backpressure.pass_turn(turn)
         if (reservation := self._reservations.pop(turn, None)) is not None:
             reservation.drop()
