@@ -78,7 +78,7 @@ class ImageHeader:
         pixels = self.width * self.height
         if self.format in _DECODER_FRAMES:
             buffer = _DECODER_FRAMES[self.format] * 4 * pixels
-        elif self.format == "JPEG" and self.progressive:  # libjpeg keeps every DCT coefficient (2 bytes a sample)
+        elif self.format == "JPEG" and self.progressive:  # libjpeg keeps every DCT coefficient: 2 bytes a sample, up to 4 bands
             buffer = 2 * 4 * pixels
         elif self.format in _STREAMING_FORMATS:
             buffer = 0
@@ -152,7 +152,7 @@ def decode_image(
         settle = reserve(cost) if reserve is not None else None
         kept = 0
         try:
-            out = _decode_rgb(img, what, allocate or (lambda shape: np.empty(shape, np.uint8)))
+            out = _decode_rgb(img, header.pixel_bytes, allocate or (lambda shape: np.empty(shape, np.uint8)))
             kept = out.nbytes
             return out
         finally:
@@ -186,8 +186,9 @@ def _header(img: Any, data_bytes: int) -> ImageHeader:
     return ImageHeader(width, height, img.mode, str(img.format or ""), progressive, data_bytes)
 
 
-def _decode_rgb(img: Any, what: str, allocate: Callable[[tuple[int, ...]], np.ndarray]) -> np.ndarray:
-    """Decode ``img`` and copy it into a new upright RGB array a strip at a time, in place of whole-image copies."""
+def _decode_rgb(img: Any, pixel_bytes: int, allocate: Callable[[tuple[int, ...]], np.ndarray]) -> np.ndarray:
+    """Decode ``img`` (``pixel_bytes`` a pixel) and copy it into a new upright RGB array a strip at a time, in place
+    of whole-image copies (a converted image, ``tobytes``, a transposed image)."""
     img.load()
     orientation = img.getexif().get(_ORIENTATION, 1)  # read after load: a PNG may carry it after the pixels
     view = _STORED_VIEWS.get(orientation, _STORED_VIEWS[1])
@@ -195,7 +196,7 @@ def _decode_rgb(img: Any, what: str, allocate: Callable[[tuple[int, ...]], np.nd
     shape = (width, height, 3) if orientation in (5, 6, 7, 8) else (height, width, 3)
     out = allocate(shape)
     stored = view(out)  # ``out`` seen in the stored image's orientation: writing a strip there writes it upright
-    rows = _strip_rows(width, _header(img, 0).pixel_bytes)
+    rows = _strip_rows(width, pixel_bytes)
     for top in range(0, height, rows):
         strip = img.crop((0, top, width, min(height, top + rows)))
         if strip.mode != "RGB":
