@@ -159,7 +159,7 @@ def main() -> None:
             r = peak_growth(store, {"prepared_bytes_budget": budget, "decode_processes": a.processes}, code=a.code)
             ratio = r["growth_mib"] * MIB / budget
             verdict = "ok" if ratio <= TARGET else "OVER"
-            note = f"; refused: {r['errors'][0][-140:]}" if r["errors"] else ""
+            note = f"; refused: {r['errors'][0]}" if r["errors"] else ""
             print(
                 f"{kind:>6} x{count} {a.side}x{a.side} budget {budget // MIB:>5} MiB: peak RSS +{r['growth_mib']:7.0f} MiB = "
                 f"{ratio:4.2f} x budget [{verdict}] ({r['ok']} predicted, {r['failed']} failed{note})",
