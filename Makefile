@@ -51,5 +51,6 @@ clean: ## Remove the demo home, caches and build outputs
 
 include mk/image.mk
 include mk/kind.mk
+include mk/argo.mk
 
 .PHONY: help venv demo test bench clean

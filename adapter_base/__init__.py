@@ -26,6 +26,7 @@ from .errors import (
     NotFoundError,
     StoreError,
     ValidationError,
+    VersionConflictError,
 )
 from .flows.evaluate import EvaluationResult
 from .prediction import ItemFailure, PredictionOptions, PredictionReport
@@ -60,6 +61,7 @@ __all__ = [
     "Registry",
     "StoreError",
     "ValidationError",
+    "VersionConflictError",
     "load_adapter_class",
     "open_store",
 ]

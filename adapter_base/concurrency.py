@@ -71,7 +71,13 @@ def ordered_map(
             results = fut.result()
         except Exception as exc:  # noqa: BLE001 - handed to the caller as a value
             results = [exc] * len(xs)
-        yield from zip(xs, results)
+        del fut
+        # Handed on one at a time and forgotten here: a result the caller has let go of is not
+        # kept alive by this generator while it waits for the next task.
+        done = list(zip(xs, results))[::-1]
+        del xs, results
+        while done:
+            yield done.pop()
 
 
 def _run_chunk(fn: Callable[[T], R], xs: list[T]) -> list[R | BaseException]:
@@ -162,9 +168,12 @@ def _ordered_map_items(
             return
         x, fut = pending.popleft()
         try:
-            yield x, fut.result()
+            result = fut.result()
         except Exception as exc:  # noqa: BLE001 - handed to the caller as a value
-            yield x, exc
+            result = exc
+        del fut
+        yield x, result
+        del x, result  # not kept alive here while the next call runs
 
 
 def map_all(fn: Callable[[T], R], items: Iterable[T], pool: ThreadPoolExecutor, window: int) -> list[R]:
@@ -207,24 +216,31 @@ def in_thread(fn: Callable[[], T], name: str) -> "Future[T]":
 class ByteBudget:
     """Bytes held between two stages of a pipeline, kept under ``limit``.
 
-    ``acquire`` waits until the bytes fit (or nothing is held: one item alone always
-    fits); ``release`` gives them back and wakes the waiter.
+    The consuming side ``acquire``s bytes (waiting until they fit, or until none of the held
+    bytes are its own: one item alone always fits) and ``release``s them. Producers may
+    ``reserve`` bytes ahead, before they make what will hold them, one at a time in turn
+    order (0, 1, 2, ...): a turn waits for the turns before it, so bytes reserved by later
+    work can never keep earlier work waiting. The consuming side later takes reserved bytes
+    up as its own (``Reservation.take``).
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = int(limit)
         self.held = 0
+        self.ahead = 0  # the part of ``held`` reserved and not taken up yet
+        self._turn = 0  # every turn below this one has reserved or passed
+        self._passed: set[int] = set()
         self._cond = threading.Condition()
 
     def fits(self, n: int) -> bool:
-        """True when ``n`` more bytes can be held now without waiting."""
+        """True when ``n`` more bytes can be acquired now without waiting."""
         with self._cond:
-            return self.held == 0 or self.held + n <= self.limit
+            return self._settled_room(n)
 
     def acquire(self, n: int, *, cancelled: Callable[[], bool] = lambda: False) -> bool:
         """Hold ``n`` bytes, waiting for room; False (nothing held) once ``cancelled()`` is true."""
         with self._cond:
-            while not (self.held == 0 or self.held + n <= self.limit):
+            while not self._settled_room(n):
                 if cancelled():
                     return False
                 self._cond.wait(0.2)
@@ -236,3 +252,91 @@ class ByteBudget:
         with self._cond:
             self.held = max(0, self.held - n)
             self._cond.notify_all()
+
+    def reserve(
+        self, turn: int, n: int, *, cancelled: Callable[[], bool] = lambda: False, waiting: Callable[[], None] = lambda: None
+    ) -> "Reservation | None":
+        """Hold ``n`` bytes ahead at ``turn``, once every earlier turn has had its go and ``n`` fits
+        (or nothing is held); the turn then passes. None (nothing held) once ``cancelled()`` or when
+        ``turn`` was passed without reserving. ``waiting()`` is called (without the lock) while this
+        turn is next and has no room: whoever holds bytes that could be let go should let them go.
+        """
+        while True:
+            with self._cond:
+                if turn < self._turn or turn in self._passed:
+                    return None
+                if turn == self._turn and (self.held == 0 or self.held + n <= self.limit):
+                    self.held += n
+                    self.ahead += n
+                    self._pass(turn)
+                    return Reservation(self, n)
+                if cancelled():
+                    return None
+                if turn != self._turn:
+                    self._cond.wait(0.2)
+                    continue
+            waiting()
+            with self._cond:
+                if turn == self._turn and not (self.held == 0 or self.held + n <= self.limit):
+                    self._cond.wait(0.1)
+
+    def pass_turn(self, turn: int) -> None:
+        """``turn`` reserves nothing (more): the turns after it may go. Passing a turn twice does nothing."""
+        with self._cond:
+            if turn >= self._turn:
+                self._pass(turn)
+
+    def _pass(self, turn: int) -> None:
+        self._passed.add(turn)
+        while self._turn in self._passed:
+            self._passed.discard(self._turn)
+            self._turn += 1
+        self._cond.notify_all()
+
+    def _settled_room(self, n: int) -> bool:
+        return self.held == self.ahead or self.held + n <= self.limit
+
+    def _unreserve(self, n: int, *, keep: bool) -> None:
+        with self._cond:
+            self.ahead -= n
+            if not keep:
+                self.held -= n
+            self._cond.notify_all()
+
+
+class Reservation:
+    """Bytes reserved ahead in a ``ByteBudget``: shrunk to what the work really kept, then taken up
+    by the consuming side (``take``) or given back (``drop``)."""
+
+    def __init__(self, budget: ByteBudget, n: int) -> None:
+        self.budget = budget
+        self.bytes = n
+        self.peak = n
+        self._lock = threading.Lock()
+        self._done = False
+
+    def shrink(self, n: int) -> None:
+        """Keep only ``n`` of the bytes reserved (no more than held now); the rest go back."""
+        with self._lock:
+            if not self._done and n < self.bytes:
+                self.budget._unreserve(self.bytes - n, keep=False)
+                self.bytes = n
+
+    def take(self) -> int:
+        """The consuming side holds these bytes from now on (it ``release``s them); how many."""
+        with self._lock:
+            if self._done:
+                return 0
+            self._done = True
+            self.budget._unreserve(self.bytes, keep=True)
+            return self.bytes
+
+    def drop(self) -> None:
+        """Give every byte still reserved back (nothing, after ``take`` or ``drop``)."""
+        with self._lock:
+            if not self._done:
+                self._done = True
+                self.budget._unreserve(self.bytes, keep=False)
+                self.bytes = 0
+
+

@@ -23,7 +23,8 @@ FRAMEWORK_DEFAULTS: dict[str, Any] = {
     "load_timeout_s": 3600,
     # A prepare_item_func call still running after this long fails its item (None: wait forever).
     "prepare_timeout_s": 300,
-    # Prepared inputs waiting for predict hold at most about this many bytes; a larger item fails.
+    # Prepared inputs waiting for predict, and images being decoded for them (all that decoding
+    # holds), hold at most about this many bytes; a larger item fails.
     "prepared_bytes_budget": 512 * 1024 * 1024,
     "adaptive_batch_size": True,
     # A run whose first this many predict calls all fail with the same error stops there (0 or None: never).

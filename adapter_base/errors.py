@@ -35,6 +35,14 @@ class ConflictError(AdapterError):
     """A unique name is already taken, or a write lost a race."""
 
 
+class VersionConflictError(ConflictError):
+    """A write based on one version of a model found another one current: the other writer's version stands.
+
+    Nothing of the refused write becomes visible, and the model's status is left alone
+    (it belongs to the version that won).
+    """
+
+
 class StoreError(AdapterError):
     """The object store failed or refused an operation."""
 

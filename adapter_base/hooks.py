@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from .config import FRAMEWORK_DEFAULTS, merge_configuration, resolve_device
 from .entities import AnnotationCollection, Item, Model
-from .media import decode_image, decode_item
+from .media import Reserve, decode_image, decode_item
 from .registry import Registry
 from .storage import adapter_home
 
@@ -157,12 +157,16 @@ class AdapterHooks:
         return self.registry.read_item(item)
 
 
-def default_input(adapter: AdapterHooks, item: Item, image_decoder: Callable[..., Any] = decode_image) -> Any:
-    """The default ``prepare_item_func`` of ``adapter``, its images decoded by ``image_decoder``."""
+def default_input(
+    adapter: AdapterHooks, item: Item, image_decoder: Callable[..., Any] = decode_image, reserve: Reserve | None = None
+) -> Any:
+    """The default ``prepare_item_func`` of ``adapter``, its images decoded by ``image_decoder``; an image that
+    needs more than ``prepared_bytes_budget`` to decode fails, and ``reserve`` (when given) gets what it needs first."""
     return decode_item(
         adapter.item_bytes(item),
         item.mimetype,
         what=f"item {item.id} ({item.path})",
         max_bytes=adapter.configuration.get("prepared_bytes_budget") or None,
         image_decoder=image_decoder,
+        reserve=reserve,
     )

@@ -103,10 +103,11 @@ def child_inprocess(store: str) -> dict[str, Any]:
     outcome = timed(
         "evaluate",
         lambda: evaluate(
-            args["adapter"], committed, run_id, dataset=args["dataset"], filters=args["test_filters"], metric=args["metric"], store_uri=store, configuration={}
+            args["adapter"], committed, run_id, dataset=args["dataset"], filters=args["test_filters"], metric=args["metric"], store_uri=store,
+            configuration={}, threshold=args["threshold"],
         ),
-    )
-    if outcome.value >= args["threshold"]:
+    )  # fmt: skip
+    if outcome.promote:  # promote acts on what evaluate decided and journaled
         timed("promote", lambda: promote(committed, args["alias"], store_uri=store, run_id=run_id))
     timed("finalize", lambda: finalize(args["model"], run_id, "SUCCEEDED", None, store_uri=store))
     return {"total_s": time.perf_counter() - t0, "steps": times}

@@ -11,6 +11,8 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add each backend's command to the ``model-adapter`` parser."""
+    from .argo import cli as argo_cli
     from .kfp import cli as kfp_cli
 
     kfp_cli.register(sub)
+    argo_cli.register(sub)

@@ -17,7 +17,7 @@ The node-pool values are shared with ``manifests/base/node-pool.yaml`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 NODE_POOL_LABEL_KEY = "model-adapter.dev/pool"
@@ -103,6 +103,23 @@ PROFILES: dict[str, ComputeProfile] = {
     ),
     "cpu": ComputeProfile(name="cpu"),
 }
+
+#: Requests and limits of every step a profile leaves unset (the light steps: load, commit, promote,
+#: finalize, split, merge; and the heavy ones on ``cpu``): namespaces with a ResourceQuota and no
+#: LimitRange refuse pods without them. ``load`` loads the model once, hence the memory limit.
+STEP_DEFAULTS = ComputeProfile(name="step", cpu_request="250m", memory_request="512Mi", cpu_limit="2", memory_limit="4Gi")
+
+
+def with_defaults(profile: str | ComputeProfile, defaults: ComputeProfile = STEP_DEFAULTS) -> ComputeProfile:
+    """``profile`` with each unset request or limit taken from ``defaults``."""
+    p = get_profile(profile)
+    return replace(
+        p,
+        cpu_request=p.cpu_request or defaults.cpu_request,
+        memory_request=p.memory_request or defaults.memory_request,
+        cpu_limit=p.cpu_limit or defaults.cpu_limit,
+        memory_limit=p.memory_limit or defaults.memory_limit,
+    )
 
 
 def get_profile(name: str | ComputeProfile) -> ComputeProfile:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from ..importers import FORMATS, KNOWN_SUBSETS, apply_plan, parse_split, plan_import
-from ..importers.plan import skipped_lines
+from ..importers.plan import SHOW_SKIPPED, shown_path, skipped_lines
 from ..errors import ConflictError, ValidationError
 from ..flows.preflight import item_census, no_match_message
 from ._common import add_json_option, add_store_option, confirm, item_filters, open_registry, print_json, print_table
@@ -58,6 +58,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"imported dataset {ds.name} ({ds.id}) into {registry.store.uri}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     kept = f", {result.conflicts_kept} differing kept as they were" if result.conflicts_kept else ""
     print(f"added {result.added} item(s), {result.already_there} already there{kept}")
+    if result.duplicates_removed:
+        removed = sum(len(d.removed) for d in result.duplicates_removed)
+        print(f"removed {removed} duplicate item(s) at {len(result.duplicates_removed)} path(s) (left by concurrent imports of an older version; kept the item each path's entry names):")
+        for d in result.duplicates_removed[:SHOW_SKIPPED]:
+            print(f"  {shown_path(d.path)}: kept {d.kept}, removed {', '.join(d.removed)}")
+        if len(result.duplicates_removed) > SHOW_SKIPPED:
+            print(f"  ... and {len(result.duplicates_removed) - SHOW_SKIPPED} more")
     if not shown_before:  # the summary and the skipped list print once
         print(plan.summary())
     already_said = set(plan.skipped) if shown_before else set()
@@ -136,8 +143,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "val/ or valid/ or validation/, test/), a COCO folder (images/ + a COCO JSON, or --images/--annotations), "
         "a YOLO folder (images/ + labels/*.txt + data.yaml or classes.txt), a CSV of path,label[,subset], or "
         "'digits' (scikit-learn's handwritten digits). Only media files are imported; the rest is skipped and "
-        "counted. A summary of labels and items per subset is printed before anything is written when something "
-        "looks off, and always after. Importing the same source again adds only what is new.",
+        "counted, and so are names no store key can hold (a file name over 250 bytes, a control character such as a newline, a "
+        "backslash, bytes that are not UTF-8) and a path that is a folder of an item already in the dataset or below "
+        "one's file. A summary of labels and items per subset is printed before anything is written when something "
+        "looks off, and always after. Importing the same source again adds only what is new; imports of one source "
+        "may run at the same time (each path gets one item), and a rerun removes duplicate items an older version "
+        "left at one path (reported).",
     )
     imp.add_argument("source", nargs="?", help="a folder, a .csv file or 'digits' (optional with --format coco --images --annotations)")
     imp.add_argument("--name", help="dataset name (default: digits / the folder or CSV file name)")

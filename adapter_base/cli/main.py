@@ -10,7 +10,7 @@ from typing import Sequence
 
 from ..secrets import install_redaction, redact
 from ..shutdown import exit_when_done
-from . import datasets, embeddings, jobs, models, predictions, runs
+from . import datasets, embeddings, jobs, models, predictions, runs, step
 from .plugins import register_commands
 
 
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     predictions.register(sub)
     embeddings.register(sub)
     runs.register(sub)
+    step.register(sub)
     register_commands(sub)  # pipeline, demo, ...: the model_adapter.cli entry points
     return parser
 

@@ -36,8 +36,15 @@ def save_to_model(
     previous version's files that ``save`` did not write are carried over. ``cleanup``
     deletes ``local_path`` afterwards. Returns the updated model. A ``save`` that leaves
     ``local_path`` empty is refused (``AdapterContractError``): no version without files.
+
+    The save is based on the version the caller holds (``model`` given as a ``Model``, else
+    the one the adapter loaded): if the model has moved to another version meanwhile, or
+    another writer is saving the next one, it is refused with ``VersionConflictError`` and
+    nothing is kept (``Registry.upload_artifacts``). A name or id saves over the current version.
     """
     entity = resolve_model(adapter, model)
+    held = model if isinstance(model, Model) else adapter.bound_model if model is None else None
+    base = held.version if held is not None else entity.version
     own_dir = local_path is None
     path = Path(local_path) if local_path else Path(tempfile.mkdtemp(prefix=f"save-{entity.name}-"))
     path.mkdir(parents=True, exist_ok=True)
@@ -54,7 +61,7 @@ def save_to_model(
                     path,
                     adapter.registry.pool,
                 )
-        updated = adapter.registry.upload_artifacts(entity, path, configuration=dict(adapter.configuration))
+        updated = adapter.registry.upload_artifacts(entity, path, base_version=base, configuration=dict(adapter.configuration))
     finally:
         if cleanup or own_dir:
             shutil.rmtree(path, ignore_errors=True)

@@ -15,14 +15,16 @@ from __future__ import annotations
 import logging
 import numbers
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..entities import Model
-from ..errors import ValidationError
+from ..errors import ValidationError, VersionConflictError
 from ..hook_calls import call_hook
 from ..hooks import AdapterHooks
 from ..metrics import json_safe
+from ..registry import Registry
 from ..registry.checkpoints import CheckpointSync
 from ..secrets import redact
 from ._common import fresh_dir, resolve_dataset, resolve_model
@@ -84,7 +86,9 @@ def stage_training(
     """Train as ``train_model`` does, but stage the result under ``run_id`` instead of saving a version.
 
     The status stays ``training``; ``Registry.commit_staged(model, run_id)`` later makes the
-    staged files the next version (the pipeline's ``commit`` step). Returns the model record.
+    staged files the next version (the pipeline's ``commit`` step). Returns the model record
+    with the run's configuration and metrics, not written: the commit writes them with the
+    version, so a run whose commit is refused changes nothing of the model's record.
     """
     if not run_id:
         raise ValidationError("stage_training", "run_id", "a run_id is needed to stage a training result")
@@ -93,7 +97,7 @@ def stage_training(
     def stage(entity: Model, output_path: Path, metrics: dict[str, Any]) -> Model:
         call_save(adapter, output_path)
         registry.stage_artifacts(entity, output_path, run_id)
-        return registry.update_model(registry.get_model(entity.id), configuration=dict(adapter.configuration), metrics=metrics)
+        return replace(registry.get_model(entity.id), configuration=dict(adapter.configuration), metrics=metrics)
 
     trained = _train(adapter, model, dataset, cleanup, progress, stage, **kwargs)
     log.info("trained %s: staged as run %s (commit it to make a version)", trained.name, run_id)
@@ -121,6 +125,7 @@ def _train(
     report = _progress_reporter(progress)
     ds = resolve_dataset(adapter, dataset_ref)
     check_training(registry, entity, ds)  # refused before the status changes: a refused run leaves no trace
+    _check_still_at(registry, entity)  # a newer version's status is not this run's to change
     registry.set_status(entity, "training")
     log.info("training %s (%s) from version %d", entity.name, entity.id, entity.version)
     root: Path | None = None
@@ -161,6 +166,15 @@ def _train(
         )
         trained = keep(entity, output_path, _training_metrics(entity.metrics, history, adapter.curves))
         checkpoints.clear()
+    except VersionConflictError as exc:  # another writer's version stands, with its status
+        log.error("training %s from version %d: not saved: %s", entity.name, entity.version, exc)
+        _undo_training_status(registry, entity)
+        if checkpoints is not None:  # trained from a version that is no longer current: nothing to resume
+            try:
+                checkpoints.clear()
+            except Exception as clear_exc:  # noqa: BLE001 - the conflict matters more
+                log.warning("could not remove the superseded run's checkpoints: %s", redact(str(clear_exc)))
+        raise
     except BaseException as exc:
         message = redact(f"{type(exc).__name__}: {exc}")
         if checkpoints is not None:
@@ -176,3 +190,23 @@ def _train(
             shutil.rmtree(root, ignore_errors=True)
     adapter.bind_model(trained)
     return trained
+
+
+def _undo_training_status(registry: Registry, before: Model) -> None:
+    """Best effort: give back the status this run replaced with ``training`` (a save that set none leaves it so)."""
+    try:
+        current = registry.get_model(before.id)
+        if current.status == "training" and before.status != "training":
+            registry.set_status(current, before.status, before.status_message)
+    except Exception as exc:  # noqa: BLE001 - the conflict matters more
+        log.warning("could not restore the status of %s: %s", before.name, redact(str(exc)))
+
+
+def _check_still_at(registry: Registry, entity: Model) -> None:
+    """``VersionConflictError`` if the model is no longer at ``entity.version``."""
+    current = registry.get_model(entity.id)
+    if current.version != entity.version:
+        raise VersionConflictError(
+            f"model {entity.name!r} is at version {current.version}, not at version {entity.version} this training started from: "
+            f"another writer made version {current.version} meanwhile; it stays"
+        )

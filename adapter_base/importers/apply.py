@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ..entities import AnnotationCollection, Dataset, Item
 from ..errors import AdapterError, ConflictError, NotFoundError
-from ..registry import Registry
+from ..registry import DuplicatePath, Registry
 from ..storage.digest import sha256_file
 from .plan import ImportPlan, PlannedItem
 
@@ -21,6 +21,8 @@ IMPORT_KEY = "import"
 ITEM_IMPORT_KEY = "import"
 #: Conflicting paths named in the error (the rest are counted).
 SHOW_CONFLICTS = 10
+#: Why an entry is skipped whose path is a folder of an item already in the dataset, or below one's file.
+CLASHES_WITH_AN_ITEM = "a file or folder of an item already in the dataset (a path is a file or a folder, not both)"
 
 OnConflict = Literal["fail", "skip"]
 
@@ -31,13 +33,15 @@ class DatasetImportError(AdapterError):
 
 @dataclass
 class ImportResult:
-    """What an import did: the dataset, items added now, items already there, entries skipped (path, why)."""
+    """What an import did: the dataset, items added now, entries skipped (path, why), items already there,
+    differing items kept, and the duplicate items removed (several at one path, left by an older version)."""
 
     dataset: Dataset
     added: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
     already_there: int = 0
     conflicts_kept: int = 0
+    duplicates_removed: list[DuplicatePath] = field(default_factory=list)
 
 
 def annotations_digest(annotations: AnnotationCollection | None) -> str | None:
@@ -66,13 +70,21 @@ def _differences(registry: Registry, planned: PlannedItem, item: Item, compare_s
     return out
 
 
-def _open_dataset(registry: Registry, plan: ImportPlan, name: str) -> tuple[Dataset, bool]:
-    """The dataset to import into and whether it is new; an existing one must come from the same source."""
+def _open_dataset(registry: Registry, plan: ImportPlan, name: str) -> Dataset:
+    """The dataset to import into (created when missing); an existing one must come from the same source."""
     try:
         ds = registry.get_dataset(name)
     except NotFoundError:
         state = {"source": plan.source, "format": plan.format, "complete": False}
-        return registry.create_dataset(name, labels=plan.labels, metadata={IMPORT_KEY: state}), True
+        try:
+            created = registry.create_dataset(name, labels=plan.labels, metadata={IMPORT_KEY: state})
+        except ConflictError:  # a concurrent import created it meanwhile
+            created = None
+        ds = registry.get_dataset(name)
+        if created is not None and created.id == ds.id:
+            return ds
+        if created is not None:
+            registry.delete_dataset(created)  # a concurrent import created the dataset too, and its name entry came last
     state = ds.metadata.get(IMPORT_KEY)
     if not (isinstance(state, dict) and state.get("source") == plan.source and state.get("format", "folder") == plan.format):
         origin = f"imported from {state.get('source')}" if isinstance(state, dict) and state.get("source") else "not made by an import"
@@ -80,7 +92,7 @@ def _open_dataset(registry: Registry, plan: ImportPlan, name: str) -> tuple[Data
             f"a dataset named {name!r} already exists ({origin}); it is not an import of {plan.source} "
             f"(finished or unfinished) and a different source is never merged into it: choose another --name"
         )
-    return ds, False
+    return ds
 
 
 def apply_plan(registry: Registry, plan: ImportPlan, name: str, *, on_conflict: OnConflict = "fail", progress: bool = True) -> ImportResult:
@@ -90,13 +102,35 @@ def apply_plan(registry: Registry, plan: ImportPlan, name: str, *, on_conflict: 
     dataset with the same content and ground truth is counted as already there. A path
     whose content differs stops the import before anything is written, unless
     ``on_conflict="skip"`` keeps what the dataset has. A failure names the file.
+
+    Any number of imports of one source may run at once: each path ends with one item.
+    A path that no key of this store can hold is skipped (``ImportResult.skipped``) before
+    anything is written; several items at one path (left by an older version) are
+    reduced to one (``ImportResult.duplicates_removed``).
     """
-    ds, _ = _open_dataset(registry, plan, name)
-    existing = {item.path: item for item in registry.iter_items(ds)}
+    for _ in range(3):
+        result = _apply(registry, plan, _open_dataset(registry, plan, name), name, on_conflict, progress)
+        if registry.get_dataset(name).id == result.dataset.id:
+            return result
+        # Two imports created the dataset at once and the other's name entry came last: import into that one.
+        registry.delete_dataset(result.dataset)
+    raise DatasetImportError(f"dataset {name!r} was created again by another import three times while importing {plan.source}; run the same command again")
+
+
+def _apply(registry: Registry, plan: ImportPlan, ds: Dataset, name: str, on_conflict: OnConflict, progress: bool) -> ImportResult:
+    skipped = list(plan.skipped)
+    planned_items: list[PlannedItem] = []
+    for planned in plan.items:
+        problem = registry.path_problem(ds.id, planned.path)
+        if problem is None:
+            planned_items.append(planned)
+        else:
+            skipped.append((planned.path, problem))
+    existing, repairs = registry.remove_duplicate_paths(ds, registry.iter_items(ds))
     todo: list[PlannedItem] = []
     conflicts: list[tuple[str, list[str]]] = []
     already = 0
-    for planned in plan.items:
+    for planned in planned_items:
         item = existing.get(planned.path)
         if item is None:
             todo.append(planned)
@@ -118,6 +152,7 @@ def apply_plan(registry: Registry, plan: ImportPlan, name: str, *, on_conflict: 
     if labels != ds.labels:
         ds.labels = labels
         registry.update_dataset(ds)
+    added = 0
     for n, planned in enumerate(tqdm(todo, desc=f"import {name}", unit="file", disable=not progress)):
         metadata = {
             **planned.metadata,
@@ -125,11 +160,40 @@ def apply_plan(registry: Registry, plan: ImportPlan, name: str, *, on_conflict: 
         }
         try:
             registry.add_item(ds, planned.path, planned.file, subsets=planned.subsets, metadata=metadata, annotations=planned.annotations)
+            added += 1
+        except ConflictError as exc:
+            # Another import added this path meanwhile, or an item sits at a folder above it or below it.
+            item = _item_at(registry, ds, planned.path)
+            if item is None:
+                skipped.append((planned.path, CLASHES_WITH_AN_ITEM))
+                continue
+            diff = _differences(registry, planned, item, compare_subsets=plan.split is None)
+            if diff == []:
+                already += 1
+            elif on_conflict == "skip":
+                conflicts.append((planned.path, diff))
+            else:
+                why = f"another import added it meanwhile and its {', '.join(diff)} differ"
+                raise DatasetImportError(_failed(planned, plan, name, why, len(planned_items) - len(todo) + n)) from exc
         except Exception as exc:
-            raise DatasetImportError(
-                f"importing {planned.path!r} from {plan.source} into dataset {name!r} failed: {type(exc).__name__}: {exc} "
-                f"({len(plan.items) - len(todo) + n} of {len(plan.items)} files are in; run the same command again to import the rest)"
-            ) from exc
+            raise DatasetImportError(_failed(planned, plan, name, exc, len(planned_items) - len(todo) + n)) from exc
     ds.metadata[IMPORT_KEY] = {"source": plan.source, "format": plan.format, "complete": True}
     registry.update_dataset(ds)
-    return ImportResult(ds, len(todo), list(plan.skipped), already_there=already, conflicts_kept=len(conflicts))
+    return ImportResult(ds, added, skipped, already_there=already, conflicts_kept=len(conflicts), duplicates_removed=repairs)
+
+
+def _item_at(registry: Registry, ds: Dataset, path: str) -> Item | None:
+    """The item at ``path`` of ``ds``, None when there is none."""
+    try:
+        return registry.find_item(ds, path)
+    except NotFoundError:
+        return None
+
+
+def _failed(planned: PlannedItem, plan: ImportPlan, name: str, why: BaseException | str, done: int) -> str:
+    """The message of an import that stopped at ``planned``: the file, why, and how many are in."""
+    cause = f"{type(why).__name__}: {why}" if isinstance(why, BaseException) else why
+    return (
+        f"importing {planned.path!r} from {plan.source} into dataset {name!r} failed: {cause} "
+        f"({done} of {len(plan.items)} files are in; run the same command again to import the rest)"
+    )

@@ -9,13 +9,15 @@ from typing import Any, Iterable, Sequence
 
 from ..entities import AnnotationCollection
 from ..entities.item import SUPPORTED_MIMETYPES
-from ..registry import guess_mimetype
+from ..registry import guess_mimetype, item_path_problem
 from .subsets import KNOWN_SUBSETS, stratified_split
 
 NO_LABEL = "(no label)"
 NO_SUBSET = "(none)"
 #: Entries named one by one in a summary (the rest are counted).
 SHOW_SKIPPED = 20
+#: A dataset id for checking the keys of a plan's paths before the dataset is known (every id is 32 hex digits).
+ANY_DATASET_ID = "0" * 32
 
 
 @dataclass
@@ -51,6 +53,18 @@ class ImportPlan:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ignored: dict[str, int] = field(default_factory=dict)
     split: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        # A name no store key can hold (too long once it is a key, a newline, a backslash) is skipped like
+        # other odd entries, before anything is written; the store's own limits are checked again by apply_plan.
+        storable = []
+        for it in self.items:
+            problem = item_path_problem(ANY_DATASET_ID, it.path)
+            if problem is None:
+                storable.append(it)
+            else:
+                self.skipped.append((it.path, problem))
+        self.items = storable
 
     def split_unassigned(self, fractions: tuple[float, float, float] | None, seed: int) -> None:
         """Put the items that are in no subset into train / validation / test by ``fractions``, per label."""
@@ -128,10 +142,15 @@ def _reasons(skipped: Sequence[tuple[str, str]]) -> str:
 
 def skipped_lines(skipped: Sequence[tuple[str, str]]) -> list[str]:
     """The skipped entries, one line each (the first ``SHOW_SKIPPED``, then a count of the rest)."""
-    lines = [f"  {rel}: {why}" for rel, why in skipped[:SHOW_SKIPPED]]
+    lines = [f"  {shown_path(rel)}: {why}" for rel, why in skipped[:SHOW_SKIPPED]]
     if len(skipped) > SHOW_SKIPPED:
         lines.append(f"  ... and {len(skipped) - SHOW_SKIPPED} more")
     return lines
+
+
+def shown_path(path: str) -> str:
+    """``path`` as one printable line: quoted and escaped when it holds a newline, a control character or bytes that are not UTF-8."""
+    return path if path.isprintable() else ascii(path)
 
 
 def media_kind(path: str) -> str | None:

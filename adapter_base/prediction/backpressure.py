@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable
 
-from ..concurrency import ByteBudget
+from ..concurrency import ByteBudget, Reservation
 from ..media import MIB
 from .options import PredictionOptions
 
@@ -22,7 +22,9 @@ class Backpressure:
 
     With a byte budget the window is also narrowed to what the budget has room for at the
     largest recent item size (one item at a time until a size is known); prepared items
-    hold their bytes until their batch has been predicted.
+    hold their bytes until their batch has been predicted. The default loader reserves
+    what decoding an image will hold (read from its header) before it decodes, in listing
+    order (``reserve``), and keeps the array's bytes of it once decoded.
     """
 
     def __init__(self, options: PredictionOptions) -> None:
@@ -70,6 +72,19 @@ class Backpressure:
     def hold(self, size: int, *, cancelled: Callable[[], bool]) -> bool:
         """Hold ``size`` bytes for a prepared item, waiting for room; False (nothing held) once ``cancelled()``."""
         return self.budget is None or self.budget.acquire(size, cancelled=cancelled)
+
+    def reserve(self, turn: int, size: int, *, cancelled: Callable[[], bool], waiting: Callable[[], None]) -> Reservation | None:
+        """Reserve ``size`` bytes for item number ``turn`` of the run before it is decoded, after the items
+        before it, waiting for room (``waiting()`` meanwhile, see ``ByteBudget.reserve``); None when there is
+        no budget, once ``cancelled()``, or when the item was given up."""
+        if self.budget is None:
+            return None
+        return self.budget.reserve(turn, size, cancelled=cancelled, waiting=waiting)
+
+    def pass_turn(self, turn: int) -> None:
+        """Item number ``turn`` reserves nothing (more): the items after it may reserve."""
+        if self.budget is not None:
+            self.budget.pass_turn(turn)
 
     def release(self, size: int) -> None:
         """A batch holding ``size`` bytes was predicted: its inputs are gone."""

@@ -20,16 +20,20 @@ from ..entities import Annotation, AnnotationCollection, Embedding, Item, Model,
 from ..errors import AdapterContractError, ValidationError
 from ..hook_calls import call_hook
 from ..hooks import AdapterHooks, default_input
+from ..media import Reserve, decode_image
 
 
-def prepare_input(adapter: AdapterHooks, item: Item, *, image_decoder: Callable[..., Any] | None = None) -> Any:
+def prepare_input(
+    adapter: AdapterHooks, item: Item, *, image_decoder: Callable[..., Any] | None = None, reserve: Reserve | None = None
+) -> Any:
     """``prepare_item_func(item)``, which must not be None.
 
-    With ``image_decoder``, for an adapter that keeps the default ``prepare_item_func``: the
-    same preparation, images decoded by ``image_decoder`` (in worker processes, say).
+    With ``image_decoder`` or ``reserve``, for an adapter that keeps the default ``prepare_item_func``:
+    the same preparation, images decoded by ``image_decoder`` (in worker processes, say; else
+    ``decode_image``), each reserving what its decoding holds with ``reserve`` first.
     """
-    if image_decoder is not None:
-        return default_input(adapter, item, image_decoder)
+    if image_decoder is not None or reserve is not None:
+        return default_input(adapter, item, image_decoder or decode_image, reserve)
     prepared = call_hook(adapter, "prepare_item_func", item)
     if prepared is None:
         raise AdapterContractError(f"prepare_item_func returned None for item {item.id}")

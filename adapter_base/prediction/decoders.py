@@ -1,10 +1,12 @@
 """Decoding images in worker processes; the arrays come back through shared memory, not pickled.
 
 A worker decodes an item's bytes exactly as the default ``prepare_item_func`` does
-(``media.decode_image``: EXIF orientation, RGB, the byte budget checked from the header)
-into a ``multiprocessing.shared_memory`` block and returns only its name, shape and dtype;
-the caller copies the pixels out of the block once and unlinks it. A ``ValidationError``
-from the worker is raised again, unchanged, in the caller.
+(``media.decode_image``: EXIF orientation, RGB) straight into a ``multiprocessing.shared_memory``
+block and returns only its name, shape and dtype; the caller maps the block as the array
+itself (no copy) and unlinks its name at once, so its memory goes when the array does. The
+caller reads the header first: the byte budget is checked and reserved there, counting the
+worker's copy of the file and the pickled one besides what the decoding holds. A
+``ValidationError`` from the worker is raised again, unchanged, in the caller.
 
 The processes are forked once, from the thread that starts a run, before the run's own
 threads exist (``ProcessDecoder.start``), as a PyTorch ``DataLoader`` forks its workers: a
@@ -16,6 +18,8 @@ They are kept for the next run and end with the process.
 from __future__ import annotations
 
 import atexit
+import math
+import mmap
 import multiprocessing
 import os
 import secrets
@@ -28,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ValidationError
-from ..media import decode_image
+from ..media import Reserve, decode_image, map_large_allocations, read_image_header
 from ..processes import exit_with_parent
 
 _lock = threading.Lock()
@@ -47,26 +51,58 @@ class ProcessDecoder:
         _shared_pool(self.processes)
         return self
 
-    def decode_image(self, data: bytes, *, what: str = "item", max_bytes: int | None = None) -> np.ndarray:
-        """What ``media.decode_image(data, what=what, max_bytes=max_bytes)`` returns, decoded in a worker process."""
-        pool = _shared_pool(self.processes)
+    def decode_image(
+        self, data: bytes, *, what: str = "item", max_bytes: int | None = None, reserve: Reserve | None = None
+    ) -> np.ndarray:
+        """What ``media.decode_image(data, what=what, max_bytes=max_bytes, reserve=reserve)`` returns, decoded in
+        a worker process; the bytes checked and reserved also count the file's copies on the way to the worker."""
+        header = read_image_header(data, what=what)
+        cost = header.decode_bytes(data_copies=DATA_COPIES)
+        header.check_budget(cost, max_bytes, what=what)
+        settle = reserve(cost) if reserve is not None else None
+        kept = 0
         try:
-            name, shape, dtype = pool.submit(_decode_to_shared_memory, data, what, max_bytes).result()  # re-raises its ValidationError
-        except BrokenProcessPool:
-            _discard(pool)
-            raise RuntimeError(f"{what}: the image decoding process died (out of memory?); the next items get a new one") from None
-        return _take(name, shape, dtype)
+            pool = _shared_pool(self.processes)
+            try:
+                name, shape, dtype = pool.submit(_decode_to_shared_memory, data, what).result()  # re-raises its ValidationError
+            except BrokenProcessPool:
+                _discard(pool)
+                raise RuntimeError(f"{what}: the image decoding process died (out of memory?); the next items get a new one") from None
+            arr = _take(name, shape, dtype)
+            kept = arr.nbytes
+            return arr
+        finally:
+            if settle is not None:
+                settle(kept)
 
 
-def _decode_to_shared_memory(data: bytes, what: str, max_bytes: int | None) -> tuple[Any, ...]:
-    """In the worker: decode into a new shared memory block; ``(name, shape, dtype)``."""
-    arr = decode_image(data, what=what, max_bytes=max_bytes)
-    shm = shared_memory.SharedMemory(name=block_prefix(os.getppid()) + secrets.token_hex(6), create=True, size=max(1, arr.nbytes))
+#: Copies of an image file held while a worker decodes it: the caller's, the pickled call, the worker's.
+DATA_COPIES = 3
+
+
+def _decode_to_shared_memory(data: bytes, what: str) -> tuple[Any, ...]:
+    """In the worker: decode straight into a new shared memory block; ``(name, shape, dtype)``."""
+    blocks: list[shared_memory.SharedMemory] = []
+
+    def allocate(shape: tuple[int, ...]) -> np.ndarray:
+        size = max(1, math.prod(shape))
+        blocks.append(shared_memory.SharedMemory(name=block_prefix(os.getppid()) + secrets.token_hex(6), create=True, size=size))
+        return np.ndarray(shape, np.uint8, buffer=blocks[-1].buf)
+
     try:
-        np.ndarray(arr.shape, arr.dtype, buffer=shm.buf)[...] = arr
-        return (shm.name, arr.shape, arr.dtype.str)
-    finally:
-        shm.close()  # the caller unlinks it
+        arr = decode_image(data, what=what, allocate=allocate)
+    except BaseException:
+        for shm in blocks:
+            shm.unlink()
+            try:
+                shm.close()
+            except BufferError:  # the traceback still sees the array; the mapping goes with it
+                pass
+        raise
+    shape, dtype = arr.shape, arr.dtype.str
+    del arr
+    blocks[0].close()  # the caller unlinks it
+    return (blocks[0].name, shape, dtype)
 
 
 def block_prefix(pid: int) -> str:
@@ -75,16 +111,17 @@ def block_prefix(pid: int) -> str:
 
 
 def _take(name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    """The array in shared memory block ``name``, copied out; the block is unlinked."""
-    shm = shared_memory.SharedMemory(name=name)
+    """The array in shared memory block ``name``, mapped (not copied); the block's name is unlinked at once,
+    and its memory goes when the array does."""
+    path = f"/dev/shm/{name}"
+    fd = os.open(path, os.O_RDWR)
     try:
-        view = np.ndarray(shape, np.dtype(dtype), buffer=shm.buf)
-        out = view.copy()
-        del view
+        block = mmap.mmap(fd, os.fstat(fd).st_size)
     finally:
-        shm.close()
-        shm.unlink()
-    return out
+        os.close(fd)
+        os.unlink(path)
+        resource_tracker.unregister(f"/{name}", "shared_memory")  # registered by the worker that made it
+    return np.frombuffer(block, np.dtype(dtype), count=math.prod(shape)).reshape(shape)
 
 
 def _shared_pool(processes: int) -> ProcessPoolExecutor:
@@ -96,12 +133,18 @@ def _shared_pool(processes: int) -> ProcessPoolExecutor:
             # reported as leaked at exit.
             resource_tracker.ensure_running()
             fork = multiprocessing.get_context("fork")
-            pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=exit_with_parent, initargs=(os.getpid(),))
+            pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_worker, initargs=(os.getpid(),))
             old, _pool, _pool_size = _pool, pool, processes
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=False)
             _pool.submit(int).result()  # fork every worker now, from this thread
         return _pool
+
+
+def _start_worker(parent_pid: int) -> None:
+    """In a new worker: end with ``parent_pid``; give freed image buffers back to the system."""
+    exit_with_parent(parent_pid)
+    map_large_allocations()
 
 
 def _discard(pool: ProcessPoolExecutor) -> None:

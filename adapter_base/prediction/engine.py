@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..concurrency import ordered_map
+from ..concurrency import Reservation, ordered_map
 from ..entities import Item, Model
 from ..errors import StoreError, ValidationError
 from ..hooks import AdapterHooks
-from ..media import nbytes
+from ..media import map_large_allocations, nbytes
 from ..registry import layout
 from ..registry.identity import mismatch
 from .backpressure import Backpressure
@@ -99,14 +99,24 @@ class PredictionRun:
         self._stop = threading.Event()
         self._decoder: ProcessDecoder | None = None
         self.deletion = DeletionWatch(adapter.registry.store, model, self.report.run_id, dataset_id)
+        self._reserving = False  # the default loader reserves what decoding holds in the byte budget
+        self._reservations: dict[int, Reservation] = {}  # by the item's number in the listing
+        self._dealt_with = 0  # the producer has dealt with every item numbered below this
+        self._batch: list[Prepared] = []  # the batch being filled (the producer's; flushed by a waiting decode too)
+        self._batch_lock = threading.Lock()
+        self._batches: queue.Queue[Any] = queue.Queue(maxsize=options.prefetch_batches)
 
     def run(self, source: ItemSource) -> PredictionReport:
         """Predict every item of ``source``; the report, or the error that ended the run (recorded in it too)."""
         start = time.monotonic()
         opts = self.options
         tally = Tally(self.report, progress=self.progress, total=self.expected_total)
-        batches: queue.Queue[Any] = queue.Queue(maxsize=opts.prefetch_batches)
-        pools = plan_pools(opts, self.adapter.registry.store, default_prepare=uses_default_prepare(self.adapter))
+        batches = self._batches
+        default_prepare = uses_default_prepare(self.adapter)
+        self._reserving = default_prepare and self.backpressure.budget is not None
+        if self._reserving:
+            map_large_allocations()  # decoded images freed go back to the system, not to per-thread arenas
+        pools = plan_pools(opts, self.adapter.registry.store, default_prepare=default_prepare)
         # forked before this run's threads start
         self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None
         prepare_pool = ThreadPoolExecutor(max_workers=pools.prepare_threads, thread_name_prefix="prepare")
@@ -192,42 +202,81 @@ class PredictionRun:
             return False
         return done is not None and done.model_version == self.model.version and (self.resume or done.run_id == self.report.run_id)
 
-    def _prepare(self, entry: tuple[str, Item | BaseException]) -> Any:
-        _, item = entry
-        if isinstance(item, BaseException):
-            raise item
-        if self._already_predicted(item):
-            return _SKIP
-        return prepare_input(self.adapter, item, image_decoder=self._decoder.decode_image if self._decoder else None)
+    def _prepare(self, entry: tuple[int, tuple[str, Item | BaseException]]) -> Any:
+        turn, (_, item) = entry
+        try:
+            if isinstance(item, BaseException):
+                raise item
+            if self._already_predicted(item):
+                return _SKIP
+            return prepare_input(
+                self.adapter,
+                item,
+                image_decoder=self._decoder.decode_image if self._decoder else None,
+                reserve=self._reserver(turn) if self._reserving else None,
+            )
+        finally:
+            self.backpressure.pass_turn(turn)  # reserved by now, or never will
 
-    def _admit(self, item: Item, prepared: Any, size: int, out: "queue.Queue[Any]", batch: list[Prepared], tally: Tally) -> bool:
-        """True once the byte budget holds the item; False when it fails or the run stops.
+    def _reserver(self, turn: int) -> Callable[[int], Callable[[int], None]]:
+        """The ``reserve`` of item number ``turn``: what its decoding holds, in the byte budget, before it decodes."""
 
-        A partial batch is handed to ``predict`` before waiting, so the bytes it holds come back.
+        def reserve(size: int) -> Callable[[int], None]:
+            reservation = self.backpressure.reserve(turn, size, cancelled=self._stop.is_set, waiting=self._flush_partial)
+            if reservation is None:
+                raise RuntimeError("the run stopped or gave up on the item before it was decoded")
+            self._reservations[turn] = reservation
+            if turn < self._dealt_with:  # timed out while it waited: the producer has moved on
+                reservation.drop()
+            return reservation.shrink
+
+        return reserve
+
+    def _admit(self, turn: int, item: Item, prepared: Any, size: int, tally: Tally) -> int | None:
+        """The bytes the byte budget holds for the item once it does; None when it fails or the run stops.
+
+        An item whose decoding reserved its bytes keeps what it reserved. Otherwise a partial
+        batch is handed to ``predict`` before waiting, so the bytes it holds come back.
         """
+        if (reservation := self._reservations.pop(turn, None)) is not None:
+            self.backpressure.observe(max(size, reservation.peak))
+            return reservation.take()
         self.backpressure.observe(size)
         if (why := self.backpressure.oversize(size)) is not None:
             tally.failed(item.id, "prepare", f"the prepared input of item {item.id} ({item.path}) {why}", item.path)
-            return False
-        if batch and not self.backpressure.fits(size):
-            self._put(out, list(batch))
-            batch.clear()
-        return self.backpressure.hold(size, cancelled=self._stop.is_set)
+            return None
+        if not self.backpressure.fits(size):
+            self._flush_partial()
+        return size if self.backpressure.hold(size, cancelled=self._stop.is_set) else None
+
+    def _flush_partial(self) -> None:
+        """Hand the batch being filled to ``predict`` now, so the bytes it holds come back."""
+        with self._batch_lock:
+            if self._batch:
+                batch, self._batch = self._batch, []
+                self._put(self._batches, batch)
+
+    def _add(self, prepared: Prepared) -> None:
+        """Put a prepared item in the batch being filled; hand the batch on once full."""
+        with self._batch_lock:
+            self._batch.append(prepared)
+            if len(self._batch) >= self.options.batch_size:
+                batch, self._batch = self._batch, []
+                self._put(self._batches, batch)
 
     def _produce(self, source: ItemSource, out: "queue.Queue[Any]", pool: ThreadPoolExecutor, tally: Tally) -> None:
-        batch: list[Prepared] = []
         timeout_s = self.options.prepare_timeout_s
         try:
             prepared = ordered_map(
                 self._prepare,
-                source,
+                enumerate(source),  # an item's number is its turn to reserve bytes
                 pool=pool,
                 window=self.backpressure.window,  # read before each refill
                 chunk=self.options.io_chunk,
                 timeout_s=timeout_s,
                 timeout_message=f"prepare_item_func did not return within prepare_timeout_s={timeout_s}",
             )
-            for (item_id, item), result in prepared:
+            for (turn, (item_id, item)), result in prepared:
                 if self._stop.is_set():
                     return
                 tally.listed()
@@ -241,16 +290,12 @@ class PredictionRun:
                 elif result is _SKIP:
                     self.backpressure.observe(0)
                     tally.skipped()
-                else:
-                    size = nbytes(result)
-                    if self._admit(item, result, size, out, batch, tally):
-                        batch.append((item, result, size))
-                        if len(batch) >= self.options.batch_size:
-                            self._put(out, batch)
-                            batch = []
+                elif (held := self._admit(turn, item, result, nbytes(result), tally)) is not None:
+                    self._add((item, result, held))
+                self._give_up(turn)
+                result = None  # the batch holds it: once predicted, its memory goes, though this thread waits for the next
             self._listed_all = True
-            if batch:
-                self._put(out, batch)
+            self._flush_partial()
         except BaseException as exc:  # noqa: BLE001 - the listing itself failed: end the run
             if self._stop.is_set():  # the run ended first (its pools shut down): its own end is what it records
                 return
@@ -258,6 +303,13 @@ class PredictionRun:
             log.error("listing items failed, stopping: %s", self.report.fatal_error)
         finally:
             self._put(out, _DONE)
+
+    def _give_up(self, turn: int) -> None:
+        """Item number ``turn`` is dealt with: bytes it still has reserved (it failed, or timed out while decoding) go back."""
+        self._dealt_with = turn + 1
+        self.backpressure.pass_turn(turn)
+        if (reservation := self._reservations.pop(turn, None)) is not None:
+            reservation.drop()
 
     def _put(self, out: "queue.Queue[Any]", value: Any) -> None:
         if out.full():

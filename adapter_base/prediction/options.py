@@ -58,7 +58,11 @@ class PredictionOptions:
     """A ``prepare_item_func`` call still running after this long fails its item (None: wait forever)."""
 
     prepared_bytes_budget: int | None = FRAMEWORK_DEFAULTS["prepared_bytes_budget"]
-    """Prepared inputs waiting for ``predict`` hold at most about this many bytes; a larger item fails (None: no bound)."""
+    """Prepared inputs waiting for ``predict`` hold at most about this many bytes; a larger item fails (None: no bound).
+
+    With the default ``prepare_item_func`` it also covers images being decoded: each reserves what its
+    decoding holds (``media.ImageHeader.decode_bytes``) before it starts, and one that needs more than the
+    whole budget fails from its header."""
 
     fail_fast_batches: int | None = FRAMEWORK_DEFAULTS["fail_fast_batches"]
     """Stop the run when its first this many ``predict`` calls all fail with the same error (None: run every batch).

@@ -1,5 +1,5 @@
 """The registry over the object store: datasets, items, annotations, versioned models."""
 
-from .registry import Registry, guess_mimetype
+from .registry import DuplicatePath, Registry, guess_mimetype, item_path_problem, path_item_id
 
-__all__ = ["Registry", "guess_mimetype"]
+__all__ = ["DuplicatePath", "Registry", "guess_mimetype", "item_path_problem", "path_item_id"]

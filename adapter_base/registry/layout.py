@@ -13,6 +13,7 @@
     models/<model_id>/model.json
     models/<model_id>/versions/<NNNNNN>/files/<path>               artifact files
     models/<model_id>/versions/<NNNNNN>/manifest.json              written last
+    models/<model_id>/claims/<NNNNNN>/<writer>.json                a writer's claim on that version number (version_claims.py)
     models/<model_id>/staging/<run_id>/files/<path>|manifest.json  trained, not yet a version
     models/<model_id>/checkpoints/files/<NNNNNN>/<path>            training checkpoints, by the push that uploaded them
     models/<model_id>/checkpoints/set.json                         CheckpointSet: the published files, written last
@@ -111,6 +112,11 @@ def is_predictions_of(key: str, model_id: str) -> bool:
     return key.endswith((f"/predictions/{model_id}.json", f"/embeddings/{model_id}.json"))
 
 
+def item_annotations_prefix(dataset_id: str, item_id: str) -> str:
+    """Everything recorded about one item: its ground truth, prediction sets and embeddings."""
+    return join_key("datasets", dataset_id, "annotations", item_id) + "/"
+
+
 def predictions_prefix(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "annotations", item_id, "predictions") + "/"
 
@@ -141,6 +147,14 @@ def artifact_file(model_id: str, version: int, path: str) -> str:
 
 def manifest(model_id: str, version: int) -> str:
     return join_key(version_prefix(model_id, version), "manifest.json")
+
+
+def version_claims_prefix(model_id: str, version: int) -> str:
+    return join_key("models", model_id, "claims", f"{version:06d}") + "/"
+
+
+def version_claim(model_id: str, version: int, writer: str) -> str:
+    return join_key(version_claims_prefix(model_id, version), f"{writer}.json")
 
 
 def staging_prefix(model_id: str, run_id: str) -> str:

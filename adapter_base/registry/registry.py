@@ -6,10 +6,11 @@ unique per kind, and every record is one JSON object written atomically.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mimetypes
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
@@ -27,12 +28,14 @@ from ..entities import (
     PredictionSet,
 )
 from ..entities._base import check_name, check_path_part, utc_now
-from ..errors import ConflictError, NotFoundError, RecordMismatchError, StoreError, ValidationError
+from ..entities.item import check_relative_path
+from ..errors import ConflictError, InvalidKeyError, NotFoundError, RecordMismatchError, StoreError, ValidationError, VersionConflictError
 from ..secrets import redact
-from ..storage import ObjectStore, open_store
+from ..storage import ObjectStore, open_store, validate_key
 from . import layout
 from .identity import check_identity, mismatch
 from .record_pages import iter_records
+from .version_claims import VersionClaim
 from .versions import ModelVersions
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,15 @@ def guess_mimetype(path: str) -> str:
     """The mimetype of a file name, ``application/octet-stream`` when unknown."""
     suffix = Path(path).suffix.lower()
     return _MIMETYPE_FALLBACKS.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class DuplicatePath:
+    """Several items found at one path: the id kept and the ids removed (``Registry.remove_duplicate_paths``)."""
+
+    path: str
+    kept: str
+    removed: tuple[str, ...]
 
 
 class Registry:
@@ -143,7 +155,15 @@ class Registry:
         annotations: AnnotationCollection | None = None,
         item_id: str | None = None,
     ) -> Item:
-        """Store a file (bytes or a local path) as a new item, with optional ground truth."""
+        """Store a file (bytes or a local path) as a new item, with optional ground truth.
+
+        The item's id follows from the dataset and the path (``path_item_id``) unless
+        ``item_id`` is given: concurrent adds of one path write the same item, never two.
+        A path no store key can hold is a ``ValidationError`` naming it, before anything is written.
+        """
+        problem = self.path_problem(dataset.id, path)
+        if problem is not None:
+            raise ValidationError("Item", "path", f"{problem}: {path!r}")
         size = len(data) if isinstance(data, bytes) else Path(data).stat().st_size
         fields: dict[str, Any] = dict(
             dataset_id=dataset.id,
@@ -153,13 +173,11 @@ class Registry:
             subsets=list(subsets),
             metadata=dict(metadata or {}),
         )
-        if item_id:
-            fields["id"] = item_id
-        item = Item(**fields)
+        item = Item(id=item_id or path_item_id(dataset.id, path), **fields)
         item.validate()
         if annotations is not None:
             self._check_ground_truth(annotations)
-        self._check_path_free(dataset, item.path)
+        unfinished = self._check_path_free(dataset, item.path)
         # The path entry reserves the path; the record, written last, makes the item exist.
         # An entry whose item never got its record (a failed add) does not block the path.
         self.store.put_json(layout.item_path(dataset.id, item.path), {"id": item.id})
@@ -170,9 +188,19 @@ class Registry:
                 self.store.put_file(layout.item_binary(dataset.id, item.id), data, item.mimetype)
             if annotations is not None:
                 self.set_ground_truth(item, annotations)
+            elif unfinished == item.id:  # an earlier add of this item stopped after its ground truth
+                self.store.delete(layout.ground_truth(dataset.id, item.id))
             # The record is written last: an item is listed only once its bytes are there.
             self.store.put_json(layout.item_record(dataset.id, item.id), item.to_dict())
         except BaseException:
+            self._undo_add(item)
+            raise
+        try:
+            # Checked again now that the record is there, without the folders this registry knows: of two
+            # concurrent adds of "img" and "img/1.png" the later record's check sees the other, so at most one stays.
+            self._check_file_or_folder(dataset, item.path)
+        except ConflictError:
+            self._remove_item(dataset.id, item.id)
             self._undo_add(item)
             raise
         parts = item.path.split("/")
@@ -180,9 +208,15 @@ class Registry:
         return item
 
     def _undo_add(self, item: Item) -> None:
-        """Best effort: remove what an add that failed before its record wrote (the item never existed)."""
+        """Best effort: remove what an add that failed before its record wrote (the item never existed).
+
+        Nothing is removed once the record is there: a concurrent add of the same path (the
+        same item id) finished it, and that item stays whole.
+        """
         keys = [layout.ground_truth(item.dataset_id, item.id), layout.item_binary(item.dataset_id, item.id)]
         try:
+            if self.store.exists(layout.item_record(item.dataset_id, item.id)):
+                return
             if _entry_id(self.store.get_json(layout.item_path(item.dataset_id, item.path))) == item.id:
                 keys.append(layout.item_path(item.dataset_id, item.path))
             for key in keys:
@@ -191,29 +225,38 @@ class Registry:
             log.warning("could not remove the leftovers of the failed add of %s: %s", item.path, redact(str(exc)))
 
     def _path_holder(self, dataset_id: str, path: str) -> str | None:
-        """The id of the item at ``path``, or None (no entry, or an entry whose item was never completed)."""
+        """The id of the item at ``path``, or None (no entry, or an entry whose item was never completed, or a
+        path no entry key can hold, such as a folder name of 251-255 bytes, where no item can be)."""
         try:
             item_id = _entry_id(self.store.get_json(layout.item_path(dataset_id, path)))
-        except NotFoundError:
+        except (NotFoundError, InvalidKeyError):
             return None
         if item_id is None or not self.store.exists(layout.item_record(dataset_id, item_id)):
             return None
         return item_id
 
-    def _check_path_free(self, dataset: Dataset, path: str) -> None:
+    def _check_path_free(self, dataset: Dataset, path: str) -> str | None:
         """``ConflictError`` if ``path``, a folder above it or a file below it is taken.
 
         A path is a file or a folder, never both: ``img`` and ``img/1.png`` cannot be
-        written side by side when the dataset is downloaded for training.
+        written side by side when the dataset is downloaded for training. Returns the id a
+        path entry without a record names (an add that never finished), else None.
         """
-        holder = self._path_holder(dataset.id, path)
-        if holder is not None:
-            raise ConflictError(f"dataset {dataset.name!r} already has an item at {path!r} (item {holder})")
+        try:
+            entry_id = _entry_id(self.store.get_json(layout.item_path(dataset.id, path)))
+        except NotFoundError:
+            entry_id = None
+        if entry_id is not None and self.store.exists(layout.item_record(dataset.id, entry_id)):
+            raise ConflictError(f"dataset {dataset.name!r} already has an item at {path!r} (item {entry_id})")
+        self._check_file_or_folder(dataset, path, self._folders.setdefault(dataset.id, set()))
+        return entry_id
+
+    def _check_file_or_folder(self, dataset: Dataset, path: str, known_folders: set[str] | frozenset[str] = frozenset()) -> None:
+        """``ConflictError`` if an item sits at a folder above ``path`` or below it (``known_folders`` are not looked up)."""
         parts = path.split("/")
-        folders = self._folders.setdefault(dataset.id, set())
         for depth in range(1, len(parts)):
             above = "/".join(parts[:depth])
-            if above in folders:
+            if above in known_folders:
                 continue
             holder = self._path_holder(dataset.id, above)
             if holder is not None:
@@ -228,6 +271,48 @@ class Registry:
                 raise ConflictError(
                     f"dataset {dataset.name!r} has an item at {below!r} (item {holder}), so {path!r} cannot be a file: a path is a file or a folder, not both"
                 )
+
+    def path_problem(self, dataset_id: str, path: object) -> str | None:
+        """Why ``path`` cannot be an item path of dataset ``dataset_id`` in this store (a short reason), None when it can."""
+        return item_path_problem(dataset_id, path, self.store.check_key)
+
+    def remove_duplicate_paths(self, dataset: Dataset, items: Iterable[Item]) -> tuple[dict[str, Item], list[DuplicatePath]]:
+        """One item per path: where ``items`` (of ``dataset``) hold several at one path, keep one and remove the rest.
+
+        Such duplicates were left by concurrent adds of versions before ids followed from
+        paths. Kept: the item the path's entry names (the one a lookup by path returns);
+        when it names none of them, the oldest (``created_at``, then id). A removed item
+        goes with its bytes, ground truth and predictions, its record first. Returns the
+        items by path and what was removed, per path.
+        """
+        kept: dict[str, Item] = {}
+        several: dict[str, dict[str, Item]] = {}  # the paths holding more than one item (rare): their items by id
+        for item in items:
+            first = kept.setdefault(item.path, item)
+            if first.id != item.id:
+                several.setdefault(item.path, {first.id: first})[item.id] = item
+        repairs: list[DuplicatePath] = []
+        for path, by_id in several.items():
+            try:
+                named = _entry_id(self.store.get_json(layout.item_path(dataset.id, path)))
+            except NotFoundError:
+                named = None
+            keep = by_id.get(named or "") or min(by_id.values(), key=lambda i: (i.created_at, i.id))
+            removed = sorted(set(by_id) - {keep.id})
+            for item_id in removed:
+                self._remove_item(dataset.id, item_id)
+            if named != keep.id:
+                self.store.put_json(layout.item_path(dataset.id, path), {"id": keep.id})
+            repairs.append(DuplicatePath(path, keep.id, tuple(removed)))
+            log.warning("dataset %s had %d items at %r: kept %s, removed %s", dataset.name, len(by_id), path, keep.id, ", ".join(removed))
+            kept[path] = keep
+        return kept, repairs
+
+    def _remove_item(self, dataset_id: str, item_id: str) -> None:
+        """Remove an item: its record first (from then on it is not listed), then its bytes, ground truth, predictions and embeddings."""
+        self.store.delete(layout.item_record(dataset_id, item_id))
+        self.store.delete(layout.item_binary(dataset_id, item_id))
+        self.store.delete_prefix(layout.item_annotations_prefix(dataset_id, item_id))
 
     def get_item(self, dataset_id: str, item_id: str) -> Item:
         """An item record by dataset and item id (a record that names another item or dataset is a ``ValidationError``)."""
@@ -545,17 +630,19 @@ class Registry:
 
     # --- artifacts ----------------------------------------------------------------------
 
-    def upload_artifacts(self, model: Model, local_dir: str | Path, **changes: Any) -> Model:
+    def upload_artifacts(self, model: Model, local_dir: str | Path, *, base_version: int | None = None, **changes: Any) -> Model:
         """Upload ``local_dir`` as the model's next version and make it current.
 
-        Files go first, then the version manifest, then the model record: a reader
-        sees the previous version or the complete new one, never a partial one.
+        Compare-and-swap on ``base_version`` (default: ``model.version``, the version the
+        caller holds): if the model is at another version, or another writer is making the
+        version after it, the upload is refused with ``VersionConflictError`` and nothing
+        becomes visible. Files go first, then the version manifest, then the model record:
+        a reader sees the previous version or the complete new one, never a partial one.
         """
-        current = self.get_model(model.id)
-        version = self.versions.next_version(model.id, current.version)
-        manifest = self.versions.publish(model.id, version, local_dir)
-        log.info("uploaded %d artifact file(s), %d bytes, as %s version %d", len(manifest.files), manifest.total_size, model.name, version)
-        return self.update_model(current, version=version, artifacts=manifest, **changes)
+        base = model.version if base_version is None else base_version
+        manifest, updated = self._commit_version(model, base, "", lambda claim: self.versions.publish(claim, model.name, local_dir), changes)
+        log.info("uploaded %d artifact file(s), %d bytes, as %s version %d", len(manifest.files), manifest.total_size, model.name, updated.version)
+        return updated
 
     def stage_artifacts(self, model: Model, local_dir: str | Path, run_id: str) -> ArtifactManifest:
         """Upload ``local_dir`` as a staged candidate of ``model`` (not a version yet).
@@ -564,16 +651,57 @@ class Registry:
         """
         return self.versions.stage(model, local_dir, run_id)
 
-    def commit_staged(self, model: Model, run_id: str, **changes: Any) -> Model:
-        """Make a staged candidate the model's next version (files copied, manifest last, record after)."""
+    def commit_staged(self, model: Model, run_id: str, *, base_version: int | None = None, **changes: Any) -> Model:
+        """Make a staged candidate the model's next version (files copied, manifest last, record after).
+
+        Compare-and-swap on ``base_version`` (the version the run trained from; default
+        ``model.version``), as ``upload_artifacts``.
+        """
         staged = self.versions.staged(model, run_id)
-        current = self.get_model(model.id)
-        version = self.versions.next_version(model.id, current.version)
-        manifest = self.versions.publish_staged(model.id, run_id, staged, version)
-        updated = self.update_model(current, version=version, artifacts=manifest, **changes)
+        base = model.version if base_version is None else base_version
+        _, updated = self._commit_version(
+            model, base, run_id, lambda claim: self.versions.publish_staged(claim, model.name, run_id, staged), changes
+        )
         self.versions.drop_staged(model.id, run_id)
-        log.info("committed staged run %s of %s as version %d", run_id, model.name, version)
+        log.info("committed staged run %s of %s as version %d", run_id, model.name, updated.version)
         return updated
+
+    def _commit_version(
+        self, model: Model, base: int, run_id: str, write: Callable[[VersionClaim], ArtifactManifest], changes: Mapping[str, Any]
+    ) -> tuple[ArtifactManifest, Model]:
+        """Claim the version after ``base``, ``write`` its files and manifest, then point the record at it.
+
+        ``VersionConflictError`` (naming both versions) when the model is no longer at
+        ``base``, checked before the claim, after it and right before the record.
+        """
+        self._check_base(model, base)
+        try:
+            claim = self.versions.claims.reserve(model.id, model.name, base, run_id)
+        except VersionConflictError:
+            self._check_base(model, base)  # the clearer refusal when the other writer has finished
+            raise
+        try:
+            self._check_base(model, base)
+            manifest = write(claim)
+            try:
+                current = self._check_base(model, base)
+            except VersionConflictError:
+                self.versions.discard(model.id, claim.version)  # ours (the claim held): no orphan left to list
+                raise
+            updated = self.update_model(current, version=claim.version, artifacts=manifest, **changes)
+        finally:
+            self.versions.claims.release(claim)
+        return manifest, updated
+
+    def _check_base(self, model: Model, base: int) -> Model:
+        """The model's latest record; ``VersionConflictError`` if it is no longer at version ``base``."""
+        current = self.get_model(model.id)
+        if current.version != base:
+            raise VersionConflictError(
+                f"model {model.name!r} is at version {current.version}, not at version {base} this write started from: "
+                f"another writer made version {current.version} meanwhile; it stays, nothing of this write was kept"
+            )
+        return current
 
     def get_manifest(self, model: Model, version: int | None = None) -> ArtifactManifest:
         """The manifest of ``version`` (default: the model's current one)."""
@@ -743,6 +871,44 @@ def _readable(results: Iterable[tuple[str, Item | BaseException]]) -> Iterator[I
             log.error("skipping item %s: %s", item_id, result)
             continue
         yield result
+
+
+def path_item_id(dataset_id: str, path: str) -> str:
+    """The id of the item at ``path`` of dataset ``dataset_id`` (32 hex digits): every writer of one path names one item."""
+    return hashlib.sha256(f"{dataset_id}\n{path}".encode()).hexdigest()[:32]
+
+
+#: Why a name cannot be an item path (the reasons an import counts skipped entries by).
+NOT_UTF8 = "name is not UTF-8 (cannot be a store key)"
+CONTROL_CHARACTER = "control character or backslash in the name (cannot be a store key)"
+NOT_RELATIVE = "not a relative path inside the dataset"
+TOO_LONG = "name too long for a store key"
+
+
+def item_path_problem(dataset_id: str, path: object, check_key: Callable[[object], str] = validate_key) -> str | None:
+    """Why ``path`` cannot be an item path of dataset ``dataset_id`` (one of the reasons above), None when it can.
+
+    ``check_key`` is the store's key check (``ObjectStore.check_key``); the default takes
+    what every store takes. The item's path entry (``layout.item_path``) is the key the
+    path becomes: its file name gets ``.json``, so the longest file name is 250 bytes.
+    """
+    if not isinstance(path, str) or not path:
+        return NOT_RELATIVE
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return NOT_UTF8
+    if "\\" in path or any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return CONTROL_CHARACTER
+    try:
+        check_relative_path("Item", "path", path)
+    except ValidationError:
+        return NOT_RELATIVE
+    try:
+        check_key(layout.item_path(dataset_id, path))
+    except InvalidKeyError:
+        return TOO_LONG
+    return None
 
 
 def _entry_id(entry: Any) -> str | None:

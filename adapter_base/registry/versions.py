@@ -2,13 +2,15 @@
 
 A version becomes visible in three writes, in order: its files, its manifest
 (``models/<id>/versions/<NNNNNN>/manifest.json``), then the model record that names it
-(written by ``Registry``). A reader sees the previous version or the complete new one,
-never a partial one. A staged tree (``models/<id>/staging/<run_id>/``) is a candidate no
-reader sees until it is committed as the next version.
+(written by ``Registry``); its writer claims the number first (``version_claims``). A
+reader sees the previous version or the complete new one, never a partial one. A staged
+tree (``models/<id>/staging/<run_id>/``) is a candidate no reader sees until it is
+committed as the next version.
 """
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
@@ -16,10 +18,14 @@ from typing import Callable, Iterable
 from ..concurrency import map_all, ordered_map
 from ..entities import ArtifactFile, ArtifactManifest, Model
 from ..errors import NotFoundError, ValidationError
+from ..secrets import redact
 from ..storage import ObjectStore
 from . import layout
 from .artifacts import download_tree, local_files, upload_tree
 from .identity import check_identity
+from .version_claims import VersionClaim, VersionClaims
+
+log = logging.getLogger(__name__)
 
 
 class ModelVersions:
@@ -32,25 +38,16 @@ class ModelVersions:
         self.store = store
         self.pool = pool
         self.io_workers = io_workers
+        self.claims = VersionClaims(store)
 
-    def next_version(self, model_id: str, known: int = 0) -> int:
-        """The number the next version gets: one above the highest with a manifest (at least ``known``).
-
-        Versions get manifests one after the other (each is the latest + 1), so probing
-        ``known + 1, known + 2, ...`` finds the latest with one request in the usual case,
-        where listing ``versions/`` would read every file of every version.
-        """
-        latest = known
-        while self.store.exists(layout.manifest(model_id, latest + 1)):
-            latest += 1
-        return latest + 1
-
-    def publish(self, model_id: str, version: int, local_dir: str | Path) -> ArtifactManifest:
-        """Upload ``local_dir`` as ``version``'s files, then write its manifest (last)."""
+    def publish(self, claim: VersionClaim, model_name: str, local_dir: str | Path) -> ArtifactManifest:
+        """Upload ``local_dir`` as the claimed version's files, then write its manifest (last, if the claim still holds)."""
+        model_id, version = claim.model_id, claim.version
         _holds_files(local_dir)
         files = upload_tree(self.store, local_dir, lambda rel: layout.artifact_file(model_id, version, rel), self.pool)
         manifest = ArtifactManifest(model_id=model_id, version=version, files=files)
         manifest.validate()
+        self.claims.confirm(claim, model_name)
         return self._write_manifest(manifest)
 
     def copy_current(self, source: Model, model_id: str, version: int, *, of: ArtifactManifest | None = None) -> ArtifactManifest:
@@ -84,14 +81,24 @@ class ModelVersions:
             raise NotFoundError(f"model {model.name!r} has no staged artifacts for run {run_id!r}") from None
         return check_identity(staged, key, model_id=model.id)
 
-    def publish_staged(self, model_id: str, run_id: str, staged: ArtifactManifest, version: int) -> ArtifactManifest:
-        """Copy a staged candidate's files (server-side) as ``version``, then write its manifest (last)."""
+    def publish_staged(self, claim: VersionClaim, model_name: str, run_id: str, staged: ArtifactManifest) -> ArtifactManifest:
+        """Copy a staged candidate's files (server-side) as the claimed version, then write its manifest (last, if the claim still holds)."""
+        model_id, version = claim.model_id, claim.version
         self._copy_files(
             staged.files,
             lambda rel: layout.staged_file(model_id, run_id, rel),
             lambda rel: layout.artifact_file(model_id, version, rel),
         )
+        self.claims.confirm(claim, model_name)
         return self._write_manifest(ArtifactManifest(model_id=model_id, version=version, files=list(staged.files)))
+
+    def discard(self, model_id: str, version: int) -> None:
+        """Best effort: remove a version no record names, manifest first (its writer still holds the claim)."""
+        try:
+            self.store.delete(layout.manifest(model_id, version))
+            self.store.delete_prefix(layout.version_prefix(model_id, version))
+        except Exception as exc:  # noqa: BLE001 - the conflict being raised matters more
+            log.warning("could not remove the unused version %d of model %s: %s", version, model_id, redact(str(exc)))
 
     def drop_staged(self, model_id: str, run_id: str) -> None:
         """Remove run ``run_id``'s candidate (after it was committed)."""

@@ -14,5 +14,7 @@ package re-exports nothing, so a module and its function never shadow each other
 
 A train step that fails marks the model ``failed`` (``run <run_id>: <step>: <error>``) and
 each one that finishes records itself in the run's ``journal``; ``finalize`` fills in for
-failures no step could record (a killed pod).
+failures no step could record (a killed pod). A step that finds another writer's version
+past the one this run started from (``VersionConflictError``: ``commit`` is compare-and-swap
+on it) leaves the model, its version and its status alone and journals ``superseded``.
 """

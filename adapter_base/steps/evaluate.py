@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..entities import Filters
-from ..errors import ValidationError
+from ..errors import ValidationError, VersionConflictError
 from ..flows.evaluate import EvaluationResult
 from ..loading import make_adapter
 from ..metrics import format_metric, json_safe, metric_value, scalar_metrics
@@ -90,7 +90,7 @@ def evaluate(
     """Evaluate ``ref``'s version on the items matching ``filters``, pick ``metric`` and decide promotion."""
     with Registry.open(store_uri or None) as registry:
         current = registry.get_model(ref.model_id)
-        with marks_failed(registry, current, run_id, "evaluate"):
+        with marks_failed(registry, current, run_id, "evaluate", base=ref.version):
             check_version(current, ref, "evaluate")
             dataset_ref = dataset or current.dataset_id
             if not dataset_ref:
@@ -99,11 +99,17 @@ def evaluate(
             result = adapter.evaluate_model(
                 current, dataset_ref, filters=Filters.coerce(dict(filters or {})), batch_size=batch_size or None, run_id=f"{run_id}-evaluate"
             )
+            evaluated = result.metrics.get("model_version")
+            if evaluated != ref.version:  # a newer version landed before evaluate_model read the model
+                raise VersionConflictError(
+                    f"evaluate: model {current.name!r} moved to version {evaluated} while this run was to evaluate version {ref.version}: "
+                    "the newer version stays (start this run again)"
+                )
             value = metric_value(result.metrics, metric)
             promote, reason = promotion_decision(metric, value, threshold)
-            log.info("version %d: %s", current.version, reason)
-            decision = {"version": current.version, "metric": metric, "value": value, "threshold": threshold, "promote": promote, "reason": reason}
+            log.info("version %d: %s", ref.version, reason)
+            decision = {"version": ref.version, "metric": metric, "value": value, "threshold": threshold, "promote": promote, "reason": reason}
             latest = registry.get_model(current.id)
             registry.update_model(latest, metrics=json_safe({**latest.metrics, "promotion": {"run_id": run_id, **decision}}))
             record_step(registry, run_id, "evaluate", model_id=current.id, **decision)
-            return Evaluated(result, metric, value, promote, reason, ModelRef.of(result.model, registry.store.uri))
+            return Evaluated(result, metric, value, promote, reason, ref)

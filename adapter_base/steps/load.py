@@ -19,7 +19,7 @@ from ..flows.preflight import check_train_run, require_trained
 from ..loading import load_adapter_class, make_adapter
 from ..registry import Registry
 from .shared import marks_failed
-from .journal import record_step
+from .journal import CHECKS, record_step
 from .model_ref import ModelRef
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,6 @@ def check_run(
             raise ValidationError("train", "dataset", f"model {model.name!r} names no dataset to train on; pass one")
         check_train_run(registry, model, registry.get_dataset(dataset), test_filters, metric, threshold)
     except (ValidationError, NotFoundError) as exc:
-        record_step(registry, run_id, "checks", passed=False, reason=str(exc))
+        record_step(registry, run_id, CHECKS, model_id=model.id, passed=False, reason=str(exc))
         log.error("run refused before any work, model %s left as it is: %s", model.name, exc)
         raise

@@ -1,4 +1,9 @@
-"""What every step shares: how it starts (logging, exit), and marking the model failed when the step fails."""
+"""What every step shares: how it starts (logging, exit), and marking the model failed when the step fails.
+
+A step refused because another writer moved the model past this run's base version
+(``VersionConflictError``) leaves the model alone (its version and status are the other
+writer's) and journals ``superseded`` instead, for ``finalize``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..entities import Model
-from ..errors import ConflictError
+from ..errors import VersionConflictError
 from ..registry import Registry
 from ..secrets import install_redaction, redact
 from ..shutdown import exit_when_done
+from .journal import SUPERSEDED, record_step
 from .model_ref import ModelRef
 
 log = logging.getLogger(__name__)
@@ -38,11 +44,28 @@ def mark_failed(registry: Registry, model: Model | str, run_id: str, step: str, 
         log.error("cannot record the failure of %s on the model: %s", step, err)
 
 
+def record_superseded(registry: Registry, model: Model, run_id: str, step: str, base: int, exc: VersionConflictError) -> None:
+    """Journal that ``step`` of run ``run_id`` was refused by a newer version (best effort, never raises)."""
+    try:
+        current = registry.get_model(model.id)
+        record_step(registry, run_id, SUPERSEDED, model_id=model.id, at=step, reason=str(exc), base_version=base, current_version=current.version)
+        log.error("%s refused, model %s left at version %d (%s): %s", step, model.name, current.version, current.status, exc)
+    except Exception as err:  # noqa: BLE001 - the refusal matters more
+        log.error("cannot journal the refusal of %s: %s", step, redact(str(err)))
+
+
 @contextmanager
-def marks_failed(registry: Registry, model: Model | str, run_id: str, step: str) -> Iterator[None]:
-    """Run a step's block; if it raises, ``mark_failed`` the model, then re-raise."""
+def marks_failed(registry: Registry, model: Model, run_id: str, step: str, base: int | None = None) -> Iterator[None]:
+    """Run a step's block; if it raises, ``mark_failed`` the model, then re-raise.
+
+    A ``VersionConflictError`` instead leaves the model alone and journals ``superseded``
+    (``base``: the version this run started from; default ``model.version``).
+    """
     try:
         yield
+    except VersionConflictError as exc:
+        record_superseded(registry, model, run_id, step, model.version if base is None else base, exc)
+        raise
     except BaseException as exc:
         mark_failed(registry, model, run_id, step, exc)
         raise
@@ -51,7 +74,7 @@ def marks_failed(registry: Registry, model: Model | str, run_id: str, step: str)
 def check_version(current: Model, ref: ModelRef, step: str) -> None:
     """Refuse to go on when the model moved past the version an earlier step of this run saw."""
     if current.version != ref.version:
-        raise ConflictError(
-            f"{step}: model {current.name!r} is at version {current.version}, but this run's earlier step saw version {ref.version}: "
-            "another run changed it meanwhile; start this run again"
+        raise VersionConflictError(
+            f"{step}: model {current.name!r} is at version {current.version}, but this run started from version {ref.version}: "
+            f"another writer made version {current.version} meanwhile; it stays (start this run again to train from it)"
         )

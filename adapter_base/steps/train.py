@@ -34,10 +34,14 @@ def train(
     """Train from ``base`` (which must still be the current version) and stage the result under ``run_id``."""
     with Registry.open(store_uri or None) as registry:
         current = registry.get_model(base.model_id)
-        with marks_failed(registry, current, run_id, "train"):
+        with marks_failed(registry, current, run_id, "train", base=base.version):
             check_version(current, base, "train")
             adapter = make_adapter(registry, adapter_path, configuration=configuration)
             trained = stage_training(adapter, current, run_id, dataset=dataset or None)
-            record_step(registry, run_id, "train", model_id=trained.id, base_version=current.version)
-            ref = ModelRef(model_id=trained.id, model_name=trained.name, version=current.version, store_uri=registry.store.uri, run_id=run_id, staged=True)
-            return Staged(ref=ref, training=json_safe(trained.metrics.get("training", {})))
+            training = json_safe(trained.metrics.get("training", {}))
+            # commit applies these with the version: a run whose commit is refused leaves the model's record as it is
+            record_step(
+                registry, run_id, "train", model_id=trained.id, base_version=base.version, configuration=dict(trained.configuration), training=training
+            )
+            ref = ModelRef(model_id=trained.id, model_name=trained.name, version=base.version, store_uri=registry.store.uri, run_id=run_id, staged=True)
+            return Staged(ref=ref, training=training)

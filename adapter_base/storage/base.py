@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ContextManager, Iterator
 
 from ..errors import NotFoundError, StoreError
+from .keys import validate_key
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,14 @@ class ObjectStore(ABC):
     """
 
     uri: str
+
+    def check_key(self, key: object) -> str:
+        """``key`` if this store can hold an object under it, else ``InvalidKeyError`` naming it.
+
+        ``validate_key`` plus the backend's own limits (an S3 store's prefix counts toward
+        the server's 1024 bytes; a local store's file system may allow shorter names).
+        """
+        return validate_key(key)
 
     @abstractmethod
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:

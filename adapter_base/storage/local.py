@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from ..errors import NotFoundError, StoreError
+from ..errors import InvalidKeyError, NotFoundError, StoreError
 from .atomic import atomic_write
 from .base import ObjectInfo, ObjectStore
 from .digest import copy_file_sha256
 from .external_sort import sorted_lines
-from .keys import validate_key, validate_prefix
+from .keys import MAX_PART_BYTES, validate_key, validate_prefix
 
 #: The store's own temporaries live in one directory at the root whose name contains a backslash,
 #: which ``validate_key`` refuses in every key: no object key can name it, list it or write into it.
@@ -41,6 +41,9 @@ class LocalStore(ObjectStore):
         self.uri = f"file://{self.root}"
         self._tmp_dir = self.root / TMP_DIR
         self._tmp_ready = False  # made by the first write, not per write (a read-only store never makes it)
+        self._name_max = min(MAX_PART_BYTES, _pathconf(self.root, "PC_NAME_MAX", MAX_PART_BYTES))
+        # Room for a key in a full path (PATH_MAX counts the root, the separator and the final NUL).
+        self._key_room = _pathconf(self.root, "PC_PATH_MAX", 4096) - len(os.fsencode(self.root)) - 2
 
     def _temp_dir(self) -> Path:
         if not self._tmp_ready:
@@ -49,7 +52,18 @@ class LocalStore(ObjectStore):
         return self._tmp_dir
 
     def _path(self, key: str) -> Path:
-        return self.root / validate_key(key)
+        return self.root / self.check_key(key)
+
+    def check_key(self, key: object) -> str:
+        """``validate_key``, and each part within the file system's name limit, the whole path within its path limit."""
+        validate_key(key)
+        encoded = key.encode()  # type: ignore[attr-defined]
+        if len(encoded) > self._key_room or any(len(part) > self._name_max for part in encoded.split(b"/")):
+            raise InvalidKeyError(
+                f"store key is too long for the file system of {self.uri} (a part over {self._name_max} bytes, "
+                f"or the whole key over {self._key_room}): {key!r}"
+            )
+        return key  # type: ignore[return-value]
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         with atomic_write(self._path(key), tmp_dir=self._temp_dir()) as tmp:
@@ -148,6 +162,15 @@ class LocalStore(ObjectStore):
                 except FileNotFoundError:  # deleted since the directory was read
                     continue
                 yield ObjectInfo(key=rel, size=st.st_size, etag=_etag(st))
+
+
+def _pathconf(path: Path, name: str, default: int) -> int:
+    """``os.pathconf(path, name)``; ``default`` where the system gives no limit."""
+    try:
+        value = os.pathconf(path, name)
+    except (OSError, ValueError):
+        return default
+    return value if value > 0 else default
 
 
 def _etag(st: os.stat_result) -> str:

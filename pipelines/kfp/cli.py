@@ -12,25 +12,21 @@ kfp is imported only when a pipeline command runs, so the rest of the CLI stays 
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
-import io
 import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from adapter_base.cli._common import add_config_option
 from adapter_base.errors import ValidationError
 
-from ..compute import PROFILES, get_profile
+from ..compute import get_profile
 from ..image_ref import chosen_image
-from ..steps import KIND_HELP, PIPELINE_KINDS
+from ..console import QUIET_TAIL_LINES, LogTail
+from ..options import IMAGE_HELP, PROFILE_HELP, kind_parsers, param_options, pipeline_arguments
 from .remote import BACKEND_FLOOR_HELP, MIN_BACKEND, SA_TOKEN_ENV, SA_TOKEN_PATH, TOKEN_ENV
 
-IMAGE_HELP = "project image the steps run on, or one built FROM it with your adapter (default: $MODEL_ADAPTER_IMAGE, else model-adapter:dev)"
-PROFILE_HELP = f"compute profile of the heavy steps: {', '.join(PROFILES)}"
 
 
 # --- options ----------------------------------------------------------------------------
@@ -43,38 +39,6 @@ def _build_options(p: argparse.ArgumentParser, kind: str, default_profile: str) 
     if kind == "predict":
         p.add_argument("--parallelism", type=int, default=None, help="at most this many shards at once (default: 8)")
         p.add_argument("--retries", type=int, default=None, help="retries of a failed shard, with exponential backoff (default: 3)")
-
-
-def _param_options(p: argparse.ArgumentParser, kind: str) -> None:
-    """The pipeline's run-time parameters."""
-    p.add_argument("--adapter", required=True, help="adapter import path, package.module:Class (must be importable in the image)")
-    p.add_argument("--model", required=True, help="model name or id")
-    p.add_argument(
-        "--dataset",
-        required=kind == "predict",
-        default="",
-        help="dataset name or id" + (" (default: the model's dataset)" if kind == "train" else ""),
-    )
-    p.add_argument(
-        "--store",
-        default="",
-        help="store URI, s3://bucket/prefix or a path (not secret; default: $MODEL_ADAPTER_STORE where the step runs)",
-    )
-    add_config_option(p, "adapter configuration override")
-    p.add_argument("--batch-size", type=int, default=0, help="prediction batch size (default: the adapter's)")
-    if kind == "train":
-        p.add_argument("--test-subset", default="test", help="evaluate on items of this subset (default: test)")
-        p.add_argument("--test-filters", default=None, metavar="JSON", help='evaluation filters as JSON, e.g. \'{"subset": "test"}\' (overrides --test-subset)')
-        p.add_argument("--metric", default="accuracy", help="metric of the promotion gate: accuracy, macro_f1, macro.f1, map, ... (default: accuracy)")
-        p.add_argument("--threshold", type=float, default=0.9, help="promote when the metric is >= this (default: 0.9)")
-        p.add_argument("--alias", default="production", help="alias to promote (default: production)")
-    else:
-        p.add_argument("--shards", type=int, default=4, help="number of shards (default: 4)")
-        p.add_argument("--subset", default=None, help="only items of this subset")
-        p.add_argument("--path-prefix", default=None, help="only items under this path")
-        p.add_argument("--filters", default=None, metavar="JSON", help='item filters as JSON, e.g. \'{"metadata": {"camera": "a"}}\'')
-        p.add_argument("--resume", action="store_true", help="skip items this model version already predicted")
-        p.add_argument("--alias", default="", help="predict with the version this alias points at, e.g. production (default: the current version)")
 
 
 def _remote_options(p: argparse.ArgumentParser) -> None:
@@ -97,47 +61,6 @@ def _remote_options(p: argparse.ArgumentParser) -> None:
 
 
 # --- argument handling ------------------------------------------------------------------
-
-
-def _json_dict(text: str | None, what: str) -> dict[str, Any] | None:
-    if text is None or text == "":
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError("pipeline", what, f"not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValidationError("pipeline", what, f"expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def pipeline_arguments(kind: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The pipeline parameters from parsed options."""
-    from adapter_base.cli._common import item_filters, parse_key_values
-    from adapter_base.storage import check_store_uri
-
-    out: dict[str, Any] = {
-        "adapter": args.adapter,
-        "model": args.model,
-        "dataset": args.dataset or "",
-        "store_uri": check_store_uri(args.store or ""),
-        "configuration": parse_key_values(args.config, "--config"),
-        "batch_size": int(args.batch_size or 0),
-    }
-    if kind == "train":
-        test_filters = _json_dict(args.test_filters, "--test-filters")
-        out.update(
-            test_filters=test_filters if test_filters is not None else {"subset": args.test_subset},
-            metric=args.metric,
-            threshold=float(args.threshold),
-            alias=args.alias,
-        )
-    else:
-        if args.shards < 1:
-            raise ValidationError("pipeline", "--shards", f"must be >= 1, got {args.shards}")
-        filters = {**(_json_dict(args.filters, "--filters") or {}), **item_filters(args)}
-        out.update(filters=filters, num_shards=int(args.shards), resume=bool(args.resume), alias=args.alias or "")
-    return out
 
 
 def build_options(kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -171,27 +94,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-class LogTail(io.TextIOBase):
-    """A text stream that keeps only its last ``lines`` lines (the step logs ``--quiet`` holds back)."""
-
-    def __init__(self, lines: int) -> None:
-        self.lines: collections.deque[str] = collections.deque(maxlen=lines)
-        self._partial = ""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        *done, self._partial = (self._partial + text).split("\n")
-        self.lines.extend(done)
-        return len(text)
-
-    def tail(self) -> list[str]:
-        """The last lines written (the unfinished one too)."""
-        return [*self.lines, *([self._partial] if self._partial else [])]
-
-
-QUIET_TAIL_LINES = 40
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -254,13 +156,38 @@ def _connect(args: argparse.Namespace, *, check_floor: bool) -> Any:
     return connect(args.host, args.namespace or None, args.token, min_backend=MIN_BACKEND if check_floor else None)
 
 
+def _skip_reason(conn: Any, args: argparse.Namespace, name: str, experiment: str) -> str | None:
+    """Why this submission must not create a run (``--skip-if-exists``, ``--skip-if-active``), or None."""
+    from .remote import find_active_run, find_run_named
+
+    with conn.errors(), contextlib.redirect_stdout(sys.stderr):
+        if args.skip_if_exists:
+            existing = find_run_named(conn.client, name, experiment=experiment, namespace=conn.namespace)
+            if existing is not None:
+                return f"run {name} already exists ({existing.run_id}, {existing.state}): not creating it again"
+        if args.skip_if_active:
+            active = find_active_run(conn.client, args.kind, args.model, experiment=experiment, namespace=conn.namespace)
+            if active is not None:
+                return f"run {active.display_name} ({active.run_id}) of the {args.kind} pipeline on model {args.model} is still {active.state}"
+    return None
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from .remote import DEFAULT_EXPERIMENT, run_name, submit_run, wait_for_run
 
     arguments = pipeline_arguments(args.kind, args)
+    build_options(args.kind, args)  # a bad --image or --profile is refused before the API is called
+    if args.skip_if_exists and not args.run_name:
+        raise ValidationError("pipeline", "--skip-if-exists", "needs --run-name (the name that is created once)")
+    name = args.run_name or run_name(args.kind, args.model)
+    experiment = args.experiment or DEFAULT_EXPERIMENT
+    conn = _connect(args, check_floor=True)
+    reason = _skip_reason(conn, args, name, experiment) if args.skip_if_exists or args.skip_if_active else None
+    if reason:
+        print(f"skipped: {reason}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="model-adapter-submit-") as tmp:
         path = _compile_to(args.kind, args, Path(tmp) / f"{args.kind}.yaml")
-        conn = _connect(args, check_floor=True)
         # kfp.Client prints experiment and run links: keep stdout for the result.
         with conn.errors(), contextlib.redirect_stdout(sys.stderr):
             result = submit_run(
@@ -268,8 +195,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 str(path),
                 arguments,
                 host=args.ui_url or args.host,
-                run_name=args.run_name or run_name(args.kind, args.model),
-                experiment=args.experiment or DEFAULT_EXPERIMENT,
+                run_name=name,
+                experiment=experiment,
                 namespace=conn.namespace,
                 pipeline_root=args.pipeline_root,
             )
@@ -339,18 +266,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     actions = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")
 
-    def kinds(parent: argparse.ArgumentParser, action: str) -> dict[str, argparse.ArgumentParser]:
-        ksub = parent.add_subparsers(dest="kind", required=True, metavar="PIPELINE")
-        return {kind: ksub.add_parser(kind, help=KIND_HELP[kind], description=f"{action} the {kind} pipeline: {KIND_HELP[kind]}.") for kind in PIPELINE_KINDS}
-
     compile_p = actions.add_parser("compile", help="compile a pipeline to a YAML file for KFP", description="Compile a pipeline to KFP YAML.")
-    for kind, p in kinds(compile_p, "Compile").items():
+    for kind, p in kind_parsers(compile_p, "Compile").items():
         p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the YAML")
         _build_options(p, kind, default_profile="gpu")
         p.set_defaults(func=cmd_compile)
 
     run_p = actions.add_parser("run", help="run a pipeline under kfp.local in this environment", description="Run a pipeline under kfp.local (SubprocessRunner, this Python environment).")
-    for kind, p in kinds(run_p, "Run").items():
+    for kind, p in kind_parsers(run_p, "Run").items():
         p.add_argument("--local", action="store_true", required=True, help="run under kfp.local (required: use `submit` for a cluster)")
         p.add_argument("--pipeline-root", default=None, metavar="DIR", help="local directory for step outputs (default: $MODEL_ADAPTER_HOME/kfp-local)")
         p.add_argument(
@@ -368,7 +291,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             help="hold back the step logs (hundreds of lines): print only the result and one line per failed item "
             f"(the logs' last {QUIET_TAIL_LINES} lines are shown if the run fails)",
         )
-        _param_options(p, kind)
+        param_options(p, kind)
         _build_options(p, kind, default_profile="cpu")
         # Ctrl-C: a predict run resumes with --resume; a train run, run again, resumes from its checkpoints
         p.set_defaults(func=cmd_run, resume_flag="--resume" if kind == "predict" else "")
@@ -378,13 +301,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="compile a pipeline and start a run on a KFP API",
         description=f"Compile a pipeline and create a run on a KFP API; prints the run id and its URL. {BACKEND_FLOOR_HELP}",
     )
-    for kind, p in kinds(submit_p, "Submit").items():
+    for kind, p in kind_parsers(submit_p, "Submit").items():
         p.description = f"{p.description} {BACKEND_FLOOR_HELP}"
         _remote_options(p)
-        _param_options(p, kind)
+        param_options(p, kind)
         _build_options(p, kind, default_profile="gpu")
         p.add_argument("--run-name", default=None, help="run name (default: <pipeline>-<model>-<UTC time>)")
         p.add_argument("--pipeline-root", default=None, help="KFP pipeline root for step outputs (default: the cluster's)")
+        p.add_argument(
+            "--skip-if-active",
+            action="store_true",
+            help="create nothing (exit 0, saying so) while a run of this pipeline on this --model is still active in the experiment "
+            "(a CronJob's Forbid policy only covers the seconds the submission takes)",
+        )
+        p.add_argument(
+            "--skip-if-exists",
+            action="store_true",
+            help="create nothing (exit 0, saying so) when a run named --run-name exists in the experiment: a retried submitter "
+            "whose create was answered but not heard makes no second run (the CronJobs name the run after the scheduled tick)",
+        )
         p.add_argument("--wait", action="store_true", help="wait for the run to finish; exit 1 unless it succeeded")
         p.add_argument("--timeout", type=float, default=24 * 3600, help="seconds to --wait (default: 86400)")
         p.set_defaults(func=cmd_submit)
@@ -395,12 +330,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Create a KFP recurring run, or replace the one with the same --name. Cron: 5 fields "
         "(minute first) or KFP's 6 (seconds first).",
     )
-    for kind, p in kinds(schedule_p, "Schedule").items():
+    for kind, p in kind_parsers(schedule_p, "Schedule").items():
         p.add_argument("--cron", required=True, metavar="EXPR", help='cron expression, e.g. "0 3 * * *" (UTC)')
         p.add_argument("--name", required=True, help="recurring run name: the one with this name is replaced")
         p.add_argument("--max-concurrency", type=int, default=1, help="runs of this schedule at once (default: 1)")
         _remote_options(p)
-        _param_options(p, kind)
+        param_options(p, kind)
         _build_options(p, kind, default_profile="gpu")
         p.set_defaults(func=cmd_schedule)
 

@@ -31,6 +31,7 @@ from adapter_base.errors import AdapterError, NotFoundError, ValidationError
 from adapter_base.storage import adapter_home
 
 from ..engine import find_engine
+from ..results import model_state
 from .interrupt import StepProcesses
 from .runners import check_store_for_containers, local_runner
 
@@ -58,40 +59,6 @@ class LocalRunResult:
 def default_pipeline_root() -> Path:
     """``<MODEL_ADAPTER_HOME>/kfp-local``: where local runs keep their step outputs."""
     return adapter_home() / "kfp-local"
-
-
-def _model_state(store_uri: str, model: str) -> dict[str, Any]:
-    from adapter_base.registry import Registry
-
-    with Registry.open(store_uri or None) as registry:
-        m = registry.get_model(model)
-        evaluation = m.metrics.get("evaluation")
-        if evaluation and evaluation.get("report"):
-            evaluation = {**evaluation, "report_uri": registry.store.uri_of(str(evaluation["report"]))}
-        return {
-            "model_id": m.id,
-            "model_name": m.name,
-            "version": m.version,
-            "status": m.status,
-            "status_message": m.status_message,
-            "aliases": dict(m.aliases),
-            "evaluation": evaluation,
-            "evaluation_failures": _evaluation_failures(registry, m, evaluation),
-            "promotion": m.metrics.get("promotion"),
-        }
-
-
-def _evaluation_failures(registry: Any, model: Any, evaluation: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The failed items of the prediction run behind the model's latest evaluation of its current version."""
-    from adapter_base.registry import layout
-
-    report = str((evaluation or {}).get("report") or "")
-    if not report.endswith("/" + layout.EVALUATION_REPORT_HTML) or (evaluation or {}).get("version") != model.version:
-        return []
-    metrics = registry.store.get_json(layout.evaluation_file(report[: -len(layout.EVALUATION_REPORT_HTML)], layout.EVALUATION_METRICS))
-    if not metrics.get("items_failed") or not metrics.get("prediction_run_id"):
-        return []
-    return list(registry.get_run_report(str(metrics["prediction_run_id"])).get("failures") or [])
 
 
 @contextlib.contextmanager
@@ -172,9 +139,14 @@ def run_local(
         message = _ANSI.sub("", str(exc)).rstrip(". ")
         if kind == "train":
             try:
-                state = _model_state(store_uri, str(arguments["model"]))
+                state = model_state(store_uri, str(arguments["model"]))
                 if state["status"] == "failed" and state["status_message"]:
                     message += f"; model {state['model_name']} status failed: {state['status_message']}"
+                elif state["version"] != before:  # overtaken: the commit step's log has the refusal
+                    message += (
+                        f"; model {state['model_name']} moved from version {before} to version {state['version']} ({state['status']}) "
+                        "meanwhile: that version stands, this run's result was not kept"
+                    )
             except (AdapterError, NotFoundError, KeyError):
                 pass
         raise PipelineRunError(f"local {kind} run failed after {seconds:.1f}s: {message}") from None
@@ -183,7 +155,7 @@ def run_local(
     # container removed before its exit code was read for a success (runners.run_container
     # reads the code first; this also covers a runner that does not).
     if kind == "train":
-        summary = _model_state(store_uri, str(arguments["model"]))
+        summary = model_state(store_uri, str(arguments["model"]))
         if summary["status"] == "failed" or summary["version"] == before:
             raise PipelineRunError(
                 f"local train run reported success after {seconds:.1f}s but committed no new version of model "

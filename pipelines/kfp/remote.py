@@ -44,7 +44,8 @@ TOKEN_ENV = "MODEL_ADAPTER_KFP_TOKEN"
 #: The projected service-account token of a pod (kfp.Client and the KFP backend read the same names).
 SA_TOKEN_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
 SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
-#: The audience the KFP API server reviews tokens for (backend/src/apiserver/common/const.go).
+#: The audience the KFP API server reviews tokens for by default (backend/src/apiserver/common/const.go); a server
+#: may be configured for another (``TOKEN_REVIEW_AUDIENCE``, backend/src/apiserver/common/config.go).
 TOKEN_AUDIENCE = "pipelines.kubeflow.org"
 #: The ClusterRole a profile namespace's accounts need to submit runs (KFP's multi-user manifests).
 EDIT_CLUSTER_ROLE = "kubeflow-pipelines-edit"
@@ -56,7 +57,7 @@ RECOMMENDED_BACKEND = (2, 17)
 BACKEND_FLOOR_HELP = (
     f"Needs a KFP backend >= {MIN_BACKEND[0]}.{MIN_BACKEND[1]} (PipelineTaskFinalStatus input, artifact dsl.Collected, "
     f"retries with backoff of steps inside loops and exit handlers); {RECOMMENDED_BACKEND[0]}.{RECOMMENDED_BACKEND[1]} or later recommended (exit handlers "
-    "see the final DAG state). An older backend is refused when it reports its version. See docs/pipelines.md."
+    "see the final DAG state, unless a condition branch was skipped). An older backend is refused when it reports its version. See docs/pipelines.md."
 )
 
 PROBE_TIMEOUT_S = 15.0
@@ -280,7 +281,8 @@ def check_backend_floor(host: str, backend: BackendInfo, floor: tuple[int, int] 
         )
     if version is not None and version < RECOMMENDED_BACKEND:
         log.warning(
-            "KFP backend %s at %s: exit handlers may see RUNNING instead of the final state (fixed in %d.%d, kubeflow/pipelines #13322)",
+            "KFP backend %s at %s: exit handlers may see RUNNING instead of the final state (fixed in %d.%d, kubeflow/pipelines #13322, "
+            "except when a condition branch was skipped); the exit step then decides from the run's journal",
             backend.tag_name, host, *RECOMMENDED_BACKEND,
         )
 
@@ -405,6 +407,42 @@ def _pages(list_fn: Any, items_attr: str, **kwargs: Any) -> Iterator[Any]:
 def find_recurring_runs(client: Any, name: str, namespace: str | None = None) -> list[Any]:
     """Every recurring run whose display name is exactly ``name``."""
     return [r for r in _pages(client.list_recurring_runs, "recurring_runs", namespace=namespace) if getattr(r, "display_name", None) == name]
+
+
+def _experiment_id(client: Any, experiment: str, namespace: str | None) -> str | None:
+    """The id of ``experiment``, or None when it does not exist yet (then it has no runs)."""
+    for exp in _pages(client.list_experiments, "experiments", namespace=namespace):
+        if getattr(exp, "display_name", None) == experiment:
+            return exp.experiment_id
+    return None
+
+
+def _runs(client: Any, experiment: str, namespace: str | None) -> Iterator[Any]:
+    experiment_id = _experiment_id(client, experiment, namespace)
+    if experiment_id is None:
+        return iter(())
+    return _pages(client.list_runs, "runs", experiment_id=experiment_id, namespace=namespace)
+
+
+def find_run_named(client: Any, name: str, *, experiment: str, namespace: str | None = None) -> Any | None:
+    """The run of ``experiment`` whose display name is ``name``, or None."""
+    return next((r for r in _runs(client, experiment, namespace) if getattr(r, "display_name", None) == name), None)
+
+
+def find_active_run(client: Any, kind: str, model: str, *, experiment: str, namespace: str | None = None) -> Any | None:
+    """A run of pipeline ``kind`` on ``model`` in ``experiment`` that has not ended, or None.
+
+    A run of pipeline ``kind``: its name starts with ``<kind>-`` (``run_name`` and the CronJobs name
+    them so) and its ``model`` parameter is ``model``.
+    """
+    for run in _runs(client, experiment, namespace):
+        state = str(getattr(run, "state", "") or "").upper()
+        if state in FINAL_RUN_STATES or not str(getattr(run, "display_name", "") or "").startswith(f"{kind}-"):
+            continue
+        params = getattr(getattr(run, "runtime_config", None), "parameters", None) or {}
+        if str(params.get("model", "")) == model:
+            return run
+    return None
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..compute import SCRATCH_MOUNT_PATH, SCRATCH_VOLUME, ComputeProfile, get_profile
+from ..compute import SCRATCH_MOUNT_PATH, SCRATCH_VOLUME, STEP_DEFAULTS, ComputeProfile, get_profile
 from ..store_env import STORE_CONFIG_KEYS, STORE_CONFIG_MAP, STORE_SECRET, STORE_SECRET_KEYS
 
 
@@ -48,9 +48,18 @@ def use_store_env(task: Any) -> Any:
     return task
 
 
+def set_step_defaults(task: Any) -> Any:
+    """Small CPU / memory requests and limits (``STEP_DEFAULTS``), which ``apply_profile`` then overrides where a
+    profile sets its own: a namespace with a ResourceQuota and no LimitRange refuses a pod without them."""
+    task.set_cpu_request(STEP_DEFAULTS.cpu_request).set_cpu_limit(STEP_DEFAULTS.cpu_limit)
+    task.set_memory_request(STEP_DEFAULTS.memory_request).set_memory_limit(STEP_DEFAULTS.memory_limit)
+    return task
+
+
 def store_step(task: Any, display_name: str | None = None) -> Any:
-    """A step that reads or writes the store: store env, caching off (its inputs do not pin its result)."""
+    """A step that reads or writes the store: store env, default requests and limits, caching off (its inputs do not pin its result)."""
     use_store_env(task)
+    set_step_defaults(task)
     task.set_caching_options(enable_caching=False)
     if display_name:
         task.set_display_name(display_name)

@@ -4,14 +4,19 @@ COCO, YOLO or CSV source seen going wrong before, imported through ``main([...])
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-from adapter_base import Registry
+from adapter_base import NotFoundError, Registry, ValidationError
+from adapter_base.importers import import_directory
+from adapter_base.registry import layout
 from importers_support import coco_folder, run, write_png
+from support.s3server import S3_SERVERS
 
 
 def boxes(registry: Registry, item) -> list[tuple[str, tuple[float, float, float, float]]]:
@@ -279,3 +284,188 @@ def test_relabelled_csv_row_is_a_conflict(capsys, tmp_path):
     table.write_text("path,label\na.png,dog\n")
     code, _, err = run(capsys, "dataset", "import", str(table), "--store", store)
     assert code == 1 and "a.png: ground truth differ" in err
+
+
+# --------------------------------------------------------------------------- duplicates left by older versions (issue 20.3)
+
+
+def plant_duplicate(registry: Registry, item, *, created_at: str) -> str:
+    """Another item at ``item``'s path, as two concurrent adds of the older version made it: its own random id,
+    bytes, ground truth and record, and the path entry naming the one written last (this one)."""
+    ds_id = item.dataset_id
+    twin = {**item.to_dict(), "id": uuid.uuid4().hex, "created_at": created_at}
+    registry.store.put_bytes(layout.item_binary(ds_id, twin["id"]), registry.read_item(item))
+    registry.store.put_json(layout.ground_truth(ds_id, twin["id"]), {**registry.store.get_json(layout.ground_truth(ds_id, item.id)), "item_id": twin["id"]})
+    registry.store.put_json(layout.item_path(ds_id, item.path), {"id": twin["id"]})
+    registry.store.put_json(layout.item_record(ds_id, twin["id"]), twin)
+    return twin["id"]
+
+
+def test_a_rerun_keeps_one_of_the_duplicate_items_an_older_version_left_and_reports_the_rest(capsys, tmp_path):
+    """Issue 20.3: duplicates left by concurrent imports stayed ("already there") and were listed, predicted and
+    evaluated twice. A rerun keeps the item the path's entry names (what a lookup by path returns) and removes
+    the others with their bytes, ground truth and predictions; the next rerun has nothing to do."""
+    root = tmp_path / "pets"
+    for rel in ("train/cat/a.png", "train/dog/b.png", "test/cat/c.png"):
+        write_png(root / rel, value=10)
+    store = str(tmp_path / "store")
+    assert run(capsys, "dataset", "import", str(root), "--store", store)[0] == 0
+    with Registry.open(store) as registry:
+        ds = registry.get_dataset("pets")
+        a, b = (registry.find_item(ds, p) for p in ("train/cat/a.png", "train/dog/b.png"))
+        twin_a = plant_duplicate(registry, a, created_at="2020-01-01T00:00:00.000+00:00")  # older, and named by the entry
+        twin_b1 = plant_duplicate(registry, b, created_at="2030-01-01T00:00:00.000+00:00")
+        twin_b2 = plant_duplicate(registry, b, created_at="2031-01-01T00:00:00.000+00:00")
+        registry.store.put_json(layout.predictions(ds.id, a.id, "m" * 32), {"planted": True})
+        assert registry.count_items(ds) == 6
+    code, out, err = run(capsys, "dataset", "import", str(root), "--store", store)
+    assert code == 0, err
+    assert "added 0 item(s), 3 already there" in out
+    assert "removed 3 duplicate item(s) at 2 path(s)" in out
+    assert f"train/cat/a.png: kept {twin_a}, removed {a.id}" in out
+    assert f"train/dog/b.png: kept {twin_b2}, removed {', '.join(sorted([b.id, twin_b1]))}" in out
+    with Registry.open(store) as registry:
+        ds = registry.get_dataset("pets")
+        items = by_path(registry, "pets")
+        assert registry.count_items(ds) == 3 and items["train/cat/a.png"].id == twin_a and items["train/dog/b.png"].id == twin_b2
+        for gone in (a.id, b.id, twin_b1):
+            assert not registry.store.exists(layout.item_record(ds.id, gone))
+            assert not list(registry.store.list(f"datasets/{ds.id}/annotations/{gone}/"))
+            assert not registry.store.exists(layout.item_binary(ds.id, gone))
+        assert [a.label for a in registry.get_ground_truth(items["train/cat/a.png"])] == ["cat"]
+    code, out, err = run(capsys, "dataset", "import", str(root), "--store", store)
+    assert code == 0 and "added 0 item(s), 3 already there" in out and "removed" not in out
+
+
+def test_without_a_path_entry_naming_one_the_oldest_duplicate_is_kept(tmp_path):
+    """The Python API (``import_directory``): the path entry names none of the duplicates (it was lost), so the
+    oldest (``created_at``, then id) is kept, and the entry is written to name it."""
+    root = tmp_path / "pets"
+    write_png(root / "cat" / "a.png")
+    with Registry.open(str(tmp_path / "store")) as registry:
+        import_directory(registry, root, "pets")
+        ds = registry.get_dataset("pets")
+        a = registry.find_item(ds, "cat/a.png")
+        older = plant_duplicate(registry, a, created_at="2000-01-01T00:00:00.000+00:00")
+        registry.store.delete(layout.item_path(ds.id, "cat/a.png"))
+        result = import_directory(registry, root, "pets")
+        assert [(d.path, d.kept, d.removed) for d in result.duplicates_removed] == [("cat/a.png", older, (a.id,))]
+        assert [i.id for i in registry.iter_items(ds)] == [older] and registry.find_item(ds, "cat/a.png").id == older
+        assert import_directory(registry, root, "pets").duplicates_removed == []
+
+
+# --------------------------------------------------------------------------- names no key can hold (issue 20.8)
+
+#: File names legal on ext4 that no store key can hold: 251 and 254 bytes (too long once ``.json`` is added),
+#: a newline, a carriage return, a tab, DEL, a backslash, bytes that are not UTF-8.
+UNSTORABLE = [b"L" * 247 + b".png", b"L" * 250 + b".png", b"new\nline.png", b"cr\rx.png", b"tab\tx.png", b"del\x7f.png", b"back\\slash.png", b"latin1-\xe9.png"]
+
+
+def test_names_no_store_key_can_hold_are_skipped_and_counted_and_the_import_completes(capsys, tmp_path):
+    """Issue 20.8: a 254-byte file name (legal on ext4) or one holding a newline stopped the whole import, and every
+    rerun stopped at the same file. They are skipped and counted like hidden files; the longest storable name
+    (250 bytes: the path entry adds ``.json``) is imported; a rerun has nothing to do."""
+    root = tmp_path / "pets"
+    folder = root / "train" / "cat"
+    write_png(folder / "ok.png")
+    longest = "M" * 246 + ".png"
+    write_png(folder / longest)
+    for name in UNSTORABLE:
+        with open(os.fsencode(folder) + b"/" + name, "wb") as fh:
+            fh.write((folder / "ok.png").read_bytes())
+    write_png(root / ("d" * 255) / "x.png")  # a folder name of 255 bytes is fine
+    store = str(tmp_path / "store")
+    code, out, err = run(capsys, "dataset", "import", str(root), "--store", store)
+    assert code == 0, err
+    unstorable = len(UNSTORABLE)
+    assert "added 3 item(s), 0 already there" in out
+    assert f"skipped {unstorable} entries" in out
+    assert "control character or backslash in the name (cannot be a store key) 5" in out
+    assert "name too long for a store key 2" in out and "name is not UTF-8 (cannot be a store key) 1" in out
+    assert "'train/cat/new\\nline.png': control character" in out  # one line per entry, escaped
+    with Registry.open(store) as registry:
+        assert sorted(by_path(registry, "pets")) == sorted([f"train/cat/{longest}", "train/cat/ok.png", "d" * 255 + "/x.png"])
+        assert registry.get_dataset("pets").metadata["import"]["complete"] is True
+    code, out, err = run(capsys, "dataset", "import", str(root), "--store", store)
+    assert code == 0 and "added 0 item(s), 3 already there" in out and f"skipped {unstorable} entries" in out
+
+
+def test_add_item_refuses_an_unstorable_path_naming_it_and_writes_nothing(tmp_path):
+    with Registry.open(str(tmp_path / "store")) as registry:
+        ds = registry.create_dataset("d")
+        for path in ("L" * 251, "a/" + "L" * 247 + ".png", "new\nline.png", "back\\slash.png", "del\x7f.png", "bad\udcff.png"):
+            with pytest.raises(ValidationError, match="cannot be a store key|too long for a store key"):
+                registry.add_item(ds, path, b"x")
+        registry.add_item(ds, "a/" + "L" * 246 + ".png", b"x")
+        assert [i.path for i in registry.iter_items(ds)] == ["a/" + "L" * 246 + ".png"]
+        kinds = sorted(o.key.split("/")[2] for o in registry.store.list(layout.dataset_prefix(ds.id)))
+        assert kinds == ["binaries", "dataset.json", "paths", "record-pages", "records"]  # the one item's, nothing more
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("s3_server", S3_SERVERS, indirect=True)
+def test_a_path_too_long_for_the_s3_key_with_the_store_prefix_is_skipped_up_front(capsys, tmp_path, s3_store_uri):
+    """A whole key is at most 1024 bytes on both suite servers, the store's prefix included: the path that fits
+    exactly is imported, one byte longer is skipped before anything is written (it was a server error mid-import)."""
+    prefix = s3_store_uri.split("/", 3)[3]
+    root = tmp_path / "deep"
+    with Registry.open(s3_store_uri) as registry:
+        entry_room = 1024 - len(prefix) - 1 - len(layout.item_path("0" * 32, "x")) + 1  # bytes left for the path
+    folders = "/".join(["f" * 200] * 4)
+    fits = folders + "/" + "n" * (entry_room - len(folders) - 1 - 4) + ".png"
+    over = folders + "/" + "o" * (entry_room - len(folders) - 4) + ".png"
+    assert len(fits) == entry_room and len(over) == entry_room + 1
+    for rel in (fits, over):
+        write_png(root / rel)
+    code, out, err = run(capsys, "dataset", "import", str(root), "--store", s3_store_uri)
+    assert code == 0, err
+    assert "added 1 item(s)" in out and "skipped 1 entry" in out and f"{over}: name too long for a store key" in out
+    with Registry.open(s3_store_uri) as registry:
+        assert list(by_path(registry, "deep")) == [fits]
+
+
+def test_a_file_where_the_dataset_has_a_file_above_it_is_skipped_and_the_rest_imported(capsys, tmp_path):
+    """A path is a file or a folder, never both. The source's ``shot.png`` became a folder of images after its first
+    import: the rerun stopped at ``shot.png/1.png`` every time, so the new ``dog/b.png`` was never imported."""
+    root = tmp_path / "pets"
+    write_png(root / "cat" / "a.png")
+    write_png(root / "cat" / "shot.png")
+    store = str(tmp_path / "store")
+    assert run(capsys, "dataset", "import", str(root), "--store", store)[0] == 0
+    (root / "cat" / "shot.png").unlink()
+    write_png(root / "cat" / "shot.png" / "1.png")
+    write_png(root / "dog" / "b.png")
+    for added in (1, 0):
+        code, out, err = run(capsys, "dataset", "import", str(root), "--store", store)
+        assert code == 0, err
+        assert f"added {added} item(s)" in out and "skipped 1 entry" in out
+        assert "cat/shot.png/1.png: a file or folder of an item already in the dataset" in out
+    with Registry.open(store) as registry:
+        assert sorted(by_path(registry, "pets")) == ["cat/a.png", "cat/shot.png", "dog/b.png"]
+
+
+def test_an_import_whose_new_dataset_another_import_creates_meanwhile_joins_that_dataset(tmp_path):
+    """Two imports of one source into a new dataset: the second found no dataset, then the first created it
+    before the second could, and the second failed with "a dataset named 'pets' already exists"."""
+    root = tmp_path / "pets"
+    for rel in ("cat/a.png", "dog/b.png", "cat/c.png"):
+        write_png(root / rel)
+    store = str(tmp_path / "store")
+    with Registry.open(store) as first, Registry.open(store) as second:
+        read = second.store.get_json
+        overtaken: list[str] = []
+
+        def get_json(key: str):
+            try:
+                return read(key)
+            except NotFoundError:
+                if key == layout.dataset_name("pets") and not overtaken:
+                    overtaken.append(key)  # the first import runs whole between the second's look-up and its create
+                    import_directory(first, root, "pets")
+                raise
+
+        second.store.get_json = get_json
+        result = import_directory(second, root, "pets")
+        assert overtaken and result.added == 0 and result.already_there == 3
+        assert [d.name for d in second.list_datasets()] == ["pets"] and result.dataset.id == second.get_dataset("pets").id
+        assert sorted(by_path(second, "pets")) == ["cat/a.png", "cat/c.png", "dog/b.png"]

@@ -29,6 +29,10 @@ PIPELINES_CONFIGMAP = "model-adapter-pipelines"
 CRONJOBS = ("model-adapter-train", "model-adapter-predict")
 KFP_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 
+# The Argo Workflows overlay's files rendered by `make argo-manifests` (mk/argo.mk), never edited by hand.
+ARGO_OVERLAY = MANIFESTS / "overlays" / "argo"
+ARGO_GENERATED = (ARGO_OVERLAY / "train.yaml", ARGO_OVERLAY / "predict.yaml")
+
 # What each deployable kustomization must look like.
 OVERLAYS: dict[str, dict[str, Any]] = {
     "base": {"pull": "IfNotPresent", "profile": "gpu", "secret": "template", "run_env": False},
@@ -106,7 +110,7 @@ def containers(spec: dict) -> list[dict]:
 
 def container_env(objs: list[dict], namespace: str, container: dict) -> dict[str, str | None]:
     """The environment a container gets: envFrom ConfigMaps/Secrets then env (None = from a secret/field;
-    the downward API's ``metadata.namespace`` is ``namespace``)."""
+    the downward API's ``metadata.namespace`` is ``namespace``, a Job name label an example Job name)."""
     env: dict[str, str | None] = {}
     for source in container.get("envFrom", []):
         prefix = source.get("prefix", "")
@@ -120,7 +124,12 @@ def container_env(objs: list[dict], namespace: str, container: dict) -> dict[str
                 env.update({prefix + k: None for k in keys})
     for var in container.get("env", []):
         field = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
-        env[var["name"]] = namespace if field == "metadata.namespace" else var.get("value")
+        if field == "metadata.namespace":
+            env[var["name"]] = namespace
+        elif field == "metadata.labels['batch.kubernetes.io/job-name']":
+            env[var["name"]] = "model-adapter-job-29000000"  # what a CronJob names its Job: <cronjob>-<minutes since the epoch>
+        else:
+            env[var["name"]] = var.get("value")
     return env
 
 

@@ -128,7 +128,14 @@ def test_pipeline_pods_find_the_store_settings_in_the_profile_namespace():
     for name in CRONJOBS:
         (container,) = pod_template(one(objs, "CronJob", name, PROFILE_NAMESPACE))["containers"]
         refs = {v["name"] for src in container["envFrom"] for v in src.values()}
-        assert {STORE_CONFIGMAP, STORE_SECRET} <= refs
+        assert STORE_CONFIGMAP in refs and STORE_SECRET not in refs, "submitting never opens the store"
+
+
+@pytest.mark.parametrize("name", CRONJOBS)
+def test_the_istio_sidecar_of_a_submitter_stops_with_it(name):
+    """Profile namespaces inject istio-proxy: as a native sidecar it ends with the submitter, so the Job completes."""
+    template = one(render(OVERLAY), "CronJob", name, PROFILE_NAMESPACE)["spec"]["jobTemplate"]["spec"]["template"]
+    assert template["metadata"]["annotations"]["sidecar.istio.io/nativeSidecar"] == "true"
 
 
 def test_pods_meet_the_restricted_pod_security_standard():

@@ -8,6 +8,9 @@ from collections import Counter
 import kubernetes_validate
 import pytest
 
+from support.argo_schema import VERSIONS as ARGO_VERSIONS
+from support.argo_schema import problems as argo_problems
+
 from manifests_support import (
     K8S_VERSION,
     KFP_NAMESPACE,
@@ -24,7 +27,11 @@ DIRS = kustomization_dirs()
 
 
 def validate(obj: dict) -> str | None:
-    """None if ``obj`` is valid, else why not (a missing schema is a failure too: we only use core kinds)."""
+    """None if ``obj`` is valid, else why not (a missing schema is a failure too: besides core kinds we only use
+    Argo Workflows' kinds, checked against Argo's own schema of every supported release)."""
+    if str(obj.get("apiVersion", "")).startswith("argoproj.io/"):
+        found = [f"{'/'.join(ident(obj))}: Argo {v}: {p}" for v in ARGO_VERSIONS for p in argo_problems(obj, v)]
+        return "\n".join(found) or None
     try:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     except kubernetes_validate.ValidationError as exc:

@@ -85,12 +85,14 @@ def test_cronjob_container_has_requests_and_limits(rel, name):
 
 
 @pytest.mark.parametrize("rel,name", CASES)
-def test_cronjob_takes_store_settings_and_credentials_as_env(rel, name):
+def test_cronjob_takes_store_settings_but_no_credentials(rel, name):
+    """Submitting never opens the store: the submitter pod gets where it is, never the S3 keys."""
     objs = render(rel)
     container = submit_container(one(objs, "CronJob", name))
     refs = {(k, v["name"]) for src in container.get("envFrom", []) for k, v in src.items() if k.endswith("Ref")}
     assert ("configMapRef", STORE_CONFIGMAP) in refs
-    assert ("secretRef", STORE_SECRET) in refs
+    assert ("secretRef", STORE_SECRET) not in refs
+    assert not [e for e in container.get("env", []) if "secretKeyRef" in (e.get("valueFrom") or {})]
     assert ("configMapRef", PIPELINES_CONFIGMAP) in refs
     for ref_kind, ref_name in refs:
         kind = "ConfigMap" if ref_kind == "configMapRef" else "Secret"

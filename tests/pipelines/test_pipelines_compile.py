@@ -295,3 +295,14 @@ def test_a_malformed_image_in_the_environment_is_refused_by_name(tmp_path, capsy
 def test_valid_image_references_compile(tmp_path, good):
     path = compile_pipeline("train", tmp_path / "t.yaml", image=good, profile="cpu")
     assert Compiled(path).container("train")["image"] == good
+
+
+@pytest.mark.parametrize("kind", ["train", "predict"])
+@pytest.mark.parametrize("profile", list(compute.PROFILES))
+def test_every_step_requests_and_limits_cpu_and_memory(tmp_path, kind, profile):
+    """A namespace with a ResourceQuota and no LimitRange refuses a pod without requests and limits: every step has them."""
+    c = Compiled(compile_pipeline(kind, tmp_path / "p.yaml", IMAGE, profile))
+    for name, executor in c.executors.items():
+        res = executor["container"].get("resources") or {}
+        assert {"resourceCpuRequest", "resourceCpuLimit", "resourceMemoryRequest", "resourceMemoryLimit"} <= set(res), (name, res)
+        assert res["cpuRequest"] <= res["cpuLimit"] and res["memoryRequest"] <= res["memoryLimit"], name

@@ -7,7 +7,11 @@ inherited ``AWS_*`` environment.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +21,10 @@ from adapter_base.errors import ValidationError
 from adapter_base.registry import layout
 from kfp_backend import assert_strict_json_files, strict_json
 from pipelines.kfp.local import PipelineRunError, run_local
-from pipelines_support import ADAPTER, MODEL, make_digits, train_arguments
+from gated_adapter import GATE_ENV
+from pipelines_support import ADAPTER, DATASET, MODEL, make_digits, train_arguments
+
+HERE = Path(__file__).resolve().parent
 
 pytestmark = [pytest.mark.kfp_local, pytest.mark.slow]
 
@@ -115,3 +122,39 @@ def test_cli_pipeline_run_train_local(local_store_uri, tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "train pipeline finished in" in out and "version 1, status trained" in out and "promoted: production -> version 1" in out
+
+
+def test_two_overlapping_local_train_runs_commit_once_and_the_overtaken_one_leaves_the_model_alone(local_store_uri, tmp_path):
+    """Two `pipeline run train --local` from version 0: one is held in training while the other
+    commits, evaluates and promotes version 1; the held one's commit is refused naming both
+    versions, and the model keeps version 1, ``trained``, promoted."""
+    make_digits(local_store_uri, epochs=2)
+    gate = tmp_path / "gate"
+    cli = str(Path(sys.executable).parent / "model-adapter")
+    argv = [cli, "pipeline", "run", "train", "--local", "--store", local_store_uri, "--adapter", "gated_adapter:GatedDigitsAdapter",
+            "--model", MODEL, "--dataset", DATASET, "--threshold", "0.5"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), str(HERE.parents[1]), os.environ.get("PYTHONPATH")]))}
+    held = subprocess.Popen(
+        [*argv, "--pipeline-root", str(tmp_path / "held")], env={**env, GATE_ENV: str(gate)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not Path(f"{gate}.waiting").exists():
+            assert held.poll() is None and time.monotonic() < deadline, "the held run never reached its training"
+            time.sleep(0.1)
+        quick = subprocess.run([*argv, "--pipeline-root", str(tmp_path / "quick")], env=env, capture_output=True, text=True, timeout=300)
+        assert quick.returncode == 0, quick.stdout + quick.stderr
+        assert "version 1, status trained" in quick.stdout and "promoted: production -> version 1" in quick.stdout
+        gate.touch()
+        out, _ = held.communicate(timeout=300)
+    finally:
+        if held.poll() is None:
+            held.kill()
+            held.wait()
+    assert held.returncode == 1, out
+    assert "VersionConflictError" in out and "is at version 1, not at version 0" in out, out
+    assert out.rstrip().splitlines()[-1].endswith("moved from version 0 to version 1 (trained) meanwhile: that version stands, this run's result was not kept")
+    with Registry.open(local_store_uri) as registry:
+        model = registry.get_model(MODEL)
+        assert (model.version, model.status, model.status_message, model.aliases) == (1, "trained", None, {"production": 1})
+        assert not registry.store.exists(layout.manifest(model.id, 2)), "the overtaken run left a version behind"

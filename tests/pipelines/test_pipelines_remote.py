@@ -214,3 +214,38 @@ def test_cli_rejects_bad_json_filters(api, capsys):
     assert main(["pipeline", "submit", "predict", *common(api), "--filters", "[1]"]) == 1
     assert "expected a JSON object" in capsys.readouterr().err
     assert not api.calls()
+
+
+def test_a_cron_tick_skips_while_a_run_of_the_same_pipeline_and_model_is_active(capsys, monkeypatch):
+    """A CronJob's Forbid covers only its short submitter: the submitter itself must not start a second train."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)  # submitting never needs the store's keys
+    with KFPAPIServer(run_states=("RUNNING",)) as api:
+        tick = ["pipeline", "submit", "train", *common(api), "--skip-if-active"]
+        assert main(tick) == 0
+        (first,) = api.runs.values()
+        api.runs[first["run_id"]]["state"] = "RUNNING"
+        assert main(tick) == 0
+        assert len(api.runs) == 1
+        out = capsys.readouterr().out
+        assert f"skipped: run {first['display_name']} ({first['run_id']}) of the train pipeline on model digits-mlp is still RUNNING" in out
+        # another model, or another pipeline, is not held back
+        assert main(["pipeline", "submit", "predict", *common(api), "--skip-if-active"]) == 0
+        other = [a if a != "digits-mlp" else "other-model" for a in tick]
+        assert main(other) == 0
+        assert len(api.runs) == 3
+        api.runs[first["run_id"]]["state"] = "SUCCEEDED"
+        assert main(tick) == 0
+        assert len(api.runs) == 4
+
+
+def test_a_retried_tick_creates_its_run_once(capsys):
+    """The CronJob names the run after its Job: a submitter retried after a lost answer finds the run and stops."""
+    with KFPAPIServer() as api:
+        tick = ["pipeline", "submit", "predict", *common(api), "--run-name", "predict-digits-mlp-model-adapter-predict-29000000", "--skip-if-exists"]
+        assert main(tick) == 0 and main(tick) == 0
+        (run,) = api.runs.values()
+        assert run["display_name"] == "predict-digits-mlp-model-adapter-predict-29000000"
+        assert f"skipped: run predict-digits-mlp-model-adapter-predict-29000000 already exists ({run['run_id']}, " in capsys.readouterr().out
+        assert main(["pipeline", "submit", "predict", *common(api), "--skip-if-exists"]) == 1
+        assert "pipeline.--skip-if-exists: needs --run-name" in capsys.readouterr().err

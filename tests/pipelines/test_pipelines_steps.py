@@ -15,6 +15,7 @@ import pytest
 
 from adapter_base import ArtifactManifest, Registry, ValidationError
 from adapter_base.entities.model import ArtifactFile
+from adapter_base.registry import layout
 from adapter_base.steps.artifact_io import log_metrics, read_json, read_ref, write_output, write_ref
 from adapter_base.steps.evaluate import square_confusion
 from adapter_base.steps.finalize import finalize
@@ -128,3 +129,13 @@ def test_every_component_starts_as_a_step_so_its_process_exits_when_done(name):
     body = [node for node in func.body if not isinstance(node, (ast.Import, ast.ImportFrom))]
     first = body[1] if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else body[0]
     assert ast.unparse(first) == "start_step()", f"component {name} starts with {ast.unparse(first)!r}"
+
+
+@pytest.mark.parametrize("record", [[], "x", {"id": 3}, None])
+def test_finalize_reports_instead_of_raising_on_a_model_record_it_cannot_read(tmp_path, record):
+    uri = str(tmp_path / "store")
+    with Registry.open(uri) as registry:
+        model = registry.create_model("m")
+        registry.store.put_json(layout.model_record(model.id), record)
+    said = finalize("m", "run1", "FAILED", "Task exit-handler-1 failed.", store_uri=uri)
+    assert said.startswith("run run1 failed; cannot record it") and "\n" not in said

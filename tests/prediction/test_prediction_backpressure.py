@@ -95,3 +95,57 @@ def test_without_a_budget_everything_fits_at_once():
     bp = policy()
     bp.observe(10**12)
     assert bp.window() == 8 and bp.fits(10**12) and bp.hold(10**12, cancelled=lambda: True)
+
+
+def test_reservations_go_in_turn_order_and_a_passed_turn_reserves_nothing():
+    bp = policy(prepared_bytes_budget=10 * MIB)
+    got: list[object] = []
+    later = threading.Thread(target=lambda: got.append(bp.reserve(1, 1 * MIB, cancelled=lambda: False, waiting=lambda: None)))
+    later.start()
+    time.sleep(0.3)
+    assert got == [] and bp.budget is not None and bp.budget.held == 0  # turn 1 waits for turn 0, room or not
+    first = bp.reserve(0, 2 * MIB, cancelled=lambda: False, waiting=lambda: None)
+    later.join(5)
+    assert first is not None and got and got[0] is not None
+    assert (bp.budget.held, bp.budget.ahead) == (3 * MIB, 3 * MIB)
+    bp.pass_turn(3)  # passed out of order: turn 2 is still to come
+    assert bp.reserve(3, 1, cancelled=lambda: False, waiting=lambda: None) is None
+    bp.pass_turn(2)
+    assert bp.reserve(4, 1 * MIB, cancelled=lambda: False, waiting=lambda: None) is not None
+
+
+def test_a_reservation_shrinks_to_what_decoding_kept_then_is_taken_up_or_dropped():
+    bp = policy(prepared_bytes_budget=10 * MIB)
+    kept = bp.reserve(0, 6 * MIB, cancelled=lambda: False, waiting=lambda: None)
+    failed = bp.reserve(1, 3 * MIB, cancelled=lambda: False, waiting=lambda: None)
+    assert kept is not None and failed is not None and bp.budget is not None
+    kept.shrink(2 * MIB)  # the decoder's buffers are gone, the array stays
+    assert (bp.budget.held, bp.budget.ahead) == (5 * MIB, 5 * MIB)
+    assert kept.take() == 2 * MIB and (bp.budget.held, bp.budget.ahead) == (5 * MIB, 3 * MIB)
+    failed.drop()
+    failed.drop()
+    kept.shrink(0)  # after take: the consuming side releases it
+    assert (bp.budget.held, bp.budget.ahead) == (2 * MIB, 0)
+    bp.release(2 * MIB)
+    assert bp.budget.held == 0
+
+
+def test_the_next_turn_without_room_asks_for_held_bytes_and_goes_once_they_are_back():
+    bp = policy(prepared_bytes_budget=4 * MIB)
+    assert bp.hold(3 * MIB, cancelled=lambda: False)  # a partial batch's bytes
+    asked = threading.Event()
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(bp.reserve(0, 2 * MIB, cancelled=lambda: False, waiting=asked.set)))
+    waiter.start()
+    assert asked.wait(5) and got == []
+    bp.release(3 * MIB)
+    waiter.join(5)
+    assert got and got[0] is not None
+
+
+def test_bytes_reserved_ahead_never_keep_the_consuming_side_waiting():
+    bp = policy(prepared_bytes_budget=4 * MIB)
+    assert bp.reserve(0, 4 * MIB, cancelled=lambda: False, waiting=lambda: None) is not None
+    # a later item's decode holds the whole budget; an earlier item's input is still admitted
+    assert bp.fits(1 * MIB) and bp.hold(1 * MIB, cancelled=lambda: False)
+    assert not bp.fits(1 * MIB)  # now the consuming side holds bytes of its own

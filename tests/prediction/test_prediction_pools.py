@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import re
 import sys
 import time
 from typing import Any
@@ -132,8 +133,11 @@ def test_decoding_in_processes_gives_what_the_threads_give(tmp_path):
     assert procs.seen == threads.seen  # same pixels, shapes and dtypes, text unchanged
     assert procs.seen[next(k for k in procs.seen if procs.seen[k] == "hello")] == "hello"
     assert (40, 20, 3) in [v[0] for v in procs.seen.values() if isinstance(v, tuple)]  # EXIF rotation applied
-    # the same per-item failures, with the same messages
-    assert [(f.path, f.stage, f.error) for f in p_report.failures] == [(f.path, f.stage, f.error) for f in t_report.failures]
+    # the same per-item failures, with the same messages (a worker's decoding holds two more copies of the file)
+    def failures(report):
+        return [(f.path, f.stage, re.sub(r"needs [0-9.]+ MiB", "needs N MiB", f.error)) for f in report.failures]
+
+    assert failures(p_report) == failures(t_report)
     assert {f.path for f in p_report.failures} == {"broken.png", "huge.png", "odd: name.png"}
     assert shm_blocks() == set()  # every shared memory block was unlinked
 

@@ -33,6 +33,8 @@ CLI = str(VENV_BIN / "model-adapter")
 ENV_FAIL_AT_EPOCH = "RELIABILITY_FAIL_AT_EPOCH"
 #: Set to make ``SlowAdapter.save`` raise after writing part of its files.
 ENV_FAIL_IN_SAVE = "RELIABILITY_FAIL_IN_SAVE"
+#: Set in a training subprocess to make each ``SlowAdapter`` epoch take that many seconds (overrides ``epoch_delay_s``).
+ENV_EPOCH_DELAY = "RELIABILITY_EPOCH_DELAY_S"
 
 
 # --------------------------------------------------------------------------- data
@@ -73,6 +75,7 @@ class SlowAdapter(BaseModelAdapter):
     (``predict`` reads the weights file again, as memory-mapped weights would). Training writes ``state.json`` and
     ``epoch-<i>.json`` to ``checkpoint_dir`` each epoch, and resumes from
     ``resume_checkpoint``; ``$RELIABILITY_FAIL_AT_EPOCH`` makes it raise at that epoch,
+    ``$RELIABILITY_EPOCH_DELAY_S`` sets its epochs' length,
     ``$RELIABILITY_FAIL_IN_SAVE`` makes ``save`` raise half-way.
     """
 
@@ -124,7 +127,7 @@ class SlowAdapter(BaseModelAdapter):
         for epoch in range(start, epochs):
             if fail_at is not None and int(fail_at) == epoch:
                 raise RuntimeError(f"injected training failure at epoch {epoch}")
-            time.sleep(float(self.configuration["epoch_delay_s"]))
+            time.sleep(float(os.environ.get(ENV_EPOCH_DELAY) or self.configuration["epoch_delay_s"]))
             (checkpoint_dir / f"epoch-{epoch}.json").write_text(json.dumps({"epoch": epoch}))
             (checkpoint_dir / "state.json").write_text(json.dumps({"epoch": epoch, "resumed_from": start}))
             self.model = {"threshold": 120.0, "epochs_done": epoch + 1}

@@ -11,13 +11,15 @@ import os
 import subprocess
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from adapter_base import Registry
+from adapter_base import ConflictError, Registry
 from adapter_base.registry import layout
 from reliability_support import CLI, SlowAdapter, dataset_with_model, one_set_each, report_json, run_cli, subprocess_env
+from support.images import png_bytes
 
 pytestmark = [pytest.mark.reliability, pytest.mark.s3, pytest.mark.slow]
 
@@ -91,3 +93,114 @@ def test_adapters_in_threads_load_and_predict_the_same_model_at_once(s3_registry
         t.join(120)
     assert len(results) == 3 and all(getattr(r, "ok", False) for r in results), [getattr(r, "summary", lambda: r)() for r in results]
     one_set_each(s3_registry, items, model)
+
+
+# --------------------------------------------------------------------------- concurrent imports (issue 20.3)
+
+
+def _write_class_folder(root: Path, n: int, start: int = 0) -> None:
+    """``root/train/<label>/<i>.png``: ``n`` small distinct images over three labels."""
+    for i in range(start, start + n):
+        path = root / "train" / ("cat", "dog", "owl")[i % 3] / f"{i:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png_bytes(i % 256, size=(8 + i // 256, 8)))
+
+
+def _paths_of_records(registry: Registry, name: str) -> Counter[str]:
+    """How many item records each path has, read record by record (no page copies)."""
+    ds_id = registry.get_dataset(name).id
+    prefix = layout.item_records_prefix(ds_id)
+    return Counter(registry.store.get_json(obj.key)["path"] for obj in registry.store.list(prefix))
+
+
+def _imports_at_once(n: int, source: Path, store_uri: str, *, kill_one_after_s: float | None = None) -> list[str]:
+    """Start ``n`` imports of ``source`` at once (SIGKILL the first after ``kill_one_after_s``); the others' output."""
+    args = ["dataset", "import", str(source), "--name", "pets", "--store", store_uri]
+    procs = [subprocess.Popen([CLI, *args], env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(n)]
+    if kill_one_after_s is not None:
+        time.sleep(kill_one_after_s)
+        procs[0].kill()  # a writer that crashes mid-import leaves a half-written item behind
+        procs.pop(0).communicate()
+    outs = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out
+        outs.append(out)
+    return outs
+
+
+def test_concurrent_imports_of_one_source_end_with_exactly_one_item_per_path(store_uri: str, tmp_path: Path) -> None:
+    """Issue 20.3: three imports of one 180-file folder at once ended with 182 records, two at one path,
+    and a rerun said "already there". The path claim was check-then-act; now the item id follows from
+    the path, so every writer of a path writes the same item. Run on the local store and both S3 servers,
+    into a new dataset (the imports also race to create it) and into an existing one, one of the writers
+    SIGKILLed mid-import."""
+    source = tmp_path / "pets"
+    _write_class_folder(source, 30)
+    for out in _imports_at_once(3, source, store_uri):
+        assert "imported dataset pets" in out, out
+    _write_class_folder(source, 120, start=30)
+    outs = _imports_at_once(4, source, store_uri, kill_one_after_s=3.0)
+    with Registry.open(store_uri) as registry:
+        assert [d.name for d in registry.list_datasets()] == ["pets"]
+        paths = _paths_of_records(registry, "pets")
+        assert len(paths) == 150 and set(paths.values()) == {1}, [p for p, n in paths.items() if n > 1]
+        assert registry.count_items(registry.get_dataset("pets")) == 150
+        assert registry.get_dataset("pets").metadata["import"]["complete"] is True
+    assert all("removed" not in out for out in outs)
+    rerun = run_cli(["dataset", "import", str(source), "--name", "pets", "--store", store_uri])
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "added 0 item(s), 150 already there" in rerun.stdout and "removed" not in rerun.stdout
+
+
+def test_concurrent_add_item_of_one_path_leaves_one_item(store_uri: str) -> None:
+    """The Python API: eight threads add the same file at one path at once; one item results, and
+    every add either returns that item or says the path is taken."""
+    with Registry.open(store_uri) as registry:
+        ds = registry.create_dataset("d")
+        start = threading.Barrier(8)
+        results: list[object] = []
+
+        def add() -> None:
+            start.wait()
+            try:
+                results.append(registry.add_item(ds, "img/a.png", png_bytes(5)).id)
+            except ConflictError as exc:
+                results.append(exc)
+
+        threads = [threading.Thread(target=add) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        items = list(registry.iter_items(ds))
+        assert len(items) == 1 and registry.find_item(ds, "img/a.png").id == items[0].id
+        assert {r for r in results if isinstance(r, str)} == {items[0].id}
+        assert registry.read_item(items[0]) == png_bytes(5)
+
+
+def test_concurrent_adds_of_a_file_and_a_path_below_it_never_both_stay(store_uri: str) -> None:
+    """A path is a file or a folder, never both; the check before writing cannot see an add that has not
+    written yet, so two adds at once of ``img`` and ``img/1.png`` both passed it. Each add checks again once
+    its record is there: at most one of the two stays, and every add that returned is in the dataset."""
+    with Registry.open(store_uri) as registry:
+        for round_ in range(6):
+            ds = registry.create_dataset(f"d{round_}")
+            start = threading.Barrier(2)
+            returned: list[str] = []
+
+            def add(path: str, value: int) -> None:
+                start.wait()
+                try:
+                    registry.add_item(ds, path, png_bytes(value))
+                    returned.append(path)
+                except ConflictError:
+                    pass
+
+            threads = [threading.Thread(target=add, args=args) for args in (("img", 1), ("img/1.png", 2))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            paths = sorted(i.path for i in registry.iter_items(ds))
+            assert len(paths) <= 1 and paths == sorted(returned), (round_, paths, returned)

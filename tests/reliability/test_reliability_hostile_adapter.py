@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -221,18 +222,39 @@ def test_prepared_items_waiting_for_predict_stay_within_the_byte_budget(local_re
     assert adapter.peak_live_bytes <= budget + item_bytes, f"{adapter.peak_live_bytes / MIB:.0f} MiB of prepared arrays held at once"
 
 
+@pytest.mark.slow
+def test_an_input_let_go_after_predict_is_gone_before_the_next_decode(tmp_path: Path) -> None:
+    """A budget with room for one decode and nothing beside it: each image's bytes come back once its batch is
+    predicted, and nothing (the producer, the prepare map) keeps that array alive while the next one decodes."""
+    from adapter_base.media import read_image_header
+    from bench.decode_memory_bench import TARGET, build, peak_growth, png
+
+    images = [png(3000, "rgb8", value=i) for i in range(4)]
+    budget = int(read_image_header(images[0]).decode_bytes() * 1.05)
+    got = peak_growth(build(tmp_path / "store", images), {"prepared_bytes_budget": budget, "decode_processes": 0}, sleep=1.0, timeout=300)
+    print(f"peak RSS grew {got['growth_mib']:.0f} MiB with a {budget / MIB:.0f} MiB budget")
+    assert (got["ok"], got["failed"]) == (4, 0), got
+    assert got["growth_mib"] * MIB <= TARGET * budget, f"peak RSS grew {got['growth_mib']:.0f} MiB with a {budget / MIB:.0f} MiB budget"
+
+
+class Loader(BaseModelAdapter):
+    """The default ``prepare_item_func``; predicts ``x`` for each input, after ``predict_s`` seconds."""
+
+    predict_s = 0.0
+
+    def load(self, local_path: str, **kwargs: Any) -> None:
+        self.model = "loader"
+
+    def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
+        time.sleep(self.predict_s)
+        return [AnnotationCollection(annotations=[Annotation.classification("x", confidence=0.5)]) for _ in batch]
+
+
 def test_the_default_loader_refuses_an_image_over_the_budget_before_decoding_it(local_registry: Registry) -> None:
     ds = local_registry.create_dataset("big")
     small = [local_registry.add_item(ds, f"s{i}.png", png_bytes(i)) for i in range(3)]
     big = local_registry.add_item(ds, "big.png", png_bytes(7, size=(2000, 1000)))  # a 7 KB file, 5.7 MiB decoded
     model = local_registry.create_model("loader", configuration={"prepared_bytes_budget": 2 * MIB})
-
-    class Loader(BaseModelAdapter):
-        def load(self, local_path: str, **kwargs: Any) -> None:
-            self.model = "loader"
-
-        def predict(self, batch: Sequence[Any], **kwargs: Any) -> list[AnnotationCollection]:
-            return [AnnotationCollection(annotations=[Annotation.classification("x", confidence=0.5)]) for _ in batch]
 
     adapter = Loader(registry=local_registry)
     adapter.load_from_model(model)
@@ -241,7 +263,9 @@ def test_the_default_loader_refuses_an_image_over_the_budget_before_decoding_it(
     [failure] = report.failures
     assert failure.item_id == big.id and failure.stage == "prepare"
     assert f"item {big.id} (big.png)" in failure.error
-    assert "image 2000x1000 decodes to 5.7 MiB, more than the prepared_bytes_budget of 2.0 MiB" in failure.error
+    # what decoding holds (the file, the decoder's image, the array, a strip), not the array alone
+    needs = r"image 2000x1000 \(PNG L\) needs [0-9.]+ MiB to decode \(5\.7 MiB as an RGB array\)"
+    assert re.search(needs + r", more than the prepared_bytes_budget of 2\.0 MiB", failure.error), failure.error
 
 
 @pytest.mark.slow
@@ -251,62 +275,99 @@ def test_peak_memory_of_large_decoded_images_follows_the_budget(tmp_path: Path) 
     The items are written here; the child process only predicts, so its peak before the run
     is its imports, never a large image it built itself (freed memory it would reuse).
     """
-    from support.images import png_bytes
+    from bench.decode_memory_bench import build, peak_growth, png
 
-    data = png_bytes(9, size=(3000, 3000), mode="RGB")
-    for budget in ("0", str(100 * MIB)):
-        with Registry.open(str(tmp_path / f"store-{budget}")) as registry:
-            ds = registry.create_dataset("big")
-            for i in range(24):
-                registry.add_item(ds, f"{i}.png", data)
-            registry.create_model("sink", configuration={"prepared_bytes_budget": int(budget) or None})
-    del data
-    source = f"""
-        import sys, time
-        from adapter_base import AnnotationCollection, BaseModelAdapter, Registry
+    store = build(tmp_path / "store", [png(3000, "rgb8")] * 24)
 
-        def peak_kib():
-            # This process's own high-water mark: ru_maxrss would start from the RSS of the
-            # (large) pytest process that started it, which Linux carries across fork and exec.
-            with open("/proc/self/status") as fh:
-                return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
-
-        class Sink(BaseModelAdapter):
-            calls = 0
-            def load(self, local_path, **kw):
-                self.model = "sink"
-            def predict(self, batch, **kw):
-                # A model far slower than the decoding, even on a loaded machine: during the first
-                # call every image the engine lets through is decoded and waiting.
-                Sink.calls += 1
-                time.sleep(8.0 if Sink.calls == 1 else 0.05)
-                return [AnnotationCollection() for _ in batch]
-
-        registry = Registry.open({str(tmp_path)!r} + "/store-" + sys.argv[1])
-        items = list(registry.iter_items(registry.get_dataset("big")))
-        adapter = Sink(registry=registry)
-        adapter.load_from_model(registry.get_model("sink"))
-        before = peak_kib()
-        report = adapter.predict_items(items, batch_size=4)
-        after = peak_kib()
-        print("GROWTH_MIB", (after - before) / 1024, report.succeeded, report.failed, before // 1024, flush=True)
-        """
-
-    def growth(budget: int) -> float:
-        proc = run_python(tmp_path, source, str(budget), timeout=300)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("GROWTH_MIB")), None)
-        assert line is not None, proc.stdout + proc.stderr
-        _, mib, ok, failed, before = line.split()
-        assert (ok, failed) == ("24", "0"), line
-        print(f"budget {budget}: peak RSS {before} MiB before the run, grew {float(mib):.0f} MiB")
-        return float(mib)
+    def growth(budget: int | None) -> float:
+        got = peak_growth(store, {"prepared_bytes_budget": budget}, sleep=8.0, timeout=300)
+        assert (got["ok"], got["failed"]) == (24, 0), got
+        print(f"budget {budget}: peak RSS grew {got['growth_mib']:.0f} MiB")
+        return float(got["growth_mib"])
 
     bounded = growth(100 * MIB)
-    unbounded = growth(0)
+    unbounded = growth(None)
     # 100 MiB of held arrays plus the ones being decoded; without a budget many more queue up
     assert bounded < 300, f"RSS grew {bounded:.0f} MiB with a 100 MiB budget ({unbounded:.0f} MiB without)"
     print(f"RSS growth: {bounded:.0f} MiB with a 100 MiB budget, {unbounded:.0f} MiB without")
     assert bounded < unbounded / 1.5, f"budget {bounded:.0f} MiB vs none {unbounded:.0f} MiB"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["rgb8", "grey16"])
+@pytest.mark.parametrize("processes", [0, 2])
+def test_peak_memory_of_decoding_stays_within_the_budget(tmp_path: Path, kind: str, processes: int) -> None:
+    """Issue 20, point 7: what decoding holds (the decoder's image in its mode, conversions, the array, every copy)
+    counts against ``prepared_bytes_budget``: eight 3000 x 3000 PNGs at once (26 MiB each as arrays, a few KB on
+    disk) raise peak RSS by at most 1.25 x the budget, on the prepare threads and in decoding worker processes."""
+    from bench.decode_memory_bench import TARGET, build, peak_growth, png
+
+    budget = 100 * MIB
+    store = build(tmp_path / "store", [png(3000, kind, value=i) for i in range(8)])
+    got = peak_growth(store, {"prepared_bytes_budget": budget, "decode_processes": processes, "prefetch_batches": 4}, timeout=300)
+    print(f"{kind}, {processes} decoding processes: peak RSS grew {got['growth_mib']:.0f} MiB with a {budget // MIB} MiB budget")
+    assert (got["ok"], got["failed"]) == (8, 0), got
+    assert got["growth_mib"] * MIB <= TARGET * budget, f"peak RSS grew {got['growth_mib']:.0f} MiB with a {budget // MIB} MiB budget"
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A real 1 x 1 PNG whose header says ``width`` x ``height`` (a decompression bomb's first bytes)."""
+    import struct
+    import zlib
+
+    data = bytearray(png_bytes(1, size=(1, 1)))
+    ihdr = 8 + 8  # signature, then the IHDR chunk's length and type
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_decompression_bomb_is_a_validation_error_naming_the_item(local_registry: Registry, processes: int) -> None:
+    """Issue 20, point 13: Pillow's ``DecompressionBombError`` (too many pixels, from the header) fails its item
+    as a ``ValidationError`` naming it; the other items go on."""
+    from adapter_base import ValidationError
+    from adapter_base.media import decode_image
+
+    bomb = png_claiming(20000, 20000)
+    with pytest.raises(ValidationError, match=r"^x\.data: cannot decode image: Image size \(400000000 pixels\) exceeds limit"):
+        decode_image(bomb, what="x")
+    ds = local_registry.create_dataset("bombs")
+    items = [local_registry.add_item(ds, f"s{i}.png", png_bytes(i)) for i in range(3)]
+    items.insert(1, local_registry.add_item(ds, "bomb.png", bomb))
+    model = local_registry.create_model("loader", configuration={"decode_processes": processes})
+    adapter = Loader(registry=local_registry)
+    adapter.load_from_model(model)
+    report = adapter.predict_items(items, batch_size=2)
+    assert (report.succeeded, report.failed) == (3, 1), report.summary()
+    [failure] = report.failures
+    assert (failure.item_id, failure.stage, failure.path) == (items[1].id, "prepare", "bomb.png")
+    named = f"ValidationError: item {items[1].id} (bomb.png).data: cannot decode image: Image size (400000000 pixels)"
+    assert failure.error.startswith(named), failure.error
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_budget_with_room_for_one_decode_at_a_time_still_finishes_every_batch(local_registry: Registry, processes: int) -> None:
+    """Each decode waits for room in the budget, in listing order, while batches of 4 are being filled: the
+    batch being filled is handed to ``predict`` rather than waiting for room it holds itself."""
+    from adapter_base.media import read_image_header
+
+    ds = local_registry.create_dataset("tight")
+    images = [png_bytes(i, size=(300, 200), mode="RGB") for i in range(13)]
+    items = [local_registry.add_item(ds, f"{i:02d}.png", data) for i, data in enumerate(images)]
+    header = read_image_header(images[0])
+    budget = header.decode_bytes(data_copies=3) + 2 * header.array_bytes  # three decoded items and a decode never fit
+    config = {"prepared_bytes_budget": budget, "decode_processes": processes, "prepare_workers": 4}
+    model = local_registry.create_model("loader", configuration=config)
+    adapter = Loader(registry=local_registry)
+    adapter.predict_s = 0.02
+    adapter.load_from_model(model)
+    done: list[Any] = []
+    runner = threading.Thread(target=lambda: done.append(adapter.predict_items(items, batch_size=4)), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert done, "the run did not finish: a decode waited for room that the batch being filled held"
+    assert (done[0].succeeded, done[0].failed) == (13, 0), done[0].summary()
 
 
 # --------------------------------------------------------------------------- point 13: a hung prepare_item_func

@@ -181,7 +181,7 @@ def test_save_failing_between_manifest_and_record_never_shows_a_partial_version(
     with Registry.open(own_store_uri) as registry:
         adapter = SlowAdapter(registry=registry)
         adapter.load_from_model(model)
-        Outage(own_seaweed, restart=False).after_calls(registry.store, "put_bytes", 2)  # 1: manifest, 2: model record
+        Outage(own_seaweed, restart=False).after_calls(registry.store, "put_bytes", 3)  # 1: version claim, 2: manifest, 3: model record
         with pytest.raises(StoreError):
             adapter.save_to_model()
     own_seaweed.start()

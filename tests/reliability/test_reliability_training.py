@@ -11,7 +11,18 @@ import pytest
 from adapter_base import Registry
 from adapter_base.registry import layout
 from adapter_base.registry.checkpoints import checkpoint_key, stored_checkpoints
-from reliability_support import ENV_FAIL_AT_EPOCH, ENV_FAIL_IN_SAVE, SlowAdapter, dataset_with_model, run_cli, subprocess_env
+from reliability_support import (
+    ENV_EPOCH_DELAY,
+    ENV_FAIL_AT_EPOCH,
+    ENV_FAIL_IN_SAVE,
+    SlowAdapter,
+    dataset_with_model,
+    run_cli,
+    sigkill,
+    start_cli,
+    subprocess_env,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.reliability, pytest.mark.s3]
 
@@ -82,3 +93,33 @@ def test_a_failure_while_saving_the_trained_model_publishes_nothing(s3_registry:
     trained = SlowAdapter(registry=s3_registry).train_model(model.id)
     assert (trained.status, trained.version) == ("trained", 2)
     assert trained.metrics["training"] == {}  # resumed after the last epoch: nothing left to train
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local_registry", "s3_registry"], ids=["local", "seaweedfs"])
+def test_overlapping_training_runs_commit_once_and_the_overtaken_one_is_refused(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A cron tick while the previous run still trains: both train from version 1; the quick one
+    commits version 2, the slow one is refused (one line naming both versions) and leaves the
+    model at version 2, ``trained``, with no version 3."""
+    registry: Registry = request.getfixturevalue(backend)
+    _, _, model = dataset_with_model(registry, 2, train=4, configuration={"epochs": 3})
+    args = ["train", model.name, "--store", registry.store.uri]
+    slow = start_cli(args, env=subprocess_env({ENV_EPOCH_DELAY: "3"}), log=tmp_path / "slow.log")
+    try:
+        wait_for(lambda: registry.get_model(model.id).status == "training", 60, "the slow run to start training")
+        quick = run_cli(args)
+        assert quick.returncode == 0, quick.stdout + quick.stderr
+        assert registry.get_model(model.id).version == 2
+        assert slow.wait(120) == 1
+    finally:
+        if slow.poll() is None:
+            sigkill(slow)
+    errors = [line for line in (tmp_path / "slow.log").read_text().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "VersionConflictError" in errors[0], errors
+    assert "at version 2, not at version 1" in errors[0], errors[0]
+    current = registry.get_model(model.id)
+    assert (current.version, current.status, current.status_message) == (2, "trained", None)
+    assert not registry.store.exists(layout.manifest(model.id, 3)), "the refused run left a version behind"
+    assert not list(registry.store.list(layout.model_prefix(model.id) + "claims/"))
+    assert stored_checkpoints(registry.store, model.id) is None, "a later run would resume the refused run's training"
+    registry.download_artifacts(current, tmp_path / "v2")  # complete, digests verified

@@ -63,6 +63,8 @@ class Lister:
             obj = self.call(f"list {full_prefix!r}", step)
             if obj is done:
                 return
+            if obj.object_name == last:  # rclone serve s3 lists a key twice after concurrent writes of it
+                continue
             last = obj.object_name
             if obj.is_dir or obj.object_name.endswith("/"):
                 continue
@@ -87,10 +89,12 @@ class Lister:
                 if "\n" not in o.object_name
             ),
         )
+        previous = None
         for line in level:
             name, kind, size, etag = line.split("\0")
-            if not name.startswith(full_prefix):
+            if not name.startswith(full_prefix) or name == previous:  # a name listed twice (see ``flat``) counts once
                 continue
+            previous = name
             if kind == "d" or name.endswith("/"):
                 if name != full_prefix:  # SeaweedFS lists an empty directory as itself
                     yield from self.walk(name)

@@ -29,11 +29,11 @@ from minio.commonconfig import CopySource
 from minio.credentials.providers import Provider
 from minio.deleteobjects import DeleteObject
 
-from ...errors import NotFoundError, StoreError
+from ...errors import InvalidKeyError, NotFoundError, StoreError
 from ..atomic import atomic_write
 from ..base import ObjectInfo, ObjectStore
 from ..digest import HashingReader
-from ..keys import validate_key, validate_prefix
+from ..keys import MAX_KEY_BYTES, validate_key, validate_prefix
 from ..retry import retry_call
 from .config import (
     DEFAULT_ENDPOINT,
@@ -165,7 +165,16 @@ class S3Store(ObjectStore):
 
     # ------------------------------------------------------------------ plumbing
     def _full(self, key: str) -> str:
-        return self._root + validate_key(key)
+        return self._root + self.check_key(key)
+
+    def check_key(self, key: object) -> str:
+        """``validate_key``, and the prefix plus the key within the 1024 bytes S3 servers take (both suite servers refuse more)."""
+        validate_key(key)
+        if len((self._root + key).encode()) > MAX_KEY_BYTES:  # type: ignore[operator]
+            raise InvalidKeyError(
+                f"store key is too long for {self.uri}: with the prefix {self._root!r} it is over {MAX_KEY_BYTES} bytes (UTF-8): {key!r}"
+            )
+        return key  # type: ignore[return-value]
 
     def _call(self, what: str, fn: Callable[[], T], key: str | None = None, *, opened: bool = True, deadline_s: float | None = None) -> T:
         """Run ``fn`` with retries (until ``deadline_s``, default the store's); translate the final failure."""
