@@ -45,7 +45,8 @@ def test_val_folder_is_the_validation_subset_and_notes_are_skipped_with_a_count(
     assert "warning: 2 file(s) skipped: not an image" in out
     # the summary is printed before anything is written (it precedes the result line) and again after
     assert out.index("warning: 2 file(s) skipped") < out.index("imported dataset pets")
-    assert out.count("  label ") == 2 and re.search(r"\n  cat +1 +1 +1\n  dog +1 +2 +1\n", out), out
+    assert out.count("  label ") == 1 and re.search(r"\n  cat +1 +1 +1\n  dog +1 +2 +1\n", out), out  # the summary prints once
+    assert out.count("train/cat/notes.txt") == 1, "the skipped list prints once"
     assert "train/cat/notes.txt: not an image (text/plain)" in out
     with Registry.open(store) as registry:
         ds = registry.get_dataset("pets")
@@ -379,7 +380,7 @@ def test_names_no_store_key_can_hold_are_skipped_and_counted_and_the_import_comp
     assert code == 0, err
     unstorable = len(UNSTORABLE)
     assert "added 3 item(s), 0 already there" in out
-    assert f"skipped {unstorable} entries" in out
+    assert f"warning: {unstorable} file(s) skipped: " in out
     assert "control character or backslash in the name (cannot be a store key) 5" in out
     assert "name too long for a store key 2" in out and "name is not UTF-8 (cannot be a store key) 1" in out
     assert "'train/cat/new\\nline.png': control character" in out  # one line per entry, escaped
@@ -387,7 +388,7 @@ def test_names_no_store_key_can_hold_are_skipped_and_counted_and_the_import_comp
         assert sorted(by_path(registry, "pets")) == sorted([f"train/cat/{longest}", "train/cat/ok.png", "d" * 255 + "/x.png"])
         assert registry.get_dataset("pets").metadata["import"]["complete"] is True
     code, out, err = run(capsys, "dataset", "import", str(root), "--store", store)
-    assert code == 0 and "added 0 item(s), 3 already there" in out and f"skipped {unstorable} entries" in out
+    assert code == 0 and "added 0 item(s), 3 already there" in out and f"warning: {unstorable} file(s) skipped: " in out
 
 
 def test_add_item_refuses_an_unstorable_path_naming_it_and_writes_nothing(tmp_path):
