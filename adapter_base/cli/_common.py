@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..errors import ValidationError
+from ..entities import Model
+from ..errors import NotFoundError, ValidationError
 from ..registry import Registry
 from ..secrets import holds_secret
 from ..storage import default_store_uri, open_store
@@ -109,3 +110,15 @@ def confirm(question: str, args: argparse.Namespace) -> bool:
     if not sys.stdin.isatty():
         raise ValidationError("delete", "--yes", f"{question} needs confirmation and this shell is not interactive: pass --yes")
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def chosen_version(model: Model, args: argparse.Namespace) -> int | None:
+    """The version ``--version N`` or ``--alias NAME`` picks (None: the current one)."""
+    if getattr(args, "alias", None):
+        if args.alias not in model.aliases:
+            raise NotFoundError(f"model {model.name!r} has no alias {args.alias!r} (has: {', '.join(sorted(model.aliases)) or 'none'}; `model-adapter model alias set` adds one)")
+        return model.aliases[args.alias]
+    version = getattr(args, "version", None)
+    if version is not None and not 1 <= version <= model.version:
+        raise NotFoundError(f"model {model.name!r} has no version {version} (it has versions 1 to {model.version}; see `model-adapter model versions {model.name}`)")
+    return version

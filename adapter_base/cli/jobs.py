@@ -6,28 +6,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ..entities import Model
-from ..errors import NotFoundError, StoreError
+from ..errors import StoreError
 from ..flows.preflight import require_items, require_trained, warn_label_mismatch
 from ..loading import make_adapter
 from ..progress import ProgressBar, progress_bar
 from ..metrics.report import filters_text
-from ._common import add_store_option, item_filters, metrics_text, open_registry, print_json
+from ._common import add_store_option, chosen_version, item_filters, metrics_text, open_registry, print_json
 
 if TYPE_CHECKING:
     from ..prediction import PredictionReport
-
-
-def chosen_version(model: Model, args: argparse.Namespace) -> int | None:
-    """The version ``--version N`` or ``--alias NAME`` picks (None: the current one)."""
-    if getattr(args, "alias", None):
-        if args.alias not in model.aliases:
-            raise NotFoundError(f"model {model.name!r} has no alias {args.alias!r} (has: {', '.join(sorted(model.aliases)) or 'none'}; `model-adapter model alias set` adds one)")
-        return model.aliases[args.alias]
-    version = getattr(args, "version", None)
-    if version is not None and not 1 <= version <= model.version:
-        raise NotFoundError(f"model {model.name!r} has no version {version} (it has versions 1 to {model.version}; see `model-adapter model versions {model.name}`)")
-    return version
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ from ..metrics import headline
 from ..metrics.report import filters_text
 from ..registry import Registry, layout
 from ._common import (
-    add_config_option, add_json_option, add_store_option, confirm, metrics_text, open_registry, parse_key_values, print_json, print_table,
+    add_config_option, add_json_option, add_store_option, chosen_version, confirm, metrics_text, open_registry, parse_key_values, print_json,
+    print_table,
 )  # fmt: skip
 
 
@@ -159,8 +160,6 @@ def cmd_evaluations(args: argparse.Namespace) -> int:
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
-    from .jobs import chosen_version
-
     with open_registry(args) as registry:
         model = registry.get_model(args.model)
         version = chosen_version(model, args)

@@ -21,6 +21,21 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import ValidationError
+from ..metrics import finite_numbers
+from ..registry import Registry, layout
+from ..sharding import summary_markdown
+from ..steps.artifact_io import write_json
+from ..steps.commit import commit
+from ..steps.evaluate import evaluate
+from ..steps.finalize import finalize
+from ..steps.load import load
+from ..steps.merge_reports import merge_reports
+from ..steps.model_ref import ModelRef
+from ..steps.predict_shard import predict_shard
+from ..steps.promote import promote
+from ..steps.shared import configure_step_logging
+from ..steps.split_dataset import split_dataset
+from ..steps.train import train
 
 #: How a value is given on the command line.
 TEXT, JSON_OBJECT, JSON_LIST, REF, INT, FLOAT, BOOL = "text", "object", "list", "ref", "int", "float", "bool"
@@ -82,7 +97,6 @@ def _parse(kind: str, text: str, option: str) -> Any:
     if kind == JSON_LIST and not isinstance(value, list):
         raise ValidationError("step", option, f"expected a JSON list, got {type(value).__name__}")
     if kind == REF:
-        from ..steps.model_ref import ModelRef
 
         try:
             return ModelRef.from_dict(value)
@@ -92,7 +106,6 @@ def _parse(kind: str, text: str, option: str) -> Any:
 
 
 def _write(path: str, value: Any, text: bool) -> None:
-    from ..steps.artifact_io import write_json
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     if text:
@@ -111,7 +124,6 @@ BATCH = Input("batch_size", INT, default=0, help="prediction batch size (0: the 
 
 
 def _load(a: Mapping[str, Any]) -> dict[str, Any]:
-    from ..steps.load import load
 
     ref = load(
         a["adapter"], a["model"], store_uri=a["store_uri"], configuration=a["configuration"], run_id=a["run_id"],
@@ -122,21 +134,17 @@ def _load(a: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _train(a: Mapping[str, Any]) -> dict[str, Any]:
-    from ..metrics import finite_numbers
-    from ..steps.train import train
 
     staged = train(a["adapter"], a["base_model"], a["run_id"], dataset=a["dataset"], store_uri=a["store_uri"], configuration=a["configuration"])
     return {"staged_model": staged.ref.to_dict(), "training_metrics": finite_numbers(staged.training)}
 
 
 def _commit(a: Mapping[str, Any]) -> dict[str, Any]:
-    from ..steps.commit import commit
 
     return {"trained_model": commit(a["staged_model"], store_uri=a["store_uri"]).to_dict()}
 
 
 def _evaluate(a: Mapping[str, Any]) -> dict[str, Any]:
-    from ..steps.evaluate import evaluate
 
     ref = a["trained_model"]
     out = evaluate(
@@ -152,27 +160,23 @@ def _evaluate(a: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _promote(a: Mapping[str, Any]) -> dict[str, Any]:
-    from ..steps.promote import promote
 
     return {"aliases": promote(a["trained_model"], a["alias"], store_uri=a["store_uri"], run_id=a["run_id"])}
 
 
 def _finalize(a: Mapping[str, Any]) -> dict[str, Any]:
-    from ..steps.finalize import finalize
 
     print(finalize(a["model"], a["run_id"], a["state"], a["error_message"] or None, store_uri=a["store_uri"]))
     return {}
 
 
 def _split_dataset(a: Mapping[str, Any]) -> dict[str, Any]:
-    from ..steps.split_dataset import split_dataset
 
     index = split_dataset(a["dataset"], a["num_shards"], a["run_id"], filters=a["filters"], store_uri=a["store_uri"])
     return {"shards": index, "shard_numbers": [s["shard"] for s in index["shards"]]}
 
 
 def _predict_shard(a: Mapping[str, Any]) -> dict[str, Any]:
-    from ..steps.predict_shard import predict_shard
 
     out = predict_shard(
         a["adapter"], a["base_model"], a["shards"], a["shard"], store_uri=a["store_uri"], configuration=a["configuration"],
@@ -183,9 +187,6 @@ def _predict_shard(a: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _merge_reports(a: Mapping[str, Any]) -> dict[str, Any]:
-    from ..registry import Registry, layout
-    from ..sharding import summary_markdown
-    from ..steps.merge_reports import merge_reports
 
     index = a["shards"]
     run_id = index["run_id"]
@@ -305,7 +306,6 @@ def output_option(name: str) -> str:
 
 
 def cmd_step(args: argparse.Namespace) -> int:
-    from ..steps.shared import configure_step_logging
 
     step = STEPS[args.step]
     values = {}

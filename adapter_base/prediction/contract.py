@@ -48,7 +48,6 @@ def call_predict(adapter: AdapterHooks, inputs: list[Any], items: Sequence[Item]
     is stored on.
     """
     given = [copy.copy(it) for it in items]
-    call = getattr(adapter, hook)
     if not timeout_s:
         return call_hook(adapter, hook, inputs, items=given)
     # A daemon thread, not an executor: a hung predict cannot be killed, and an

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ValidationError
 from ..media import Reserve, decode_image, map_large_allocations, read_image_header
 from ..processes import exit_with_parent
 
