@@ -90,6 +90,7 @@ class ItemCensus:
 
     matched: int = 0
     total: int = 0
+    unreadable: int = 0  # records that could not be read (the run fails them by name)
     subsets: dict[str, int] = field(default_factory=dict)
     folders: dict[str, int] = field(default_factory=dict)  # top-level path folders
 
@@ -113,8 +114,11 @@ def item_census(registry: Registry, dataset: Dataset, filters: Filters | Mapping
     """Count the items of ``dataset`` matching ``filters``, and its items per subset and top folder, in one pass."""
     flt = Filters.coerce(filters)
     census = ItemCensus()
-    for item in registry.iter_items(dataset):
+    for _, item in registry.iter_item_results(dataset):
         census.total += 1
+        if isinstance(item, BaseException):  # unreadable: the run lists it and fails it by name
+            census.unreadable += 1
+            continue
         for s in item.subsets:
             census.subsets[s] = census.subsets.get(s, 0) + 1
         top = item.path.split("/", 1)[0] if "/" in item.path else "."
@@ -147,9 +151,9 @@ def no_match_message(dataset: Dataset, filters: Filters | Mapping[str, Any] | No
 def require_items(registry: Registry, dataset: Dataset, filters: Filters | Mapping[str, Any] | None, what: str) -> int:
     """Refuse when no item of ``dataset`` matches ``filters``, naming the subsets that exist; returns how many match."""
     census = item_census(registry, dataset, filters)
-    if not census.matched:
+    if not census.matched and not census.unreadable:
         raise ValidationError(what, "filters", no_match_message(dataset, filters, census))
-    return census.matched
+    return census.matched + census.unreadable
 
 
 def require_annotated(registry: Registry, dataset: Dataset, filters: Filters | Mapping[str, Any] | None, what: str) -> None:

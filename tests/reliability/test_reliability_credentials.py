@@ -255,3 +255,22 @@ def test_pipeline_steps_redact_warnings_logs_and_uncaught_errors(planted: dict[s
     assert "Exception in thread step-thread" in err and "ValueError: thread failed with ***" in err
     assert "RuntimeError: step failed with ***" in err
     assert_no_leak(result, secret)
+
+
+def test_a_log_line_written_while_a_progress_bar_is_open_is_redacted(tmp_path: Path) -> None:
+    """While a bar is open its log lines go through tqdm's handler instead of the console's (logging_redirect_tqdm):
+    that handler must redact as the console's does."""
+    script = (
+        "import logging, sys\n"
+        "from adapter_base.secrets import install_redaction\n"
+        "logging.basicConfig(level=logging.WARNING, stream=sys.stderr)\n"
+        "install_redaction()\n"
+        "from adapter_base.progress import progress_bar\n"
+        "bar = progress_bar('predict', 2)\n"
+        "logging.getLogger('my_adapter').warning('token is SECRETVALUE-9f3a-while-the-bar-runs')\n"
+        "bar.update(); bar.close()\n"
+    )
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "SECRETVALUE-9f3a-while-the-bar-runs", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "token is ***" in proc.stderr and "SECRETVALUE" not in proc.stderr + proc.stdout

@@ -411,3 +411,15 @@ def test_every_dataset_argument_takes_a_name_or_an_id(local_registry: Registry) 
     registry.delete_dataset(ds)
     with pytest.raises(NotFoundError, match=ds.id):
         registry.count_items(ds)  # an entity of a deleted dataset is no empty dataset either
+
+
+def test_the_pre_run_count_includes_a_forged_item_the_run_will_fail(local_registry: Registry) -> None:
+    """The count a run's pre-check gives (its progress bar's total) is every item the run lists, the
+    unreadable ones included: they are listed and failed by name, not left out of the total."""
+    from adapter_base.flows.preflight import item_census, require_items
+
+    a, a_items, b, b_items, _ = two_datasets(local_registry)
+    forge_item(local_registry, a, a_items[0], b_items[0])
+    census = item_census(local_registry, a, {"subset": "test"})
+    assert (census.matched, census.unreadable) == (len(a_items) - 1, 1)
+    assert require_items(local_registry, a, {"subset": "test"}, "predict") == len(a_items)
