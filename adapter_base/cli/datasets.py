@@ -50,7 +50,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 0
     name = args.name or default_name(args)
     with open_registry(args, create=True) as registry:
-        result = apply_plan(registry, plan, name, on_conflict=args.on_conflict)
+        result = apply_plan(registry, plan, name, on_conflict=args.on_conflict, keep_broken=args.keep_broken)
         ds = result.dataset
         subsets = list(KNOWN_SUBSETS) + sorted({s for it in plan.items for s in it.subsets} - set(KNOWN_SUBSETS))
         counts = registry.count_by_subset(ds, subsets)
@@ -66,7 +66,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         if len(result.duplicates_removed) > SHOW_SKIPPED:
             print(f"  ... and {len(result.duplicates_removed) - SHOW_SKIPPED} more")
     if not shown_before:  # the summary and the skipped list print once
-        print(plan.summary())
+        print(plan.without(path for path, _ in result.broken).summary())
     already_said = set(plan.skipped) if shown_before else set()
     skipped = [entry for entry in result.skipped if entry not in already_said]  # the skipped list prints once too
     if skipped:
@@ -145,7 +145,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'digits' (scikit-learn's handwritten digits). Only media files are imported; the rest is skipped and "
         "counted, and so are names no store key can hold (a file name over 250 bytes, a control character such as a newline, a "
         "backslash, bytes that are not UTF-8) and a path that is a folder of an item already in the dataset or below "
-        "one's file. A summary of labels and items per subset is printed before anything is written when something "
+        "one's file. Every image is decoded in full before it is written (alongside the uploads; not again on a rerun) "
+        "and one that does not decode (truncated, empty, not an image) is skipped and counted unless --keep-broken. A summary of labels and items per subset is printed before anything is written when something "
         "looks off, and always after. Importing the same source again adds only what is new; imports of one source "
         "may run at the same time (each path gets one item), and a rerun removes duplicate items an older version "
         "left at one path (reported).",
@@ -167,6 +168,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="fail",
         help="a file whose content or labels differ from the item already at its path: fail before writing "
         "anything (default) or skip it, keeping the dataset's item",
+    )
+    imp.add_argument(
+        "--keep-broken",
+        action="store_true",
+        help="import images that do not decode (truncated, empty, not an image) instead of skipping them; no image is decoded",
     )
     imp.add_argument("--dry-run", action="store_true", help="print the summary of what would be imported; write nothing")
     imp.add_argument("--limit", type=int, default=None, help="import only the first N digits")

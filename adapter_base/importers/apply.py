@@ -9,11 +9,13 @@ from typing import Literal
 
 from tqdm import tqdm
 
+from ..concurrency import ordered_map
 from ..entities import AnnotationCollection, Dataset, Item
 from ..errors import AdapterError, ConflictError, NotFoundError
 from ..registry import DuplicatePath, Registry
 from ..storage.digest import sha256_file
-from .plan import ImportPlan, PlannedItem
+from .plan import ImportPlan, PlannedItem, media_kind
+from .verify import image_problem
 
 #: ``Dataset.metadata`` key recording an import: its source, format and whether it finished.
 IMPORT_KEY = "import"
@@ -34,7 +36,8 @@ class DatasetImportError(AdapterError):
 @dataclass
 class ImportResult:
     """What an import did: the dataset, items added now, entries skipped (path, why), items already there,
-    differing items kept, and the duplicate items removed (several at one path, left by an older version)."""
+    differing items kept, the duplicate items removed (several at one path, left by an older version),
+    and the broken images skipped (path, why; also in ``skipped``)."""
 
     dataset: Dataset
     added: int
@@ -42,6 +45,7 @@ class ImportResult:
     already_there: int = 0
     conflicts_kept: int = 0
     duplicates_removed: list[DuplicatePath] = field(default_factory=list)
+    broken: list[tuple[str, str]] = field(default_factory=list)
 
 
 def annotations_digest(annotations: AnnotationCollection | None) -> str | None:
@@ -95,7 +99,15 @@ def _open_dataset(registry: Registry, plan: ImportPlan, name: str) -> Dataset:
     return ds
 
 
-def apply_plan(registry: Registry, plan: ImportPlan, name: str, *, on_conflict: OnConflict = "fail", progress: bool = True) -> ImportResult:
+def apply_plan(
+    registry: Registry,
+    plan: ImportPlan,
+    name: str,
+    *,
+    on_conflict: OnConflict = "fail",
+    keep_broken: bool = False,
+    progress: bool = True,
+) -> ImportResult:
     """Add the plan's items to dataset ``name`` (created when missing) and record the import as complete.
 
     Rerunning the same import adds only the files not there yet: a path already in the
@@ -103,13 +115,17 @@ def apply_plan(registry: Registry, plan: ImportPlan, name: str, *, on_conflict: 
     whose content differs stops the import before anything is written, unless
     ``on_conflict="skip"`` keeps what the dataset has. A failure names the file.
 
+    Every image about to be added is decoded in full first, on the registry's I/O pool while
+    earlier files upload; one that does not decode is skipped (``ImportResult.broken``) unless
+    ``keep_broken``. Files already in the dataset are not decoded again.
+
     Any number of imports of one source may run at once: each path ends with one item.
     A path that no key of this store can hold is skipped (``ImportResult.skipped``) before
     anything is written; several items at one path (left by an older version) are
     reduced to one (``ImportResult.duplicates_removed``).
     """
     for _ in range(3):
-        result = _apply(registry, plan, _open_dataset(registry, plan, name), name, on_conflict, progress)
+        result = _apply(registry, plan, _open_dataset(registry, plan, name), name, on_conflict, keep_broken, progress)
         if registry.get_dataset(name).id == result.dataset.id:
             return result
         # Two imports created the dataset at once and the other's name entry came last: import into that one.
@@ -117,7 +133,17 @@ def apply_plan(registry: Registry, plan: ImportPlan, name: str, *, on_conflict: 
     raise DatasetImportError(f"dataset {name!r} was created again by another import three times while importing {plan.source}; run the same command again")
 
 
-def _apply(registry: Registry, plan: ImportPlan, ds: Dataset, name: str, on_conflict: OnConflict, progress: bool) -> ImportResult:
+def _checked(planned: PlannedItem, verify: bool) -> tuple[str, str | None]:
+    """The file's SHA-256 and, with ``verify``, why its image is broken (None when it decodes or is not an image)."""
+    problem = None
+    if verify:
+        problem = planned.broken or (image_problem(planned.file) if media_kind(planned.path) == "image" else None)
+    return sha256_file(planned.file), problem
+
+
+def _apply(
+    registry: Registry, plan: ImportPlan, ds: Dataset, name: str, on_conflict: OnConflict, keep_broken: bool, progress: bool
+) -> ImportResult:
     skipped = list(plan.skipped)
     planned_items: list[PlannedItem] = []
     for planned in plan.items:
@@ -153,10 +179,19 @@ def _apply(registry: Registry, plan: ImportPlan, ds: Dataset, name: str, on_conf
         ds.labels = labels
         registry.update_dataset(ds)
     added = 0
-    for n, planned in enumerate(tqdm(todo, desc=f"import {name}", unit="file", disable=not progress)):
+    broken: list[tuple[str, str]] = []
+    # Files are hashed and checked on the I/O pool, a window ahead of the upload of the file before.
+    checked = ordered_map(lambda p: _checked(p, not keep_broken), todo, pool=registry.pool, window=2 * registry.io_workers)
+    for n, (planned, check) in enumerate(tqdm(checked, total=len(todo), desc=f"import {name}", unit="file", disable=not progress)):
+        if isinstance(check, BaseException):
+            raise DatasetImportError(_failed(planned, plan, name, check, len(planned_items) - len(todo) + n)) from check
+        digest, problem = check
+        if problem is not None:
+            broken.append((planned.path, problem))
+            continue
         metadata = {
             **planned.metadata,
-            ITEM_IMPORT_KEY: {"sha256": sha256_file(planned.file), "annotations": annotations_digest(planned.annotations or AnnotationCollection())},
+            ITEM_IMPORT_KEY: {"sha256": digest, "annotations": annotations_digest(planned.annotations or AnnotationCollection())},
         }
         try:
             registry.add_item(ds, planned.path, planned.file, subsets=planned.subsets, metadata=metadata, annotations=planned.annotations)
@@ -179,7 +214,9 @@ def _apply(registry: Registry, plan: ImportPlan, ds: Dataset, name: str, on_conf
             raise DatasetImportError(_failed(planned, plan, name, exc, len(planned_items) - len(todo) + n)) from exc
     ds.metadata[IMPORT_KEY] = {"source": plan.source, "format": plan.format, "complete": True}
     registry.update_dataset(ds)
-    return ImportResult(ds, added, skipped, already_there=already, conflicts_kept=len(conflicts), duplicates_removed=repairs)
+    return ImportResult(
+        ds, added, skipped + broken, already_there=already, conflicts_kept=len(conflicts), duplicates_removed=repairs, broken=broken
+    )
 
 
 def _item_at(registry: Registry, ds: Dataset, path: str) -> Item | None:

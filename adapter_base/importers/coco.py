@@ -12,13 +12,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
 
 from ..entities import AnnotationCollection
 from ..errors import ValidationError
 from .folder import scan_directory, subset_and_label
 from .plan import ImportPlan, PlannedItem, keep_media
 from .subsets import subset_alias
+from .verify import image_size
 
 COCO_KEYS = ("images", "annotations", "categories")
 
@@ -96,13 +96,14 @@ def plan_coco(images: Path, annotations: Path, *, split: tuple[float, float, flo
             continue
         on_disk.discard(rel)
         width, height = image.get("width"), image.get("height")
+        broken = None
         if not (_number(width) and _number(height) and width > 0 and height > 0):
-            with Image.open(images / rel) as img:
-                width, height = img.size
+            size = image_size(images / rel)
+            width, height, broken = (None, None, size) if isinstance(size, str) else (*size, None)
         folder_subsets, _ = subset_and_label(rel)
         subsets = folder_subsets or ([file_subset] if file_subset else [])
-        metadata = {"width": width, "height": height, "coco_image_id": image["id"]}
-        by_id[image["id"]] = PlannedItem(rel, images / rel, subsets, AnnotationCollection(), metadata)
+        metadata = {"width": width, "height": height, "coco_image_id": image["id"]} if broken is None else {"coco_image_id": image["id"]}
+        by_id[image["id"]] = PlannedItem(rel, images / rel, subsets, AnnotationCollection(), metadata, broken)
     skipped.extend((rel, f"not in {where}") for rel in sorted(on_disk))
 
     ignored: dict[str, int] = {}

@@ -90,7 +90,8 @@ def import_directory(
     split: tuple[float, float, float] | None = None,
     seed: int = 0,
     on_conflict: OnConflict = "fail",
+    keep_broken: bool = False,
 ) -> ImportResult:
     """Import every media file under ``root`` into dataset ``name`` (see ``plan_folder`` and ``apply_plan``)."""
-    return apply_plan(registry, plan_folder(Path(root), split=split, seed=seed), name, on_conflict=on_conflict)
+    return apply_plan(registry, plan_folder(Path(root), split=split, seed=seed), name, on_conflict=on_conflict, keep_broken=keep_broken)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -22,13 +22,15 @@ ANY_DATASET_ID = "0" * 32
 
 @dataclass
 class PlannedItem:
-    """One file to import: its path in the dataset, the local file, subsets, ground truth and metadata."""
+    """One file to import: its path in the dataset, the local file, subsets, ground truth and metadata
+    (``broken``: why the image could not be read while planning, when it could not)."""
 
     path: str
     file: Path
     subsets: list[str] = field(default_factory=list)
     annotations: AnnotationCollection | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    broken: str | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -66,6 +68,11 @@ class ImportPlan:
                 self.skipped.append((it.path, problem))
         self.items = storable
 
+    def without(self, paths: Iterable[str]) -> ImportPlan:
+        """The same plan less the items at ``paths`` (for a summary of what an import wrote)."""
+        gone = set(paths)
+        return replace(self, items=[it for it in self.items if it.path not in gone], skipped=list(self.skipped))
+
     def split_unassigned(self, fractions: tuple[float, float, float] | None, seed: int) -> None:
         """Put the items that are in no subset into train / validation / test by ``fractions``, per label."""
         if fractions is None:
@@ -90,7 +97,7 @@ class ImportPlan:
         return Counter(s for it in self.items for s in it.subsets or [NO_SUBSET])
 
     def warnings(self) -> list[str]:
-        """What looks off: items in no subset, a label in only one subset, files skipped, annotations ignored."""
+        """What looks off: items in no subset, no test subset, a label in only one subset, files skipped, annotations ignored."""
         out: list[str] = []
         counts = self.subset_counts()
         loose = counts.get(NO_SUBSET, 0)
@@ -103,6 +110,9 @@ class ImportPlan:
             example = next(it.path for it in self.items if not it.subsets)
             out.append(f"{loose} item(s) are in no subset (e.g. {example!r}); pass --split 0.8,0.1,0.1 to split them by label")
         used = [s for s in counts if s != NO_SUBSET]
+        if used and "test" not in used:
+            other = "validation" if "validation" in used else sorted(used)[0]
+            out.append(f"no test subset: `evaluate` needs --subset {other} or a test/ folder (or a test fraction in --split)")
         if len(used) > 1:
             for label, row in sorted(self.table().items()):
                 only = [s for s in row if s != NO_SUBSET]

@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from PIL import Image
 
 from ..entities import AnnotationCollection
 from ..errors import ValidationError
 from .folder import scan_directory
 from .plan import ImportPlan, PlannedItem, keep_media
 from .subsets import subset_alias
+from .verify import image_size
 
 NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
+#: Ignored-count key of label files whose image has no readable size (their boxes are in fractions of it).
+UNREAD_LABELS = "label files of images whose size cannot be read"
 
 
 def read_names(root: Path) -> list[str] | None:
@@ -99,18 +101,24 @@ def plan_yolo(root: Path, *, split: tuple[float, float, float] | None = None, se
     media, rest = keep_media(files, "image")
     skipped = skipped + [(rel, why) for rel, why in rest if rel not in label_files and rel not in NAME_FILES]
     items: list[PlannedItem] = []
+    ignored: dict[str, int] = {}
     for rel in media:
         label_rel = _label_path(rel)
         if label_rel is None:
             skipped.append((rel, "not under an images/ folder"))
             continue
-        with Image.open(root / rel) as img:
-            width, height = img.size
-        gt = _boxes(root / label_rel, label_rel, names, width, height) if label_rel in label_files else AnnotationCollection()
+        size = image_size(root / rel)
         used.add(label_rel)
         subset = next((subset_alias(p) for p in rel.split("/")[:-1] if subset_alias(p)), None)
+        if isinstance(size, str):  # skipped when written, or kept without its boxes (they need its size) by --keep-broken
+            items.append(PlannedItem(rel, root / rel, [subset] if subset else [], AnnotationCollection(), broken=size))
+            if label_rel in label_files:
+                ignored[UNREAD_LABELS] = ignored.get(UNREAD_LABELS, 0) + 1
+            continue
+        width, height = size
+        gt = _boxes(root / label_rel, label_rel, names, width, height) if label_rel in label_files else AnnotationCollection()
         items.append(PlannedItem(rel, root / rel, [subset] if subset else [], gt, {"width": width, "height": height}))
     skipped.extend((rel, "label file without an image") for rel in sorted(label_files - used))
-    plan = ImportPlan(str(root.resolve()), "yolo", items, names, sorted(skipped))
+    plan = ImportPlan(str(root.resolve()), "yolo", items, names, sorted(skipped), ignored)
     plan.split_unassigned(split, seed)
     return plan

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from adapter_base.cli.main import main
 from support.images import png_bytes
@@ -16,6 +19,23 @@ def write_png(path: Path, value: int = 100, size: tuple[int, int] = (8, 8)) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png_bytes(value, size=size, mode="RGB"))
     return path
+
+
+def write_broken_images(folder: Path) -> dict[str, str]:
+    """Three files with an image extension that do not decode, in ``folder``: a truncated PNG (its header
+    reads), an empty file and a text file; their names and the start of the reason each is skipped for."""
+    folder.mkdir(parents=True, exist_ok=True)
+    noisy = Image.frombytes("RGB", (64, 64), bytes(random.Random(0).randrange(256) for _ in range(64 * 64 * 3)))
+    buf = io.BytesIO()
+    noisy.save(buf, format="PNG")
+    (folder / "truncated.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not a picture, a note\n")
+    return {
+        "truncated.png": "broken image: ",
+        "empty.png": "broken image: empty file (0 bytes)",
+        "notes.jpg": "broken image: not a known image format",
+    }
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -15,7 +15,7 @@ import yaml
 from adapter_base import NotFoundError, Registry, ValidationError
 from adapter_base.importers import import_directory
 from adapter_base.registry import layout
-from importers_support import coco_folder, run, write_png
+from importers_support import coco_folder, run, write_broken_images, write_png
 from support.s3server import S3_SERVERS
 
 
@@ -470,3 +470,85 @@ def test_an_import_whose_new_dataset_another_import_creates_meanwhile_joins_that
         assert overtaken and result.added == 0 and result.already_there == 3
         assert [d.name for d in second.list_datasets()] == ["pets"] and result.dataset.id == second.get_dataset("pets").id
         assert sorted(by_path(second, "pets")) == ["cat/a.png", "cat/c.png", "dog/b.png"]
+
+
+# --------------------------------------------------------------------------- broken images, missing test subset
+
+
+def test_images_that_do_not_decode_are_skipped_by_name_with_a_count_and_kept_by_keep_broken(capsys, tmp_path):
+    """Seen: a truncated PNG imported fine and only failed at ``prepare``; so would an empty file or a note named .jpg."""
+    root = tmp_path / "pets"
+    for rel in ("train/cat/a.png", "train/dog/b.png", "test/cat/c.png", "test/dog/d.png"):
+        write_png(root / rel)
+    broken = {f"train/cat/{name}": why for name, why in write_broken_images(root / "train" / "cat").items()}
+    store = str(tmp_path / "store")
+    code, out, err = run(capsys, "dataset", "import", str(root), "--store", store)
+    assert code == 0, err
+    assert "added 4 item(s)" in out and "train 2, validation 0, test 2" in out
+    assert "skipped 3 entries:" in out
+    for path, why in broken.items():
+        assert out.count(path) == 1 and f"  {path}: {why}" in out, out
+    assert re.search(r"\n  cat +1 +0 +1\n", out), "the summary after the import counts what was written"
+    with Registry.open(store) as registry:
+        assert sorted(by_path(registry, "pets")) == ["test/cat/c.png", "test/dog/d.png", "train/cat/a.png", "train/dog/b.png"]
+
+    code, out, err = run(capsys, "dataset", "import", str(root), "--store", store, "--keep-broken")
+    assert code == 0, err
+    assert "added 3 item(s), 4 already there" in out and "broken image" not in out
+    # a rerun decodes nothing already imported: the broken files kept now are "already there", not skipped
+    code, out, err = run(capsys, "dataset", "import", str(root), "--store", store)
+    assert code == 0, err
+    assert "added 0 item(s), 7 already there" in out and "broken image" not in out
+    with Registry.open(store) as registry:
+        assert sorted(by_path(registry, "pets")) == sorted(["test/cat/c.png", "test/dog/d.png", "train/cat/a.png", "train/dog/b.png", *broken])
+
+
+def test_broken_images_are_skipped_in_coco_yolo_and_csv_sources(capsys, tmp_path):
+    """Seen: a zero-byte image in a YOLO folder stopped the whole import with "cannot identify image file"."""
+    store = str(tmp_path / "store")
+    coco = tmp_path / "coco"
+    coco_folder(coco)
+    write_broken_images(coco / "images")
+    data = json.loads((coco / "annotations" / "instances.json").read_text())
+    data["images"] += [{"id": 4, "file_name": "truncated.png", "width": 64, "height": 64}, {"id": 5, "file_name": "empty.png"}]
+    (coco / "annotations" / "instances.json").write_text(json.dumps(data))
+
+    yolo = tmp_path / "yolo"
+    write_png(yolo / "images" / "train" / "a.png")
+    write_broken_images(yolo / "images" / "train")
+    (yolo / "labels" / "train").mkdir(parents=True)
+    (yolo / "labels" / "train" / "empty.txt").write_text("0 0.5 0.5 0.2 0.4\n")
+    (yolo / "classes.txt").write_text("car\n")
+
+    table = tmp_path / "shots"
+    write_png(table / "a.png")
+    write_broken_images(table)
+    (table / "list.csv").write_text("path,label,subset\na.png,cat,test\ntruncated.png,cat,test\nempty.png,dog,test\nnotes.jpg,dog,test\n")
+
+    for source, name, broken in (
+        (coco, "coco", ["truncated.png", "empty.png"]),
+        (yolo, "yolo", ["images/train/truncated.png", "images/train/empty.png", "images/train/notes.jpg"]),
+        (table / "list.csv", "shots", ["truncated.png", "empty.png", "notes.jpg"]),
+    ):
+        code, out, err = run(capsys, "dataset", "import", str(source), "--name", name, "--store", store)
+        assert code == 0, err
+        for path in broken:
+            assert f"  {path}: broken image" in out, out
+        with Registry.open(store) as registry:
+            assert not set(broken) & set(by_path(registry, name))
+
+
+def test_subsets_without_test_warn_once_what_evaluate_will_need(capsys, tmp_path):
+    """Seen: importing ``train/`` and ``val/`` printed ``test 0`` with no warning, and the README's next ``evaluate`` failed."""
+    root = tmp_path / "pets"
+    for rel in ("train/cat/a.png", "train/dog/b.png", "val/cat/c.png", "val/dog/d.png"):
+        write_png(root / rel)
+    code, out, err = run(capsys, "dataset", "import", str(root), "--store", str(tmp_path / "store"))
+    assert code == 0, err
+    assert "test 0" in out
+    warning = "warning: no test subset: `evaluate` needs --subset validation or a test/ folder"
+    assert out.count(warning) == 1 and out.count("no test subset") == 1, out
+    write_png(root / "test" / "cat" / "e.png")
+    code, out, err = run(capsys, "dataset", "import", str(root), "--store", str(tmp_path / "store"))
+    assert code == 0, err
+    assert "no test subset" not in out
