@@ -62,8 +62,8 @@ class ExportResult:
     def summary(self) -> str:
         """One line for people."""
         text = (
-            f"exported {self.annotations} prediction(s){f' of version {self.version}' if self.version is not None else ''} "
-            f"on {self.exported} of {self.items} item(s) to {self.path} ({self.format})"
+            f"exported {self.annotations} prediction(s) on {self.exported} of {self.items} item(s) to {self.path} "
+            f"({self.format}{f', model version {self.version}' if self.version is not None else ''})"
             f"{f', images and categories in {self.images_path}' if self.images_path else ''}"
         )
         if self.without_predictions:

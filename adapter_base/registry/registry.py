@@ -495,8 +495,8 @@ class Registry:
                 continue
             try:
                 legacy = self._legacy_predictions(item, model_id)
-            except ValidationError as exc:  # unreadable: no version of it is readable either
-                log.warning("item %s: the prediction set %s is not read: %s", item.id, obj.key, exc)
+            except (ValidationError, StoreError) as exc:  # unreadable: it is no version's set
+                log.warning("item %s: the prediction set %s is not read: %s", item.id, obj.key, redact(str(exc)))
                 continue
             if legacy is not None:
                 versions.add(legacy.model_version)
@@ -506,7 +506,7 @@ class Registry:
         """The versions of model ``model_id`` with a prediction set on some item of the dataset, ascending
         (one listing of the dataset's annotations; a set of the previous layout is read for its version)."""
         versions: set[int] = set()
-        for key, version in self._prediction_keys(self._dataset_id(dataset), model_id):
+        for _, version in self._prediction_keys(self._dataset_id(dataset), model_id):
             if version is not None:
                 versions.add(version)
         return sorted(versions)
@@ -523,7 +523,8 @@ class Registry:
                 continue
             try:
                 data = self.store.get_json(obj.key)
-            except NotFoundError:
+            except (NotFoundError, StoreError) as exc:  # gone, or unreadable: it is no version's set
+                log.warning("the prediction set %s is not read: %s", obj.key, redact(str(exc)))
                 continue
             version = data.get("model_version") if isinstance(data, dict) and data.get("model_id") == model_id else None
             yield obj.key, version if isinstance(version, int) and not isinstance(version, bool) else None
@@ -537,7 +538,7 @@ class Registry:
         self.store.delete(layout.predictions(item.dataset_id, item.id, model_id, version))
         try:
             legacy = self._legacy_predictions(item, model_id)
-        except ValidationError:  # not this model's set: left alone
+        except (ValidationError, StoreError):  # not this model's set, or unreadable: left alone
             return
         if legacy is not None and legacy.model_version == version:
             self.store.delete(layout.legacy_predictions(item.dataset_id, item.id, model_id))

@@ -43,10 +43,10 @@ def test_predicting_an_older_version_keeps_the_newer_versions_predictions_and_ex
     assert all(sorted(runs) == [1, 2] and runs[2] == v2_runs[item] for item, runs in sets.items()), "v2's sets are untouched"
 
     out, rows = export(capsys, store, tmp_path)  # default: the latest version predicted
-    assert "of version 2 on 9 of 9 item(s)" in out
+    assert "on 9 of 9 item(s)" in out and "(jsonl, model version 2)" in out
     assert {r["model_version"] for r in rows} == {2} and {r["run_id"] for r in rows} == set(v2_runs.values())
     out, rows = export(capsys, store, tmp_path, "--version", "1", fmt="csv")
-    assert "of version 1 on 9 of 9 item(s)" in out and {r["model_version"] for r in rows} == {"1"}
+    assert "on 9 of 9 item(s)" in out and "(csv, model version 1)" in out and {r["model_version"] for r in rows} == {"1"}
 
     item_id = next(iter(sets))
     shown = json.loads(ok(capsys, "predictions", "show", item_id, "--dataset", "digits", "--model", "mlp", "--version", "1", *s))
@@ -61,6 +61,10 @@ def test_predicting_an_older_version_keeps_the_newer_versions_predictions_and_ex
     assert {item: runs for item, runs in stored(store).items()} == {item: {2: run} for item, run in v2_runs.items()}
     out, rows = export(capsys, store, tmp_path, "--version", "1")
     assert rows == [] and "9 item(s) have no predictions from this model at version 1" in out
+
+    assert "evaluated mlp v1 on digits" in ok(capsys, "evaluate", "mlp", "--dataset", "digits", "--version", "1", *s)
+    sets = stored(store)
+    assert all(sorted(runs) == [1, 2] and runs[2] == v2_runs[item] for item, runs in sets.items()), "evaluating v1 leaves v2's sets"
 
 
 def test_resume_is_per_version_and_a_set_at_a_version_key_naming_another_version_is_not_done(capsys, tmp_path):
@@ -103,7 +107,7 @@ def test_sets_of_the_previous_layout_read_as_their_version_and_model_delete_remo
     ok(capsys, "predict", "mlp", *TEST, "--version", "2", *s)
     assert all(sorted(runs) == [1, 2] for runs in stored(store).values()), "the old set is kept beside v2's"
     out, rows = export(capsys, store, tmp_path, "--version", "1")
-    assert "of version 1 on 9 of 9" in out and {r["model_version"] for r in rows} == {1}
+    assert "on 9 of 9 item(s)" in out and "model version 1)" in out and {r["model_version"] for r in rows} == {1}
 
     ok(capsys, "model", "delete", "mlp", "--yes", *s)
     with Registry.open(store) as registry:
