@@ -56,15 +56,17 @@ def test_predicting_an_older_version_keeps_the_newer_versions_predictions_and_ex
     code, _, err = run(capsys, "predictions", "show", item_id, "--dataset", "digits", "--version", "1", *s)
     assert code == 1 and "--version" in error_line(err) and "--model" in error_line(err)
 
+    v1_runs = {item: runs[1] for item, runs in stored(store).items()}
+    assert "evaluated mlp v2 on digits" in ok(capsys, "evaluate", "mlp", "--dataset", "digits", *s)
+    sets = stored(store)
+    assert all(runs[1] == v1_runs[item] and runs[2] != v2_runs[item] for item, runs in sets.items()), "evaluating v2 leaves v1's sets"
+    v2_runs = {item: runs[2] for item, runs in sets.items()}
+
     out = ok(capsys, "predictions", "delete", "mlp", "--dataset", "digits", "--version", "1", *s)
     assert "deleted 9 prediction set(s) of mlp v1 on dataset digits; version(s) 2 keep theirs" in out
     assert {item: runs for item, runs in stored(store).items()} == {item: {2: run} for item, run in v2_runs.items()}
     out, rows = export(capsys, store, tmp_path, "--version", "1")
     assert rows == [] and "9 item(s) have no predictions from this model at version 1" in out
-
-    assert "evaluated mlp v1 on digits" in ok(capsys, "evaluate", "mlp", "--dataset", "digits", "--version", "1", *s)
-    sets = stored(store)
-    assert all(sorted(runs) == [1, 2] and runs[2] == v2_runs[item] for item, runs in sets.items()), "evaluating v1 leaves v2's sets"
 
 
 def test_resume_is_per_version_and_a_set_at_a_version_key_naming_another_version_is_not_done(capsys, tmp_path):
