@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "list [{image_id, category_id, bbox [x,y,w,h], score}] that pycocotools' COCO.loadRes reads, plus "
         "<name>.images.json (images and categories, a COCO file without annotations). image_id is the COCO image id "
         "of an item imported from COCO, else its position. Items are read and written one at a time. Predictions are kept "
-        "per model version: one version's are exported (--version), and every row names it.",
+        "per model version: one version's are exported (--version); jsonl and csv rows name it, coco in its images file.",
     )
     export.add_argument("model", help="model name or id")
     export.add_argument(
