@@ -4,6 +4,8 @@ Streaming: items are listed and their prediction sets read a bounded window ahea
 row is written as it comes, so memory does not grow with the dataset. The file appears whole
 when the export finishes (written beside it, then renamed); a failed export leaves none.
 
+    (one model version's prediction sets; every row names that version)
+
     jsonl  one line per item with predictions: item id, path, subsets, model version, run id, annotations
     csv    one row per predicted annotation: item_id, path, subsets, model_version, type, label,
            confidence, left, top, right, bottom (boxes), coordinates (JSON, other shapes)
@@ -54,26 +56,33 @@ class ExportResult:
     without_predictions: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     images_path: Path | None = None
+    #: The model version whose prediction sets were exported.
+    version: int | None = None
 
     def summary(self) -> str:
         """One line for people."""
         text = (
-            f"exported {self.annotations} prediction(s) on {self.exported} of {self.items} item(s) to {self.path} ({self.format})"
+            f"exported {self.annotations} prediction(s) on {self.exported} of {self.items} item(s) to {self.path} "
+            f"({self.format}{f', model version {self.version}' if self.version is not None else ''})"
             f"{f', images and categories in {self.images_path}' if self.images_path else ''}"
         )
         if self.without_predictions:
-            text += f"; {self.without_predictions} item(s) have no predictions from this model"
+            text += f"; {self.without_predictions} item(s) have no predictions from this model" + (
+                f" at version {self.version}" if self.version is not None else ""
+            )
         for why, count in self.skipped.items():
             text += f"; skipped {count} {why}"
         return text
 
 
-def iter_predictions(registry: Registry, dataset: Dataset, model: Model, filters: Filters | Mapping[str, Any] | None = None) -> Iterator[Row]:
-    """``(item, the model's prediction set, None or the ValidationError that makes it unreadable)``
+def iter_predictions(
+    registry: Registry, dataset: Dataset, model: Model, filters: Filters | Mapping[str, Any] | None = None, *, version: int
+) -> Iterator[Row]:
+    """``(item, the prediction set of model ``version``, None or the ValidationError that makes it unreadable)``
     for the matching items, read a bounded window ahead."""
 
     def read(item: Item) -> PredictionSet | None:
-        return registry.get_predictions(item, model.id)
+        return registry.get_predictions(item, model.id, version)
 
     for item, result in ordered_map(read, registry.iter_items(dataset, filters), pool=registry.pool, window=4 * registry.io_workers):
         if isinstance(result, BaseException) and not isinstance(result, ValidationError):
@@ -118,11 +127,12 @@ def write_export(
     *,
     labels: Sequence[str] = (),
     categories: Sequence[Mapping[str, Any]] | None = None,
+    version: int | None = None,
 ) -> ExportResult:
-    """Write ``rows`` to ``path`` in ``format`` (one of ``EXPORT_FORMATS``), one row at a time."""
+    """Write ``rows`` to ``path`` in ``format`` (one of ``EXPORT_FORMATS``), one row at a time; ``version``: the model version they are of."""
     if format not in EXPORT_FORMATS:
         raise ValidationError("export", "--format", f"must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}")
-    result = ExportResult(Path(path), format)
+    result = ExportResult(Path(path), format, version=version)
     with atomic_write(result.path) as tmp, open(tmp, "w", newline="" if format == "csv" else None) as out:
         if format == "jsonl":
             _write_jsonl(rows, out, result)
@@ -187,7 +197,7 @@ def _write_coco(rows: Iterable[Row], out: IO[str], images: IO[str], cats: Mappin
     unknown: set[str] = set()
     for n, item, pset in _counted(rows, result):
         image_id = item.metadata.get("coco_image_id", n)
-        entry = {"id": image_id, "file_name": item.path, "item_id": item.id}
+        entry = {"id": image_id, "file_name": item.path, "item_id": item.id, "model_version": pset.model_version}
         for key in ("width", "height"):
             if key in item.metadata:
                 entry[key] = item.metadata[key]

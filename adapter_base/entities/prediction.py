@@ -12,9 +12,9 @@ from .annotation import Annotation, AnnotationCollection
 
 @dataclass
 class PredictionSet(Entity):
-    """Every annotation one model predicted on one item, from one run.
+    """Every annotation one model version predicted on one item, from one run.
 
-    Stored as a single object per (item, model id), so replacing a model's
+    Stored as a single object per (item, model id, version), so replacing that version's
     earlier predictions is one atomic write, and its presence marks the item done.
     """
 

@@ -78,6 +78,6 @@ class DeletionWatch:
             items, self._unchecked = self._unchecked, []
         for item in items:
             try:
-                self.store.delete(layout.predictions(self.dataset_id or item.dataset_id, item.id, self.model.id))
+                self.store.delete(layout.predictions(self.dataset_id or item.dataset_id, item.id, self.model.id, self.model.version))
             except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
                 log.error("item %s: cannot remove the prediction set of deleted model %s: %s", item.id, self.model.name, error_text(exc))

@@ -196,7 +196,7 @@ class PredictionRun:
         if not (self.resume or self.resume_run):
             return False
         try:
-            done = self.task.get(self.adapter.registry, item, self.model.id)
+            done = self.task.get(self.adapter.registry, item, self.model)
         except (StoreError, ValidationError) as exc:  # an unreadable set is no completion record
             log.warning("item %s: running %s again, its stored result is unreadable: %s", item.id, self.task.hook, error_text(exc))
             return False

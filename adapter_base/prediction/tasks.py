@@ -23,22 +23,23 @@ class Task:
     hook: str
     #: ``(model, run_id, item, result) -> record``: checks one result and makes the item's record.
     record: Callable[[Model, str, Item, Any], Any]
-    #: ``(registry, record, dataset_id)``: stores a record, replacing the model's earlier one.
+    #: ``(registry, record, dataset_id)``: stores a record, replacing the earlier one of its model version (embedding: of its model).
     put: Callable[[Registry, Any, str], None]
-    #: ``(registry, item, model_id) -> record or None``: what an earlier run stored.
-    get: Callable[[Registry, Item, str], Any]
+    #: ``(registry, item, model) -> record or None``: what an earlier run stored for this model version
+    #: (prediction sets are kept per version; an embedding per model, the latest run's).
+    get: Callable[[Registry, Item, Model], Any]
 
 
 PREDICT = Task(
     hook="predict",
     record=stamp,
     put=lambda registry, record, dataset_id: registry.put_predictions(record, dataset_id, validated=True),
-    get=lambda registry, item, model_id: registry.get_predictions(item, model_id),
+    get=lambda registry, item, model: registry.get_predictions(item, model.id, model.version),
 )
 
 EMBED = Task(
     hook="embed",
     record=embedding_of,
     put=lambda registry, record, dataset_id: registry.put_embedding(record, dataset_id, validated=True),
-    get=lambda registry, item, model_id: registry.get_embedding(item, model_id),
+    get=lambda registry, item, model: registry.get_embedding(item, model.id),
 )

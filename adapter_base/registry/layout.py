@@ -8,7 +8,8 @@
     datasets/<dataset_id>/binaries/<item_id>                       the item's bytes
     datasets/<dataset_id>/paths/<item.path>.json                   {"id": ...} (unique paths)
     datasets/<dataset_id>/annotations/<item_id>/ground_truth.json  AnnotationCollection
-    datasets/<dataset_id>/annotations/<item_id>/predictions/<model_id>.json   PredictionSet
+    datasets/<dataset_id>/annotations/<item_id>/predictions/<model_id>/<NNNNNN>.json   PredictionSet of one model version
+    datasets/<dataset_id>/annotations/<item_id>/predictions/<model_id>.json   PredictionSet of the previous layout (read as the version it records)
     datasets/<dataset_id>/annotations/<item_id>/embeddings/<model_id>.json    Embedding
     models/<model_id>/model.json
     models/<model_id>/versions/<NNNNNN>/files/<path>               artifact files
@@ -108,8 +109,21 @@ def annotations_prefix(dataset_id: str) -> str:
 
 
 def is_predictions_of(key: str, model_id: str) -> bool:
-    """Whether ``key`` (below ``annotations_prefix``) is a prediction set or an embedding of model ``model_id``."""
-    return key.endswith((f"/predictions/{model_id}.json", f"/embeddings/{model_id}.json"))
+    """Whether ``key`` (below ``annotations_prefix``) is a prediction set (of any version) or an embedding of model ``model_id``."""
+    return f"/predictions/{model_id}/" in key or key.endswith((f"/predictions/{model_id}.json", f"/embeddings/{model_id}.json"))
+
+
+def prediction_set_of(key: str) -> tuple[str, int | None] | None:
+    """``(model_id, version)`` of the prediction set at ``key`` (``version`` None: a set of the previous
+    layout, whose version is the one it records); None when ``key`` is no prediction set."""
+    head, sep, rest = key.rpartition("/predictions/")
+    if not sep or not head or not rest.endswith(".json"):
+        return None
+    rest = rest[: -len(".json")]
+    if "/" not in rest:
+        return (rest, None) if rest else None
+    model_id, _, version = rest.partition("/")
+    return (model_id, int(version)) if model_id and version.isdigit() and "/" not in version else None
 
 
 def item_annotations_prefix(dataset_id: str, item_id: str) -> str:
@@ -121,7 +135,18 @@ def predictions_prefix(dataset_id: str, item_id: str) -> str:
     return join_key("datasets", dataset_id, "annotations", item_id, "predictions") + "/"
 
 
-def predictions(dataset_id: str, item_id: str, model_id: str) -> str:
+def predictions(dataset_id: str, item_id: str, model_id: str, version: int) -> str:
+    """The prediction set of one model version on one item."""
+    return join_key(model_predictions_prefix(dataset_id, item_id, model_id), f"{int(version):06d}.json")
+
+
+def model_predictions_prefix(dataset_id: str, item_id: str, model_id: str) -> str:
+    """Every version's prediction set of one model on one item."""
+    return join_key("datasets", dataset_id, "annotations", item_id, "predictions", model_id) + "/"
+
+
+def legacy_predictions(dataset_id: str, item_id: str, model_id: str) -> str:
+    """Where the previous layout kept a model's one prediction set on an item (read, never written)."""
     return join_key("datasets", dataset_id, "annotations", item_id, "predictions", f"{model_id}.json")
 
 

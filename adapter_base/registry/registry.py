@@ -445,29 +445,109 @@ class Registry:
         return AnnotationCollection(annotations=coll.ground_truth(), item_id=item.id)
 
     def put_predictions(self, prediction: PredictionSet, dataset_id: str, *, validated: bool = False) -> None:
-        """Write a model's predictions on an item, replacing that model's earlier ones (atomic).
+        """Write a model version's predictions on an item, replacing that version's earlier ones (atomic);
+        the sets of the model's other versions stay.
 
         ``validated``: the caller has just validated ``prediction`` (the prediction engine's ``stamp`` does).
         """
         if not validated:
             prediction.validate()
-        self.store.put_json(layout.predictions(dataset_id, prediction.item_id, prediction.model_id), prediction.to_dict())
+        key = layout.predictions(dataset_id, prediction.item_id, prediction.model_id, prediction.model_version)
+        self.store.put_json(key, prediction.to_dict())
 
-    def get_predictions(self, item: Item, model_id: str) -> PredictionSet | None:
-        """The model's prediction set on the item, or None.
+    def get_predictions(self, item: Item, model_id: str, version: int | None = None) -> PredictionSet | None:
+        """The prediction set of model ``model_id`` at ``version`` on the item (None: of the latest version
+        predicted on it), or None. A set the previous layout kept per model counts as the version it records.
 
-        A set that names another item or model is a ``ValidationError``: it is no prediction of this one.
+        A set that names another item, model or version is a ``ValidationError``: it is no prediction of this one.
         """
-        key = layout.predictions(item.dataset_id, item.id, model_id)
+        if version is None:
+            versions = self.prediction_versions(item, model_id)
+            if not versions:
+                return None
+            version = versions[-1]
+        key = layout.predictions(item.dataset_id, item.id, model_id, version)
+        try:
+            data = self.store.get_json(key)
+        except NotFoundError:
+            legacy = self._legacy_predictions(item, model_id)
+            return legacy if legacy is not None and legacy.model_version == version else None
+        return check_identity(PredictionSet.from_dict(data), key, item_id=item.id, model_id=model_id, model_version=version)
+
+    def _legacy_predictions(self, item: Item, model_id: str) -> PredictionSet | None:
+        """The model's one set on the item as the previous layout kept it (``<model_id>.json``), or None."""
+        key = layout.legacy_predictions(item.dataset_id, item.id, model_id)
         try:
             data = self.store.get_json(key)
         except NotFoundError:
             return None
         return check_identity(PredictionSet.from_dict(data), key, item_id=item.id, model_id=model_id)
 
-    def delete_predictions(self, item: Item, model_id: str) -> None:
-        """Remove the model's predictions from the item."""
-        self.store.delete(layout.predictions(item.dataset_id, item.id, model_id))
+    def prediction_versions(self, item: Item, model_id: str) -> list[int]:
+        """The versions of model ``model_id`` with a prediction set on the item, ascending."""
+        versions: set[int] = set()
+        for obj in self.store.list(layout.predictions_prefix(item.dataset_id, item.id)):
+            found = layout.prediction_set_of(obj.key)
+            if found is None or found[0] != model_id:
+                continue
+            if found[1] is not None:
+                versions.add(found[1])
+                continue
+            try:
+                legacy = self._legacy_predictions(item, model_id)
+            except (ValidationError, StoreError) as exc:  # unreadable: it is no version's set
+                log.warning("item %s: the prediction set %s is not read: %s", item.id, obj.key, redact(str(exc)))
+                continue
+            if legacy is not None:
+                versions.add(legacy.model_version)
+        return sorted(versions)
+
+    def predicted_versions(self, dataset: Dataset | str, model_id: str) -> list[int]:
+        """The versions of model ``model_id`` with a prediction set on some item of the dataset, ascending
+        (one listing of the dataset's annotations; a set of the previous layout is read for its version)."""
+        versions: set[int] = set()
+        for _, version in self._prediction_keys(self._dataset_id(dataset), model_id):
+            if version is not None:
+                versions.add(version)
+        return sorted(versions)
+
+    def _prediction_keys(self, dataset_id: str, model_id: str) -> Iterator[tuple[str, int | None]]:
+        """``(key, version)`` of every prediction set of the model on the dataset's items; ``version`` is read
+        from a set of the previous layout (None when it is unreadable)."""
+        for obj in self.store.list(layout.annotations_prefix(dataset_id)):
+            found = layout.prediction_set_of(obj.key)
+            if found is None or found[0] != model_id:
+                continue
+            if found[1] is not None:
+                yield obj.key, found[1]
+                continue
+            try:
+                data = self.store.get_json(obj.key)
+            except (NotFoundError, StoreError) as exc:  # gone, or unreadable: it is no version's set
+                log.warning("the prediction set %s is not read: %s", obj.key, redact(str(exc)))
+                continue
+            version = data.get("model_version") if isinstance(data, dict) and data.get("model_id") == model_id else None
+            yield obj.key, version if isinstance(version, int) and not isinstance(version, bool) else None
+
+    def delete_predictions(self, item: Item, model_id: str, version: int | None = None) -> None:
+        """Remove the model's prediction set at ``version`` from the item (None: every version's)."""
+        if version is None:
+            self.store.delete_prefix(layout.model_predictions_prefix(item.dataset_id, item.id, model_id))
+            self.store.delete(layout.legacy_predictions(item.dataset_id, item.id, model_id))
+            return
+        self.store.delete(layout.predictions(item.dataset_id, item.id, model_id, version))
+        try:
+            legacy = self._legacy_predictions(item, model_id)
+        except (ValidationError, StoreError):  # not this model's set, or unreadable: left alone
+            return
+        if legacy is not None and legacy.model_version == version:
+            self.store.delete(layout.legacy_predictions(item.dataset_id, item.id, model_id))
+
+    def delete_version_predictions(self, dataset: Dataset | str, model_id: str, version: int) -> int:
+        """Remove the prediction sets of model ``model_id`` at ``version`` from every item of the dataset
+        (the other versions' stay); returns how many went."""
+        keys = [key for key, v in self._prediction_keys(self._dataset_id(dataset), model_id) if v == version]
+        return len(map_all(self.store.delete, keys, self.pool, 4 * self.io_workers))
 
     def put_embedding(self, embedding: Embedding, dataset_id: str, *, validated: bool = False) -> None:
         """Write a model's embedding of an item, replacing that model's earlier one (atomic)."""
@@ -485,12 +565,12 @@ class Registry:
         return check_identity(Embedding.from_dict(data), key, item_id=item.id, model_id=model_id)
 
     def prediction_model_ids(self, item: Item) -> list[str]:
-        """Ids of every model with predictions on the item."""
-        prefix = layout.predictions_prefix(item.dataset_id, item.id)
-        return [o.key[len(prefix) : -len(".json")] for o in self.store.list(prefix)]
+        """Ids of every model with predictions (of any version) on the item."""
+        found = (layout.prediction_set_of(o.key) for o in self.store.list(layout.predictions_prefix(item.dataset_id, item.id)))
+        return list(dict.fromkeys(f[0] for f in found if f is not None))
 
     def get_annotations(self, item: Item) -> AnnotationCollection:
-        """Ground truth plus every model's predictions on the item."""
+        """Ground truth plus every model's predictions on the item (of the latest version predicted on it)."""
         coll = self.get_ground_truth(item)
         for model_id in self.prediction_model_ids(item):
             pred = self.get_predictions(item, model_id)

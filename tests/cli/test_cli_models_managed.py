@@ -57,17 +57,19 @@ def test_predict_with_a_version_or_an_alias_loads_and_stamps_that_version(capsys
     trained_digits(capsys, store, versions=2)
     ok(capsys, "model", "alias", "set", "mlp", "production", "1", *s)
 
-    def versions_predicted() -> set[int]:
+    def versions_predicted() -> set[tuple[int, ...]]:
+        """The versions each item has a set of (stamped with that version)."""
         with Registry.open(store) as registry:
             model = registry.get_model("mlp")
-            return {registry.get_predictions(i, model.id).model_version for i in registry.iter_items(registry.get_dataset("digits"), {"subset": "test"})}
+            items = registry.iter_items(registry.get_dataset("digits"), {"subset": "test"})
+            return {tuple(registry.get_predictions(i, model.id, v).model_version for v in registry.prediction_versions(i, model.id)) for i in items}
 
     out = ok(capsys, "predict", "mlp", "--dataset", "digits", "--subset", "test", "--alias", "production", *s)
-    assert "model mlp v1: 9 predicted" in out and versions_predicted() == {1}
+    assert "model mlp v1: 9 predicted" in out and versions_predicted() == {(1,)}
     out = ok(capsys, "predict", "mlp", "--dataset", "digits", "--subset", "test", "--version", "2", *s)
-    assert "model mlp v2: 9 predicted" in out and versions_predicted() == {2}
+    assert "model mlp v2: 9 predicted" in out and versions_predicted() == {(1, 2)}
     out = ok(capsys, "predict", "mlp", "--dataset", "digits", "--subset", "test", "--version", "1", *s)
-    assert "model mlp v1: 9 predicted" in out and versions_predicted() == {1}
+    assert "model mlp v1: 9 predicted" in out and versions_predicted() == {(1, 2)}, "each version's sets are its own"
     with Registry.open(store) as registry:
         assert registry.get_model("mlp").version == 2, "predicting with an older version changes nothing in the model"
 

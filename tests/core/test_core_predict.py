@@ -330,7 +330,7 @@ def test_predict_without_a_loaded_model_is_an_error(local_registry):
 def test_write_failure_is_reported_per_item(registry):
     ds, items = metadata_dataset(registry, "write", [{"pred": "a"}] * 4)
     model = registry.create_model("m")
-    doomed = layout.predictions(ds.id, items[2].id, model.id)
+    doomed = layout.predictions(ds.id, items[2].id, model.id, model.version)
 
     def put_bytes(base, self, key, data, content_type=None):
         if key == doomed:

@@ -317,7 +317,7 @@ def test_a_rerun_keeps_one_of_the_duplicate_items_an_older_version_left_and_repo
         twin_a = plant_duplicate(registry, a, created_at="2020-01-01T00:00:00.000+00:00")  # older, and named by the entry
         twin_b1 = plant_duplicate(registry, b, created_at="2030-01-01T00:00:00.000+00:00")
         twin_b2 = plant_duplicate(registry, b, created_at="2031-01-01T00:00:00.000+00:00")
-        registry.store.put_json(layout.predictions(ds.id, a.id, "m" * 32), {"planted": True})
+        registry.store.put_json(layout.predictions(ds.id, a.id, "m" * 32, 1), {"planted": True})
         assert registry.count_items(ds) == 6
     code, out, err = run(capsys, "dataset", "import", str(root), "--store", store)
     assert code == 0, err

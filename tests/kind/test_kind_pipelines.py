@@ -179,14 +179,14 @@ def test_predict_shards_run_on_the_gpu_pool_and_predict_every_item_once(trained,
     items = [posixpath.basename(k)[: -len(".json")] for k in store.list(records) if k.endswith(".json")]
     assert items, f"dataset {dataset_id} has no items"
     annotations = lay.predictions_prefix(dataset_id, "ITEM").split("ITEM/")[0]
-    found = {k for k in store.list(annotations) if k.endswith(f"/predictions/{model_id}.json")}
-    expected = {lay.predictions(dataset_id, item, model_id) for item in items}
+    found = {k for k in store.list(annotations) if (lay.prediction_set_of(k) or ("",))[0] == model_id}
+    expected = {lay.predictions(dataset_id, item, model_id, version) for item in items}
     assert found == expected, (
         f"{len(expected - found)} items without a prediction set, {len(found - expected)} unexpected sets"
     )
 
     def check(item: str) -> str | None:
-        pset = store.get_json(lay.predictions(dataset_id, item, model_id))
+        pset = store.get_json(lay.predictions(dataset_id, item, model_id, version))
         created = datetime.fromisoformat(pset["created_at"].replace("Z", "+00:00"))
         if pset["item_id"] != item or pset["model_id"] != model_id:
             return f"{item}: prediction set of {pset['item_id']}/{pset['model_id']}"

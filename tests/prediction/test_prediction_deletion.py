@@ -30,7 +30,7 @@ def test_sets_stored_after_the_last_check_that_found_the_model_are_taken_back(tm
             watch.check(now=True)
         assert watch.deleted
         watch.take_back()
-        assert [registry.store.exists(layout.predictions(ds.id, it.id, model.id)) for it in items] == [True, True, False, True]
+        assert [registry.store.exists(layout.predictions(ds.id, it.id, model.id, model.version)) for it in items] == [True, True, False, True]
 
 
 def test_a_watch_of_a_model_that_exists_takes_nothing_back(tmp_path):

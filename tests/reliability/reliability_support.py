@@ -317,7 +317,7 @@ def one_set_each(registry: Registry, items: Iterable[Item], model: Model) -> dic
     for item in items:
         ids = registry.prediction_model_ids(item)
         assert ids == [model.id], f"item {item.id} ({item.path}) has prediction sets from {ids}, expected exactly [{model.id}]"
-        raw = registry.store.get_bytes(layout.predictions(item.dataset_id, item.id, model.id))
+        raw = registry.store.get_bytes(layout.predictions(item.dataset_id, item.id, model.id, model.version))
         pset = PredictionSet.from_dict(json.loads(raw))  # strict: the whole object parses and validates
         assert pset.item_id == item.id and pset.model_id == model.id and pset.model_version == model.version
         assert len(pset.annotations) == 1 and pset.annotations[0].model.model_id == model.id
@@ -337,8 +337,8 @@ def existing_sets(registry: Registry, items: Iterable[Item], model: Model) -> di
 
 def count_sets(store: Any, dataset_id: str, model_id: str) -> int:
     """How many prediction sets of ``model_id`` exist in the dataset (one listing)."""
-    suffix = f"/predictions/{model_id}.json"
-    return sum(1 for o in store.list(f"datasets/{dataset_id}/annotations/") if o.key.endswith(suffix))
+    found = (layout.prediction_set_of(o.key) for o in store.list(f"datasets/{dataset_id}/annotations/"))
+    return sum(1 for f in found if f is not None and f[0] == model_id)
 
 
 # --------------------------------------------------------------------------- processes

@@ -161,7 +161,7 @@ def test_resume_predicts_again_an_item_whose_prediction_set_is_unreadable(local_
     adapter = SlowAdapter(registry=local_registry)
     adapter.load_from_model(model)
     first = adapter.predict_dataset(ds)
-    key = layout.predictions(ds.id, items[0].id, model.id)
+    key = layout.predictions(ds.id, items[0].id, model.id, model.version)
     local_registry.store.put_bytes(key, local_registry.store.get_bytes(key)[:20])  # e.g. hand-edited
     report = adapter.predict_dataset(ds, resume=True)
     assert report.ok and (report.skipped, report.succeeded) == (3, 1), report.summary()
@@ -212,7 +212,7 @@ def test_predictions_with_bad_numbers_fail_per_item_and_nothing_non_finite_is_st
         assert failure.stage == "predict" and expected[item.metadata["result"]] in failure.error, failure
         assert local_registry.prediction_model_ids(item) == []
     for item in (items[0], items[-1]):
-        raw = local_registry.store.get_bytes(layout.predictions(ds.id, item.id, model.id)).decode()
+        raw = local_registry.store.get_bytes(layout.predictions(ds.id, item.id, model.id, model.version)).decode()
         assert "NaN" not in raw and "Infinity" not in raw
     one_set_each(local_registry, [items[0], items[-1]], model)
 

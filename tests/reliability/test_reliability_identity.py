@@ -218,10 +218,10 @@ def test_another_items_prediction_set_is_not_done_and_not_exported_as_this_items
     store = str(registry.store.root)
     assert run_cli(["predict", model.name, "--dataset", ds.name, "--store", store]).returncode == 0
     bright, dark = items[0], items[1]  # shade items alternate bright, dark
-    copy_record(registry, layout.predictions(ds.id, bright.id, model.id), layout.predictions(ds.id, dark.id, model.id))
+    copy_record(registry, layout.predictions(ds.id, bright.id, model.id, 1), layout.predictions(ds.id, dark.id, model.id, 1))
     with pytest.raises(ValidationError, match=r"PredictionSet\.item_id") as info:
         registry.get_predictions(dark, model.id)
-    assert layout.predictions(ds.id, dark.id, model.id) in str(info.value)
+    assert layout.predictions(ds.id, dark.id, model.id, 1) in str(info.value)
 
     out = tmp_path / "preds.jsonl"
     proc = run_cli(["predictions", "export", model.name, "--dataset", ds.name, "--format", "jsonl", "-o", str(out), "--store", store])
@@ -245,7 +245,7 @@ def test_a_set_of_another_model_or_version_is_not_done(local_registry: Registry)
         adapter = SlowAdapter(registry=registry)
         adapter.load_from_model(m)
         assert adapter.predict_dataset(ds).succeeded == 2
-    copy_record(registry, layout.predictions(ds.id, items[0].id, other.id), layout.predictions(ds.id, items[0].id, model.id))
+    copy_record(registry, layout.predictions(ds.id, items[0].id, other.id, 1), layout.predictions(ds.id, items[0].id, model.id, 1))
     with pytest.raises(ValidationError, match=r"PredictionSet\.model_id"):
         registry.get_predictions(items[0], model.id)
     newer = SlowAdapter(registry=registry).save_from_scratch(model)  # version 2: the v1 set of items[1] is not done either
