@@ -165,3 +165,31 @@ def test_evaluate_has_no_label_warning_when_the_labels_match(local_registry):
     ds = classification_dataset(local_registry)
     result = MetadataAdapter(registry=local_registry).evaluate_model(local_registry.create_model("m", labels=["a", "b", "c"]), ds, filters={"subset": "test"})
     assert result.metrics["warnings"] == []
+
+
+def test_the_evaluate_command_warns_about_labels_the_dataset_lacks(tmp_path):
+    from adapter_base import Registry
+
+    store = str(tmp_path / "store")
+    with Registry.open(store) as registry:
+        ds = registry.create_dataset("labels", labels=["a", "b"])
+        for i in range(4):
+            gt = AnnotationCollection()
+            gt.add_classification("ab"[i % 2])
+            registry.add_item(ds, f"test/{i}.png", png_bytes(i), subsets=["test"], metadata={"pred": "cat"}, annotations=gt)
+        registry.create_model("renamed", adapter="core_support:MetadataAdapter", labels=["cat", "dog"], dataset_id=ds.id)
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent), str(here.parents[1])])}
+    cli = str(Path(sys.executable).parent / "model-adapter")
+    proc = subprocess.run(
+        [cli, "evaluate", "renamed", "--dataset", "labels", "--subset", "test", "--allow-untrained", "--store", store],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    err = proc.stderr
+    assert proc.returncode == 0, err
+    assert err.count("are not labels of dataset 'labels': 'cat'") == 1 and "no predicted label is a label of the dataset" in err
