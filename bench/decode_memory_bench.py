@@ -49,13 +49,20 @@ def children():
 
 def held_kib(pids):
     # What this process and its decoding workers hold: their own pages, and the shared memory
-    # blocks (system-wide: a block the caller has not touched yet is in no process's RSS).
-    total = 0
+    # blocks they map, whole (a block the caller has not touched yet is in no process's RSS).
+    # Blocks are counted from these processes' maps, once each, so other processes' shared
+    # memory on the machine does not count.
+    total, blocks = 0, {}
     for pid in pids:
         with open(f"/proc/{pid}/status") as fh:
             total += next(int(ln.split()[1]) for ln in fh if ln.startswith("RssAnon:"))
-    with open("/proc/meminfo") as fh:
-        return total + next(int(ln.split()[1]) for ln in fh if ln.startswith("Shmem:"))
+        with open(f"/proc/{pid}/maps") as fh:
+            for ln in fh:
+                if "/dev/shm/" in ln:
+                    span, _, _, _, inode = ln.split()[:5]
+                    start, end = (int(x, 16) for x in span.split("-"))
+                    blocks[inode] = max(blocks.get(inode, 0), end - start)
+    return total + sum(blocks.values()) // 1024
 
 class Sink(BaseModelAdapter):
     calls = 0
