@@ -5,7 +5,7 @@ ARGO_OVERLAY := manifests/overlays/argo
 ARGO_IMAGE := model-adapter:dev
 
 .PHONY: argo-manifests
-argo-manifests:
+argo-manifests: ## Regenerate the Argo Workflows manifests (manifests/overlays/argo) from the CLI
 	@MODEL_ADAPTER_IMAGE= $(PY) -m adapter_base.cli.main argo schedule train --image $(ARGO_IMAGE) --profile gpu \
 		--cron "0 3 * * *" --name model-adapter-train-nightly --adapter examples.digits.adapter:DigitsAdapter \
 		--model digits-mlp --render $(ARGO_OVERLAY)/train.yaml
