@@ -92,10 +92,17 @@ def run_backend(
     batch_size: int = 16,
     image_size: int = 256,
     settings: dict[str, tuple[str, float]] | None = None,
+    variants: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Every (setting, program, size) ``repeats`` times interleaved; steady-state rates and ratios."""
+    """Every (setting, program, size) ``repeats`` times interleaved; steady-state rates and ratios.
+
+    ``variants``: more ``model-adapter predict`` rows, each named and with configuration keys of its
+    own (``{"threads": {"prepare_in_processes": False}}``), measured the same way.
+    """
     settings = settings or SETTINGS
+    variants = variants or {}
+    programs = (*PROGRAMS, *variants)
     limiter = limit_blas_threads(1)  # noqa: F841 - the model-only bound on one BLAS thread, as in the children
     datasets = {n: build_dataset(registry, n, image_size=image_size, name=f"user-compare-{n}-{uuid.uuid4().hex[:6]}") for n in (small, large)}
     keys = {}
@@ -109,24 +116,24 @@ def run_backend(
     prepared = [[probe.prepare_item_func(it) for it in items[s : s + batch_size]] for s in range(0, 4 * batch_size, batch_size)]
     costs = {name: model_cost(kind, factor, cal) for name, (kind, factor) in settings.items()}
     progress(f"  [{backend}] read + decode {cal['prep_s_per_item'] * 1e3:.2f} ms/item; costs {costs}")
-    times: dict[str, dict[str, dict[int, list[float]]]] = {s: {p: {small: [], large: []} for p in PROGRAMS} for s in settings}
+    times: dict[str, dict[str, dict[int, list[float]]]] = {s: {p: {small: [], large: []} for p in programs} for s in settings}
     bound: dict[str, list[float]] = {s: [] for s in settings}
     serial = [0]
 
     def command(program: str, setting: str, n: int) -> list[str]:
         work, device_s = costs[setting]
         serial[0] += 1
-        if program == "predict":
+        if program != "user_loop":
             model = registry.create_model(
                 f"uc-{setting}-{serial[0]}-{uuid.uuid4().hex[:6]}", adapter=ADAPTER, labels=[f"class-{i}" for i in range(8)],
-                configuration={"work": work, "device_s_per_item": device_s},
+                configuration={"work": work, "device_s_per_item": device_s, **variants.get(program, {})},
             )  # fmt: skip
             return [*_cli(), "predict", model.id, "--dataset", datasets[n].id, "--store", uri, "--allow-untrained", "--batch-size", str(batch_size)]
         out = f"user-loop/{serial[0]}" if uri.startswith("s3://") else str(workdir / "user-loop" / str(serial[0]))
         return [sys.executable, "-m", "bench.user_loop", "--store", uri, "--items", str(keys[n]), "--out", out,
                 "--work", str(work), "--device-s", str(device_s), "--batch-size", str(batch_size)]  # fmt: skip
 
-    runs = [(p, n) for p in PROGRAMS for n in (small, large)]
+    runs = [(p, n) for p in programs for n in (small, large)]
     for r in range(repeats):
         for setting in settings:
             order = runs[r % len(runs) :] + runs[: r % len(runs)]
@@ -141,12 +148,12 @@ def run_backend(
     for setting in settings:
         work, device_s = costs[setting]
         rates = {
-            p: [(large - small) / (tl - ts) for ts, tl in zip(times[setting][p][small], times[setting][p][large])] for p in PROGRAMS
+            p: [(large - small) / (tl - ts) for ts, tl in zip(times[setting][p][small], times[setting][p][large])] for p in programs
         }
         per_repeat = [a / b for a, b in zip(rates["predict"], rates["user_loop"])]
         # The headline rate: from each size's median time (robust on a loaded machine, where one
         # repeat's difference of two times can come out near zero); the spread: each repeat's own rate.
-        steady = {p: (large - small) / (statistics.median(times[setting][p][large]) - statistics.median(times[setting][p][small])) for p in PROGRAMS}
+        steady = {p: (large - small) / (statistics.median(times[setting][p][large]) - statistics.median(times[setting][p][small])) for p in programs}
         items_per_s = {p: spread(v) | {"median": round(steady[p], 1)} for p, v in rates.items()}
         row = {
             "work": work,
@@ -156,7 +163,8 @@ def run_backend(
             "model_only": spread(bound[setting]),
             "ratio": round(steady["predict"] / steady["user_loop"], 3),
             "ratio_per_repeat": {k: round(f(per_repeat), 3) for k, f in (("median", statistics.median), ("min", min), ("max", max))},
-            "ratio_vs_model_only": round(statistics.median(rates["predict"]) / statistics.median(bound[setting]), 3),
+            "ratio_vs_model_only": round(steady["predict"] / statistics.median(bound[setting]), 3),
+            "variants": {v: {"configuration": variants[v], "ratio": round(steady[v] / steady["user_loop"], 3)} for v in variants},
             "seconds": {p: {str(n): [round(t, 3) for t in v] for n, v in d.items()} for p, d in times[setting].items()},
         }
         out["settings"][setting] = row
@@ -165,6 +173,7 @@ def run_backend(
             f"  [{backend}] {setting:12s} predict {ips['predict']['median']:.0f}/s ({ips['predict']['min']:.0f}-{ips['predict']['max']:.0f}) "
             f"vs user_loop {ips['user_loop']['median']:.0f}/s ({ips['user_loop']['min']:.0f}-{ips['user_loop']['max']:.0f}): "
             f"{row['ratio']:.2f}x; model alone {row['model_only']['median']:.0f}/s ({row['ratio_vs_model_only']:.2f} of it)"
+            + "".join(f"; {v} {ips[v]['median']:.0f}/s ({ips[v]['min']:.0f}-{ips[v]['max']:.0f}): {row['variants'][v]['ratio']:.2f}x" for v in variants)
         )
     return out
 
@@ -237,11 +246,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--image-size", type=int, default=256)
     ap.add_argument("--backends", default="local,s3")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=JSON[,KEY=JSON]",
+                    help="one more model-adapter predict row with these configuration keys, e.g. threads:prepare_in_processes=false")
     a = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="user-compare-", dir=REPO / ".bench" if (REPO / ".bench").is_dir() else None))
     os.environ["MODEL_ADAPTER_HOME"] = str(work / "home")
     print(f"load average at the start: {os.getloadavg()}")
     backends = a.backends.split(",")
+    variants = {}
+    for spec in a.variant:
+        name, _, pairs = spec.partition(":")
+        variants[name] = {k: json.loads(v) for k, v in (pair.split("=", 1) for pair in pairs.split(",") if pair)}
     results: dict[str, Any] = {}
     import contextlib
 
@@ -249,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         for backend in backends:
             uri = s3_uri() if backend == "s3" else str(work / "store")
             with Registry(open_store(uri)) as registry:
-                results[backend] = run_backend(registry, backend, uri, work, small=a.small, large=a.large, repeats=a.repeats, image_size=a.image_size)
+                results[backend] = run_backend(registry, backend, uri, work, small=a.small, large=a.large, repeats=a.repeats, image_size=a.image_size, variants=variants)
     print(f"load average at the end: {os.getloadavg()}")
     for t in targets(results):
         print(f"  {'ok  ' if t['met'] else 'MISS'} {t['target']} [{t['case']}]: {t['value']} ({t['detail']})")
