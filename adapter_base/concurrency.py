@@ -10,6 +10,8 @@ from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from itertools import islice
 from typing import Callable, Iterable, Iterator, TypeVar
 
+from .watchdog import watchdog
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -113,8 +115,6 @@ def _run_chunk_watched(chunk: _Chunk) -> None:
     with the call (a thread cannot be killed) and replaced, and the items after it go on as
     a new task. Nothing waits on a timer: a call in time costs two watchdog lock operations.
     """
-    from .watchdog import watchdog
-
     chunk.worker = threading.current_thread()
     dog = watchdog()
     for i, x in enumerate(chunk.xs):

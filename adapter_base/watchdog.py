@@ -13,7 +13,7 @@ import heapq
 import itertools
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -107,19 +107,27 @@ def call_with_deadline(fn: Callable[[], T], timeout_s: float, name: str, message
     A daemon thread, not an executor's: a hung call cannot be killed, and must keep neither a
     pool's worker nor the process at exit.
     """
-    from .concurrency import in_thread
+    fut: Future[T] = Future()
 
-    fut: Future[T] = in_thread(fn, name)
-    w = _WATCHDOG.watch(timeout_s, lambda: _expire(fut, message))
+    def run() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller (dropped after the deadline)
+            _resolve(fut, lambda: fut.set_exception(exc))
+        else:
+            _resolve(fut, lambda: fut.set_result(result))
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    w = _WATCHDOG.watch(timeout_s, lambda: _resolve(fut, lambda: fut.set_exception(TimeoutError(message))))
     try:
         return fut.result()
     finally:
         w.cancel()
 
 
-def _expire(fut: "Future[T]", message: str) -> None:
-    if not fut.done():
-        try:
-            fut.set_exception(TimeoutError(message))
-        except Exception:  # noqa: BLE001 - InvalidStateError: it finished meanwhile
-            pass
+def _resolve(fut: "Future[T]", settle: Callable[[], None]) -> None:
+    """``settle()`` unless ``fut`` is already resolved (the call returned, or its deadline passed)."""
+    try:
+        settle()
+    except InvalidStateError:
+        pass

@@ -34,6 +34,7 @@ from ..entities import Item
 from ..media import decode_item, map_large_allocations
 from ..processes import exit_with_parent
 from ..registry import layout
+from ..storage import open_store
 from .decoders import block_prefix
 
 _lock = threading.Lock()
@@ -176,8 +177,6 @@ def _shared_pool(store_uri: str, processes: int, fetch_threads: int) -> ProcessP
 def _start_worker(parent_pid: int, store_uri: str, fetch_threads: int) -> None:
     """In a new worker: end with ``parent_pid``; open the store; give freed image buffers back to the system."""
     global _store, _fetch_pool
-    from ..storage import open_store
-
     exit_with_parent(parent_pid)
     map_large_allocations()
     _store = open_store(store_uri, create=False)
