@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--large", type=int, default=1000)
     ap.add_argument("--image-size", type=int, default=256)
     ap.add_argument("--backends", default="local,s3")
+    ap.add_argument("--settings", default=",".join(SETTINGS), help=f"cost models among {', '.join(SETTINGS)}")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=JSON[,KEY=JSON]",
                     help="one more model-adapter predict row with these configuration keys, e.g. threads:prepare_in_processes=false")
@@ -264,7 +265,8 @@ def main(argv: list[str] | None = None) -> None:
         for backend in backends:
             uri = s3_uri() if backend == "s3" else str(work / "store")
             with Registry(open_store(uri)) as registry:
-                results[backend] = run_backend(registry, backend, uri, work, small=a.small, large=a.large, repeats=a.repeats, image_size=a.image_size, variants=variants)
+                results[backend] = run_backend(registry, backend, uri, work, small=a.small, large=a.large, repeats=a.repeats, image_size=a.image_size, variants=variants,
+                    settings={k: SETTINGS[k] for k in a.settings.split(",")})
     print(f"load average at the end: {os.getloadavg()}")
     for t in targets(results):
         print(f"  {'ok  ' if t['met'] else 'MISS'} {t['target']} [{t['case']}]: {t['value']} ({t['detail']})")

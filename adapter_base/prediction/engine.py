@@ -353,10 +353,10 @@ class PredictionRun:
                     tally.failed(str(item_id), "input", f"expected an Item, got {type(item).__name__}")
                 else:
                     group.append(item)
-                # A read takes up to a batch, no more items than the byte budget has room for; no more
-                # items in flight than the prepare window (what the threads would have in preparation).
+                # A read takes up to a batch, and its share of the prepare window (what the threads would
+                # have in preparation, within the byte budget), so that every worker has a read to do.
                 window = self.backpressure.window()
-                if len(group) >= min(self.options.batch_size, window):
+                if len(group) >= min(self.options.batch_size, max(1, window // reader.processes)):  # every worker busy
                     pending.append((group, reader.submit(group)))
                     group = []
                 while pending and sum(len(g) for g, _ in pending) > window:
