@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import queue
 import threading
-import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from itertools import islice
 from typing import Callable, Iterable, Iterator, TypeVar
+
+from .watchdog import watchdog
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -17,7 +20,7 @@ def ordered_map(
     fn: Callable[[T], R],
     items: Iterable[T],
     *,
-    pool: ThreadPoolExecutor,
+    pool: "ThreadPoolExecutor | WorkerPool",
     window: int | Callable[[], int],
     chunk: int = 1,
     timeout_s: float | None = None,
@@ -37,8 +40,9 @@ def ordered_map(
 
     With ``timeout_s``, a call of ``fn`` still running ``timeout_s`` seconds after it
     started yields ``TimeoutError(timeout_message)`` in its place and the items after it go
-    on. The calls then run on a daemon thread per task, so a call that never returns
-    holds neither a pool worker nor the process at exit.
+    on. ``pool`` must then be a ``WorkerPool``: the process's one watchdog thread keeps the
+    deadlines, and a worker stuck in a call that never returns is replaced, so it holds
+    neither the pool's capacity nor the process at exit.
     """
     if chunk <= 1 and not timeout_s:
         yield from _ordered_map_items(fn, items, pool=pool, window=window)
@@ -58,7 +62,10 @@ def ordered_map(
             if not xs:
                 break
             if timeout_s:
-                fut = pool.submit(_run_chunk_with_deadline, fn, xs, float(timeout_s), timeout_message)
+                if not isinstance(pool, WorkerPool):
+                    raise TypeError("ordered_map with timeout_s needs a WorkerPool (it replaces a worker stuck past its deadline)")
+                fut = Future()
+                _follow_cancel(pool.submit(_run_chunk_watched, _Chunk(fn, xs, float(timeout_s), timeout_message, pool, fut)), fut)
             else:
                 fut = pool.submit(_run_chunk, fn, xs)
             pending.append((xs, fut))
@@ -90,59 +97,147 @@ def _run_chunk(fn: Callable[[T], R], xs: list[T]) -> list[R | BaseException]:
     return out
 
 
-class _Progress:
-    """How far a daemon thread has got through one task's items (see ``_run_chunk_with_deadline``)."""
+class _Chunk:
+    """One task's items under a per-call deadline (see ``_run_chunk_watched``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fn: Callable[[T], R], xs: list[T], timeout_s: float, message: str, pool: "WorkerPool", fut: "Future[list[object]]") -> None:
+        self.fn, self.xs, self.timeout_s, self.message, self.pool, self.fut = fn, xs, timeout_s, message, pool, fut
         self.lock = threading.Lock()
-        self.done = threading.Event()
         self.results: list[object] = []
-        self.started = time.monotonic()
         self.abandoned = False
+        self.worker: threading.Thread | None = None
 
 
-def _run_chunk_with_deadline(fn: Callable[[T], R], xs: list[T], timeout_s: float, message: str) -> list[R | BaseException]:
-    """``_run_chunk`` on a daemon thread, giving up on any one call after ``timeout_s``.
+def _run_chunk_watched(chunk: _Chunk) -> None:
+    """In a pool worker: each call of ``chunk.fn`` under the process watchdog's deadline.
 
-    A call past its deadline gets ``TimeoutError(message)`` and is left running (a thread
-    cannot be killed); the items after it go on, on a new daemon thread.
+    A call past its deadline gets ``TimeoutError(message)`` in its place; the worker is left
+    with the call (a thread cannot be killed) and replaced, and the items after it go on as
+    a new task. Nothing waits on a timer: a call in time costs two watchdog lock operations.
     """
-    out: list[R | BaseException] = []
-    rest = xs
-    while rest:
-        progress = _Progress()
-        in_thread(lambda todo=rest, p=progress: _run_tracked(fn, todo, p), "deadline-call")  # type: ignore[misc]
-        while not progress.done.wait(max(0.0, progress.started + timeout_s - time.monotonic())):
-            with progress.lock:
-                if progress.done.is_set() or time.monotonic() < progress.started + timeout_s:
-                    continue  # finished, or moved on to a later item: wait for that one
-                progress.abandoned = True
-                n = len(progress.results)
-            out += progress.results[:n]  # type: ignore[arg-type]
-            out.append(TimeoutError(message))
-            rest = rest[n + 1 :]
-            break
-        else:
-            out += progress.results  # type: ignore[arg-type]
-            rest = []
-    return out
-
-
-def _run_tracked(fn: Callable[[T], R], xs: list[T], progress: _Progress) -> None:
-    for x in xs:
-        with progress.lock:
-            if progress.abandoned:
-                return
-            progress.started = time.monotonic()
+    chunk.worker = threading.current_thread()
+    dog = watchdog()
+    for i, x in enumerate(chunk.xs):
+        w = dog.watch(chunk.timeout_s, lambda i=i: _expire_call(chunk, i))  # type: ignore[misc]
         try:
-            result: object = fn(x)
+            result: object = chunk.fn(x)
         except Exception as exc:  # noqa: BLE001 - one failing item does not fail its chunk
             result = exc
-        with progress.lock:
-            if progress.abandoned:
+        w.cancel()
+        with chunk.lock:
+            if chunk.abandoned:
                 return
-            progress.results.append(result)
-    progress.done.set()
+            chunk.results.append(result)
+    chunk.fut.set_result(chunk.results)
+
+
+def _expire_call(chunk: _Chunk, i: int) -> None:
+    """On the watchdog thread: call ``i`` of ``chunk`` ran past its deadline."""
+    with chunk.lock:
+        if chunk.abandoned or len(chunk.results) != i:
+            return  # it returned meanwhile
+        chunk.abandoned = True
+        done = [*chunk.results, TimeoutError(chunk.message)]
+    if chunk.worker is not None:
+        chunk.pool.replace(chunk.worker)
+    rest = chunk.xs[i + 1 :]
+    if not rest:
+        chunk.fut.set_result(done)
+        return
+    tail: Future[list[object]] = Future()
+
+    def joined(f: "Future[list[object]]") -> None:
+        if f.cancelled():
+            chunk.fut.cancel()
+        else:
+            chunk.fut.set_result(done + f.result())  # _run_chunk_watched itself never raises
+
+    tail.add_done_callback(joined)
+    _follow_cancel(chunk.pool.submit(_run_chunk_watched, _Chunk(chunk.fn, rest, chunk.timeout_s, chunk.message, chunk.pool, tail)), tail)
+
+
+def _follow_cancel(task: "Future[object]", fut: "Future[T]") -> None:
+    """``fut`` (resolved by the task itself) is cancelled when ``task`` is cancelled before it runs (a pool shut down)."""
+    task.add_done_callback(lambda t: fut.cancel() if t.cancelled() else None)
+
+
+class WorkerPool:
+    """A thread pool of daemon workers, whose worker stuck in a call past its deadline is replaced.
+
+    ``submit`` and ``shutdown`` as ``ThreadPoolExecutor``'s. Its threads are daemons and a
+    replaced worker is never waited for, so a call that never returns holds neither the pool's
+    capacity, nor ``shutdown(wait=True)``, nor the process at exit.
+    """
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "worker") -> None:
+        self._max_workers = max(1, int(max_workers))
+        self._prefix = thread_name_prefix
+        self._tasks: "queue.SimpleQueue[tuple[Future[object], Callable[..., object], tuple[object, ...]] | None]" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._workers: set[threading.Thread] = set()
+        self._serial = itertools.count()
+        self._shut = False
+        for _ in range(self._max_workers):
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        t = threading.Thread(target=self._work, name=f"{self._prefix}_{next(self._serial)}", daemon=True)
+        with self._lock:
+            self._workers.add(t)
+        t.start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            fut, fn, args = task
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn(*args))
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                    fut.set_exception(exc)
+            del task, fut, fn, args
+            with self._lock:
+                if me not in self._workers:
+                    return  # replaced while its call ran past a deadline
+
+    def submit(self, fn: Callable[..., R], *args: object) -> "Future[R]":
+        """Run ``fn(*args)`` on a worker; its future."""
+        if self._shut:
+            raise RuntimeError("cannot submit to a pool that was shut down")
+        fut: Future[R] = Future()
+        self._tasks.put((fut, fn, args))  # type: ignore[arg-type]
+        return fut
+
+    def replace(self, worker: threading.Thread) -> None:
+        """``worker`` is stuck in a call given up on: a new worker takes its place; it ends if the call ever returns."""
+        with self._lock:
+            if worker not in self._workers or self._shut:
+                return
+            self._workers.discard(worker)
+        self._start_worker()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """No more tasks; with ``cancel_futures`` the queued ones are cancelled; with ``wait``, the live workers are joined."""
+        with self._lock:
+            self._shut = True
+            workers = list(self._workers)
+        if cancel_futures:
+            while True:
+                try:
+                    task = self._tasks.get_nowait()
+                except queue.Empty:
+                    break
+                if task is not None:
+                    task[0].cancel()
+        for _ in workers:
+            self._tasks.put(None)
+        if wait:
+            for t in workers:
+                if t is not threading.current_thread():
+                    t.join()
 
 
 def _ordered_map_items(
@@ -205,12 +300,25 @@ def in_thread(fn: Callable[[], T], name: str) -> "Future[T]":
 
     def run() -> None:
         try:
-            fut.set_result(fn())
+            result = fn()
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-            fut.set_exception(exc)
+            _settle(fut, exception=exc)
+        else:
+            _settle(fut, result=result)
 
     threading.Thread(target=run, name=name, daemon=True).start()
     return fut
+
+
+def _settle(fut: "Future[T]", *, result: object = None, exception: BaseException | None = None) -> None:
+    """Resolve ``fut`` unless a deadline already did (then what the late call returned is dropped)."""
+    try:
+        if exception is not None:
+            fut.set_exception(exception)
+        else:
+            fut.set_result(result)  # type: ignore[arg-type]
+    except InvalidStateError:
+        pass
 
 
 class ByteBudget:

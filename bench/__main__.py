@@ -21,7 +21,7 @@ from typing import Any
 
 from .common import REPO, gpu_status, machine_info, s3_uri, seaweed_server
 
-SECTIONS = ("predict", "memory", "artifacts", "pipeline", "torch", "latency")
+SECTIONS = ("predict", "user", "memory", "artifacts", "pipeline", "torch", "latency")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--small-kib", type=int, default=16, help="size of each small artifact file")
     ap.add_argument("--latency-n", type=int, default=None, help="items predicted through the 20 ms latency proxy (default 2000; quick 300)")
     ap.add_argument("--torch-n", type=int, default=None, help="items for the PyTorch example run (default 512; quick 64)")
+    ap.add_argument("--user-sizes", default=None, help="the user's comparison: small,large dataset sizes (default 200,1000; quick 16,48)")
+    ap.add_argument("--user-repeats", type=int, default=None, help="repeats of the user's comparison (default 5; quick 1)")
     ap.add_argument("--json", default=None, help="results file (default bench/results/latest.json; quick .bench/quick.json)")
     ap.add_argument("--markdown", default=None, help="Markdown table (default docs/benchmarks.md; quick .bench/quick.md)")
     ap.add_argument("--workdir", default=str(REPO / ".bench"), help="scratch space (removed afterwards)")
@@ -53,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.small_files = a.small_files or (100 if q else 2000)
     a.torch_n = a.torch_n or (64 if q else 512)
     a.latency_n = a.latency_n or (300 if q else 2000)
+    a.user_sizes = [int(x) for x in (a.user_sizes or ("16,48" if q else "200,1000")).split(",")]
+    a.user_repeats = a.user_repeats or (1 if q else 5)
     a.json = Path(a.json or (REPO / (".bench/quick.json" if q else "bench/results/latest.json")))
     a.markdown = Path(a.markdown or (REPO / (".bench/quick.md" if q else "docs/benchmarks.md")))
     a.only = [s.strip() for s in a.only.split(",") if s.strip()]
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "quick": a.quick,
         },
     }
-    need_s3 = ("predict" in a.only and "s3" in a.backends) or ("memory" in a.only and "s3" in a.memory_backends) or "artifacts" in a.only
+    need_s3 = (("predict" in a.only or "user" in a.only) and "s3" in a.backends) or ("memory" in a.only and "s3" in a.memory_backends) or "artifacts" in a.only
     try:
         with (seaweed_server(scratch) if need_s3 else _nothing()) as server:
             if "predict" in a.only:
@@ -119,6 +123,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 finally:
                     if not isinstance(ray, str):
                         ray.close()
+            if "user" in a.only:
+                from adapter_base import Registry
+                from adapter_base.storage import open_store
+
+                from . import user_compare
+
+                small, large = a.user_sizes
+                say(f"== 1b. the user's comparison: model-adapter predict processes vs a hand-written DataLoader loop process, "
+                    f"steady state from {small} and {large} items, {a.user_repeats} repeat(s)")  # fmt: skip
+                results["user_compare"] = {}
+                for backend in a.backends:
+                    uri = s3_uri() if backend == "s3" else str(scratch / "user-store")
+                    with Registry(open_store(uri)) as registry:
+                        results["user_compare"][backend] = user_compare.run_backend(
+                            registry, backend, uri, scratch, small=small, large=large, repeats=a.user_repeats, batch_size=a.batch_size, progress=say
+                        )
             if "memory" in a.only:
                 from adapter_base import Registry
                 from adapter_base.storage import open_store

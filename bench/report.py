@@ -53,6 +53,10 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                         "detail": f"{_ips(s, 'predict_dataset')} vs {_ips(s, baseline)}",
                     }
                 )
+    if results.get("user_compare"):
+        from .user_compare import targets as user_targets
+
+        rows += user_targets(results["user_compare"])
     gpu = results.get("gpu")
     if gpu is not None:
         t = results.get("torch_gpu") or {}
@@ -209,6 +213,12 @@ def render(results: dict[str, Any]) -> str:
                 )
             out.append(f"| {backend} | ratio | {data['ratio_peak']:.3f} | | | |")
         out.append("")
+
+    uc = results.get("user_compare")
+    if uc:
+        from .user_compare import render as render_user
+
+        out += render_user(uc)
 
     lat = results.get("latency")
     if lat:

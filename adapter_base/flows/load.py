@@ -8,7 +8,6 @@ import shutil
 import sys
 import uuid
 import weakref
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,12 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no claims, one loader per home
     fcntl = None  # type: ignore[assignment]
 
-from ..concurrency import in_thread
 from ..config import positive_or_none
 from ..entities import Model
 from ..hook_calls import call_hook
 from ..hooks import AdapterHooks
 from ..local_dirs import safe_join, user_dir
+from ..watchdog import call_with_deadline
 from ._common import fresh_dir, resolve_model
 
 
@@ -136,15 +135,13 @@ def call_load(adapter: AdapterHooks, path: Path, timeout_s: float | None, **kwar
     if not timeout_s:
         call_hook(adapter, "load", str(path), **kwargs)
         return
-    # A daemon thread, as for predict_timeout_s: a hung load cannot be killed, and must not keep the process from exiting.
-    fut = in_thread(lambda: call_hook(adapter, "load", str(path), **kwargs), "load")
-    try:
-        fut.result(timeout=float(timeout_s))
-    except FutureTimeout:
-        raise TimeoutError(
-            f"{type(adapter).__name__}.load did not return within load_timeout_s={timeout_s} "
-            "(raise load_timeout_s in the model's configuration, or set it to null to wait forever)"
-        ) from None
+    call_with_deadline(
+        lambda: call_hook(adapter, "load", str(path), **kwargs),
+        float(timeout_s),
+        "load",
+        f"{type(adapter).__name__}.load did not return within load_timeout_s={timeout_s} "
+        "(raise load_timeout_s in the model's configuration, or set it to null to wait forever)",
+    )
 
 
 def _device_for_log(adapter: AdapterHooks) -> str:

@@ -9,18 +9,17 @@ past its timeout, a ``TimeoutError``.
 from __future__ import annotations
 
 import copy
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..concurrency import in_thread
 from ..entities import Annotation, AnnotationCollection, Embedding, Item, Model, ModelInfo, PredictionSet
 from ..errors import AdapterContractError, ValidationError
 from ..hook_calls import call_hook
 from ..hooks import AdapterHooks, default_input
 from ..media import Reserve, decode_image
+from ..watchdog import call_with_deadline
 
 
 def prepare_input(
@@ -50,13 +49,9 @@ def call_predict(adapter: AdapterHooks, inputs: list[Any], items: Sequence[Item]
     given = [copy.copy(it) for it in items]
     if not timeout_s:
         return call_hook(adapter, hook, inputs, items=given)
-    # A daemon thread, not an executor: a hung predict cannot be killed, and an
-    # executor's worker would keep the process from exiting after the run.
-    fut = in_thread(lambda: call_hook(adapter, hook, inputs, items=given), hook)
-    try:
-        return fut.result(timeout=float(timeout_s))
-    except FutureTimeout:
-        raise TimeoutError(f"{hook} did not return within predict_timeout_s={timeout_s}") from None
+    return call_with_deadline(
+        lambda: call_hook(adapter, hook, inputs, items=given), float(timeout_s), hook, f"{hook} did not return within predict_timeout_s={timeout_s}"
+    )
 
 
 def check_results(results: Any, count: int) -> AdapterContractError | None:

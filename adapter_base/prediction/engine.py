@@ -16,17 +16,20 @@ import queue
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..concurrency import Reservation, ordered_map
+from ..concurrency import Reservation, WorkerPool, ordered_map
 from ..entities import Item, Model
 from ..errors import StoreError, ValidationError
 from ..hooks import AdapterHooks
 from ..media import map_large_allocations, nbytes
 from ..registry import layout
 from ..registry.identity import mismatch
+from ..watchdog import watchdog
 from .backpressure import Backpressure
 from .contract import call_predict, check_results, prepare_input
 from .decoders import ProcessDecoder
@@ -34,7 +37,9 @@ from .deletion import DeletionWatch
 from .failfast import FailFast
 from .oom import BatchHalving
 from .options import PredictionOptions
-from .pools import plan_pools, uses_default_prepare
+from . import batch_reader
+from .batch_reader import BatchReader
+from .pools import is_local, plan_pools, uses_default_prepare, uses_default_read
 from .report import PredictionReport, Tally, error_text
 from .tasks import PREDICT, Task
 from .writer import Collector, ResultWriter, registry_store
@@ -45,6 +50,15 @@ log = logging.getLogger(__name__)
 ItemSource = Iterable[tuple[str, "Item | BaseException"]]
 #: A prepared item on its way to ``predict``: the engine's own Item record, the model input, its bytes.
 Prepared = tuple[Item, Any, int]
+
+def _expire(fut: "Future[Any]", timeout_s: float) -> None:
+    """A batch read in a worker ran past its deadline: its items fail (the worker is left to finish)."""
+    if not fut.done():
+        try:
+            fut.set_exception(TimeoutError(f"prepare_item_func did not return within prepare_timeout_s={timeout_s} (a batch read in a worker process)"))
+        except InvalidStateError:
+            pass
+
 
 _DONE = object()
 _SKIP = object()
@@ -98,6 +112,7 @@ class PredictionRun:
         self.halving = BatchHalving(options.batch_size, adaptive=options.adaptive_batch_size)
         self._stop = threading.Event()
         self._decoder: ProcessDecoder | None = None
+        self._batch_reader: BatchReader | None = None
         self.deletion = DeletionWatch(adapter.registry.store, model, self.report.run_id, dataset_id)
         self._reserving = False  # the default loader reserves what decoding holds in the byte budget
         self._reservations: dict[int, Reservation] = {}  # by the item's number in the listing
@@ -116,10 +131,18 @@ class PredictionRun:
         self._reserving = default_prepare and self.backpressure.budget is not None
         if self._reserving:
             map_large_allocations()  # decoded images freed go back to the system, not to per-thread arenas
-        pools = plan_pools(opts, self.adapter.registry.store, default_prepare=default_prepare)
+        store = self.adapter.registry.store
+        pools = plan_pools(
+            opts, store, default_prepare=default_prepare, resume=self.resume or self.resume_run, default_read=uses_default_read(self.adapter)
+        )
         # forked before this run's threads start
         self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None
-        prepare_pool = ThreadPoolExecutor(max_workers=pools.prepare_threads, thread_name_prefix="prepare")
+        if pools.batch_processes:
+            budget = self.adapter.configuration.get("prepared_bytes_budget") or None
+            fetch = 1 if is_local(store) else max(2, opts.io_workers // pools.batch_processes)  # reads in flight, as the threads would have
+            self._batch_reader = BatchReader(str(store.uri), pools.batch_processes, max_bytes=budget, fetch_threads=fetch).start()
+            self._reserving = False  # a batch's bytes are held once it is back (``_admit``)
+        prepare_pool = WorkerPool(pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(
             registry_store(self.adapter.registry, self.task, self.dataset_id) if self.write else None,
             collect=self.on_result,
@@ -128,7 +151,10 @@ class PredictionRun:
             on_written=self._on_written(tally),
         )
         producer = threading.Thread(
-            target=self._produce, args=(self._own_items(source), batches, prepare_pool, tally), name="producer", daemon=True
+            target=self._produce_batches if self._batch_reader else self._produce,
+            args=(self._own_items(source), batches, prepare_pool, tally),
+            name="producer",
+            daemon=True,
         )
         producer.start()
         try:
@@ -264,7 +290,7 @@ class PredictionRun:
                 batch, self._batch = self._batch, []
                 self._put(self._batches, batch)
 
-    def _produce(self, source: ItemSource, out: "queue.Queue[Any]", pool: ThreadPoolExecutor, tally: Tally) -> None:
+    def _produce(self, source: ItemSource, out: "queue.Queue[Any]", pool: WorkerPool, tally: Tally) -> None:
         timeout_s = self.options.prepare_timeout_s
         try:
             prepared = ordered_map(
@@ -302,6 +328,70 @@ class PredictionRun:
             self.report.fatal_error = error_text(exc)
             log.error("listing items failed, stopping: %s", self.report.fatal_error)
         finally:
+            self._put(out, _DONE)
+
+    def _produce_batches(self, source: ItemSource, out: "queue.Queue[Any]", pool: WorkerPool, tally: Tally) -> None:
+        """``_produce`` with the reading and preparing done in worker processes (``BatchReader``), up to a batch per read.
+
+        A read's items fail together only when the read does (a worker died, the batch's deadline of
+        ``prepare_timeout_s`` per item passed); otherwise each item succeeds or fails alone.
+        """
+        reader = self._batch_reader
+        assert reader is not None
+        timeout_s = self.options.prepare_timeout_s
+        pending: deque[tuple[list[Item], Future[Any]]] = deque()
+
+        def receive() -> None:
+            group, fut = pending.popleft()
+            watch = watchdog().watch(timeout_s * len(group), lambda: _expire(fut, timeout_s)) if timeout_s else None
+            try:
+                results = reader.take(fut.result())
+            except Exception as exc:  # noqa: BLE001 - the whole batch failed (a worker died, the deadline passed)
+                if isinstance(exc, BrokenProcessPool):
+                    batch_reader.discard()
+                    exc = RuntimeError("the process reading and decoding items died (out of memory?); the next run forks new ones")
+                results = [exc] * len(group)
+            finally:
+                if watch is not None:
+                    watch.cancel()
+            for item, result in zip(group, results):
+                if isinstance(result, BaseException):
+                    self.backpressure.observe(0)
+                    tally.failed(item.id, "prepare", result, item.path)
+                elif (held := self._admit(-1, item, result, nbytes(result), tally)) is not None:
+                    self._add((item, result, held))
+
+        try:
+            group: list[Item] = []
+            for item_id, item in source:
+                if self._stop.is_set():
+                    return
+                tally.listed()
+                if isinstance(item, BaseException):
+                    tally.failed(item_id, "list", item)
+                elif not isinstance(item, Item):
+                    tally.failed(str(item_id), "input", f"expected an Item, got {type(item).__name__}")
+                else:
+                    group.append(item)
+                # A read takes up to a batch, and its share of the prepare window (what the threads would
+                # have in preparation, within the byte budget), so that every worker has a read to do.
+                window = self.backpressure.window()
+                if len(group) >= min(self.options.batch_size, max(1, window // reader.processes)):  # every worker busy
+                    pending.append((group, reader.submit(group)))
+                    group = []
+                while pending and sum(len(g) for g, _ in pending) > window:
+                    receive()
+            if group:
+                pending.append((group, reader.submit(group)))
+            while pending and not self._stop.is_set():
+                receive()
+            self._flush_partial()
+        except BaseException as exc:  # noqa: BLE001 - the listing itself failed: end the run
+            self.report.fatal_error = error_text(exc)
+            log.error("listing items failed, stopping: %s", self.report.fatal_error)
+        finally:
+            for _, fut in pending:
+                fut.cancel()
             self._put(out, _DONE)
 
     def _give_up(self, turn: int) -> None:

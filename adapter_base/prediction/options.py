@@ -40,6 +40,17 @@ class PredictionOptions:
     None: the CPUs less two (up to 8) on 4 CPUs or more, else none; 0: decode on the prepare threads.
     An adapter with its own ``prepare_item_func`` always prepares on the threads."""
 
+    prepare_in_processes: bool | None = FRAMEWORK_DEFAULTS["prepare_in_processes"]
+    """Read and prepare each batch in worker processes, handed back in one shared-memory block per batch
+    (the default ``prepare_item_func`` only; ``decode_processes`` of them, else one per CPU up to 8).
+
+    None: automatic (``prediction.pools``: on where the store can be reopened by a worker, i.e. a local
+    or S3 store opened from its URI and the environment's credentials, the run does not resume and there
+    is no ``prepared_bytes_budget``, which these workers do not hold to: so off under the default budget); False: never (threads, or ``decode_processes``
+    decoding item by item); True: whenever the adapter keeps the default preparation and the store can be
+    reopened. Without them, a batch's items that run past ``prepare_timeout_s`` each fail the whole batch's
+    deadline (``prepare_timeout_s`` x its items) instead of their own."""
+
     io_chunk: int = FRAMEWORK_DEFAULTS["io_chunk"]
     """Items per I/O-pool task (prepare and write): fewer thread hand-offs, less GIL traffic."""
 
@@ -78,6 +89,8 @@ class PredictionOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lowest):
                 raise ValidationError("PredictionOptions", name, f"must be a whole number >= {lowest} or None (automatic), got {value!r}")
+        if self.prepare_in_processes is not None and not isinstance(self.prepare_in_processes, bool):
+            raise ValidationError("PredictionOptions", "prepare_in_processes", f"must be true, false or None (automatic), got {self.prepare_in_processes!r}")
         for name in ("predict_timeout_s", "prepare_timeout_s", "prepared_bytes_budget"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
@@ -103,6 +116,7 @@ class PredictionOptions:
             prepare_workers=_optional_count(cfg, "prepare_workers", lowest=1),
             write_workers=_optional_count(cfg, "write_workers", lowest=1),
             decode_processes=_optional_count(cfg, "decode_processes", lowest=0),
+            prepare_in_processes=_optional_bool(cfg, "prepare_in_processes"),
             adaptive_prefetch=bool(cfg.get("adaptive_prefetch", cls.adaptive_prefetch)),
             adaptive_batch_size=bool(cfg.get("adaptive_batch_size", cls.adaptive_batch_size)),
             predict_timeout_s=positive_or_none(cfg, "predict_timeout_s"),
@@ -140,3 +154,11 @@ def _optional_count(cfg: Mapping[str, Any], key: str, *, lowest: int) -> int | N
     if count < lowest:
         raise ValidationError("configuration", key, f"must be a whole number >= {lowest} or null (automatic), got {value!r}")
     return count
+
+
+def _optional_bool(cfg: Mapping[str, Any], key: str) -> bool | None:
+    """true or false from the configuration, or None (automatic) when unset or null."""
+    value = cfg.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValidationError("configuration", key, f"must be true, false or null (automatic), got {value!r}")

@@ -3,13 +3,16 @@
 A local disk answers in microseconds: a few threads keep it busy, and every extra thread
 takes CPU and GIL turns from the one calling ``predict``. An S3 server answers in
 milliseconds (tens on a cloud): throughput there is requests in flight / latency, so many
-requests must wait at once (``io_workers``). Decoding images is CPU work: when the adapter
-keeps the framework's default ``prepare_item_func`` and the machine has CPUs to spare
-(``MIN_CPUS_FOR_PROCESSES``), it runs in worker processes (arrays come back through shared
-memory), beside ``predict`` instead of competing with it for the GIL. On fewer CPUs the
-threads decode: measured on 2 CPUs, handing each item to a process and back (pipe, shared
-memory block, copy) cost more CPU than the GIL hand-offs it saves (input stage 423 vs 670
-items/s, model-bound runs 192 vs 245 items/s; docs/benchmarks.md).
+requests must wait at once (``io_workers``). Reading and decoding images is CPU work that,
+in this process, competes with the thread calling ``predict`` for the GIL: when the adapter
+keeps the framework's default ``prepare_item_func`` and ``item_bytes``, and worker processes
+can reopen the store (local or S3), whole batches are read and decoded in worker processes,
+handed back in one shared-memory block per batch (``batch_reader``), as a PyTorch
+``DataLoader``'s workers do. Handing each item over on its own (``decode_processes``) cost
+more than it saved on 2 CPUs (input stage 423 vs 670 items/s); one block per read did not:
+whole ``model-adapter predict`` runs, processes vs threads, 1.25 vs 1.11x a hand-written DataLoader
+loop model-bound and 0.85 vs 0.86x device-bound on a local store, 0.74 vs 0.60x and 1.20 vs 0.72x
+on S3 (docs/benchmarks.md). ``prepare_in_processes`` forces either way.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class Pools:
     write_threads: int
     """Threads writing prediction sets."""
 
+    batch_processes: int = 0
+    """Processes reading and preparing a whole batch each, handed back in one shared-memory block (0: not used)."""
+
 
 def cpu_count() -> int:
     """CPUs this process may run on (its affinity mask where the platform has one)."""
@@ -55,15 +61,31 @@ def is_local(store: Any) -> bool:
     return str(getattr(store, "uri", "")).startswith("file:")
 
 
+def uses_default_read(adapter: AdapterHooks) -> bool:
+    """True when ``adapter`` keeps the framework's ``item_bytes`` (the store's bytes of the item, which a worker can read too)."""
+    return type(adapter).item_bytes is AdapterHooks.item_bytes and "item_bytes" not in vars(adapter)
+
+
 def uses_default_prepare(adapter: AdapterHooks) -> bool:
     """True when ``adapter`` keeps the framework's ``prepare_item_func`` (neither its class nor the instance replaces it)."""
     return type(adapter).prepare_item_func is AdapterHooks.prepare_item_func and "prepare_item_func" not in vars(adapter)
 
 
-def plan_pools(options: PredictionOptions, store: Any, *, default_prepare: bool, cpus: int | None = None) -> Pools:
+def reopenable(store: Any) -> bool:
+    """True for a store a worker process can open again from its URI (local or S3)."""
+    return str(getattr(store, "uri", "")).startswith(("file:", "s3:"))
+
+
+def plan_pools(
+    options: PredictionOptions, store: Any, *, default_prepare: bool, cpus: int | None = None, resume: bool = False, default_read: bool = True
+) -> Pools:
     """The pools for a run on ``store``: the options' counts where set, else sized for this machine and store.
 
-    Automatic sizes: decoding processes = the CPUs less two (at most ``MAX_AUTO_PROCESSES``)
+    Reading and preparing whole batches in worker processes (``batch_processes``, one per CPU up to
+    ``MAX_AUTO_PROCESSES``, or ``decode_processes``) is chosen for the default ``prepare_item_func`` on a
+    store the workers can reopen, with shared memory, 2 CPUs or more, no resuming, no
+    ``decode_processes`` set and no ``prepared_bytes_budget`` (the workers do not hold to it), unless
+    ``prepare_in_processes`` says otherwise. Otherwise, automatic sizes: decoding processes = the CPUs less two (at most ``MAX_AUTO_PROCESSES``)
     when the default ``prepare_item_func`` runs on a machine with ``MIN_CPUS_FOR_PROCESSES``
     CPUs or more and shared memory, else none. On a local store: prepare threads = the CPUs when they decode (up to
     ``io_workers``), 2 per decoding process (reading while one waits) otherwise; two write threads.
@@ -71,6 +93,17 @@ def plan_pools(options: PredictionOptions, store: Any, *, default_prepare: bool,
     """
     cpus = cpus or cpu_count()
     local = is_local(store)
+    batch = default_prepare and default_read and reopenable(store) and shared_memory_available() and options.prepare_in_processes is not False
+    if batch and options.prepare_in_processes is None:
+        # resuming checks each item's stored result first (on the threads); decode_processes set alone
+        # asks for item-by-item decoding processes
+        # and no byte budget: the workers do not reserve what they decode against it (the threads and the
+        # decoding processes do), so a budgeted run, the default, reads on the threads
+        batch = cpus >= 2 and not resume and options.decode_processes is None and options.prepared_bytes_budget is None
+    if batch:
+        processes = options.decode_processes or min(cpus, MAX_AUTO_PROCESSES)
+        write = options.write_workers if options.write_workers is not None else options.io_workers if not local else min(options.io_workers, 2)
+        return Pools(prepare_threads=1, decode_processes=0, write_threads=max(1, write), batch_processes=processes)
     if options.decode_processes is not None:
         processes = options.decode_processes if default_prepare else 0
     else:

@@ -21,6 +21,7 @@ from adapter_base import AnnotationCollection, BaseModelAdapter, PredictionOptio
 from adapter_base.entities import Annotation
 from adapter_base.prediction.decoders import ProcessDecoder, block_prefix
 from adapter_base.prediction.pools import Pools, plan_pools, uses_default_prepare
+from adapter_base.errors import ValidationError
 from adapter_base.storage import LocalStore
 
 
@@ -35,19 +36,44 @@ LOCAL.uri = "file:///tmp/x"
 @pytest.mark.parametrize(
     ("cpus", "store", "default_prepare", "expected"),
     [
-        (2, LOCAL, True, Pools(prepare_threads=2, decode_processes=0, write_threads=2)),  # was 16 + 16 threads
+        # the default prepare on a store a worker can reopen: whole batches read and decoded in processes
+        (2, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=2)),
         (2, LOCAL, False, Pools(prepare_threads=2, decode_processes=0, write_threads=2)),
         (1, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2)),
-        (4, LOCAL, True, Pools(prepare_threads=4, decode_processes=2, write_threads=2)),
+        (4, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=4)),
         (4, LOCAL, False, Pools(prepare_threads=4, decode_processes=0, write_threads=2)),
-        (64, LOCAL, True, Pools(prepare_threads=16, decode_processes=8, write_threads=2)),
-        (2, FakeS3(), True, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),  # many requests in flight
-        (8, FakeS3(), True, Pools(prepare_threads=16, decode_processes=6, write_threads=16)),
+        (64, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=8)),
+        (2, FakeS3(), True, Pools(prepare_threads=1, decode_processes=0, write_threads=16, batch_processes=2)),
+        (2, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),  # many requests in flight
         (8, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),
     ],
 )
 def test_automatic_sizes_follow_the_cpus_and_the_store(cpus, store, default_prepare, expected):
-    assert plan_pools(PredictionOptions(), store, default_prepare=default_prepare, cpus=cpus) == expected
+    unbudgeted = PredictionOptions(prepared_bytes_budget=None)
+    assert plan_pools(unbudgeted, store, default_prepare=default_prepare, cpus=cpus) == expected
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 4, 64])
+@pytest.mark.parametrize("store", [LOCAL, FakeS3()])
+def test_a_byte_budget_keeps_reading_on_the_threads_unless_forced(cpus, store):
+    """Batch workers do not reserve what they decode against ``prepared_bytes_budget``: with a budget (the
+    default) the automatic choice reads and decodes where the budget holds."""
+    assert plan_pools(PredictionOptions(), store, default_prepare=True, cpus=cpus).batch_processes == 0
+    assert plan_pools(PredictionOptions(prepare_in_processes=True), store, default_prepare=True, cpus=cpus).batch_processes > 0
+
+
+def test_whole_batches_in_processes_follow_the_setting_the_store_and_resuming():
+    on, off = PredictionOptions(prepare_in_processes=True), PredictionOptions(prepare_in_processes=False)
+    assert plan_pools(off, LOCAL, default_prepare=True, cpus=2) == Pools(prepare_threads=2, decode_processes=0, write_threads=2)
+    assert plan_pools(on, LOCAL, default_prepare=True, cpus=1).batch_processes == 1  # forced: even on one CPU
+    assert plan_pools(PredictionOptions(), LOCAL, default_prepare=True, cpus=2, resume=True).batch_processes == 0
+    assert plan_pools(on, LOCAL, default_prepare=True, cpus=2, resume=True).batch_processes == 2
+    assert plan_pools(on, LOCAL, default_prepare=False, cpus=8).batch_processes == 0  # a custom prepare runs on the threads
+    assert plan_pools(on, LOCAL, default_prepare=True, default_read=False, cpus=8).batch_processes == 0  # so does custom item_bytes
+    assert plan_pools(PredictionOptions(prepare_in_processes=True, decode_processes=3), FakeS3(), default_prepare=True, cpus=8).batch_processes == 3
+    assert plan_pools(on, object(), default_prepare=True, cpus=8).batch_processes == 0  # a store a worker cannot reopen
+    with pytest.raises(ValidationError, match="prepare_in_processes"):
+        PredictionOptions.from_configuration({"prepare_in_processes": "yes"})
 
 
 def test_configured_counts_win_and_a_custom_prepare_never_runs_in_processes():
@@ -109,7 +135,7 @@ def shm_blocks(pid: int | None = None) -> set[str]:
 
 
 def run(registry: Registry, ds: Any, **config: Any) -> tuple[Recorder, Any]:
-    model = registry.create_model(f"m-{config['decode_processes']}", labels=["a"], configuration=config)
+    model = registry.create_model(f"m-{config.get('decode_processes')}-{config.get('prepare_in_processes')}", labels=["a"], configuration=config)
     adapter = Recorder(registry=registry)
     adapter.load_from_model(model)
     assert uses_default_prepare(adapter)
@@ -140,6 +166,30 @@ def test_decoding_in_processes_gives_what_the_threads_give(tmp_path):
     assert failures(p_report) == failures(t_report)
     assert {f.path for f in p_report.failures} == {"broken.png", "huge.png", "odd: name.png"}
     assert shm_blocks() == set()  # every shared memory block was unlinked
+
+
+@pytest.mark.slow
+def test_whole_batches_read_in_processes_give_what_the_threads_give(store_uri):
+    from adapter_base.storage import open_store
+
+    with Registry(open_store(store_uri)) as registry:
+        ds = registry.create_dataset("d", labels=["a"])
+        for i in range(10):
+            registry.add_item(ds, f"{i:02d}.png", png(i, mode="RGB" if i % 3 else "L"))
+        registry.add_item(ds, "rotated.jpg", rotated_jpeg())
+        registry.add_item(ds, "broken.png", b"\x89PNG not really")
+        registry.add_item(ds, "huge.png", png(99, size=(400, 400)))
+        registry.add_item(ds, "note.txt", b"hello")
+        config = {"prepared_bytes_budget": 200_000, "batch_size": 4}
+        threads, t_report = run(registry, ds, prepare_in_processes=False, decode_processes=0, **config)
+        batches, b_report = run(registry, ds, prepare_in_processes=True, **config)
+    assert t_report.succeeded == b_report.succeeded == 12
+    assert batches.seen == threads.seen  # same pixels, shapes and dtypes, text unchanged
+    assert (40, 20, 3) in [v[0] for v in batches.seen.values() if isinstance(v, tuple)]  # EXIF rotation applied
+    assert sorted((f.path, f.stage) for f in b_report.failures) == [("broken.png", "prepare"), ("huge.png", "prepare")]
+    assert [f.error for f in b_report.failures if f.path == "broken.png"] == [f.error for f in t_report.failures if f.path == "broken.png"]
+    assert "huge.png" in next(f.error for f in b_report.failures if f.path == "huge.png")
+    assert shm_blocks() == set()  # every batch's block was unlinked
 
 
 def test_a_process_decoded_array_is_a_plain_writable_array():

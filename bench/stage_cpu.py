@@ -1,0 +1,125 @@
+"""CPU per item of each stage of ``predict_dataset``, from the CPU time of its threads (``/proc/self/task``).
+
+    python -m bench.stage_cpu [--n 1000] [--repeats 5] [--device-ms 1.5] [--store local|s3]
+
+A sampler reads every thread's CPU time (user + system) every 20 ms while the run goes on
+and keeps each thread's last figure, named after the thread (``prepare_*``: reading and
+decoding, ``write_*``: storing the sets, ``MainThread``: ``predict`` and stamping,
+``producer``, ``watchdog``, ...; what threads that lived less than a sample took is the
+process's CPU time less theirs). Threads are grouped by name without the
+number; the figures are CPU milliseconds per item, median (min-max) over the repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu(tid: int) -> float | None:
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _group(name: str) -> str:
+    return re.sub(r"[_-]?\d+(_\d+)?$", "", name) or name
+
+
+class StageSampler:
+    """Per-thread CPU seconds of this process while it is active, grouped by thread name."""
+
+    def __init__(self, period_s: float = 0.02) -> None:
+        self.period_s = period_s
+        self.last: dict[int, tuple[str, float]] = {}
+        self.start: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stage-sampler", daemon=True)
+
+    def _sample(self) -> None:
+        for t in threading.enumerate():
+            tid = t.native_id
+            if tid is None or t is self._thread:
+                continue
+            cpu = _thread_cpu(tid)
+            if cpu is not None:
+                self.start.setdefault(tid, cpu)
+                self.last[tid] = (t.name, cpu)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self._sample()
+
+    def __enter__(self) -> "StageSampler":
+        self._sample()  # threads alive before the run count from here
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sample()
+        self._stop.set()
+        self._thread.join()
+
+    def by_group(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for tid, (name, cpu) in self.last.items():
+            out[_group(name)] = out.get(_group(name), 0.0) + cpu - self.start.get(tid, cpu)
+        return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.stage_cpu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device-ms", type=float, default=1.5)
+    ap.add_argument("--batch-size", type=int, default=16)
+    a = ap.parse_args(argv)
+
+    from adapter_base import Registry
+    from adapter_base.storage import open_store
+
+    from .models import limit_blas_threads
+    from .predict_bench import bench_adapter, build_dataset
+
+    limiter = limit_blas_threads(1)  # noqa: F841
+    work = Path(tempfile.mkdtemp(prefix="stage-cpu-"))
+    os.environ["MODEL_ADAPTER_HOME"] = str(work / "home")
+    registry = Registry(open_store(str(work / "store")))
+    ds = build_dataset(registry, a.n)
+    per_item: dict[str, list[float]] = {}
+    walls = []
+    for r in range(a.repeats):
+        adapter = bench_adapter(registry, f"stage-cpu-{r}", work=0, device_s_per_item=a.device_ms / 1e3)
+        with StageSampler() as sampler:
+            t0, c0 = time.perf_counter(), time.process_time()
+            report = adapter.predict_dataset(ds.id, batch_size=a.batch_size)
+            walls.append(time.perf_counter() - t0)
+            process_cpu = time.process_time() - c0
+        assert report.ok, report.summary()
+        groups = sampler.by_group()
+        for g, cpu in groups.items():
+            per_item.setdefault(g, []).append(cpu * 1e3 / a.n)
+        per_item.setdefault("(process)", []).append(process_cpu * 1e3 / a.n)
+        per_item.setdefault("(threads too short-lived to sample)", []).append(max(0.0, process_cpu - sum(groups.values())) * 1e3 / a.n)
+    print(f"{a.n} items, local store, device {a.device_ms} ms/item, {a.repeats} repeats; load average {os.getloadavg()}")
+    print(f"items/s: median {a.n / statistics.median(walls):.0f} ({a.n / max(walls):.0f}-{a.n / min(walls):.0f})")
+    for g, v in sorted(per_item.items(), key=lambda kv: -statistics.median(kv[1])):
+        v = v + [0.0] * (a.repeats - len(v))
+        print(f"  {g:24s} {statistics.median(v):6.3f} ms/item ({min(v):.3f}-{max(v):.3f})")
+    registry.close()
+
+
+if __name__ == "__main__":
+    main()
