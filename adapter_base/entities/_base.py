@@ -174,3 +174,15 @@ def check_jsonable(entity: str, field: str, value: Any) -> None:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValidationError(entity, field, f"not JSON-serialisable: {exc}") from None
+
+
+def check_model_stamp(entity: Any) -> None:
+    """The fields that say which item, model version and run a model's output on an item came from
+    (``item_id``, ``model_id``, ``model_name``, ``model_version``, ``run_id``, ``created_at``)."""
+    kind = entity.kind
+    check_str(kind, "item_id", entity.item_id)
+    check_str(kind, "model_id", entity.model_id)
+    check_str(kind, "model_name", entity.model_name)
+    check_int(kind, "model_version", entity.model_version, lo=0)
+    check_optional_str(kind, "run_id", entity.run_id)
+    check_str(kind, "created_at", entity.created_at)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ValidationError
-from ._base import Entity, check_int, check_optional_str, check_str, utc_now
+from ._base import Entity, check_model_stamp, utc_now
 from .annotation import Annotation, AnnotationCollection
 
 
@@ -29,12 +29,7 @@ class PredictionSet(Entity):
     created_at: str = field(default_factory=utc_now)
 
     def validate(self) -> None:
-        check_str(self.kind, "item_id", self.item_id)
-        check_str(self.kind, "model_id", self.model_id)
-        check_str(self.kind, "model_name", self.model_name)
-        check_int(self.kind, "model_version", self.model_version, lo=0)
-        check_optional_str(self.kind, "run_id", self.run_id)
-        check_str(self.kind, "created_at", self.created_at)
+        check_model_stamp(self)
         AnnotationCollection(annotations=self.annotations).validate()
         for i, ann in enumerate(self.annotations):
             if ann.model is None or ann.model.model_id != self.model_id:
