@@ -305,11 +305,8 @@ class PredictionRun:
             for (turn, (item_id, item)), result in prepared:
                 if self._stop.is_set():
                     return
-                tally.listed()
-                if isinstance(item, BaseException):
-                    tally.failed(item_id, "list", item)
-                elif not isinstance(item, Item):
-                    tally.failed(str(item_id), "input", f"expected an Item, got {type(item).__name__}")
+                if _listed(tally, item_id, item) is None:
+                    pass  # failed by name at the listing
                 elif isinstance(result, BaseException):
                     self.backpressure.observe(0)
                     tally.failed(item.id, "prepare", result, item.path)
@@ -366,12 +363,7 @@ class PredictionRun:
             for item_id, item in source:
                 if self._stop.is_set():
                     return
-                tally.listed()
-                if isinstance(item, BaseException):
-                    tally.failed(item_id, "list", item)
-                elif not isinstance(item, Item):
-                    tally.failed(str(item_id), "input", f"expected an Item, got {type(item).__name__}")
-                else:
+                if _listed(tally, item_id, item) is not None:
                     group.append(item)
                 # A read takes up to a batch, and its share of the prepare window (what the threads would
                 # have in preparation, within the byte budget), so that every worker has a read to do.
@@ -439,6 +431,19 @@ class PredictionRun:
                 writer.accept(item, pset)
         if self.fail_fast.record(next(iter(errors)) if len(errors) == 1 else None):
             self._stopped_early = True
+
+
+def _listed(tally: Tally, item_id: Any, item: Any) -> Item | None:
+    """Count one entry of the listing; the ``Item``, or None once it is failed by name (an unreadable
+    record at ``list``, anything else at ``input``)."""
+    tally.listed()
+    if isinstance(item, BaseException):
+        tally.failed(item_id, "list", item)
+        return None
+    if not isinstance(item, Item):
+        tally.failed(str(item_id), "input", f"expected an Item, got {type(item).__name__}")
+        return None
+    return item
 
 
 def run_predictions(
