@@ -89,6 +89,11 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
+def spread(values: list[float], digits: int = 1) -> dict[str, float]:
+    """The median of ``values`` with their min and max: how every bench row reports its repeats."""
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits), "max": round(max(values), digits)}
+
+
 def machine_info() -> dict[str, Any]:
     """CPU count, memory and load, and the library versions that matter for the figures."""
     import platform

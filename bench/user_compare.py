@@ -35,7 +35,7 @@ from typing import Any, Callable
 from adapter_base import Registry
 from adapter_base.registry import layout
 
-from .common import REPO
+from .common import REPO, spread
 from .models import limit_blas_threads
 from .predict_bench import bench_adapter, build_dataset, calibrate, model_cost
 
@@ -74,10 +74,6 @@ def model_only_rate(adapter: Any, prepared: list[list[Any]], n: int, batch_size:
     for b in range(0, n, batch_size):
         adapter.predict(prepared[(b // batch_size) % len(prepared)])
     return n / (time.perf_counter() - t0)
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1), "max": round(max(values), 1)}
 
 
 def run_backend(
