@@ -1,6 +1,6 @@
 """CPU per item of each stage of ``predict_dataset``, from the CPU time of its threads (``/proc/self/task``).
 
-    python -m bench.stage_cpu [--n 1000] [--repeats 5] [--device-ms 1.5] [--store local|s3]
+    python -m bench.stage_cpu [--n 1000] [--repeats 5] [--device-ms 1.5] [--config prepare_in_processes=true]
 
 A sampler reads every thread's CPU time (user + system) every 20 ms while the run goes on
 and keeps each thread's last figure, named after the thread (``prepare_*``: reading and
@@ -13,6 +13,7 @@ number; the figures are CPU milliseconds per item, median (min-max) over the rep
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -21,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -32,6 +35,18 @@ def _thread_cpu(tid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / _TICK
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's live child processes (the reading and decoding workers)."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def _group(name: str) -> str:
@@ -85,7 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device-ms", type=float, default=1.5)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=JSON", help="a configuration key of the run, e.g. prepare_in_processes=true")
     a = ap.parse_args(argv)
+    config = {k: json.loads(v) for k, v in (c.split("=", 1) for c in a.config)}
 
     from adapter_base import Registry
     from adapter_base.storage import open_store
@@ -101,19 +118,21 @@ def main(argv: list[str] | None = None) -> None:
     per_item: dict[str, list[float]] = {}
     walls = []
     for r in range(a.repeats):
-        adapter = bench_adapter(registry, f"stage-cpu-{r}", work=0, device_s_per_item=a.device_ms / 1e3)
+        adapter = bench_adapter(registry, f"stage-cpu-{r}", work=0, device_s_per_item=a.device_ms / 1e3, **config)
         with StageSampler() as sampler:
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
             report = adapter.predict_dataset(ds.id, batch_size=a.batch_size)
             walls.append(time.perf_counter() - t0)
             process_cpu = time.process_time() - c0
+            children = _children_cpu() - k0
         assert report.ok, report.summary()
         groups = sampler.by_group()
         for g, cpu in groups.items():
             per_item.setdefault(g, []).append(cpu * 1e3 / a.n)
         per_item.setdefault("(process)", []).append(process_cpu * 1e3 / a.n)
+        per_item.setdefault("(worker processes)", []).append(children * 1e3 / a.n)
         per_item.setdefault("(threads too short-lived to sample)", []).append(max(0.0, process_cpu - sum(groups.values())) * 1e3 / a.n)
-    print(f"{a.n} items, local store, device {a.device_ms} ms/item, {a.repeats} repeats; load average {os.getloadavg()}")
+    print(f"{a.n} items, local store, device {a.device_ms} ms/item, configuration {config}, {a.repeats} repeats; load average {os.getloadavg()}")
     print(f"items/s: median {a.n / statistics.median(walls):.0f} ({a.n / max(walls):.0f}-{a.n / min(walls):.0f})")
     for g, v in sorted(per_item.items(), key=lambda kv: -statistics.median(kv[1])):
         v = v + [0.0] * (a.repeats - len(v))

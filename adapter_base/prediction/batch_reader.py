@@ -2,11 +2,16 @@
 
 For an adapter with the framework's default ``prepare_item_func``: a worker opens the store
 from its URI once, reads each item of the batch, prepares it exactly as the default does
-(``media.decode_item``: images to RGB arrays, text to ``str``) and copies the batch's arrays
-into one ``multiprocessing.shared_memory`` block; only the block's name and each item's
-offset, shape and dtype (or its error, or its text) come back through the pipe. The caller
-maps the block once and hands out a view per item; the block's name is unlinked at once,
-and its memory goes when the last view of the batch does.
+(``media.decode_item``: images to RGB arrays, text to ``str``), the images decoded straight
+into one ``multiprocessing.shared_memory`` block sized from their headers; only the block's
+name and each item's offset, shape and dtype (or its error, or its text) come back through
+the pipe. The caller maps the block once and hands out a view per item; the block's name is
+unlinked at once, and its memory goes when the last view of the batch does.
+
+A read holds no more than the ``allowance`` the caller reserved for it in the run's
+``prepared_bytes_budget``: the files read, the arrays decoded so far and the one being
+decoded (``ImageHeader.decode_bytes``), counted from the headers before any pixel is decoded.
+Items that would not fit come back ``Deferred``, to be read again under a reservation of their own.
 
 One block and one pipe round trip per batch, not per item: on a few CPUs the per-item
 hand-off costs more than the GIL turns it saves (``prediction.pools``). This moves the
@@ -23,15 +28,17 @@ import mmap
 import multiprocessing
 import os
 import secrets
+import sys
 import threading
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from multiprocessing import resource_tracker, shared_memory
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..entities import Item
-from ..media import decode_item, map_large_allocations
+from ..media import decode_image, decode_item, map_large_allocations, read_image_header
 from ..processes import exit_with_parent
 from ..registry import layout
 from ..storage import open_store
@@ -58,10 +65,11 @@ class BatchReader:
         _shared_pool(self.store_uri, self.processes, self.fetch_threads)
         return self
 
-    def submit(self, items: Sequence[Item]) -> "Future[tuple[Any, ...]]":
-        """Read and prepare ``items`` in a worker; ``take`` the future's result for the prepared inputs."""
+    def submit(self, items: Sequence[Item], allowance: int | None = None) -> "Future[tuple[Any, ...]]":
+        """Read and prepare ``items`` in a worker, holding at most ``allowance`` bytes at once (None: no limit);
+        ``take`` the future's result for the prepared inputs."""
         jobs = [(it.dataset_id, it.id, it.mimetype, f"item {it.id} ({it.path})") for it in items]
-        inner = _shared_pool(self.store_uri, self.processes, self.fetch_threads).submit(_read_batch, jobs, self.max_bytes)
+        inner = _shared_pool(self.store_uri, self.processes, self.fetch_threads).submit(_read_batch, jobs, self.max_bytes, allowance)
         # The caller's own future: it may fail it at a deadline without touching the executor's.
         outer: Future[tuple[Any, ...]] = Future()
         inner.add_done_callback(lambda f: _follow(f, outer))
@@ -69,18 +77,36 @@ class BatchReader:
 
     @staticmethod
     def take(result: tuple[Any, ...]) -> list[Any]:
-        """Each item's prepared input (an array viewing the batch's block, a ``str``) or the exception it raised."""
+        """Each item's prepared input (an array viewing the batch's block, a ``str``), the exception it raised,
+        or ``Deferred`` (it did not fit in the read's allowance: read it again)."""
         name, size, entries = result
         block = _map_and_unlink(name, size) if name else None
         out: list[Any] = []
         for kind, value in entries:
             if kind == "array":
-                offset, shape, dtype = value
-                dt = np.dtype(dtype)
-                out.append(np.frombuffer(block, dt, count=math.prod(shape), offset=offset).reshape(shape))  # type: ignore[arg-type]
+                offset, shape, dtype, cost = value
+                array = np.frombuffer(block, np.dtype(dtype), count=math.prod(shape), offset=offset).reshape(shape)  # type: ignore[arg-type]
+                out.append(Decoded(array, cost))
+            elif kind == "defer":
+                out.append(Deferred(value))
             else:
                 out.append(value)  # a prepared str, or the item's exception
         return out
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An image decoded in a worker, and the most bytes its decoding held (``ImageHeader.decode_bytes``)."""
+
+    array: np.ndarray
+    cost: int
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """An item a read left for later, to stay within its allowance; ``cost``: the bytes reading it will hold."""
+
+    cost: int
 
 
 def _follow(inner: "Future[Any]", outer: "Future[Any]") -> None:
@@ -96,49 +122,59 @@ def _follow(inner: "Future[Any]", outer: "Future[Any]") -> None:
             _map_and_unlink(inner.result()[0], inner.result()[1]).close()
 
 
-def _read_batch(jobs: list[tuple[str, str, str, str]], max_bytes: int | None) -> tuple[Any, ...]:
-    """In a worker: read and prepare every item; the arrays copied into one new shared memory block."""
-    global _store
-    entries: list[tuple[str, Any]] = []
-    arrays: list[np.ndarray] = []
-    def fetch(job: tuple[str, str, str, str]) -> bytes | BaseException:
-        try:
-            return _store.get_bytes(layout.item_binary(job[0], job[1]))
-        except Exception as exc:  # noqa: BLE001 - the item's own error
-            return exc
+def _read_batch(jobs: list[tuple[str, str, str, str]], max_bytes: int | None, allowance: int | None) -> tuple[Any, ...]:
+    """In a worker: read and prepare the items, the images decoded straight into one new shared memory block.
 
-    # A remote store's reads wait on the network: several in flight (the worker's fetch threads).
-    fetched = list(_fetch_pool.map(fetch, jobs)) if _fetch_pool is not None else [fetch(j) for j in jobs]
-    for (dataset_id, item_id, mimetype, what), data in zip(jobs, fetched):
+    With an ``allowance`` (bytes the caller reserved for this read), the items are taken in order
+    while what the read holds at once (every file read, the arrays so far, one image's decoding)
+    stays within it; the first item that would not fit and those after it come back as
+    ``("defer", bytes it needs)``, each read again later.
+    """
+    fetched = list(_fetch_pool.map(_fetch, jobs)) if _fetch_pool is not None else [_fetch(j) for j in jobs]
+    data_total = sum(len(d) for d in fetched if isinstance(d, bytes))
+    entries: list[tuple[str, Any]] = []
+    planned: list[tuple[int, int, bytes, str]] = []  # (entry index, offset, data, what) of each image to decode
+    size = 0
+    for (_, _, mimetype, what), data in zip(jobs, fetched):
         try:
             if isinstance(data, BaseException):
                 raise data
-            value = decode_item(data, mimetype, what=what, max_bytes=max_bytes)
+            if not mimetype.startswith("image/"):
+                value = decode_item(data, mimetype, what=what)
+                held = sys.getsizeof(value)
+                if allowance is not None and data_total + size + held > allowance:
+                    entries.extend(("defer", _cost(d, m)) for (_, _, m, _), d in zip(jobs[len(entries) :], fetched[len(entries) :]))
+                    break
+                entries.append(("value", value))
+                data_total += held  # kept with the arrays from now on
+                continue
+            header = read_image_header(data, what=what)
+            cost = header.decode_bytes()
+            header.check_budget(cost, max_bytes, what=what)
         except Exception as exc:  # noqa: BLE001 - the item's own error, raised again in the caller
             entries.append(("error", exc))
             continue
-        if isinstance(value, np.ndarray):
-            arrays.append(value)
-            entries.append(("array", None))
-        else:
-            entries.append(("value", value))
-        data = value = None  # type: ignore[assignment]
+        if allowance is not None and data_total + size + cost - len(data) > allowance:  # ``cost`` counts the file once
+            entries.extend(("defer", _cost(d, m)) for (_, _, m, _), d in zip(jobs[len(entries) :], fetched[len(entries) :]))
+            break
+        planned.append((len(entries), size, data, what))
+        entries.append(("array", cost))
+        size += header.array_bytes
     del fetched
-    if not arrays:
+    if not planned:
         return ("", 0, entries)
-    size = sum(a.nbytes for a in arrays)
     shm = shared_memory.SharedMemory(name=block_prefix(os.getppid()) + secrets.token_hex(6), create=True, size=max(1, size))
     try:
-        offset, k = 0, 0
-        for n, (kind, _) in enumerate(entries):
-            if kind != "array":
-                continue
-            a = arrays[k]
-            np.ndarray(a.shape, a.dtype, buffer=shm.buf, offset=offset)[...] = a
-            entries[n] = ("array", (offset, a.shape, a.dtype.str))
-            offset += a.nbytes
-            arrays[k] = None  # type: ignore[call-overload] - its memory goes now
-            k += 1
+        for n, offset, data, what in planned:
+            def into_block(shape: tuple[int, ...], at: int = offset) -> np.ndarray:
+                return np.ndarray(shape, np.uint8, buffer=shm.buf, offset=at)
+
+            try:
+                a = decode_image(data, what=what, allocate=into_block)
+                entries[n] = ("array", (offset, a.shape, a.dtype.str, entries[n][1]))
+                del a  # a view of the block: it must go before the block is closed
+            except Exception as exc:  # noqa: BLE001 - the item's own error
+                entries[n] = ("error", exc)
     except BaseException:
         shm.close()
         shm.unlink()
@@ -146,6 +182,26 @@ def _read_batch(jobs: list[tuple[str, str, str, str]], max_bytes: int | None) ->
     name = shm.name
     shm.close()  # the caller unlinks it
     return (name, size, entries)
+
+
+def _fetch(job: tuple[str, str, str, str]) -> bytes | BaseException:
+    """In a worker: the item's bytes from the store, or the error reading them."""
+    try:
+        return _store.get_bytes(layout.item_binary(job[0], job[1]))
+    except Exception as exc:  # noqa: BLE001 - the item's own error
+        return exc
+
+
+def _cost(data: Any, mimetype: str) -> int:
+    """The bytes reading ``data`` again will hold (its decoding's, for an image whose header reads)."""
+    if not isinstance(data, bytes):
+        return 0
+    if mimetype.startswith("image/"):
+        try:
+            return read_image_header(data).decode_bytes()
+        except Exception:  # noqa: BLE001 - it fails again, by name, when it is read
+            return len(data)
+    return 5 * len(data) + 100  # the file and a str of it (up to 4 bytes a character, and its header)
 
 
 def _map_and_unlink(name: str, size: int) -> mmap.mmap:

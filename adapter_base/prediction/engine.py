@@ -16,9 +16,6 @@ import queue
 import threading
 import time
 import uuid
-from collections import deque
-from concurrent.futures import Future, InvalidStateError
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -37,7 +34,7 @@ from .deletion import DeletionWatch
 from .failfast import FailFast
 from .oom import BatchHalving
 from .options import PredictionOptions
-from . import batch_reader
+from .batch_feed import BatchFeed
 from .batch_reader import BatchReader
 from .pools import is_local, plan_pools, uses_default_prepare, uses_default_read
 from .report import PredictionReport, Tally, error_text
@@ -50,15 +47,6 @@ log = logging.getLogger(__name__)
 ItemSource = Iterable[tuple[str, "Item | BaseException"]]
 #: A prepared item on its way to ``predict``: the engine's own Item record, the model input, its bytes.
 Prepared = tuple[Item, Any, int]
-
-def _expire(fut: "Future[Any]", timeout_s: float) -> None:
-    """A batch read in a worker ran past its deadline: its items fail (the worker is left to finish)."""
-    if not fut.done():
-        try:
-            fut.set_exception(TimeoutError(f"prepare_item_func did not return within prepare_timeout_s={timeout_s} (a batch read in a worker process)"))
-        except InvalidStateError:
-            pass
-
 
 _DONE = object()
 _SKIP = object()
@@ -141,7 +129,7 @@ class PredictionRun:
             budget = self.adapter.configuration.get("prepared_bytes_budget") or None
             fetch = 1 if is_local(store) else max(2, opts.io_workers // pools.batch_processes)  # reads in flight, as the threads would have
             self._batch_reader = BatchReader(str(store.uri), pools.batch_processes, max_bytes=budget, fetch_threads=fetch).start()
-            self._reserving = False  # a batch's bytes are held once it is back (``_admit``)
+            self._reserving = False  # each read reserves what it may hold (``BatchFeed``)
         prepare_pool = WorkerPool(pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(
             registry_store(self.adapter.registry, self.task, self.dataset_id) if self.write else None,
@@ -298,7 +286,9 @@ class PredictionRun:
                 enumerate(source),  # an item's number is its turn to reserve bytes
                 pool=pool,
                 window=self.backpressure.window,  # read before each refill
-                chunk=self.options.io_chunk,
+                # one item a task while decoding reserves bytes: an item decoded waits in its task's results
+                # until the whole task is done, holding bytes the next item of the task may be waiting for
+                chunk=1 if self._reserving else self.options.io_chunk,
                 timeout_s=timeout_s,
                 timeout_message=f"prepare_item_func did not return within prepare_timeout_s={timeout_s}",
             )
@@ -328,62 +318,39 @@ class PredictionRun:
             self._put(out, _DONE)
 
     def _produce_batches(self, source: ItemSource, out: "queue.Queue[Any]", pool: WorkerPool, tally: Tally) -> None:
-        """``_produce`` with the reading and preparing done in worker processes (``BatchReader``), up to a batch per read.
+        """``_produce`` with the reading and preparing done in worker processes (``BatchFeed``), up to a batch per read.
 
         A read's items fail together only when the read does (a worker died, the batch's deadline of
         ``prepare_timeout_s`` per item passed); otherwise each item succeeds or fails alone.
         """
-        reader = self._batch_reader
-        assert reader is not None
-        timeout_s = self.options.prepare_timeout_s
-        pending: deque[tuple[list[Item], Future[Any]]] = deque()
+        assert self._batch_reader is not None
 
-        def receive() -> None:
-            group, fut = pending.popleft()
-            watch = watchdog().watch(timeout_s * len(group), lambda: _expire(fut, timeout_s)) if timeout_s else None
-            try:
-                results = reader.take(fut.result())
-            except Exception as exc:  # noqa: BLE001 - the whole batch failed (a worker died, the deadline passed)
-                if isinstance(exc, BrokenProcessPool):
-                    batch_reader.discard()
-                    exc = RuntimeError("the process reading and decoding items died (out of memory?); the next run forks new ones")
-                results = [exc] * len(group)
-            finally:
-                if watch is not None:
-                    watch.cancel()
-            for item, result in zip(group, results):
-                if isinstance(result, BaseException):
-                    self.backpressure.observe(0)
-                    tally.failed(item.id, "prepare", result, item.path)
-                elif (held := self._admit(-1, item, result, nbytes(result), tally)) is not None:
-                    self._add((item, result, held))
+        def admit(item: Item, value: Any, size: int) -> None:
+            self.backpressure.observe(size)
+            self._add((item, value, size))
 
+        def fail(item: Item, error: BaseException | str) -> None:
+            self.backpressure.observe(0)
+            tally.failed(item.id, "prepare", error, item.path)
+
+        feed = BatchFeed(
+            self._batch_reader, batch_size=self.options.batch_size, budget=self.backpressure.budget, timeout_s=self.options.prepare_timeout_s,
+            admit=admit, fail=fail, flush=self._flush_partial, stopped=self._stop.is_set,
+        )  # fmt: skip
         try:
-            group: list[Item] = []
             for item_id, item in source:
                 if self._stop.is_set():
                     return
-                if _listed(tally, item_id, item) is not None:
-                    group.append(item)
-                # A read takes up to a batch, and its share of the prepare window (what the threads would
-                # have in preparation, within the byte budget), so that every worker has a read to do.
-                window = self.backpressure.window()
-                if len(group) >= min(self.options.batch_size, max(1, window // reader.processes)):  # every worker busy
-                    pending.append((group, reader.submit(group)))
-                    group = []
-                while pending and sum(len(g) for g, _ in pending) > window:
-                    receive()
-            if group:
-                pending.append((group, reader.submit(group)))
-            while pending and not self._stop.is_set():
-                receive()
+                if _listed(tally, item_id, item) is not None and not feed.add(item):
+                    return
+            self._listed_all = True
+            feed.finish()
             self._flush_partial()
         except BaseException as exc:  # noqa: BLE001 - the listing itself failed: end the run
             self.report.fatal_error = error_text(exc)
             log.error("listing items failed, stopping: %s", self.report.fatal_error)
         finally:
-            for _, fut in pending:
-                fut.cancel()
+            feed.cancel()
             self._put(out, _DONE)
 
     def _give_up(self, turn: int) -> None:

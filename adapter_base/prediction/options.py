@@ -45,8 +45,8 @@ class PredictionOptions:
     (the default ``prepare_item_func`` only; ``decode_processes`` of them, else one per CPU up to 8).
 
     None: automatic (``prediction.pools``: on where the store can be reopened by a worker, i.e. a local
-    or S3 store opened from its URI and the environment's credentials, the run does not resume and there
-    is no ``prepared_bytes_budget``, which these workers do not hold to: so off under the default budget); False: never (threads, or ``decode_processes``
+    or S3 store opened from its URI and the environment's credentials, on 2 CPUs or more, and the run does
+    not resume; each read reserves what it may hold in ``prepared_bytes_budget``); False: never (threads, or ``decode_processes``
     decoding item by item); True: whenever the adapter keeps the default preparation and the store can be
     reopened. Without them, a batch's items that run past ``prepare_timeout_s`` each fail the whole batch's
     deadline (``prepare_timeout_s`` x its items) instead of their own."""

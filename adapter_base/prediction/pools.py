@@ -83,9 +83,9 @@ def plan_pools(
 
     Reading and preparing whole batches in worker processes (``batch_processes``, one per CPU up to
     ``MAX_AUTO_PROCESSES``, or ``decode_processes``) is chosen for the default ``prepare_item_func`` on a
-    store the workers can reopen, with shared memory, 2 CPUs or more, no resuming, no
-    ``decode_processes`` set and no ``prepared_bytes_budget`` (the workers do not hold to it), unless
-    ``prepare_in_processes`` says otherwise. Otherwise, automatic sizes: decoding processes = the CPUs less two (at most ``MAX_AUTO_PROCESSES``)
+    store the workers can reopen, with shared memory, 2 CPUs or more, no resuming and no
+    ``decode_processes`` set, unless ``prepare_in_processes`` says otherwise; each read holds to the
+    ``prepared_bytes_budget`` (``batch_feed``). Otherwise, automatic sizes: decoding processes = the CPUs less two (at most ``MAX_AUTO_PROCESSES``)
     when the default ``prepare_item_func`` runs on a machine with ``MIN_CPUS_FOR_PROCESSES``
     CPUs or more and shared memory, else none. On a local store: prepare threads = the CPUs when they decode (up to
     ``io_workers``), 2 per decoding process (reading while one waits) otherwise; two write threads.
@@ -97,9 +97,7 @@ def plan_pools(
     if batch and options.prepare_in_processes is None:
         # resuming checks each item's stored result first (on the threads); decode_processes set alone
         # asks for item-by-item decoding processes
-        # and no byte budget: the workers do not reserve what they decode against it (the threads and the
-        # decoding processes do), so a budgeted run, the default, reads on the threads
-        batch = cpus >= 2 and not resume and options.decode_processes is None and options.prepared_bytes_budget is None
+        batch = cpus >= 2 and not resume and options.decode_processes is None
     if batch:
         processes = options.decode_processes or min(cpus, MAX_AUTO_PROCESSES)
         write = options.write_workers if options.write_workers is not None else options.io_workers if not local else min(options.io_workers, 2)

@@ -5,12 +5,15 @@ Real PNG/JPEG bytes, a real local store, real worker processes and shared memory
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
 import re
 import sys
+import threading
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -55,11 +58,11 @@ def test_automatic_sizes_follow_the_cpus_and_the_store(cpus, store, default_prep
 
 @pytest.mark.parametrize("cpus", [1, 2, 4, 64])
 @pytest.mark.parametrize("store", [LOCAL, FakeS3()])
-def test_a_byte_budget_keeps_reading_on_the_threads_unless_forced(cpus, store):
-    """Batch workers do not reserve what they decode against ``prepared_bytes_budget``: with a budget (the
-    default) the automatic choice reads and decodes where the budget holds."""
-    assert plan_pools(PredictionOptions(), store, default_prepare=True, cpus=cpus).batch_processes == 0
-    assert plan_pools(PredictionOptions(prepare_in_processes=True), store, default_prepare=True, cpus=cpus).batch_processes > 0
+def test_a_byte_budget_reads_in_processes_too(cpus, store):
+    """Each read in a worker reserves what it may hold in ``prepared_bytes_budget`` (``batch_feed``): with a budget
+    (the default) the automatic choice still reads in processes where there are 2 CPUs or more."""
+    assert plan_pools(PredictionOptions(), store, default_prepare=True, cpus=cpus).batch_processes == (min(cpus, 8) if cpus >= 2 else 0)
+    assert plan_pools(PredictionOptions(prepare_in_processes=False), store, default_prepare=True, cpus=cpus).batch_processes == 0
 
 
 def test_whole_batches_in_processes_follow_the_setting_the_store_and_resuming():
@@ -119,6 +122,7 @@ class Recorder(BaseModelAdapter):
         pass
 
     def predict(self, batch: Any, **kwargs: Any) -> list[AnnotationCollection]:
+        time.sleep(self.configuration.get("delay_s", 0))
         out = []
         for x, item in zip(batch, kwargs["items"]):
             self.seen[item.id] = (x.shape, x.dtype.str, int(np.asarray(x, dtype=np.int64).sum())) if isinstance(x, np.ndarray) else x
@@ -135,7 +139,7 @@ def shm_blocks(pid: int | None = None) -> set[str]:
 
 
 def run(registry: Registry, ds: Any, **config: Any) -> tuple[Recorder, Any]:
-    model = registry.create_model(f"m-{config.get('decode_processes')}-{config.get('prepare_in_processes')}", labels=["a"], configuration=config)
+    model = registry.create_model(f"m-{config.get('decode_processes')}-{config.get('prepare_in_processes')}-{uuid.uuid4().hex[:6]}", labels=["a"], configuration=config)
     adapter = Recorder(registry=registry)
     adapter.load_from_model(model)
     assert uses_default_prepare(adapter)
@@ -190,6 +194,54 @@ def test_whole_batches_read_in_processes_give_what_the_threads_give(store_uri):
     assert [f.error for f in b_report.failures if f.path == "broken.png"] == [f.error for f in t_report.failures if f.path == "broken.png"]
     assert "huge.png" in next(f.error for f in b_report.failures if f.path == "huge.png")
     assert shm_blocks() == set()  # every batch's block was unlinked
+
+
+def test_reads_in_processes_hold_to_the_byte_budget(tmp_path):
+    """Small images first, then larger ones than any seen: the reads that would hold more than they reserved
+    leave those for a read of their own; the shared memory in use never exceeds the budget, and every
+    item comes out as the threads give it."""
+    budget = 6_500_000  # a 600x400 PNG needs 5.5 MiB to decode (into a 0.7 MiB array)
+    peak = [0]
+    stop = threading.Event()
+
+    def watch_shm() -> None:  # the blocks made and not yet mapped here, and those mapped (unlinked once mapped)
+        prefix = block_prefix(os.getpid())
+        while not stop.is_set():
+            blocks: dict[str, int] = {}
+            for name in os.listdir("/dev/shm"):
+                if name.startswith(prefix):
+                    with contextlib.suppress(FileNotFoundError):
+                        blocks[name] = os.stat(f"/dev/shm/{name}").st_size
+            with open("/proc/self/maps") as maps:
+                for line in maps:
+                    if f"/dev/shm/{prefix}" in line:
+                        start, end = (int(x, 16) for x in line.split()[0].split("-"))
+                        blocks[line.split("/dev/shm/")[1].split()[0]] = end - start
+            peak[0] = max(peak[0], sum(blocks.values()))
+            time.sleep(0.001)
+
+    with Registry(LocalStore(tmp_path / "store")) as registry:
+        ds = registry.create_dataset("d", labels=["a"])
+        for i in range(16):
+            registry.add_item(ds, f"small-{i:02d}.png", png(i, size=(40, 30)))
+        for i in range(12):  # 8.6 MB of arrays: more than the budget, were they all read at once
+            registry.add_item(ds, f"large-{i:02d}.png", png(100 + i, size=(600, 400)))
+        registry.add_item(ds, "note.txt", b"hello " * 1000)
+        config = {"prepared_bytes_budget": budget, "batch_size": 8, "delay_s": 0.05, "prepare_timeout_s": 10}  # batches wait for predict
+        for _ in range(3):  # on the threads, an item's reservation once waited for one decoded before it in the same task
+            threads, t_report = run(registry, ds, prepare_in_processes=False, decode_processes=0, **config)
+            assert (t_report.succeeded, t_report.failed) == (29, 0), t_report.summary()
+        watcher = threading.Thread(target=watch_shm, daemon=True)
+        watcher.start()
+        try:
+            batches, b_report = run(registry, ds, prepare_in_processes=True, **config)
+        finally:
+            stop.set()
+            watcher.join()
+    assert (t_report.succeeded, t_report.failed) == (b_report.succeeded, b_report.failed) == (29, 0)
+    assert batches.seen == threads.seen
+    assert 0 < peak[0] <= budget, f"shared memory held {peak[0]} bytes under a budget of {budget}"
+    assert shm_blocks() == set()
 
 
 def test_a_process_decoded_array_is_a_plain_writable_array():
