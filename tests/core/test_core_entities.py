@@ -501,11 +501,13 @@ def test_a_record_is_stored_as_its_to_dict_would_be(tmp_path) -> None:
     """``put_json`` writes an entity (nested annotations, model info, attributes) as the JSON of its ``to_dict()``."""
     from adapter_base.storage import LocalStore
 
-    coll = AnnotationCollection()
-    coll.add_box(1.0, 2.0, 30.5, 40.0, "cat", confidence=0.25, attributes={"colour": ["black", 2]})
-    coll.add_classification("dog", confidence=0.5, metadata={"note": {"deep": True}})
-    coll.add(Annotation.point(3, 4, "nose"))
-    pset = PredictionSet(item_id="i", model_id="m", model_name="n", model_version=2, annotations=list(coll.annotations), run_id="r")
+    info = ModelInfo(confidence=0.25, model_id="m", model_name="n", model_version=2)
+    anns = [
+        Annotation.box(1.0, 2.0, 30.5, 40.0, "cat", model=info, attributes={"colour": ["black", 2]}),
+        Annotation.classification("dog", model=info, metadata={"note": {"deep": True}}),
+        Annotation.point(3, 4, "nose", model=info),
+    ]
+    pset = PredictionSet(item_id="i", model_id="m", model_name="n", model_version=2, annotations=anns, run_id="r")
     store = LocalStore(tmp_path)
     store.put_json("as-entity.json", pset)
     store.put_json("as-dict.json", pset.to_dict())
