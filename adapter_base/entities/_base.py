@@ -40,7 +40,11 @@ class Entity:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
-        return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {name: _encode(getattr(self, name)) for name in _field_names(type(self))}
+
+    def json_fields(self) -> dict[str, Any]:
+        """Every field by name, as they are: what a JSON encoder writes for this entity (``Store.put_json``)."""
+        return {name: getattr(self, name) for name in _field_names(type(self))}
 
     def to_json(self, **kwargs: Any) -> str:
         """This entity as a JSON string (strict JSON: no NaN)."""
@@ -83,7 +87,17 @@ def _schema(cls: type) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(f.name for f in fields), required
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def _encode(value: Any) -> Any:
+    if type(value) in _LEAVES:
+        return value
     if isinstance(value, Entity):
         return value.to_dict()
     if isinstance(value, (list, tuple)):
@@ -170,6 +184,8 @@ def check_choice(entity: str, field: str, value: Any, choices: tuple[str, ...]) 
 
 
 def check_jsonable(entity: str, field: str, value: Any) -> None:
+    if not value and isinstance(value, (dict, list, str)):
+        return  # an empty container or string: JSON as it is
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:

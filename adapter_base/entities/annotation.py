@@ -123,6 +123,13 @@ class Annotation(Entity):
         """The model's confidence, or None for ground truth."""
         return None if self.model is None else self.model.confidence
 
+    def with_model(self, model: ModelInfo) -> "Annotation":
+        """A copy of this annotation (sharing its coordinates, attributes and metadata) with ``model`` as its model info."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)  # what ``dataclasses.replace`` gives, without running ``__init__`` again
+        new.model = model
+        return new
+
     def mask(self) -> np.ndarray:
         """The decoded boolean mask of a ``binary_mask`` annotation."""
         if self.type != "binary_mask":

@@ -9,7 +9,6 @@ past its timeout, a ``TimeoutError``.
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -87,7 +86,7 @@ def stamp(model: Model, run_id: str, item: Item, result: Any) -> PredictionSet:
             model_name=model.name,
             model_version=model.version,
         )
-        new = replace(ann, model=info)
+        new = ann.with_model(info)
         try:
             new.validate()
         except ValidationError as exc:

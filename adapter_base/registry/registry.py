@@ -453,7 +453,7 @@ class Registry:
         if not validated:
             prediction.validate()
         key = layout.predictions(dataset_id, prediction.item_id, prediction.model_id, prediction.model_version)
-        self.store.put_json(key, prediction.to_dict())
+        self.store.put_json(key, prediction)
 
     def get_predictions(self, item: Item, model_id: str, version: int | None = None) -> PredictionSet | None:
         """The prediction set of model ``model_id`` at ``version`` on the item (None: of the latest version
@@ -553,7 +553,7 @@ class Registry:
         """Write a model's embedding of an item, replacing that model's earlier one (atomic)."""
         if not validated:
             embedding.validate()
-        self.store.put_json(layout.embedding(dataset_id, embedding.item_id, embedding.model_id), embedding.to_dict())
+        self.store.put_json(layout.embedding(dataset_id, embedding.item_id, embedding.model_id), embedding)
 
     def get_embedding(self, item: Item, model_id: str) -> Embedding | None:
         """The model's embedding of the item, or None; one that names another item or model is a ``ValidationError``."""

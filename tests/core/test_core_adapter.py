@@ -65,7 +65,7 @@ def test_guide_signatures_load_save_predict_evaluate(local_registry, ds):
     fresh.load_from_model("guide")
     assert fresh.model == 120.0
     report = fresh.predict_dataset(ds, filters={"subset": "test"}, batch_size=3)
-    assert report.ok and report.succeeded == 4
+    assert report.ok and report.succeeded == 4, report.summary()
     result = fresh.evaluate_model("guide", ds, filters={"subset": "test"})
     assert result.metrics["accuracy"] == 1.0
 

@@ -495,3 +495,30 @@ def test_property_arbitrary_text_never_crashes_parsing(text):
             cls.from_json(text)
         except ValidationError:
             pass
+
+
+def test_a_record_is_stored_as_its_to_dict_would_be(tmp_path) -> None:
+    """``put_json`` writes an entity (nested annotations, model info, attributes) as the JSON of its ``to_dict()``."""
+    from adapter_base.storage import LocalStore
+
+    info = ModelInfo(confidence=0.25, model_id="m", model_name="n", model_version=2)
+    anns = [
+        Annotation.box(1.0, 2.0, 30.5, 40.0, "cat", model=info, attributes={"colour": ["black", 2]}),
+        Annotation.classification("dog", model=info, metadata={"note": {"deep": True}}),
+        Annotation.point(3, 4, "nose", model=info),
+    ]
+    pset = PredictionSet(item_id="i", model_id="m", model_name="n", model_version=2, annotations=anns, run_id="r")
+    store = LocalStore(tmp_path)
+    store.put_json("as-entity.json", pset)
+    store.put_json("as-dict.json", pset.to_dict())
+    assert store.get_bytes("as-entity.json") == store.get_bytes("as-dict.json")
+    assert PredictionSet.from_dict(store.get_json("as-entity.json")) == pset
+
+
+def test_with_model_copies_and_leaves_the_annotation_as_it_was() -> None:
+    ann = Annotation.box(1, 2, 3, 4, "cat", confidence=0.5)
+    info = ModelInfo(confidence=0.5, model_id="m", model_name="n", model_version=1)
+    new = ann.with_model(info)
+    assert new.model is info and ann.model is not info and ann.model.model_id is None
+    assert (new.id, new.type, new.label, new.coordinates) == (ann.id, ann.type, ann.label, ann.coordinates)
+    assert type(new) is type(ann)
