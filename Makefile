@@ -45,9 +45,9 @@ $(BENCH_STAMP): $(STAMP)
 	@$(PY) -m pip install -q -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-bench: venv $(BENCH_STAMP) ## Benchmarks (~25 min, not part of `make test`): bench/results/latest.json + docs/benchmarks.md, then bench-check; BENCH_ARGS=--quick for a fast pass
+bench: venv $(BENCH_STAMP) ## Benchmarks (~25-30 min on 2 CPUs, not part of `make test`): bench/results/latest.json + docs/benchmarks.md, then bench-check; BENCH_ARGS=--quick for a fast pass
 	@$(VENV)/bin/python -m bench $(BENCH_ARGS)
-	@$(if $(findstring --quick,$(BENCH_ARGS)),echo "bench-check: skipped after --quick (its results are under .bench/, at other sizes)",$(MAKE) --no-print-directory bench-check)
+	@$(if $(findstring --quick,$(BENCH_ARGS)),echo "bench-check: skipped after --quick (its results lie under .bench/ and are at other sizes)",$(MAKE) --no-print-directory bench-check)
 
 bench-check: venv ## Name every bench row more than 15% worse than the committed results (bench/results/latest.json vs git HEAD); fails if any
 	@$(VENV)/bin/python -m bench.regression $(BENCH_CHECK_ARGS)

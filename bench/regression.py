@@ -157,6 +157,10 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float 
     return Comparison(changes, [k for k in base if k not in new], [k for k in new if k not in base], other, threshold)
 
 
+def _section(key: str) -> str:
+    return key.split(" / ")[0].split(" [")[0]
+
+
 def _fmt(f: Figure) -> str:
     v = f"{f.median:,.4g}"
     return v if f.low is None or f.high is None or f.low == f.high else f"{v} ({f.low:,.4g}-{f.high:,.4g})"
@@ -176,14 +180,24 @@ def render(c: Comparison, *, every_row: bool = False) -> str:
             change = (x.new.median - x.base.median) / x.base.median if x.base.median else 0.0
             verdict = ("WORSE" if x.worse(c.threshold) else "ok") + (" (spreads overlap)" if x.overlap else "")
             lines.append(f"{x.base.row:{width}}  {x.base.unit:{uw}}  {_fmt(x.base):>24}  {_fmt(x.new):>24}  {change:>+7.1%}  {verdict}")
-    for title, keys in (("only in the baseline (not compared)", c.only_baseline), ("only in this run (not compared)", c.only_current)):
+    compared = {_section(x.base.row) for x in c.changes} | {_section(k) for k, _ in c.other_sizes}
+    for title, keys, other in (
+        ("only in the baseline (not compared)", c.only_baseline, c.only_current),
+        ("only in this run (not compared)", c.only_current, c.only_baseline),
+    ):
         if keys:
-            lines += ["", f"{title}:"] + [f"  {k}" for k in keys]
+            # a section the other run lacks altogether is one line; otherwise every row is named
+            partial = compared | {_section(k) for k in other}
+            whole: dict[str, int] = {}
+            for k in keys:
+                if _section(k) not in partial:
+                    whole[_section(k)] = whole.get(_section(k), 0) + 1
+            lines += ["", f"{title}:"] + [f"  {k}" for k in keys if _section(k) in partial]
+            lines += [f"  {sec}: the whole section ({count} rows)" for sec, count in whole.items()]
     if c.other_sizes:
         groups: dict[tuple[str, str], int] = {}
         for key, why in c.other_sizes:
-            section = key.split(" / ")[0].split(" [")[0]
-            groups[section, why] = groups.get((section, why), 0) + 1
+            groups[_section(key), why] = groups.get((_section(key), why), 0) + 1
         lines += ["", "measured at other sizes (not compared):"] + [f"  {s}: {k} row(s), {why}" for (s, why), k in groups.items()]
     return "\n".join(lines)
 
@@ -223,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = compare(baseline, current, a.threshold)
     print(f"bench regression check: {a.current} vs {a.baseline or f'{RESULTS} at {a.ref}'}")
+    for label, r in (("baseline", baseline), ("this run", current)):
+        print(f"  {label}: {r.get('started_at', '?')}, load average {r.get('machine', {}).get('loadavg_at_start')} at the start, {r.get('loadavg_at_end')} at the end")
     print(render(result, every_row=a.every_row))
     return 1 if result.worse else 0
 

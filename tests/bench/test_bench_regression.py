@@ -76,19 +76,21 @@ def test_lower_is_better_figures_are_worse_when_they_grow(committed):
 def test_rows_on_one_side_only_or_at_other_sizes_are_listed_not_failed(committed):
     new = copy.deepcopy(committed)
     del new["latency"]
+    del new["predict"]["s3"]["settings"]["device_bound"]["items_per_s"]["ray_data"]  # e.g. Ray not installed
     new["predict"]["local"]["n"] = 500
     _scale(new, "predict/local/settings/model_bound/items_per_s/predict_dataset", 0.5)  # other size: not compared
     new["torch_gpu"]["device"] = "cuda:0 (NVIDIA H100)"
     new["extra"] = {"items_per_s": 10.0}
     result = regression.compare(committed, new)
     assert not result.worse
-    assert set(result.only_baseline) == {"latency [items/s]", "latency [CPU ms/item]", "latency [server+proxy CPU ms/item]"}
+    ray = "predict / s3 / device_bound / ray_data [items/s]"
+    assert set(result.only_baseline) == {"latency [items/s]", "latency [CPU ms/item]", "latency [server+proxy CPU ms/item]", ray}
     assert result.only_current == ["extra [items/s]"]
     other = dict(result.other_sizes)
     assert other["predict / local / model_bound / predict_dataset [items/s]"] == "n differ"
     assert other["torch_gpu / predict_items [items/s]"] == "device differ"
     text = regression.render(result)
-    assert "only in the baseline" in text and "latency [CPU ms/item]" in text
+    assert f"only in the baseline (not compared):\n  {ray}\n  latency: the whole section (3 rows)" in text
     assert "predict: 14 row(s), n differ" in text and "torch_gpu: 3 row(s), device differ" in text
 
 
