@@ -160,9 +160,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         results["memory"][backend] = memory_bench.run_backend(
                             registry, uri, backend, sizes=a.memory_sizes, repeats=a.memory_repeats, batch_size=a.batch_size, progress=say
                         )
-                        for n, row in results["memory"][backend]["sizes"].items():
+                        for n, row in results["memory"][backend]["sizes"].items() if a.memory_repeats > 1 else ():
                             peak, rate = memory_spreads(int(n), row)
-                            say(f"  [{backend}] N={n}: peak RSS {fmt_spread(peak, '.1f')} MiB, {fmt_spread(rate)} items/s over {a.memory_repeats} run(s)")
+                            say(f"  [{backend}] N={n}, {a.memory_repeats} runs: peak RSS {fmt_spread(peak, '.1f')} MiB, {fmt_spread(rate)} items/s")
             if "artifacts" in a.only:
                 from . import artifacts_bench
 
