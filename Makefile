@@ -38,13 +38,19 @@ test: venv ## Run every test (S3 on real SeaweedFS and rclone servers, KFP local
 
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=
+# e.g. BENCH_CHECK_ARGS='--all' (every row) or '--baseline old.json --threshold 0.1'
+BENCH_CHECK_ARGS ?=
 
 $(BENCH_STAMP): $(STAMP)
 	@$(PY) -m pip install -q -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-bench: venv $(BENCH_STAMP) ## Benchmarks (~15 min, not part of `make test`): bench/results/latest.json + docs/benchmarks.md; BENCH_ARGS=--quick for a fast pass
+bench: venv $(BENCH_STAMP) ## Benchmarks (~25-30 min on 2 CPUs, not part of `make test`): bench/results/latest.json + docs/benchmarks.md, then bench-check; BENCH_ARGS=--quick for a fast pass
 	@$(VENV)/bin/python -m bench $(BENCH_ARGS)
+	@$(if $(findstring --quick,$(BENCH_ARGS)),echo "bench-check: skipped after --quick (its results lie under .bench/ and are at other sizes)",$(MAKE) --no-print-directory bench-check)
+
+bench-check: venv ## Name every bench row more than 15% worse than the committed results (bench/results/latest.json vs git HEAD); fails if any
+	@$(VENV)/bin/python -m bench.regression $(BENCH_CHECK_ARGS)
 
 clean: ## Remove the demo home, caches and build outputs
 	rm -rf $(DEMO_HOME) .pytest_cache .hypothesis build dist *.egg-info
@@ -53,4 +59,4 @@ include mk/image.mk
 include mk/kind.mk
 include mk/argo.mk
 
-.PHONY: help venv demo test bench clean
+.PHONY: help venv demo test bench bench-check clean

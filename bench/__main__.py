@@ -1,7 +1,8 @@
 """``python -m bench``: run the benchmarks, write ``bench/results/latest.json`` and ``docs/benchmarks.md``.
 
-    python -m bench                      # everything, full sizes (~10-15 min on 2 cores)
+    python -m bench                      # everything, full sizes, 5 interleaved repeats
     python -m bench --quick              # small sizes, one repeat; writes under .bench/ (not the committed files)
+    python -m bench.regression           # then: name every row > 15% worse than the committed results
     python -m bench --only predict,artifacts --n 2000 --repeats 5
 """
 
@@ -19,21 +20,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .common import REPO, gpu_status, machine_info, s3_uri, seaweed_server
+from .common import REPO, fmt_spread, gpu_status, machine_info, s3_uri, seaweed_server
 
 SECTIONS = ("predict", "user", "memory", "artifacts", "pipeline", "torch", "latency")
+#: Repeats of every timed row in a full run: each row reports their median with the min-max (``common.spread``).
+REPEATS = 5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes and one repeat (a smoke run); outputs go under .bench/")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections among {', '.join(SECTIONS)}")
-    ap.add_argument("--n", type=int, default=None, help="items per prediction run (default 1000; quick 160)")
-    ap.add_argument("--repeats", type=int, default=None, help="repeats of every measure (default 3; quick 1)")
+    ap.add_argument("--n", type=int, default=None, help="items per prediction run (default 600; quick 160)")
+    ap.add_argument("--repeats", type=int, default=None, help=f"interleaved repeats of every measure (default {REPEATS}; quick 1)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--backends", default="s3,local", help="stores for the prediction runs")
     ap.add_argument("--no-ray", dest="ray", action="store_false", help="leave out the Ray Data rows (Ray starts in ~10 s and takes ~1 GiB)")
     ap.add_argument("--memory-sizes", default=None, help="dataset sizes for peak RSS (default 1000,20000; quick 200,1000)")
+    ap.add_argument("--memory-repeats", type=int, default=None, help=f"runs of each peak-RSS size (default {REPEATS}; quick 1)")
     ap.add_argument("--memory-backends", default=None, help="stores for peak RSS (default local,s3; quick local)")
     ap.add_argument("--large-mb", type=int, default=None, help="size of the large artifact (default 500; quick 32)")
     ap.add_argument("--small-files", type=int, default=None, help="number of small artifact files (default 2000; quick 100)")
@@ -41,14 +45,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--latency-n", type=int, default=None, help="items predicted through the 20 ms latency proxy (default 2000; quick 300)")
     ap.add_argument("--torch-n", type=int, default=None, help="items for the PyTorch example run (default 512; quick 64)")
     ap.add_argument("--user-sizes", default=None, help="the user's comparison: small,large dataset sizes (default 200,1000; quick 16,48)")
-    ap.add_argument("--user-repeats", type=int, default=None, help="repeats of the user's comparison (default 5; quick 1)")
+    ap.add_argument("--user-repeats", type=int, default=None, help=f"repeats of the user's comparison (default {REPEATS}; quick 1)")
     ap.add_argument("--json", default=None, help="results file (default bench/results/latest.json; quick .bench/quick.json)")
     ap.add_argument("--markdown", default=None, help="Markdown table (default docs/benchmarks.md; quick .bench/quick.md)")
     ap.add_argument("--workdir", default=str(REPO / ".bench"), help="scratch space (removed afterwards)")
     a = ap.parse_args(argv)
     q = a.quick
-    a.n = a.n or (160 if q else 1000)
-    a.repeats = a.repeats or (1 if q else 3)
+    a.n = a.n or (160 if q else 600)
+    a.repeats = a.repeats or (1 if q else REPEATS)
+    a.memory_repeats = a.memory_repeats or (1 if q else REPEATS)
     a.memory_sizes = [int(x) for x in (a.memory_sizes or ("200,1000" if q else "1000,20000")).split(",")]
     a.memory_backends = [x for x in (a.memory_backends or ("local" if q else "local,s3")).split(",") if x]
     a.large_mb = a.large_mb or (32 if q else 500)
@@ -56,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.torch_n = a.torch_n or (64 if q else 512)
     a.latency_n = a.latency_n or (300 if q else 2000)
     a.user_sizes = [int(x) for x in (a.user_sizes or ("16,48" if q else "200,1000")).split(",")]
-    a.user_repeats = a.user_repeats or (1 if q else 5)
+    a.user_repeats = a.user_repeats or (1 if q else REPEATS)
     a.json = Path(a.json or (REPO / (".bench/quick.json" if q else "bench/results/latest.json")))
     a.markdown = Path(a.markdown or (REPO / (".bench/quick.md" if q else "docs/benchmarks.md")))
     a.only = [s.strip() for s in a.only.split(",") if s.strip()]
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "repeats": a.repeats,
             "batch_size": a.batch_size,
             "memory_sizes": a.memory_sizes,
+            "memory_repeats": a.memory_repeats,
             "large_mb": a.large_mb,
             "small_files": a.small_files,
             "small_kib": a.small_kib,
@@ -144,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 from adapter_base.storage import open_store
 
                 from . import memory_bench
+                from .report import memory_spreads
 
                 say(f"== 2. peak RSS of predict_dataset at N = {a.memory_sizes}")
                 results["memory"] = {}
@@ -151,8 +158,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     uri = s3_uri() if backend == "s3" else str(scratch / "memory-store")
                     with Registry(open_store(uri)) as registry:
                         results["memory"][backend] = memory_bench.run_backend(
-                            registry, uri, backend, sizes=a.memory_sizes, repeats=1 if a.quick else 2, batch_size=a.batch_size, progress=say
+                            registry, uri, backend, sizes=a.memory_sizes, repeats=a.memory_repeats, batch_size=a.batch_size, progress=say
                         )
+                        for n, row in results["memory"][backend]["sizes"].items() if a.memory_repeats > 1 else ():
+                            peak, rate = memory_spreads(int(n), row)
+                            say(f"  [{backend}] N={n}, {a.memory_repeats} runs: peak RSS {fmt_spread(peak, '.1f')} MiB, {fmt_spread(rate)} items/s")
             if "artifacts" in a.only:
                 from . import artifacts_bench
 

@@ -24,7 +24,7 @@ from adapter_base import BaseModelAdapter, Registry
 from adapter_base.local_dirs import MARKER
 from adapter_base.storage import open_store
 
-from .common import BENCH_BUCKET, Meter, Sample, median
+from .common import BENCH_BUCKET, Meter, Sample, fmt_spread, median, rate_spread
 
 MiB = 1 << 20
 LARGE_CANDIDATES = [(16 * MiB, 4), (16 * MiB, 8), (64 * MiB, 4), (32 * MiB, 8)]  # (part_size, parallel parts)
@@ -161,7 +161,7 @@ def run_shape(
     shutil.rmtree(dst, ignore_errors=True)
 
     wall = {m: median([s.wall_s for s in v]) for m, v in samples.items()}
-    mbps = {m: round(total / MiB / v, 1) for m, v in wall.items()}
+    mbps = {m: rate_spread(total / MiB, [s.wall_s for s in v]) for m, v in samples.items()}
     out = {
         "files": len(files),
         "bytes": total,
@@ -179,7 +179,8 @@ def run_shape(
         "samples": {m: [s.to_dict() for s in v] for m, v in samples.items()},
     }
     progress(
-        f"  [{shape}] {len(files)} file(s), {total / MiB:.0f} MiB: save {mbps['ours_save']} MiB/s vs plain {mbps['plain_upload']} "
-        f"({out['save_vs_plain']:.2f}x), load {mbps['ours_load']} vs plain {mbps['plain_download']} ({out['load_vs_plain']:.2f}x)"
+        f"  [{shape}] {len(files)} file(s), {total / MiB:.0f} MiB: save {fmt_spread(mbps['ours_save'], '.1f')} MiB/s vs plain "
+        f"{fmt_spread(mbps['plain_upload'], '.1f')} ({out['save_vs_plain']:.2f}x), load {fmt_spread(mbps['ours_load'], '.1f')} vs plain "
+        f"{fmt_spread(mbps['plain_download'], '.1f')} ({out['load_vs_plain']:.2f}x)"
     )
     return out

@@ -94,6 +94,25 @@ def spread(values: list[float], digits: int = 1) -> dict[str, float]:
     return {"median": round(statistics.median(values), digits), "min": round(min(values), digits), "max": round(max(values), digits)}
 
 
+def rate_spread(amount: float, seconds: list[float], digits: int = 1) -> dict[str, float]:
+    """``spread`` of ``amount`` per second over each repeat's ``seconds`` (items/s, MiB/s)."""
+    return spread([amount / s for s in seconds], digits)
+
+
+def figure(value: float | dict[str, float]) -> float:
+    """The headline of a bench figure: a plain number, or the median of a ``spread``."""
+    return float(value["median"]) if isinstance(value, dict) else float(value)
+
+
+def fmt_spread(value: float | dict[str, float], fmt: str = ",.0f") -> str:
+    """``median (min-max)`` of a ``spread``; the median alone for one repeat or a plain number (results written before spreads)."""
+    if not isinstance(value, dict):
+        return format(value, fmt)
+    if value["min"] == value["max"]:
+        return format(value["median"], fmt)
+    return f"{value['median']:{fmt}} ({value['min']:{fmt}}-{value['max']:{fmt}})"
+
+
 def machine_info() -> dict[str, Any]:
     """CPU count, memory and load, and the library versions that matter for the figures."""
     import platform

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from .common import REPO, median
+from .common import REPO, fmt_spread, median, spread
 
 #: kfp.local task name -> the step function it calls
 TASKS = {
@@ -144,10 +144,11 @@ def run(workdir: Path, *, repeats: int, progress: Callable[[str], None] = print)
                 inproc_runs.append(res)
     per_step: dict[str, Any] = {}
     for step in STEPS:
-        k = median([x["tasks"][step] for x in kfp_runs if step in x["tasks"]])
-        i = median([x["steps"][step] for x in inproc_runs if step in x["steps"]])
-        per_step[step] = {"kfp_local_s": round(k, 3), "in_process_s": round(i, 3), "overhead_s": round(k - i, 3)}
-    steps_run = [s for s in STEPS if per_step[s]["kfp_local_s"] == per_step[s]["kfp_local_s"]]  # not NaN
+        k = [x["tasks"][step] for x in kfp_runs if step in x["tasks"]]
+        i = [x["steps"][step] for x in inproc_runs if step in x["steps"]]
+        if k and i:  # seconds: median with the min-max of the repeats
+            per_step[step] = {"kfp_local_s": spread(k, 3), "in_process_s": spread(i, 3), "overhead_s": round(median(k) - median(i), 3)}
+    steps_run = list(per_step)
     kfp_total = median([x["total_s"] for x in kfp_runs])
     inproc_total = median([x["total_s"] for x in inproc_runs])
     out = {
@@ -155,14 +156,15 @@ def run(workdir: Path, *, repeats: int, progress: Callable[[str], None] = print)
         "dataset_items": sup.LIMIT,
         "epochs": sup.EPOCHS,
         "per_step": per_step,
-        "kfp_local_total_s": round(kfp_total, 3),
-        "in_process_total_s": round(inproc_total, 3),
+        "kfp_local_total_s": spread([x["total_s"] for x in kfp_runs], 3),
+        "in_process_total_s": spread([x["total_s"] for x in inproc_runs], 3),
         "overhead_per_step_s": round((kfp_total - inproc_total) / len(steps_run), 3),
         "max_step_overhead_s": round(max(per_step[s]["overhead_s"] for s in steps_run), 3),
         "runs": {"kfp_local": kfp_runs, "in_process": inproc_runs},
     }
     progress(
-        f"  DAG: kfp.local {kfp_total:.2f}s vs in-process {inproc_total:.2f}s over {len(steps_run)} steps: "
+        f"  DAG: kfp.local {fmt_spread(out['kfp_local_total_s'], '.2f')} s vs in-process {fmt_spread(out['in_process_total_s'], '.2f')} s "
+        f"over {len(steps_run)} steps: "
         f"{out['overhead_per_step_s']:.2f}s per step (max {out['max_step_overhead_s']:.2f}s); "
         + ", ".join(f"{s} +{v['overhead_s']:.2f}" for s, v in per_step.items())
     )

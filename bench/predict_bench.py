@@ -38,7 +38,7 @@ from adapter_base.prediction.pools import plan_pools, uses_default_prepare
 from adapter_base.prediction.writer import ResultWriter, registry_store
 
 from . import baselines
-from .common import Meter, Sample, median, png_images
+from .common import Meter, Sample, fmt_spread, median, png_images, rate_spread
 from .models import CostModelAdapter, seconds_per_work_unit
 
 log = logging.getLogger("bench.predict")
@@ -249,7 +249,7 @@ def run_backend(
         ips = row["items_per_s"]
         progress(
             f"  [{backend}] {name:12s} work={work:3d} device={device_s * 1e3:.2f}ms: "
-            + ", ".join(f"{m} {ips[m]:.0f}/s" for m in measures)
+            + ", ".join(f"{m} {fmt_spread(ips[m])}/s" for m in measures)
             + " | "
             + ", ".join(f"vs {b} {row['ratio'][b]:.2f}x" for b in row["ratio"])
         )
@@ -257,7 +257,8 @@ def run_backend(
 
 
 def summarize(samples: dict[str, list[Sample]], n: int, *, work: int, model_factor: float, ncpu: int | None = None) -> dict[str, Any]:
-    """Medians, items/s, predict_dataset's ratio over each baseline, and the bound its stages set."""
+    """Medians, items/s (median with the min-max of the repeats), predict_dataset's ratio over each
+    baseline (of the median times), and the bound its stages set."""
     ncpu = ncpu or os.cpu_count() or 1
     wall = {m: median([s.wall_s for s in v]) for m, v in samples.items() if v}
     cpu = {m: median([s.cpu_s + s.server_cpu_s for s in v]) for m, v in samples.items() if v}
@@ -267,7 +268,7 @@ def summarize(samples: dict[str, list[Sample]], n: int, *, work: int, model_fact
         "work": work,
         "model_factor": model_factor,
         "median_s": {m: round(v, 4) for m, v in wall.items()},
-        "items_per_s": {m: round(n / v, 1) for m, v in wall.items()},
+        "items_per_s": {m: rate_spread(n, [s.wall_s for s in v]) for m, v in samples.items() if v},
         "median_cpu_s": {m: round(v, 4) for m, v in cpu.items()},
         # ours over theirs in throughput: > 1 means predict_dataset is faster
         "ratio": {m: round(wall[m] / ours, 3) for m in RUNNERS if m in wall and m != "predict_dataset"},

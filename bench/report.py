@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .common import figure, fmt_spread, rate_spread, spread
+
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 TARGETS = {
@@ -23,7 +25,26 @@ def _mark(ok: bool | None) -> str:
 
 
 def _ips(s: dict[str, Any], m: str) -> str:
-    return f"{s['items_per_s'][m]:,.0f}/s" if m in s.get("items_per_s", {}) else "-"
+    """``m``'s items/s as a target's detail: ``557/s (540-570)``."""
+    v = s.get("items_per_s", {}).get(m)
+    if v is None:
+        return "-"
+    spread_shown = isinstance(v, dict) and v["min"] != v["max"]
+    return f"{figure(v):,.0f}/s" + (f" ({v['min']:,.0f}-{v['max']:,.0f})" if spread_shown else "")
+
+
+def _cell(s: dict[str, Any], key: str, m: str, fmt: str = ",.0f") -> str:
+    """A table cell: ``s[key][m]`` as median (min-max), ``-`` where not measured."""
+    v = s.get(key, {}).get(m)
+    return "-" if v is None else fmt_spread(v, fmt)
+
+
+def memory_spreads(n: int, row: dict[str, Any]) -> tuple[Any, Any]:
+    """Peak RSS and items/s of one memory size: median (min-max) over its runs where they were kept."""
+    runs = row.get("runs") or []
+    if not runs:
+        return row["peak_rss_mib"], row["items_per_s"]
+    return spread([r["peak_rss_mib"] for r in runs]), rate_spread(n, [r["wall_s"] for r in runs])
 
 
 def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -111,7 +132,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "value": lat["fraction_of_bound"],
                 "limit": MIN_FRACTION_OF_BOUND,
                 "met": lat["met_throughput"],
-                "detail": f"{lat['items_per_s']:,.1f} items/s of {lat['bound_items_per_s']:,.1f}",
+                "detail": f"{fmt_spread(lat['items_per_s'], ',.1f')} items/s of {figure(lat['bound_items_per_s']):,.1f}",
             }
         )
     p = results.get("pipeline")
@@ -145,7 +166,8 @@ def render(results: dict[str, Any]) -> str:
         f"Run {results.get('started_at', '?')} on {m.get('cpus', '?')} CPUs ({m.get('cpu_model', '?')}), "
         f"{m.get('memory_gib', '?')} GiB; load average {m.get('loadavg_at_start')} at the start, "
         f"{results.get('loadavg_at_end')} at the end; took {results.get('duration_s', 0):.0f} s. "
-        f"Command: `{cfg.get('command', 'python -m bench')}`. Medians of {cfg.get('repeats', '?')} interleaved repeats."
+        f"Command: `{cfg.get('command', 'python -m bench')}`. Figures: the median of {cfg.get('repeats', '?')} interleaved repeats, "
+        "with their min-max in brackets (where the run recorded it)."
     )
     out.append("")
     rows = evaluate_targets(results)
@@ -167,7 +189,7 @@ def render(results: dict[str, Any]) -> str:
             "every run writing new prediction sets (a new model each run). The model's cost per item is set per store from the "
             "CPU time to read and decode one item (`prep`): `model_bound` = NumPy work of ~2x `prep` on one BLAS thread; "
             "`device_bound` = a wait of ~1x `prep` holding neither GIL nor CPU (a GPU model's cost to its host). "
-            "`ratio` columns = predict_dataset throughput / the loop's. Stages, each run the way the engine runs them: "
+            "`ratio` columns = predict_dataset throughput / the loop's (of the median times). Stages, each run the way the engine runs them: "
             "`input_stage` (listing + reading + preparing, nothing predicted or written), `model_only`, `write_only`. "
             "`bound` = max(slowest stage, CPU seconds of the three stages alone (this process + the S3 server) / the CPUs "
             "other processes left free during the predict_dataset runs), as items/s; `others` = CPUs other processes on "
@@ -185,7 +207,7 @@ def render(results: dict[str, Any]) -> str:
                 ratios = [f"{s['ratio'][b]:.2f}" if b in s.get("ratio", {}) else "-" for b in baselines]
                 out.append(
                     f"| {backend} | {setting} | {cost} | "
-                    + " | ".join(_ips(s, k).removesuffix("/s") for k in MEASURES)
+                    + " | ".join(_cell(s, "items_per_s", k) for k in MEASURES)
                     + " | " + " | ".join(ratios)
                     + f" | {s.get('bound_items_per_s', 0):,.0f} | {s.get('other_load_cores', 0):.1f} |"
                 )
@@ -208,8 +230,10 @@ def render(results: dict[str, Any]) -> str:
         out.append("|---|---:|---:|---:|---:|---:|")
         for backend, data in mem.items():
             for n, row in data["sizes"].items():
+                peak, rate = memory_spreads(int(n), row)
                 out.append(
-                    f"| {backend} | {int(n):,} | {row['peak_rss_mib']:.1f} | {row['baseline_rss_mib']:.1f} | {row['growth_mib']:.1f} | {row['items_per_s']:,.0f} |"
+                    f"| {backend} | {int(n):,} | {fmt_spread(peak, '.1f')} | {fmt_spread(row['baseline_rss_mib'], '.1f')} | "
+                    f"{fmt_spread(row['growth_mib'], '.1f')} | {fmt_spread(rate)} |"
                 )
             out.append(f"| {backend} | ratio | {data['ratio_peak']:.3f} | | | |")
         out.append("")
@@ -227,8 +251,8 @@ def render(results: dict[str, Any]) -> str:
         out.append("|---:|---:|---|---:|---:|---:|---:|---:|---|")
         out.append(
             f"| {lat['items']:,} | {lat['latency_ms']:g} ms | {lat['requests_per_item']:.3f} ({lat['gets_per_item']:.3f} + {lat['puts_per_item']:.3f}) | "
-            f"{lat['requests'].get('list', 0)} | {lat['in_flight']} | {lat['items_per_s']:,.1f} | {lat['bound_items_per_s']:,.1f} | "
-            f"{lat['fraction_of_bound']:.2f} | {lat['cpu_ms_per_item']:.2f}; {lat['server_and_proxy_cpu_ms_per_item']:.2f} |"
+            f"{lat['requests'].get('list', 0)} | {lat['in_flight']} | {fmt_spread(lat['items_per_s'], ',.1f')} | {fmt_spread(lat['bound_items_per_s'], ',.1f')} | "
+            f"{fmt_spread(lat['fraction_of_bound'], '.2f')} | {fmt_spread(lat['cpu_ms_per_item'], '.2f')}; {fmt_spread(lat['server_and_proxy_cpu_ms_per_item'], '.2f')} |"
         )
         out.append("")
         out.append("bound = in flight / (requests per item x latency); load average at the end of the run: " + str(lat.get("loadavg")))
@@ -243,8 +267,9 @@ def render(results: dict[str, Any]) -> str:
             mb = a["mib_per_s"]
             setting = ", ".join(f"{k}={v}" for k, v in a["plain_upload_setting"].items())
             out.append(
-                f"| {shape} | {a['files']:,} | {a['bytes'] / 2**20:,.0f} | {mb['ours_save']:.1f} | {mb['plain_upload']:.1f} | {a['save_vs_plain']:.2f} | "
-                f"{mb['ours_load']:.1f} | {mb['plain_download']:.1f} | {a['load_vs_plain']:.2f} | upload {setting}; download threads={a['plain_download_setting']['threads']} |"
+                f"| {shape} | {a['files']:,} | {a['bytes'] / 2**20:,.0f} | {fmt_spread(mb['ours_save'], '.1f')} | {fmt_spread(mb['plain_upload'], '.1f')} | "
+                f"{a['save_vs_plain']:.2f} | {fmt_spread(mb['ours_load'], '.1f')} | {fmt_spread(mb['plain_download'], '.1f')} | {a['load_vs_plain']:.2f} | "
+                f"upload {setting}; download threads={a['plain_download_setting']['threads']} |"
             )
         out.append("")
         out.append("Ours computes (save) and verifies (load) a SHA-256 digest of every file; the plain client does neither.")
@@ -256,8 +281,10 @@ def render(results: dict[str, Any]) -> str:
         out.append("| step | kfp.local | in-process | overhead |")
         out.append("|---|---:|---:|---:|")
         for step, v in p["per_step"].items():
-            out.append(f"| {step} | {v['kfp_local_s']:.2f} | {v['in_process_s']:.2f} | {v['overhead_s']:.2f} |")
-        out.append(f"| **DAG** | {p['kfp_local_total_s']:.2f} | {p['in_process_total_s']:.2f} | {p['overhead_per_step_s']:.2f} per step |")
+            out.append(f"| {step} | {fmt_spread(v['kfp_local_s'], '.2f')} | {fmt_spread(v['in_process_s'], '.2f')} | {v['overhead_s']:.2f} |")
+        out.append(
+            f"| **DAG** | {fmt_spread(p['kfp_local_total_s'], '.2f')} | {fmt_spread(p['in_process_total_s'], '.2f')} | {p['overhead_per_step_s']:.2f} per step |"
+        )
         out.append("")
 
     gpu = results.get("torch_gpu")
@@ -266,8 +293,8 @@ def render(results: dict[str, Any]) -> str:
         out.append("| device | N | batch | plain loop items/s | predict_items items/s | ratio |")
         out.append("|---|---:|---:|---:|---:|---:|")
         out.append(
-            f"| {gpu['device']} | {gpu['n']} | {gpu['batch_size']} | {gpu['items_per_s']['plain_loop']:,.0f} | "
-            f"{gpu['items_per_s']['predict_items']:,.0f} | {gpu['ratio']:.2f} |"
+            f"| {gpu['device']} | {gpu['n']} | {gpu['batch_size']} | {fmt_spread(gpu['items_per_s']['plain_loop'])} | "
+            f"{fmt_spread(gpu['items_per_s']['predict_items'])} | {gpu['ratio']:.2f} |"
         )
         out.append("")
     return "\n".join(out)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .common import median
+from .common import fmt_spread, median, rate_spread
 
 MEASURES = ("plain_no_write", "plain_loop", "predict_items")
 
@@ -84,7 +84,7 @@ def run(
     workdir: Path,
     *,
     n: int = 512,
-    repeats: int = 3,
+    repeats: int = 5,
     batch_size: int = 64,
     image_size: int = 128,
     input_size: int = 64,
@@ -144,14 +144,14 @@ def run(
         "loader_workers": workers,
         "setup_s": round(setup, 2),
         "median_s": {m: round(v, 4) for m, v in wall.items()},
-        "items_per_s": {m: round(n / v, 1) for m, v in wall.items()},
+        "items_per_s": {m: rate_spread(n, v) for m, v in samples.items()},
         "ratio": round(wall["plain_loop"] / wall["predict_items"], 3),
         "ratio_vs_no_write": round(wall["plain_no_write"] / wall["predict_items"], 3),
         "samples": samples,
     }
     progress(
-        f"  [{out['device']}] plain loop {out['items_per_s']['plain_loop']:.0f}/s (no write {out['items_per_s']['plain_no_write']:.0f}/s), "
-        f"predict_items {out['items_per_s']['predict_items']:.0f}/s: {out['ratio']:.2f}x the plain loop"
+        f"  [{out['device']}] plain loop {fmt_spread(out['items_per_s']['plain_loop'])}/s (no write {fmt_spread(out['items_per_s']['plain_no_write'])}/s), "
+        f"predict_items {fmt_spread(out['items_per_s']['predict_items'])}/s: {out['ratio']:.2f}x the plain loop"
     )
     return out
 
@@ -159,7 +159,7 @@ def run(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.torch_gpu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2048)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--image-size", type=int, default=128, help="stored PNG size")
     ap.add_argument("--input-size", type=int, default=64, help="network input size (items are resized to it)")

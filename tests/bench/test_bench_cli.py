@@ -64,3 +64,18 @@ def _art(save: float, load: float) -> dict:
         "files": 1, "bytes": 2**20, "mib_per_s": {"ours_save": 1, "plain_upload": 1, "ours_load": 1, "plain_download": 1},
         "save_vs_plain": save, "load_vs_plain": load, "plain_upload_setting": {"threads": 8}, "plain_download_setting": {"threads": 1},
     }
+
+
+def test_rows_show_the_median_with_the_min_max_of_their_repeats():
+    from bench.common import Sample
+    from bench.predict_bench import summarize
+
+    # 100 items in 0.8, 1.0 and 1.25 s: 125, 100 and 80 items/s
+    samples = {m: [Sample(w, w, 0.0) for w in (1.0, 0.8, 1.25)] for m in MEASURES if m != "ray_data"}
+    setting = summarize(samples, 100, work=1, model_factor=2.0, ncpu=2) | {"model": "numpy", "device_ms_per_item": 0.0}
+    assert setting["items_per_s"]["predict_dataset"] == {"median": 100.0, "min": 80.0, "max": 125.0}
+    results = {"predict": {"local": {"n": 100, "batch_size": 4, "settings": {"model_bound": setting}}}}
+    md = report.render(results)
+    assert "| local | model_bound | NumPy, 1 layers | 100 (80-125) | 100 (80-125) |" in md
+    loader = next(r for r in report.evaluate_targets(results) if r["target"].endswith("dataloader_loop"))
+    assert loader["detail"] == "100/s (80-125) vs 100/s (80-125)"
