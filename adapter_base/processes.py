@@ -33,3 +33,17 @@ def exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+#: How much lower than the process that forks them the framework's reading and decoding workers
+#: run (``nice``): when the CPUs are all busy, the thread calling ``predict`` and the threads
+#: writing its results get a CPU first, and the workers take what is left.
+WORKER_NICENESS = 5
+
+
+def lower_priority(step: int = WORKER_NICENESS) -> None:
+    """In a forked worker: run ``step`` nice levels below its parent (where the platform allows)."""
+    try:
+        os.nice(step)
+    except (AttributeError, OSError):  # pragma: no cover - no nice here, or not allowed
+        pass

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..entities import Item
 from ..media import decode_image, decode_item, map_large_allocations, read_image_header
-from ..processes import exit_with_parent
+from ..processes import exit_with_parent, lower_priority
 from ..registry import layout
 from ..storage import open_store
 from .decoders import block_prefix
@@ -231,9 +231,11 @@ def _shared_pool(store_uri: str, processes: int, fetch_threads: int) -> ProcessP
 
 
 def _start_worker(parent_pid: int, store_uri: str, fetch_threads: int) -> None:
-    """In a new worker: end with ``parent_pid``; open the store; give freed image buffers back to the system."""
+    """In a new worker: end with ``parent_pid``; yield the CPUs to the predicting process; open the store;
+    give freed image buffers back to the system."""
     global _store, _fetch_pool
     exit_with_parent(parent_pid)
+    lower_priority()
     map_large_allocations()
     _store = open_store(store_uri, create=False)
     _fetch_pool = ThreadPoolExecutor(fetch_threads, thread_name_prefix="fetch") if fetch_threads > 1 else None

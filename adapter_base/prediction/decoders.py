@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..media import Reserve, decode_image, map_large_allocations, read_image_header
-from ..processes import exit_with_parent
+from ..processes import exit_with_parent, lower_priority
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -143,6 +143,7 @@ def _shared_pool(processes: int) -> ProcessPoolExecutor:
 def _start_worker(parent_pid: int) -> None:
     """In a new worker: end with ``parent_pid``; give freed image buffers back to the system."""
     exit_with_parent(parent_pid)
+    lower_priority()
     map_large_allocations()
 
 

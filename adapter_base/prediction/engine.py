@@ -137,6 +137,7 @@ class PredictionRun:
             workers=pools.write_threads,
             chunk=opts.io_chunk,
             on_written=self._on_written(tally),
+            backlog=max(4 * pools.write_threads, opts.prefetch_batches * opts.batch_size),
         )
         producer = threading.Thread(
             target=self._produce_batches if self._batch_reader else self._produce,

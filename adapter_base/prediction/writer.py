@@ -31,18 +31,22 @@ class ResultWriter:
     """Takes each batch's results: gives them to the collector at once, stores them while ``predict`` goes on.
 
     Writes run on ``workers`` threads, ``chunk`` items per task (fewer hand-offs), with at
-    most ``4 * workers`` items in flight: ``flush`` waits when the store falls behind.
+    most ``backlog`` items (default ``4 * workers``) waiting or being written: ``flush`` waits
+    when the store falls behind. A backlog of a few batches lets ``predict`` go on while a
+    batch's sets are written, instead of waiting at each batch for its first ones.
     Without a store the items count as written as soon as they are flushed.
     """
 
-    def __init__(self, store: Store | None, *, collect: Collector | None, workers: int, chunk: int, on_written: Outcomes) -> None:
+    def __init__(
+        self, store: Store | None, *, collect: Collector | None, workers: int, chunk: int, on_written: Outcomes, backlog: int | None = None
+    ) -> None:
         self.store = store
         self.collect = collect
         self.chunk = chunk
         self.on_written = on_written
         self._pending: list[tuple[Item, PredictionSet]] = []
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="write")
-        self._in_flight = threading.BoundedSemaphore(max(1, (4 * workers) // chunk))  # tasks being written
+        self._in_flight = threading.BoundedSemaphore(max(1, (backlog or 4 * workers) // chunk))  # tasks waiting or being written
 
     def accept(self, item: Item, pset: PredictionSet) -> None:
         """One item's result: collected now, stored at the next ``flush``."""

@@ -288,6 +288,19 @@ time.sleep(300)
     assert not [pid for pid in workers if _alive(pid)], "a decoding worker outlived its killed parent"
 
 
+def test_reading_workers_run_below_the_predicting_process(tmp_path):
+    """The workers yield the CPUs to the thread calling ``predict`` and the writers when all are busy."""
+    import psutil
+
+    from adapter_base.prediction.batch_reader import BatchReader
+    from adapter_base.processes import WORKER_NICENESS
+
+    BatchReader(LocalStore(tmp_path / "store").uri, 2).start()
+    me = psutil.Process()
+    workers = [p for p in me.children() if p.cmdline() == me.cmdline()]
+    assert workers and all(w.nice() == min(19, me.nice() + WORKER_NICENESS) for w in workers)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:

@@ -104,3 +104,35 @@ def test_without_a_store_items_count_as_written_on_flush():
     writer.flush()
     assert outcomes.seen == {item.id: None}
     writer.close()
+
+
+def test_flush_waits_only_once_the_backlog_is_full(tmp_path):
+    """A batch handed over while the store is slow does not hold ``predict`` up until the backlog of
+    items waiting or being written is full; then ``flush`` waits for the store."""
+    with Registry(LocalStore(tmp_path / "store"), io_workers=2) as registry:
+        results = items_and_sets(registry, 48)
+        release = threading.Event()
+
+        def slow_store(item: Item, pset: PredictionSet) -> None:
+            release.wait(30)
+            registry.put_predictions(pset, item.dataset_id)
+
+        outcomes = Outcomes()
+        writer = ResultWriter(slow_store, collect=None, workers=1, chunk=4, on_written=outcomes, backlog=32)
+
+        def flush_batch(batch: list[tuple[Item, PredictionSet]]) -> threading.Thread:
+            for item, pset in batch:
+                writer.accept(item, pset)
+            flusher = threading.Thread(target=writer.flush, daemon=True)
+            flusher.start()
+            flusher.join(5)
+            return flusher
+
+        assert not flush_batch(results[:16]).is_alive()  # 16 of 32 in the backlog: handed over at once
+        assert not flush_batch(results[16:32]).is_alive()  # 32 of 32
+        waiting = flush_batch(results[32:])  # more than the backlog: waits for the store
+        assert waiting.is_alive()
+        release.set()
+        waiting.join(30)
+        writer.close()
+        assert outcomes.seen == {it.id: None for it, _ in results}
