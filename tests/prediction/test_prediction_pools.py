@@ -222,10 +222,10 @@ def test_reads_in_processes_hold_to_the_byte_budget(tmp_path):
 
     with Registry(LocalStore(tmp_path / "store")) as registry:
         ds = registry.create_dataset("d", labels=["a"])
-        for i in range(16):
-            registry.add_item(ds, f"small-{i:02d}.png", png(i, size=(40, 30)))
+        for i in range(16):  # listed first (items are listed by id)
+            registry.add_item(ds, f"small-{i:02d}.png", png(i, size=(40, 30)), item_id=f"a-small-{i:02d}")
         for i in range(12):  # 8.6 MB of arrays: more than the budget, were they all read at once
-            registry.add_item(ds, f"large-{i:02d}.png", png(100 + i, size=(600, 400)))
+            registry.add_item(ds, f"large-{i:02d}.png", png(100 + i, size=(600, 400)), item_id=f"b-large-{i:02d}")
         registry.add_item(ds, "note.txt", b"hello " * 1000)
         config = {"prepared_bytes_budget": budget, "batch_size": 8, "delay_s": 0.05, "prepare_timeout_s": 10}  # batches wait for predict
         for _ in range(3):  # on the threads, an item's reservation once waited for one decoded before it in the same task
