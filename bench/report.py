@@ -234,6 +234,11 @@ def render(results: dict[str, Any]) -> str:
         out.append("bound = in flight / (requests per item x latency); load average at the end of the run: " + str(lat.get("loadavg")))
         out.append("")
 
+    if results.get("s3_bulk"):
+        from .s3_bulk_bench import render as render_bulk
+
+        out += render_bulk(results["s3_bulk"])
+
     art = results.get("artifacts") or {}
     if art:
         out += ["### 3. Artifact transfer against the plain minio client (MiB/s; higher is better)", ""]
