@@ -167,7 +167,8 @@ def run(
     progress(
         f"  {out['items_per_s']:,.1f} items/s vs in_flight / (requests_per_item x latency) = {out['in_flight']} / "
         f"({out['gets_puts_per_item']:.3f} GET + PUT x {latency_ms / 1000:g} s) = {out['bound_items_per_s']:,.1f}: "
-        f"{out['fraction_of_bound']:.2f} of the bound, {'met' if out['met_throughput'] else 'MISSED'} (target >= {MIN_FRACTION_OF_BOUND:g})"
+        f"{out['fraction_of_bound']:.2f} of the bound, {'met' if out['met_throughput'] else 'MISSED'} (target >= {MIN_FRACTION_OF_BOUND:g}); "
+        f"in flight on average {out['mean_in_flight'].get('get', 0):.1f} GETs + {out['mean_in_flight'].get('put', 0):.1f} PUTs of {out['in_flight']} threads"
     )
     progress(
         f"  CPU: {out['cpu_ms_per_item']:.2f} ms/item here (with decoding processes), {out['server_cpu_ms_per_item']:.2f} ms/item "
