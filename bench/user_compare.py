@@ -103,8 +103,8 @@ def run_backend(
     """
     settings = settings or SETTINGS
     variants = dict(variants or {})
-    if uri.startswith("s3://") and loop_reader != "minio" and not variants:
-        variants["user_loop_minio"] = {"loop_reader": "minio"}
+    if uri.startswith("s3://") and loop_reader != "minio":
+        variants.setdefault("user_loop_minio", {"loop_reader": "minio"})
     programs = (*PROGRAMS, *variants)
     limiter = limit_blas_threads(1)  # noqa: F841 - the model-only bound on one BLAS thread, as in the children
     datasets = {n: build_dataset(registry, n, image_size=image_size, name=f"user-compare-{n}-{uuid.uuid4().hex[:6]}") for n in (small, large)}
