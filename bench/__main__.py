@@ -22,7 +22,7 @@ from typing import Any
 
 from .common import REPO, fmt_spread, gpu_status, machine_info, s3_uri, seaweed_server
 
-SECTIONS = ("predict", "user", "memory", "artifacts", "pipeline", "torch", "latency")
+SECTIONS = ("predict", "user", "memory", "artifacts", "pipeline", "torch", "latency", "s3bulk")
 #: Repeats of every timed row in a full run: each row reports their median with the min-max (``common.spread``).
 REPEATS = 5
 
@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--small-files", type=int, default=None, help="number of small artifact files (default 2000; quick 100)")
     ap.add_argument("--small-kib", type=int, default=16, help="size of each small artifact file")
     ap.add_argument("--latency-n", type=int, default=None, help="items predicted through the 20 ms latency proxy (default 2000; quick 300)")
+    ap.add_argument("--bulk-count", type=int, default=None, help="small objects per size in the S3 bulk I/O bench (default 2000; quick 100)")
     ap.add_argument("--torch-n", type=int, default=None, help="items for the PyTorch example run (default 512; quick 64)")
     ap.add_argument("--user-sizes", default=None, help="the user's comparison: small,large dataset sizes (default 200,1000; quick 16,48)")
     ap.add_argument("--user-repeats", type=int, default=None, help=f"repeats of the user's comparison (default {REPEATS}; quick 1)")
@@ -59,6 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.large_mb = a.large_mb or (32 if q else 500)
     a.small_files = a.small_files or (100 if q else 2000)
     a.torch_n = a.torch_n or (64 if q else 512)
+    a.bulk_count = a.bulk_count or (100 if q else 2000)
     a.latency_n = a.latency_n or (300 if q else 2000)
     a.user_sizes = [int(x) for x in (a.user_sizes or ("16,48" if q else "200,1000")).split(",")]
     a.user_repeats = a.user_repeats or (1 if q else REPEATS)
@@ -194,6 +196,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             say(f"== 6. cloud latency: {a.latency_n} items through a {latency_bench.LATENCY_MS:g} ms-per-request proxy in front of SeaweedFS")
             results["latency"] = latency_bench.run(scratch, n=a.latency_n, batch_size=a.batch_size, progress=say)
+        if "s3bulk" in a.only:
+            from . import s3_bulk_bench
+
+            say(f"== 7. bulk small-object I/O on S3: minio vs obstore, {a.bulk_count} objects per size, loopback and through the latency proxy")
+            results["s3_bulk"] = s3_bulk_bench.run(scratch, count=a.bulk_count, repeats=1 if a.quick else max(5, a.repeats), progress=say)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     results["duration_s"] = round(time.time() - started, 1)

@@ -247,16 +247,25 @@ def render(results: dict[str, Any]) -> str:
     lat = results.get("latency")
     if lat:
         out += ["### 6. Cloud latency: predict_dataset through a proxy adding latency to every request", ""]
-        out.append("| items | latency | requests/item (GET + PUT) | listing requests | in flight | items/s | bound | fraction | CPU ms/item (run; server + proxy) |")
-        out.append("|---:|---:|---|---:|---:|---:|---:|---:|---|")
+        split = "server; proxy" if "server_cpu_ms_per_item" in lat else "server + proxy"
+        out.append(f"| items | latency | requests/item (GET + PUT) | listing requests | in flight | items/s | bound | fraction | CPU ms/item (run; {split}) | CPU allows |")
+        out.append("|---:|---:|---|---:|---:|---:|---:|---:|---|---:|")
+        theirs = (f"{fmt_spread(lat['server_cpu_ms_per_item'], '.2f')}; {fmt_spread(lat['proxy_cpu_ms_per_item'], '.2f')}" if "server_cpu_ms_per_item" in lat
+                  else fmt_spread(lat['server_and_proxy_cpu_ms_per_item'], '.2f'))  # fmt: skip
         out.append(
             f"| {lat['items']:,} | {lat['latency_ms']:g} ms | {lat['requests_per_item']:.3f} ({lat['gets_per_item']:.3f} + {lat['puts_per_item']:.3f}) | "
             f"{lat['requests'].get('list', 0)} | {lat['in_flight']} | {fmt_spread(lat['items_per_s'], ',.1f')} | {fmt_spread(lat['bound_items_per_s'], ',.1f')} | "
-            f"{fmt_spread(lat['fraction_of_bound'], '.2f')} | {fmt_spread(lat['cpu_ms_per_item'], '.2f')}; {fmt_spread(lat['server_and_proxy_cpu_ms_per_item'], '.2f')} |"
+            f"{fmt_spread(lat['fraction_of_bound'], '.2f')} | {fmt_spread(lat['cpu_ms_per_item'], '.2f')}; {theirs} | {fmt_spread(lat.get('cpu_bound_items_per_s', float('nan')), ',.0f')} |"
         )
         out.append("")
-        out.append("bound = in flight / (requests per item x latency); load average at the end of the run: " + str(lat.get("loadavg")))
+        out.append("bound = in flight / (requests per item x latency); CPU allows = CPUs / (CPU seconds per item of the run, the server and "
+                   "the proxy together), the rate with the machine to itself; load average at the end of the run: " + str(lat.get("loadavg")))
         out.append("")
+
+    if results.get("s3_bulk"):
+        from .s3_bulk_bench import render as render_bulk
+
+        out += render_bulk(results["s3_bulk"])
 
     art = results.get("artifacts") or {}
     if art:

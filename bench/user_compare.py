@@ -9,7 +9,8 @@ distinct PNGs, each writing new predictions (a new model per run):
   default settings;
 - ``user_loop``: ``python -m bench.user_loop`` (``bench/user_loop.py``: PIL decoding in
   ``DataLoader(num_workers=2)`` workers, the model in the main process, one ``json.dump`` per
-  item from a thread pool).
+  item from a thread pool); on S3 its ``Dataset`` is AWS's ``s3torchconnector.S3MapDataset``
+  (``loop_reader``; ``minio``: a ``GET`` per item with the plain minio client).
 
 Steady state items/s = (large - small) / (t(large) - t(small)), which cancels start-up
 (interpreter, imports, forking the workers) and the first batches. Every repeat runs every
@@ -45,6 +46,7 @@ SETTINGS: dict[str, tuple[str, float]] = {"model_bound": ("numpy", 2.0), "device
 TARGETS = {"device_bound": 1.2, "model_bound": 1.0}
 MODEL_BOUND_TARGET = 0.95
 ADAPTER = "bench.models:CostModelAdapter"
+READER_NAMES = {"s3torch": "AWS's `s3torchconnector.S3MapDataset`", "minio": "a GET per item with the plain minio client"}
 _ONE_THREAD = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
@@ -89,15 +91,20 @@ def run_backend(
     image_size: int = 256,
     settings: dict[str, tuple[str, float]] | None = None,
     variants: dict[str, dict[str, Any]] | None = None,
+    loop_reader: str = "s3torch",
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Every (setting, program, size) ``repeats`` times interleaved; steady-state rates and ratios.
 
     ``variants``: more ``model-adapter predict`` rows, each named and with configuration keys of its
-    own (``{"threads": {"prepare_in_processes": False}}``), measured the same way.
+    own (``{"threads": {"prepare_in_processes": False}}``), measured the same way; a variant with a
+    ``loop_reader`` key is one more hand-written loop reading that way (on S3 by default:
+    ``user_loop_minio``, the loop reading with the plain minio client, beside the s3torchconnector one).
     """
     settings = settings or SETTINGS
-    variants = variants or {}
+    variants = dict(variants or {})
+    if uri.startswith("s3://") and loop_reader != "minio":
+        variants.setdefault("user_loop_minio", {"loop_reader": "minio"})
     programs = (*PROGRAMS, *variants)
     limiter = limit_blas_threads(1)  # noqa: F841 - the model-only bound on one BLAS thread, as in the children
     datasets = {n: build_dataset(registry, n, image_size=image_size, name=f"user-compare-{n}-{uuid.uuid4().hex[:6]}") for n in (small, large)}
@@ -119,7 +126,8 @@ def run_backend(
     def command(program: str, setting: str, n: int) -> list[str]:
         work, device_s = costs[setting]
         serial[0] += 1
-        if program != "user_loop":
+        reader = variants.get(program, {}).get("loop_reader", loop_reader)
+        if program != "user_loop" and "loop_reader" not in variants.get(program, {}):
             model = registry.create_model(
                 f"uc-{setting}-{serial[0]}-{uuid.uuid4().hex[:6]}", adapter=ADAPTER, labels=[f"class-{i}" for i in range(8)],
                 configuration={"work": work, "device_s_per_item": device_s, **variants.get(program, {})},
@@ -127,7 +135,7 @@ def run_backend(
             return [*_cli(), "predict", model.id, "--dataset", datasets[n].id, "--store", uri, "--allow-untrained", "--batch-size", str(batch_size)]
         out = f"user-loop/{serial[0]}" if uri.startswith("s3://") else str(workdir / "user-loop" / str(serial[0]))
         return [sys.executable, "-m", "bench.user_loop", "--store", uri, "--items", str(keys[n]), "--out", out,
-                "--work", str(work), "--device-s", str(device_s), "--batch-size", str(batch_size)]  # fmt: skip
+                "--work", str(work), "--device-s", str(device_s), "--batch-size", str(batch_size), "--reader", reader]  # fmt: skip
 
     runs = [(p, n) for p in programs for n in (small, large)]
     for r in range(repeats):
@@ -140,7 +148,7 @@ def run_backend(
             bound[setting].append(model_only_rate(probe, prepared, large - small, batch_size))
         progress(f"  [{backend}] repeat {r + 1}/{repeats} done (load {os.getloadavg()[0]:.2f})")
     out: dict[str, Any] = {"small": small, "large": large, "repeats": repeats, "batch_size": batch_size, "image_size": image_size,
-                           "calibration": cal, "settings": {}}  # fmt: skip
+                           "calibration": cal, "settings": {}, "loop_reader": loop_reader if uri.startswith("s3://") else "file"}  # fmt: skip
     for setting in settings:
         work, device_s = costs[setting]
         rates = {
@@ -208,7 +216,8 @@ def render(results: dict[str, Any]) -> list[str]:
         f"(`bench/user_compare.py`, the loop is `bench/user_loop.py`), {any_row['image_size']}x{any_row['image_size']} PNGs, batch "
         f"{any_row['batch_size']}, default settings, {any_row['repeats']} interleaved repeats: the rate from each size's median time, "
         "and in brackets the min-max of each repeat's own rate (a loaded machine makes single differences swing). `model alone`: "
-        "`predict` on prepared batches in one thread (the model's own bound).",
+        "`predict` on prepared batches in one thread (the model's own bound)."
+        + (f" On S3 the loop reads with {READER_NAMES[results['s3'].get('loop_reader', 'minio')]}." if "s3" in results else ""),
         "",
         "| store | setting | model cost | model-adapter predict | hand-written loop | ratio (per repeat: min-max) | model alone | of model alone |",
         "|---|---|---|---:|---:|---:|---:|---:|",
@@ -223,6 +232,12 @@ def render(results: dict[str, Any]) -> list[str]:
                 f"{ips['user_loop']['median']:,.0f} ({ips['user_loop']['min']:,.0f}-{ips['user_loop']['max']:,.0f}) | "
                 f"{row['ratio']:.2f} ({rr['min']:.2f}-{rr['max']:.2f}) | {row['model_only']['median']:,.0f} | {row['ratio_vs_model_only']:.2f} |"
             )
+    for backend, res in results.items():
+        for setting, row in res["settings"].items():
+            for v, var in row.get("variants", {}).items():
+                ips = row["items_per_s"][v]
+                out.append(f"- {backend} / {setting}: `{v}` ({var['configuration']}) {ips['median']:,.0f}/s ({ips['min']:,.0f}-{ips['max']:,.0f}), "
+                           f"{var['ratio']:.2f}x the hand-written loop's rate")  # fmt: skip
     out.append("")
     return out
 
@@ -243,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--backends", default="local,s3")
     ap.add_argument("--settings", default=",".join(SETTINGS), help=f"cost models among {', '.join(SETTINGS)}")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--loop-reader", default="s3torch", choices=tuple(READER_NAMES), help="how the hand-written loop reads on S3 (default s3torch)")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=JSON[,KEY=JSON]",
                     help="one more model-adapter predict row with these configuration keys, e.g. threads:prepare_in_processes=false")
     a = ap.parse_args(argv)
@@ -261,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         for backend in backends:
             uri = s3_uri() if backend == "s3" else str(work / "store")
             with Registry(open_store(uri)) as registry:
-                results[backend] = run_backend(registry, backend, uri, work, small=a.small, large=a.large, repeats=a.repeats, image_size=a.image_size, variants=variants,
+                results[backend] = run_backend(registry, backend, uri, work, small=a.small, large=a.large, repeats=a.repeats, image_size=a.image_size, variants=variants, loop_reader=a.loop_reader,
                     settings={k: SETTINGS[k] for k in a.settings.split(",")})
     print(f"load average at the end: {os.getloadavg()}")
     for t in targets(results):

@@ -1,12 +1,15 @@
 """The prediction loop a user writes by hand with PyTorch, run as its own process (``bench/user_compare.py``).
 
-    python -m bench.user_loop --store URI --items FILE --out PREFIX --work W --device-s S [--batch-size 16]
+    python -m bench.user_loop --store URI --items FILE --out PREFIX --work W --device-s S [--batch-size 16] [--reader s3torch]
 
-A map-style ``Dataset`` whose ``__getitem__`` reads one PNG (a file on the local store, a
-``GET`` with the plain ``minio`` client on S3) and decodes it with PIL to an RGB array,
+A map-style ``Dataset`` that reads one PNG per item and decodes it with PIL to an RGB array,
 ``DataLoader(num_workers=2)``, the bench's NumPy model (``bench.models.CostModelAdapter``'s
 ``predict``) in the main process, and one plain ``json.dump`` per item (to a file, or a
-``PUT`` on S3) from a ``ThreadPoolExecutor``. Nothing of the framework's reading, decoding,
+``PUT`` with the plain ``minio`` client on S3) from a ``ThreadPoolExecutor``. Reading: a file
+on the local store; on S3 AWS's ``s3torchconnector`` ``S3MapDataset`` (``--reader s3torch``,
+the default: its CRT client, endpoint and keys from ``AWS_*``, path-style addressing when
+``MODEL_ADAPTER_S3_PATH_STYLE`` is set) or a ``GET`` with the plain ``minio`` client
+(``--reader minio``). Nothing of the framework's reading, decoding,
 stamping or writing is used: this is the loop a user compares ``model-adapter predict`` with.
 ``--items`` is a JSON list of the items' store keys, listed beforehand (a user knows their files).
 """
@@ -60,8 +63,41 @@ class Bucket:
         self.client.put_object(self.bucket, self.key(key), io.BytesIO(data), len(data), content_type="application/json")
 
 
+#: How the loop reads items on S3: AWS's s3torchconnector (the competitor), or the plain minio client.
+READERS = ("s3torch", "minio")
+
+
 def _is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
+
+
+def decode(data: bytes) -> Any:
+    """A PNG's bytes as an RGB uint8 tensor (PIL)."""
+    import torch
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        return torch.from_numpy(np.asarray(img.convert("RGB")))
+
+
+def decode_s3_reader(reader: Any) -> Any:
+    """``S3MapDataset``'s transform: the object's bytes, decoded."""
+    return decode(reader.read())
+
+
+def s3torch_images(uri: str, keys: list[str]) -> Any:
+    """An ``s3torchconnector.S3MapDataset`` over the items' objects, each decoded by ``decode_s3_reader``."""
+    from s3torchconnector import S3ClientConfig, S3MapDataset
+
+    bucket, prefix = urlparse(uri).netloc, urlparse(uri).path.strip("/")
+    path_style = os.environ.get("MODEL_ADAPTER_S3_PATH_STYLE", "").lower() in ("1", "true", "yes", "on")
+    return S3MapDataset.from_objects(
+        [f"s3://{bucket}/{prefix}/{k}" if prefix else f"s3://{bucket}/{k}" for k in keys],
+        region=os.environ.get("AWS_REGION", "us-east-1"),
+        endpoint=os.environ.get("AWS_ENDPOINT_URL"),
+        transform=decode_s3_reader,
+        s3client_config=S3ClientConfig(force_path_style=path_style),
+    )
 
 
 class Images:
@@ -83,11 +119,7 @@ class Images:
             return fh.read()
 
     def __getitem__(self, i: int) -> Any:
-        import torch
-        from PIL import Image
-
-        with Image.open(io.BytesIO(self.read(self.keys[i]))) as img:
-            return torch.from_numpy(np.asarray(img.convert("RGB")))
+        return decode(self.read(self.keys[i]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device-s", type=float, default=0.0)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--reader", choices=READERS, default=READERS[0], help="how the items are read on S3 (default s3torch)")
     a = ap.parse_args(argv)
 
     from torch.utils.data import DataLoader
@@ -121,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
             with open(out_dir / f"{name}.json", "w") as fh:
                 json.dump(doc, fh)
 
-    loader = DataLoader(Images(a.store, keys), batch_size=a.batch_size, num_workers=a.workers)
+    dataset = s3torch_images(a.store, keys) if bucket is not None and a.reader == "s3torch" else Images(a.store, keys)
+    loader = DataLoader(dataset, batch_size=a.batch_size, num_workers=a.workers)
     futures = []
     with ThreadPoolExecutor() as pool:
         for b, batch in enumerate(loader):

@@ -1,0 +1,30 @@
+"""The cloud-latency bench (``bench/latency_bench.py``): what it reports and how the report shows it."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import report
+from bench.latency_bench import run
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_the_run_server_and_proxy_cpu_are_counted_apart(tmp_path):
+    out = run(tmp_path, n=40, latency_ms=5.0, progress=lambda _: None)
+    assert out["items"] == 40
+    for key in ("cpu_ms_per_item", "server_cpu_ms_per_item", "proxy_cpu_ms_per_item"):
+        assert out[key] > 0, key
+    assert out["server_and_proxy_cpu_ms_per_item"] == pytest.approx(out["server_cpu_ms_per_item"] + out["proxy_cpu_ms_per_item"], abs=0.002)
+    total = out["cpu_ms_per_item"] + out["server_and_proxy_cpu_ms_per_item"]
+    assert out["cpu_bound_items_per_s"] == pytest.approx(1000 * out["cpus"] / total, rel=0.01)
+
+
+def test_the_latency_table_shows_each_process_cpu_and_what_the_cpus_allow():
+    lat = {"items": 2000, "latency_ms": 20.0, "requests_per_item": 2.01, "gets_per_item": 1.0, "puts_per_item": 1.0, "requests": {"list": 2},
+           "in_flight": 32, "items_per_s": 150.0, "bound_items_per_s": 800.0, "fraction_of_bound": 0.19, "cpu_ms_per_item": 3.1,
+           "server_and_proxy_cpu_ms_per_item": 3.4, "server_cpu_ms_per_item": 2.8, "proxy_cpu_ms_per_item": 0.6, "cpu_bound_items_per_s": 307.7, "met_requests": True, "met_throughput": False,
+           "loadavg": [1, 1, 1]}  # fmt: skip
+    md = report.render({"latency": lat})
+    assert "CPU ms/item (run; server; proxy)" in md
+    assert "| 0.19 | 3.10; 2.80; 0.60 | 308 |" in md
