@@ -1,7 +1,7 @@
 """Reading and decoding a whole batch in a worker process, handed back in one shared-memory block.
 
 For an adapter with the framework's default ``prepare_item_func``: a worker opens the store
-from its URI once, reads each item of the batch, prepares it exactly as the default does
+anew once (``ObjectStore.reopened``), reads each item of the batch, prepares it exactly as the default does
 (``media.decode_item``: images to RGB arrays, text to ``str``), the images decoded straight
 into one ``multiprocessing.shared_memory`` block sized from their headers; only the block's
 name and each item's offset, shape and dtype (or its error, or its text) come back through
@@ -41,35 +41,35 @@ from ..entities import Item
 from ..media import decode_image, decode_item, map_large_allocations, read_image_header
 from ..processes import exit_with_parent, lower_priority
 from ..registry import layout
-from ..storage import open_store
 from .decoders import block_prefix
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
-_pool_key: tuple[str, int, int] | None = None
+_pool_key: tuple[Any, int, int] | None = None  # the store the workers reopened, their count, their fetch threads
 _store: Any = None  # in a worker: the store it opened
 _fetch_pool: ThreadPoolExecutor | None = None  # in a worker: its threads reading from a remote store
 
 
 class BatchReader:
-    """Items of ``store_uri`` read and prepared a batch at a time on ``processes`` worker processes."""
+    """Items of ``store`` read and prepared a batch at a time on ``processes`` worker processes, each with the
+    store opened anew (``ObjectStore.reopened``: the same location, endpoint, credentials and settings)."""
 
-    def __init__(self, store_uri: str, processes: int, *, max_bytes: int | None = None, fetch_threads: int = 1) -> None:
-        self.store_uri = store_uri
+    def __init__(self, store: Any, processes: int, *, max_bytes: int | None = None, fetch_threads: int = 1) -> None:
+        self.store = store
         self.processes = processes
         self.max_bytes = max_bytes
         self.fetch_threads = fetch_threads
 
     def start(self) -> "BatchReader":
         """Have the worker processes running (forked now, unless already there for this store); returns self."""
-        _shared_pool(self.store_uri, self.processes, self.fetch_threads)
+        _shared_pool(self.store, self.processes, self.fetch_threads)
         return self
 
     def submit(self, items: Sequence[Item], allowance: int | None = None) -> "Future[tuple[Any, ...]]":
         """Read and prepare ``items`` in a worker, holding at most ``allowance`` bytes at once (None: no limit);
         ``take`` the future's result for the prepared inputs."""
         jobs = [(it.dataset_id, it.id, it.mimetype, f"item {it.id} ({it.path})") for it in items]
-        inner = _shared_pool(self.store_uri, self.processes, self.fetch_threads).submit(_read_batch, jobs, self.max_bytes, allowance)
+        inner = _shared_pool(self.store, self.processes, self.fetch_threads).submit(_read_batch, jobs, self.max_bytes, allowance)
         # The caller's own future: it may fail it at a deadline without touching the executor's.
         outer: Future[tuple[Any, ...]] = Future()
         inner.add_done_callback(lambda f: _follow(f, outer))
@@ -215,14 +215,15 @@ def _map_and_unlink(name: str, size: int) -> mmap.mmap:
         resource_tracker.unregister(f"/{name}", "shared_memory")  # registered by the worker that made it
 
 
-def _shared_pool(store_uri: str, processes: int, fetch_threads: int) -> ProcessPoolExecutor:
+def _shared_pool(store: Any, processes: int, fetch_threads: int) -> ProcessPoolExecutor:
     global _pool, _pool_key
     with _lock:
-        if _pool is None or _pool_key != (store_uri, processes, fetch_threads):
+        if _pool is None or _pool_key is None or _pool_key[0] is not store or _pool_key[1:] != (processes, fetch_threads):
             resource_tracker.ensure_running()  # one tracker for the workers and this process (see decoders)
             fork = multiprocessing.get_context("fork")
-            pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_worker, initargs=(os.getpid(), store_uri, fetch_threads))
-            old, _pool, _pool_key = _pool, pool, (store_uri, processes, fetch_threads)
+            # forked: the worker gets ``store`` itself (nothing pickled) and opens it anew
+            pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_worker, initargs=(os.getpid(), store, fetch_threads))
+            old, _pool, _pool_key = _pool, pool, (store, processes, fetch_threads)
             if old is not None:
                 old.shutdown(wait=False, cancel_futures=False)
             for f in [_pool.submit(int) for _ in range(processes)]:
@@ -230,14 +231,14 @@ def _shared_pool(store_uri: str, processes: int, fetch_threads: int) -> ProcessP
         return _pool
 
 
-def _start_worker(parent_pid: int, store_uri: str, fetch_threads: int) -> None:
+def _start_worker(parent_pid: int, store: Any, fetch_threads: int) -> None:
     """In a new worker: end with ``parent_pid``; yield the CPUs to the predicting process; open the store;
     give freed image buffers back to the system."""
     global _store, _fetch_pool
     exit_with_parent(parent_pid)
     lower_priority()
     map_large_allocations()
-    _store = open_store(store_uri, create=False)
+    _store = store.reopened()
     _fetch_pool = ThreadPoolExecutor(fetch_threads, thread_name_prefix="fetch") if fetch_threads > 1 else None
 
 

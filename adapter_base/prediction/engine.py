@@ -128,7 +128,7 @@ class PredictionRun:
         if pools.batch_processes:
             budget = self.adapter.configuration.get("prepared_bytes_budget") or None
             fetch = 1 if is_local(store) else max(2, opts.io_workers // pools.batch_processes)  # reads in flight, as the threads would have
-            self._batch_reader = BatchReader(str(store.uri), pools.batch_processes, max_bytes=budget, fetch_threads=fetch).start()
+            self._batch_reader = BatchReader(store, pools.batch_processes, max_bytes=budget, fetch_threads=fetch).start()
             self._reserving = False  # each read reserves what it may hold (``BatchFeed``)
         prepare_pool = WorkerPool(pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..hooks import AdapterHooks
+from ..storage import ObjectStore
 from .options import PredictionOptions
 
 #: At most this many decoding processes by default (each holds a Python interpreter, ~60 MiB).
@@ -72,8 +73,8 @@ def uses_default_prepare(adapter: AdapterHooks) -> bool:
 
 
 def reopenable(store: Any) -> bool:
-    """True for a store a worker process can open again from its URI (local or S3)."""
-    return str(getattr(store, "uri", "")).startswith(("file:", "s3:"))
+    """True for a store a worker process can open again (``ObjectStore.reopened``: local or S3, as configured here)."""
+    return str(getattr(store, "uri", "")).startswith(("file:", "s3:")) and getattr(type(store), "reopened", ObjectStore.reopened) is not ObjectStore.reopened
 
 
 def plan_pools(

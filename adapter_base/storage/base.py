@@ -119,6 +119,11 @@ class ObjectStore(ABC):
         """The URI of the object at ``key``: how output names a stored file."""
         return f"{self.uri.rstrip('/')}/{key}"
 
+    def reopened(self) -> "ObjectStore":
+        """The same store, opened anew with the same settings and credentials: what a forked worker process
+        uses (connections are not shared across a fork). A store that cannot be raises ``StoreError``."""
+        raise StoreError(f"{self!r} cannot be opened again in another process")
+
     def close(self) -> None:
         """Release connections and pools."""
 

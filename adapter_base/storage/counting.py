@@ -34,6 +34,10 @@ class CountingStore(ObjectStore):
         self._in_flight = 0
         self._lock = threading.Lock()
 
+    def reopened(self) -> ObjectStore:
+        """The inner store, opened anew (a forked worker's requests are not counted here)."""
+        return self.inner.reopened()
+
     @property
     def requests(self) -> int:
         """Every request counted so far."""

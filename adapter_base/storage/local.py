@@ -45,6 +45,10 @@ class LocalStore(ObjectStore):
         # Room for a key in a full path (PATH_MAX counts the root, the separator and the final NUL).
         self._key_room = _pathconf(self.root, "PC_PATH_MAX", 4096) - len(os.fsencode(self.root)) - 2
 
+    def reopened(self) -> "LocalStore":
+        """This store's directory, opened anew."""
+        return LocalStore(self.root, create=False)
+
     def _temp_dir(self) -> Path:
         if not self._tmp_ready:
             self._tmp_dir.mkdir(exist_ok=True)

@@ -31,6 +31,9 @@ from adapter_base.storage import LocalStore
 class FakeS3:
     uri = "s3://bucket/prefix"
 
+    def reopened(self) -> "FakeS3":
+        return FakeS3()
+
 
 LOCAL = LocalStore.__new__(LocalStore)
 LOCAL.uri = "file:///tmp/x"
@@ -295,7 +298,7 @@ def test_reading_workers_run_below_the_predicting_process(tmp_path):
     from adapter_base.prediction.batch_reader import BatchReader
     from adapter_base.processes import WORKER_NICENESS
 
-    BatchReader(LocalStore(tmp_path / "store").uri, 2).start()
+    BatchReader(LocalStore(tmp_path / "store"), 2).start()
     me = psutil.Process()
     workers = [p for p in me.children() if p.cmdline() == me.cmdline()]
     assert workers and all(w.nice() == min(19, me.nice() + WORKER_NICENESS) for w in workers)
@@ -329,3 +332,27 @@ def test_the_engine_validates_each_annotation_once(tmp_path, monkeypatch):
     assert report.succeeded == 5
     # one at construction (add_classification), one when stamped; none when stored (was four)
     assert len(calls) == 2 * 5
+
+
+@pytest.mark.s3
+def test_workers_read_the_store_the_run_was_given_not_the_environments(s3_server, monkeypatch):
+    """A store built in code (endpoint and keys as arguments) is what the reading workers open again, whatever
+    ``AWS_*`` says: here the environment names no server at all, so reading from it would fail every item."""
+    from adapter_base.storage.s3 import S3Store
+
+    env = s3_server.env()
+    s3_server.make_bucket("pools-reopen")
+    store = S3Store(
+        "pools-reopen", f"t-{uuid.uuid4().hex[:8]}", endpoint=env["AWS_ENDPOINT_URL"], access_key=env["AWS_ACCESS_KEY_ID"],
+        secret_key=env["AWS_SECRET_ACCESS_KEY"], path_style=True,
+    )  # fmt: skip
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    with Registry(store) as registry:
+        ds = registry.create_dataset("d", labels=["a"])
+        for i in range(6):
+            registry.add_item(ds, f"{i}.png", png(i))
+        batches, report = run(registry, ds, prepare_in_processes=True, batch_size=4)
+    assert (report.succeeded, report.failed) == (6, 0), report.summary()
+    assert len(batches.seen) == 6

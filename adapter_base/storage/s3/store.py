@@ -93,6 +93,7 @@ class S3Store(ObjectStore):
         list_mode: str = "auto",
         cert_check: bool = True,
     ) -> None:
+        self._settings = {k: v for k, v in locals().items() if k not in ("self", "bucket", "prefix", "__class__")}
         prefix = check_location(bucket, prefix)
         check_settings(part_size, list_mode)
         check_credentials(access_key, secret_key)
@@ -162,6 +163,10 @@ class S3Store(ObjectStore):
         kwargs = settings_from_env()
         kwargs.update(overrides)
         return cls(bucket, prefix, **kwargs)
+
+    def reopened(self) -> "S3Store":
+        """This bucket and prefix with the same endpoint, credentials and settings, on new connections."""
+        return type(self)(self.bucket, self.prefix, **self._settings)
 
     # ------------------------------------------------------------------ plumbing
     def _full(self, key: str) -> str:
