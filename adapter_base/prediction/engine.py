@@ -36,7 +36,7 @@ from .oom import BatchHalving
 from .options import PredictionOptions
 from .batch_feed import BatchFeed
 from .batch_reader import BatchReader
-from .pools import is_local, plan_pools, uses_default_prepare, uses_default_read
+from .pools import plan_pools, uses_default_prepare, uses_default_read
 from .report import PredictionReport, Tally, error_text
 from .tasks import PREDICT, Task
 from .writer import Collector, ResultWriter, registry_store
@@ -127,8 +127,7 @@ class PredictionRun:
         self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None
         if pools.batch_processes:
             budget = self.adapter.configuration.get("prepared_bytes_budget") or None
-            fetch = 1 if is_local(store) else max(2, opts.io_workers // pools.batch_processes)  # reads in flight, as the threads would have
-            self._batch_reader = BatchReader(store, pools.batch_processes, max_bytes=budget, fetch_threads=fetch).start()
+            self._batch_reader = BatchReader(store, pools.batch_processes, max_bytes=budget, fetch_threads=pools.fetch_threads).start()
             self._reserving = False  # each read reserves what it may hold (``BatchFeed``)
         prepare_pool = WorkerPool(pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(

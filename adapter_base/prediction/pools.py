@@ -48,6 +48,9 @@ class Pools:
     batch_processes: int = 0
     """Processes reading and preparing a whole batch each, handed back in one shared-memory block (0: not used)."""
 
+    fetch_threads: int = 1
+    """Reads in flight in each of those processes (a remote store answers in milliseconds: several at once)."""
+
 
 def cpu_count() -> int:
     """CPUs this process may run on (its affinity mask where the platform has one)."""
@@ -102,7 +105,8 @@ def plan_pools(
     if batch:
         processes = options.decode_processes or min(cpus, MAX_AUTO_PROCESSES)
         write = options.write_workers if options.write_workers is not None else options.io_workers if not local else min(options.io_workers, 2)
-        return Pools(prepare_threads=1, decode_processes=0, write_threads=max(1, write), batch_processes=processes)
+        fetch = 1 if local else max(2, options.io_workers // processes)  # as many reads in flight as the threads would have
+        return Pools(prepare_threads=1, decode_processes=0, write_threads=max(1, write), batch_processes=processes, fetch_threads=fetch)
     if options.decode_processes is not None:
         processes = options.decode_processes if default_prepare else 0
     else:
