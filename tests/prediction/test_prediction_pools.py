@@ -49,7 +49,7 @@ LOCAL.uri = "file:///tmp/x"
         (4, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=4)),
         (4, LOCAL, False, Pools(prepare_threads=4, decode_processes=0, write_threads=2)),
         (64, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=8)),
-        (2, FakeS3(), True, Pools(prepare_threads=1, decode_processes=0, write_threads=16, batch_processes=2)),
+        (2, FakeS3(), True, Pools(prepare_threads=1, decode_processes=0, write_threads=16, batch_processes=2, fetch_threads=8)),  # 16 reads in flight
         (2, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),  # many requests in flight
         (8, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),
     ],
