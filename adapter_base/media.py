@@ -122,7 +122,7 @@ def map_large_allocations() -> None:
 
     A process-wide allocator setting: only for the worker processes the framework forks to read and
     decode (``decoders``, ``batch_reader``), never in the user's process. glibc raises that threshold
-    itself as large blocks are freed, then serves them from per-process arenas that keep what is
+    itself as large blocks are freed, then serves them from per-thread arenas that keep what is
     freed. Done once per process.
     """
     try:
