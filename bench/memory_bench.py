@@ -149,10 +149,10 @@ def run_backend(
         peaks = [r["peak_rss_mib"] for r in runs[n]]
         out["sizes"][str(n)] = {
             "setup_s": round(setup[n], 1),
-            "peak_rss_mib": median(peaks),
+            "peak_rss_mib": round(median(peaks), 2),
             "peak_rss_spread": spread(peaks),
-            "baseline_rss_mib": median([r["baseline_rss_mib"] for r in runs[n]]),
-            "growth_mib": median([r["peak_rss_mib"] - r["baseline_rss_mib"] for r in runs[n]]),
+            "baseline_rss_mib": round(median([r["baseline_rss_mib"] for r in runs[n]]), 2),
+            "growth_mib": round(median([r["peak_rss_mib"] - r["baseline_rss_mib"] for r in runs[n]]), 2),
             "items_per_s": round(n / median([r["wall_s"] for r in runs[n]]), 1),
             "runs": runs[n],
         }
