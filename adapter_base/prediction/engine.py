@@ -23,7 +23,7 @@ from ..concurrency import Reservation, WorkerPool, ordered_map
 from ..entities import Item, Model
 from ..errors import StoreError, ValidationError
 from ..hooks import AdapterHooks
-from ..media import map_large_allocations, nbytes
+from ..media import nbytes
 from ..registry import layout
 from ..registry.identity import mismatch
 from ..watchdog import watchdog
@@ -117,8 +117,6 @@ class PredictionRun:
         batches = self._batches
         default_prepare = uses_default_prepare(self.adapter)
         self._reserving = default_prepare and self.backpressure.budget is not None
-        if self._reserving:
-            map_large_allocations()  # decoded images freed go back to the system, not to per-thread arenas
         store = self.adapter.registry.store
         pools = plan_pools(
             opts, store, default_prepare=default_prepare, resume=self.resume or self.resume_run, default_read=uses_default_read(self.adapter)

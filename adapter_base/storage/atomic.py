@@ -3,6 +3,12 @@
 Readers see the old file or the whole new one, never a part; a write that fails leaves no
 temp file behind. The one helper for every local write the framework must not leave half done
 (the local store's objects, downloads of objects and artifacts).
+
+Paths are handled as strings: a ``pathlib.Path`` interns every part of every path it parses
+(``sys.intern``). With a unique temp name per object, the interpreter's table of interned
+strings filled up every few thousand writes and was copied into a new ~1 MiB block on
+whichever thread wrote, and each thread's malloc arena kept one: peak RSS grew with the
+number of objects written.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ import itertools
 import os
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
+
+P = TypeVar("P", str, Path)
 
 
-def temp_beside(dest: Path) -> Path:
+def temp_beside(dest: str) -> str:
     """A fresh temp name next to ``dest``: ``.<name>.<unique>.partial`` (same directory, so the rename is atomic)."""
-    return dest.with_name(f".{dest.name}.{_unique()}.partial")
+    folder, name = os.path.split(dest)
+    return os.path.join(folder, f".{name}.{_unique()}.partial")
 
 
 class _Names:
@@ -39,33 +48,40 @@ _unique = _Names()
 
 
 @contextlib.contextmanager
-def atomic_write(dest: str | Path, *, tmp_dir: Path | None = None, unlink_old: bool = False) -> Iterator[Path]:
+def atomic_write(dest: P, *, tmp_dir: str | Path | None = None, unlink_old: bool = False) -> Iterator[P]:
     """A temp path to write ``dest``'s new content to; it becomes ``dest`` when the block ends without error.
 
-    The temp file is ``temp_beside(dest)`` (its directory created first), or a unique name in
-    ``tmp_dir``, which must exist and be on the same file system. ``dest``'s directory is
-    created when the rename finds it missing. If the block raises, the temp file is removed and
-    ``dest`` is untouched. ``unlink_old`` removes an existing ``dest`` just before the rename:
-    for a file no one reads meanwhile, because renaming over an existing file makes ext4
+    The temp path is of ``dest``'s type (``str`` or ``Path``): ``temp_beside(dest)`` (its directory
+    created first), or a unique name in ``tmp_dir``, which must exist and be on the same file system.
+    ``dest``'s directory is created when the rename finds it missing. If the block raises, the temp
+    file is removed and ``dest`` is untouched. ``unlink_old`` removes an existing ``dest`` just before
+    the rename: for a file no one reads meanwhile, because renaming over an existing file makes ext4
     (``auto_da_alloc``) write the new one back synchronously (~0.3 s per 500 MiB).
     """
-    dest = Path(dest)
+    target = os.fspath(dest)
     if tmp_dir is None:
-        tmp = temp_beside(dest)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_beside(target)
+        os.makedirs(os.path.dirname(tmp) or ".", exist_ok=True)
     else:
-        tmp = tmp_dir / _unique()
+        tmp = os.path.join(tmp_dir, _unique())
     renamed = False
     try:
-        yield tmp
+        yield Path(tmp) if isinstance(dest, Path) else tmp  # type: ignore[misc]
         if unlink_old:
-            dest.unlink(missing_ok=True)
+            _unlink(target)
         try:
-            os.replace(tmp, dest)
+            os.replace(tmp, target)
         except FileNotFoundError:  # dest's directory is missing (the temp file is there: it was just written)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, dest)
+            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+            os.replace(tmp, target)
         renamed = True
     finally:
         if not renamed:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -39,7 +40,9 @@ class LocalStore(ObjectStore):
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self.uri = f"file://{self.root}"
-        self._tmp_dir = self.root / TMP_DIR
+        # Keys are joined to the root as strings: a Path interns every part of every key it parses (see ``atomic``).
+        self._root = str(self.root)
+        self._tmp_dir = os.path.join(self._root, TMP_DIR)
         self._tmp_ready = False  # made by the first write, not per write (a read-only store never makes it)
         self._name_max = min(MAX_PART_BYTES, _pathconf(self.root, "PC_NAME_MAX", MAX_PART_BYTES))
         # Room for a key in a full path (PATH_MAX counts the root, the separator and the final NUL).
@@ -49,14 +52,14 @@ class LocalStore(ObjectStore):
         """This store's directory, opened anew."""
         return LocalStore(self.root, create=False)
 
-    def _temp_dir(self) -> Path:
+    def _temp_dir(self) -> str:
         if not self._tmp_ready:
-            self._tmp_dir.mkdir(exist_ok=True)
+            os.makedirs(self._tmp_dir, exist_ok=True)
             self._tmp_ready = True
         return self._tmp_dir
 
-    def _path(self, key: str) -> Path:
-        return self.root / self.check_key(key)
+    def _path(self, key: str) -> str:
+        return os.path.join(self._root, self.check_key(key))
 
     def check_key(self, key: object) -> str:
         """``validate_key``, and each part within the file system's name limit, the whole path within its path limit."""
@@ -70,12 +73,13 @@ class LocalStore(ObjectStore):
         return key  # type: ignore[return-value]
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        with atomic_write(self._path(key), tmp_dir=self._temp_dir()) as tmp:
-            tmp.write_bytes(data)
+        with atomic_write(self._path(key), tmp_dir=self._temp_dir()) as tmp, open(tmp, "wb") as fh:
+            fh.write(data)
 
     def get_bytes(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            with open(self._path(key), "rb") as fh:
+                return fh.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFoundError(f"{self.uri}: no object {key!r}") from None
 
@@ -98,7 +102,7 @@ class LocalStore(ObjectStore):
             with atomic_write(path) as tmp:
                 shutil.copyfile(src, tmp)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            if not src.is_file():
+            if not os.path.isfile(src):
                 raise NotFoundError(f"{self.uri}: no object {key!r}") from None
             raise
 
@@ -112,35 +116,34 @@ class LocalStore(ObjectStore):
             yield fh
 
     def stat(self, key: str) -> ObjectInfo:
-        p = self._path(key)
         try:
-            st = p.stat()
+            st = os.stat(self._path(key))
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"{self.uri}: no object {key!r}") from None
-        if not p.is_file():
+        if not stat.S_ISREG(st.st_mode):
             raise NotFoundError(f"{self.uri}: no object {key!r}")
         return ObjectInfo(key=key, size=st.st_size, etag=_etag(st))
 
     def delete(self, key: str) -> None:
         p = self._path(key)
-        p.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
         # Prune now-empty directories so listings stay fast.
-        parent = p.parent
-        while parent != self.root:
+        parent = os.path.dirname(p)
+        while parent != self._root:
             try:
-                parent.rmdir()
+                os.rmdir(parent)
             except OSError:
                 break
-            parent = parent.parent
+            parent = os.path.dirname(parent)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         validate_prefix(prefix)
         # Walk only the deepest directory that the prefix names, in sorted order.
         base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        start = self.root / base_dir if base_dir else self.root
-        yield from self._walk(start, prefix)
+        yield from self._walk(os.path.join(self._root, base_dir) if base_dir else self._root, prefix)
 
-    def _walk(self, directory: Path, prefix: str) -> Iterator[ObjectInfo]:
+    def _walk(self, directory: str, prefix: str) -> Iterator[ObjectInfo]:
         # scandir's order is arbitrary: one directory's names are sorted as bare strings (a
         # directory's with a trailing "/", as keys sort), at most ``RUN_LINES`` in memory, the
         # rest in sorted runs on disk: a directory of records grows with the dataset. A name
@@ -153,13 +156,13 @@ class LocalStore(ObjectStore):
             names = sorted_lines(e.name + "/" if e.is_dir() else e.name for e in it if "\n" not in e.name)
         for sort_key in names:
             name = sort_key.rstrip("/")
-            if directory == self.root and name == TMP_DIR:
+            if directory == self._root and name == TMP_DIR:
                 continue
             path = os.path.join(directory, name)
-            rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+            rel = os.path.relpath(path, self._root).replace(os.sep, "/")
             if sort_key.endswith("/"):
                 if rel.startswith(prefix) or prefix.startswith(rel + "/"):
-                    yield from self._walk(Path(path), prefix)
+                    yield from self._walk(path, prefix)
             elif rel.startswith(prefix):
                 try:
                     st = os.stat(path)
