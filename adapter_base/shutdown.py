@@ -81,16 +81,22 @@ def _exit_despite_leftovers() -> None:
 
 
 def _stop_idle_pool_workers() -> None:
-    """Let idle ``ThreadPoolExecutor`` workers end now, as Python's own exit would, so only busy threads are left over.
+    """Let idle ``ThreadPoolExecutor`` workers and ``ProcessPoolExecutor`` manager threads (the framework keeps its
+    reading processes between runs) end now, as Python's own exit would, so only busy threads are left over.
 
-    Python wakes them only after the hooks run before its join (this is one); the module's
-    exit flag and wake-up queues are private, so their absence just leaves idle workers to the grace.
+    Python wakes them only after the hooks run before its join (this is one); the modules'
+    exit flags and wake-ups are private, so their absence just leaves idle workers to the grace.
     """
+    from concurrent.futures import process as pool_processes
     from concurrent.futures import thread as pool_threads
 
     queues = getattr(pool_threads, "_threads_queues", None)
-    if queues is None or not hasattr(pool_threads, "_shutdown"):
-        return
-    pool_threads._shutdown = True  # type: ignore[attr-defined]
-    for q in list(queues.values()):
-        q.put(None)
+    if queues is not None and hasattr(pool_threads, "_shutdown"):
+        pool_threads._shutdown = True  # type: ignore[attr-defined]
+        for q in list(queues.values()):
+            q.put(None)
+    stop_processes = getattr(pool_processes, "_python_exit", None)
+    if stop_processes is not None:  # wakes each pool's manager thread and joins it: not past the grace (a busy worker)
+        stopper = threading.Thread(target=stop_processes, name="stop-process-pools", daemon=True)
+        stopper.start()
+        stopper.join(JOIN_GRACE_S)

@@ -22,14 +22,19 @@ BENCH_BUCKET = "model-adapter-bench"
 
 # ----------------------------------------------------------------------------- timing
 def _cpu(proc: Any) -> float:
-    """User + system CPU seconds of ``proc`` and its children (psutil), 0 when unavailable."""
+    """User + system CPU seconds of ``proc`` and its children (psutil), 0 when unavailable: the live ones, and
+    those that ended and were waited for (a pool of worker processes replaced during a run keeps counting)."""
     if proc is None:
         return 0.0
     try:
-        total = 0.0
-        for p in [proc, *proc.children(recursive=True)]:
-            t = p.cpu_times()
-            total += t.user + t.system
+        t = proc.cpu_times()
+        total = t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+        for p in proc.children(recursive=True):
+            try:
+                t = p.cpu_times()
+            except Exception:  # noqa: BLE001 - it ended meanwhile
+                continue
+            total += t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
         return total
     except Exception:  # noqa: BLE001 - a process that went away counts as nothing
         return 0.0

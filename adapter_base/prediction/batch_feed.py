@@ -1,7 +1,7 @@
 """Feeding a run from reads in worker processes (``BatchReader``): how much each read takes and may hold.
 
 Each worker has up to two reads of a batch each to do, as a PyTorch ``DataLoader``'s workers
-prefetch two batches. Under a ``prepared_bytes_budget`` every read first reserves the bytes it may
+prefetch two batches (fewer where ``prefetch_batches`` is lower, one a worker at least). Under a ``prepared_bytes_budget`` every read first reserves the bytes it may
 hold (``allowance``: its items at twice the largest decoding cost seen lately, the whole budget for
 the first item) and gives back what its arrays do not keep once it is back; the arrays' bytes are held
 until their batch has been predicted. A read that would need more than it has, because its
@@ -51,6 +51,7 @@ class BatchFeed:
         reader: BatchReader,
         *,
         batch_size: int,
+        prefetch_batches: int,
         budget: ByteBudget | None,
         timeout_s: float | None,
         admit: Callable[[Item, Any, int], None],
@@ -60,6 +61,8 @@ class BatchFeed:
     ) -> None:
         self.reader = reader
         self.batch_size = batch_size
+        # reads waiting at once: two a worker, fewer where fewer batches are to be prefetched (one a worker at least)
+        self.max_reads = max(reader.processes, min(READS_PER_WORKER * reader.processes, prefetch_batches))
         self.budget = budget
         self.timeout_s = timeout_s
         self._admit, self._fail, self._flush, self._stopped = admit, fail, flush, stopped
@@ -77,7 +80,7 @@ class BatchFeed:
             return self.batch_size
         if not self._costs:
             return 1  # learn an item's cost from one first
-        share = self.budget.limit // (READS_PER_WORKER * self.reader.processes)
+        share = self.budget.limit // self.max_reads
         return max(1, min(self.batch_size, share // self._estimate()))
 
     def allowance(self, n: int) -> int | None:
@@ -120,15 +123,15 @@ class BatchFeed:
     def cancel(self) -> None:
         """Give up every read not received (their reservations go back)."""
         for read in self._pending:
-            read.future.cancel()
+            self.reader.drop(read.future)
             if read.reservation is not None:
                 read.reservation.drop()
         self._pending.clear()
 
     def _submit(self, group: list[Item], cost: int | None = None) -> bool:
         """Send ``group`` to a worker, reserving ``cost`` bytes (default: ``allowance``) first."""
-        while len(self._pending) >= READS_PER_WORKER * self.reader.processes or self._deferred:
-            if self._deferred and len(self._pending) < READS_PER_WORKER * self.reader.processes:
+        while len(self._pending) >= self.max_reads or self._deferred:
+            if self._deferred and len(self._pending) < self.max_reads:
                 if not self._submit_deferred():
                     return False
             else:
@@ -152,7 +155,7 @@ class BatchFeed:
         total = 0
         while self._deferred and len(group) < self.batch_size:
             item, cost = self._deferred[0]
-            if group and self.budget is not None and total + cost > self.budget.limit // (READS_PER_WORKER * self.reader.processes):
+            if group and self.budget is not None and total + cost > self.budget.limit // self.max_reads:
                 break
             self._deferred.popleft()
             group.append(item)

@@ -76,6 +76,14 @@ class BatchReader:
         return outer
 
     @staticmethod
+    def drop(fut: "Future[tuple[Any, ...]]") -> None:
+        """Give up a read that will not be taken: cancelled, or its block freed if it is already back."""
+        if fut.cancel():
+            return  # a block the worker makes later is freed when it comes back (``_follow``)
+        if fut.done() and fut.exception() is None and fut.result()[0]:
+            _map_and_unlink(fut.result()[0], fut.result()[1]).close()
+
+    @staticmethod
     def take(result: tuple[Any, ...]) -> list[Any]:
         """Each item's prepared input (an array viewing the batch's block, a ``str``), the exception it raised,
         or ``Deferred`` (it did not fit in the read's allowance: read it again)."""

@@ -332,7 +332,7 @@ class PredictionRun:
             tally.failed(item.id, "prepare", error, item.path)
 
         feed = BatchFeed(
-            self._batch_reader, batch_size=self.options.batch_size, budget=self.backpressure.budget, timeout_s=self.options.prepare_timeout_s,
+            self._batch_reader, batch_size=self.options.batch_size, prefetch_batches=self.options.prefetch_batches, budget=self.backpressure.budget, timeout_s=self.options.prepare_timeout_s,
             admit=admit, fail=fail, flush=self._flush_partial, stopped=self._stop.is_set,
         )  # fmt: skip
         try:

@@ -46,6 +46,9 @@ class _Names:
 
 _unique = _Names()
 
+#: Renames of a finished temp file tried before giving up, each after making ``dest``'s directory again.
+_RENAME_TRIES = 5
+
 
 @contextlib.contextmanager
 def atomic_write(dest: P, *, tmp_dir: str | Path | None = None, unlink_old: bool = False) -> Iterator[P]:
@@ -69,11 +72,17 @@ def atomic_write(dest: P, *, tmp_dir: str | Path | None = None, unlink_old: bool
         yield Path(tmp) if isinstance(dest, Path) else tmp  # type: ignore[misc]
         if unlink_old:
             _unlink(target)
-        try:
-            os.replace(tmp, target)
-        except FileNotFoundError:  # dest's directory is missing (the temp file is there: it was just written)
-            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-            os.replace(tmp, target)
+        for attempt in range(_RENAME_TRIES):
+            try:
+                os.replace(tmp, target)
+                break
+            except FileNotFoundError:  # dest's directory is missing (the temp file is there: it was just written)
+                if attempt == _RENAME_TRIES - 1:
+                    raise
+                # made again; a concurrent delete pruning empty directories may remove it (or a parent
+                # of it) meanwhile, so the rename is tried again
+                with contextlib.suppress(FileNotFoundError):
+                    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         renamed = True
     finally:
         if not renamed:

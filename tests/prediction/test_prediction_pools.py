@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -298,10 +299,11 @@ def test_reading_workers_run_below_the_predicting_process(tmp_path):
     from adapter_base.prediction.batch_reader import BatchReader
     from adapter_base.processes import WORKER_NICENESS
 
+    from adapter_base.prediction import batch_reader
+
     BatchReader(LocalStore(tmp_path / "store"), 2).start()
-    me = psutil.Process()
-    workers = [p for p in me.children() if p.cmdline() == me.cmdline()]
-    assert workers and all(w.nice() == min(19, me.nice() + WORKER_NICENESS) for w in workers)
+    workers = [psutil.Process(pid) for pid in batch_reader._pool._processes]
+    assert len(workers) == 2 and all(w.nice() == min(19, psutil.Process().nice() + WORKER_NICENESS) for w in workers)
 
 
 def _alive(pid: int) -> bool:
@@ -356,3 +358,34 @@ def test_workers_read_the_store_the_run_was_given_not_the_environments(s3_server
         batches, report = run(registry, ds, prepare_in_processes=True, batch_size=4)
     assert (report.succeeded, report.failed) == (6, 0), report.summary()
     assert len(batches.seen) == 6
+
+
+def test_a_run_stopped_early_leaves_no_read_block_behind(tmp_path):
+    """Reads in flight when a run stops (here: every batch fails, so it stops after three) are freed,
+    those back already and those still in a worker alike: nothing is left or reported leaked at exit."""
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_prediction_pools import Recorder, png, run
+from adapter_base import Registry
+from adapter_base.storage import LocalStore
+
+class Boom(Recorder):
+    def predict(self, batch, **kwargs):
+        raise RuntimeError("boom")
+
+with Registry(LocalStore({str(tmp_path / "store")!r})) as registry:
+    ds = registry.create_dataset("d", labels=["a"])
+    for i in range(120):
+        registry.add_item(ds, f"{{i}}.png", png(i))
+    model = registry.create_model("boom", labels=["a"], configuration={{"batch_size": 4, "prepare_in_processes": True}})
+    adapter = Boom(registry=registry)
+    adapter.load_from_model(model)
+    report = adapter.predict_dataset(ds)
+    assert report.failed == 12 and report.fatal_error, report.summary()
+import os; print(os.getpid())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "resource_tracker" not in done.stderr and "leaked" not in done.stderr, done.stderr
+    assert shm_blocks(int(done.stdout.split()[-1])) == set()

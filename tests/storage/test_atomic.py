@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -53,3 +54,25 @@ def test_a_store_made_again_on_a_removed_and_recreated_root_writes(tmp_path: Pat
     store.put_bytes("a", b"2")
     assert store.get_bytes("a") == b"2"
     assert list(store.list()) and [o.key for o in store.list()] == ["a"]
+
+
+def test_a_directory_pruned_while_it_is_made_again_is_made_once_more(tmp_path, monkeypatch):
+    """Another process deleting the last object of a directory prunes it, which can happen between this
+    write making the directory and renaming into it: the rename is tried again, not given up."""
+    real_makedirs = os.makedirs
+    made: list[str] = []
+
+    def made_then_pruned(path, exist_ok=False):
+        real_makedirs(path, exist_ok=exist_ok)
+        made.append(path)
+        if len(made) == 1:
+            os.rmdir(path)  # the other process's delete, just after
+
+    tmp_dir = tmp_path / "tmp"
+    tmp_dir.mkdir()
+    monkeypatch.setattr(os, "makedirs", made_then_pruned)
+    dest = tmp_path / "claims" / "000002" / "mine.json"
+    with atomic_write(str(dest), tmp_dir=str(tmp_dir)) as tmp, open(tmp, "wb") as fh:
+        fh.write(b"{}")
+    assert dest.read_bytes() == b"{}" and len(made) > 1  # made, pruned, made again
+    assert list(tmp_dir.iterdir()) == []
