@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -186,6 +187,17 @@ def _import_seaweed() -> Any:
     from support.seaweed import SeaweedServer  # the same server the tests use
 
     return SeaweedServer
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A fresh directory under the repository's ``.bench/`` for one command-line bench run, removed afterwards."""
+    (REPO / ".bench").mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=REPO / ".bench"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextlib.contextmanager

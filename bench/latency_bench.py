@@ -25,10 +25,8 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -40,7 +38,7 @@ from adapter_base.storage import open_store
 from adapter_base.storage.counting import CountingStore
 from adapter_base.storage.s3 import S3Store
 
-from .common import REPO, s3_uri, seaweed_server
+from .common import REPO, s3_uri, scratch_dir, seaweed_server
 from .memory_bench import build
 
 LATENCY_MS = 20.0
@@ -193,12 +191,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--configuration", default="{}", help='framework settings for the run, JSON (e.g. \'{"io_chunk": 1}\'); default: the defaults')
     a = ap.parse_args(argv)
-    (REPO / ".bench").mkdir(exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="latency-", dir=REPO / ".bench"))
-    try:
+    with scratch_dir("latency-") as scratch:
         out = run(scratch, n=a.n, latency_ms=a.latency_ms, batch_size=a.batch_size, configuration=json.loads(a.configuration))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(out))
     return out
 

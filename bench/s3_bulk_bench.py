@@ -23,8 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +31,7 @@ from typing import Any, Callable
 
 from adapter_base.storage.s3 import S3Store
 
-from .common import BENCH_BUCKET, REPO, seaweed_server, spread
+from .common import BENCH_BUCKET, scratch_dir, seaweed_server, spread
 from .latency_bench import LATENCY_MS, latency_proxy
 
 CLIENTS = ("minio", "obstore")
@@ -203,14 +201,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--latency-ms", type=float, default=LATENCY_MS)
     ap.add_argument("--concurrency", type=int, default=CONCURRENCY)
     a = ap.parse_args(argv)
-    (REPO / ".bench").mkdir(exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="s3bulk-", dir=REPO / ".bench"))
     print(f"load average at the start: {os.getloadavg()}")
-    try:
+    with scratch_dir("s3bulk-") as scratch:
         out = run(scratch, count=a.count, sizes_kib=tuple(int(x) for x in a.sizes.split(",")), repeats=a.repeats,
                   latency_ms=a.latency_ms, concurrency=a.concurrency)  # fmt: skip
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(out))
     return out
 
