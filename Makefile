@@ -45,7 +45,7 @@ $(BENCH_STAMP): $(STAMP)
 	@$(PY) -m pip install -q -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-bench: venv $(BENCH_STAMP) ## Benchmarks (~25-30 min on 2 CPUs, not part of `make test`): bench/results/latest.json + docs/benchmarks.md, then bench-check; BENCH_ARGS=--quick for a fast pass
+bench: venv $(BENCH_STAMP) ## Benchmarks (~35-40 min on 2 CPUs, not part of `make test`): bench/results/latest.json + docs/benchmarks.md, then bench-check; BENCH_ARGS=--quick for a fast pass
 	@$(VENV)/bin/python -m bench $(BENCH_ARGS)
 	@$(if $(findstring --quick,$(BENCH_ARGS)),echo "bench-check: skipped after --quick (its results lie under .bench/ and are at other sizes)",$(MAKE) --no-print-directory bench-check)
 
