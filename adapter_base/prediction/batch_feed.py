@@ -128,26 +128,15 @@ class BatchFeed:
                 read.reservation.drop()
         self._pending.clear()
 
-    def _submit(self, group: list[Item], cost: int | None = None) -> bool:
-        """Send ``group`` to a worker, reserving ``cost`` bytes (default: ``allowance``) first."""
+    def _submit(self, group: list[Item]) -> bool:
+        """Send ``group`` to a worker once there is room for a read (deferred items go first)."""
         while len(self._pending) >= self.max_reads or self._deferred:
             if self._deferred and len(self._pending) < self.max_reads:
                 if not self._submit_deferred():
                     return False
             else:
                 self._receive()
-        reservation = None
-        allowance = (cost if cost is not None else self.allowance(len(group))) if self.budget is not None else None
-        if self.budget is not None and allowance is not None:
-            # the reads in flight hold reservations only receiving them settles: never wait on them
-            while self._pending and self.budget.held + allowance > self.budget.limit:
-                self._receive()
-                allowance = cost if cost is not None else self.allowance(len(group))
-            reservation = self.budget.reserve(next(self._turns), allowance, cancelled=self._stopped, waiting=self._flush)
-            if reservation is None:
-                return False
-        self._pending.append(_Read(group, self.reader.submit(group, allowance), reservation))
-        return True
+        return self._send(group)
 
     def _submit_deferred(self) -> bool:
         """Send deferred items again: as many as a read takes, reserving their own costs."""
@@ -160,11 +149,24 @@ class BatchFeed:
             self._deferred.popleft()
             group.append(item)
             total += cost
-        pending, self._deferred = self._deferred, deque()  # _submit would send these first
-        try:
-            return self._submit(group, total)
-        finally:
-            self._deferred = pending + self._deferred
+        while len(self._pending) >= self.max_reads:
+            self._receive()
+        return self._send(group, total)
+
+    def _send(self, group: list[Item], cost: int | None = None) -> bool:
+        """Reserve ``cost`` bytes (default: ``allowance``) for ``group`` in the budget, then hand it to a worker."""
+        reservation = None
+        allowance = (cost if cost is not None else self.allowance(len(group))) if self.budget is not None else None
+        if self.budget is not None and allowance is not None:
+            # the reads in flight hold reservations only receiving them settles: never wait on them
+            while self._pending and self.budget.held + allowance > self.budget.limit:
+                self._receive()
+                allowance = cost if cost is not None else self.allowance(len(group))
+            reservation = self.budget.reserve(next(self._turns), allowance, cancelled=self._stopped, waiting=self._flush)
+            if reservation is None:
+                return False
+        self._pending.append(_Read(group, self.reader.submit(group, allowance), reservation))
+        return True
 
     def _receive(self) -> None:
         read = self._pending.popleft()

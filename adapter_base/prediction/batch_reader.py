@@ -151,7 +151,7 @@ def _read_batch(jobs: list[tuple[str, str, str, str]], max_bytes: int | None, al
                 value = decode_item(data, mimetype, what=what)
                 held = sys.getsizeof(value)
                 if allowance is not None and data_total + size + held > allowance:
-                    entries.extend(("defer", _cost(d, m)) for (_, _, m, _), d in zip(jobs[len(entries) :], fetched[len(entries) :]))
+                    entries.extend(_deferred(jobs[len(entries) :], fetched[len(entries) :]))
                     break
                 entries.append(("value", value))
                 data_total += held  # kept with the arrays from now on
@@ -163,7 +163,7 @@ def _read_batch(jobs: list[tuple[str, str, str, str]], max_bytes: int | None, al
             entries.append(("error", exc))
             continue
         if allowance is not None and data_total + size + cost - len(data) > allowance:  # ``cost`` counts the file once
-            entries.extend(("defer", _cost(d, m)) for (_, _, m, _), d in zip(jobs[len(entries) :], fetched[len(entries) :]))
+            entries.extend(_deferred(jobs[len(entries) :], fetched[len(entries) :]))
             break
         planned.append((len(entries), size, data, what))
         entries.append(("array", cost))
@@ -198,6 +198,11 @@ def _fetch(job: tuple[str, str, str, str]) -> bytes | BaseException:
         return _store.get_bytes(layout.item_binary(job[0], job[1]))
     except Exception as exc:  # noqa: BLE001 - the item's own error
         return exc
+
+
+def _deferred(jobs: list[tuple[str, str, str, str]], fetched: list[Any]) -> list[tuple[str, int]]:
+    """The entries of items a read leaves for later, each with the bytes reading it again will hold."""
+    return [("defer", _cost(data, mimetype)) for (_, _, mimetype, _), data in zip(jobs, fetched)]
 
 
 def _cost(data: Any, mimetype: str) -> int:

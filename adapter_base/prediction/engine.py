@@ -26,7 +26,6 @@ from ..hooks import AdapterHooks
 from ..media import nbytes
 from ..registry import layout
 from ..registry.identity import mismatch
-from ..watchdog import watchdog
 from .backpressure import Backpressure
 from .contract import call_predict, check_results, prepare_input
 from .decoders import ProcessDecoder
@@ -124,8 +123,7 @@ class PredictionRun:
         # forked before this run's threads start
         self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None
         if pools.batch_processes:
-            budget = self.adapter.configuration.get("prepared_bytes_budget") or None
-            self._batch_reader = BatchReader(store, pools.batch_processes, max_bytes=budget, fetch_threads=pools.fetch_threads).start()
+            self._batch_reader = BatchReader(store, pools.batch_processes, max_bytes=opts.prepared_bytes_budget, fetch_threads=pools.fetch_threads).start()
             self._reserving = False  # each read reserves what it may hold (``BatchFeed``)
         prepare_pool = WorkerPool(pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(
