@@ -41,7 +41,7 @@ from ..entities import Item
 from ..media import decode_image, decode_item, map_large_allocations, read_image_header
 from ..processes import exit_with_parent, lower_priority
 from ..registry import layout
-from .decoders import block_prefix
+from .decoders import block_prefix, remove_orphan_blocks
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -232,6 +232,7 @@ def _shared_pool(store: Any, processes: int, fetch_threads: int) -> ProcessPoolE
     global _pool, _pool_key
     with _lock:
         if _pool is None or _pool_key is None or _pool_key[0] is not store or _pool_key[1:] != (processes, fetch_threads):
+            remove_orphan_blocks()  # left by a run killed outright
             resource_tracker.ensure_running()  # one tracker for the workers and this process (see decoders)
             fork = multiprocessing.get_context("fork")
             # forked: the worker gets ``store`` itself (nothing pickled) and opens it anew

@@ -22,6 +22,7 @@ import math
 import mmap
 import multiprocessing
 import os
+import re
 import secrets
 import threading
 from concurrent.futures import ProcessPoolExecutor
@@ -109,6 +110,39 @@ def block_prefix(pid: int) -> str:
     return f"ma{pid}_"
 
 
+def remove_orphan_blocks() -> int:
+    """Unlink the shared memory blocks of processes that are gone (a run killed outright, its resource tracker
+    with it, leaves the blocks its reads had in flight); how many. Blocks of live processes are left alone."""
+    removed = 0
+    try:
+        names = os.listdir("/dev/shm")
+    except OSError:
+        return 0
+    for name in names:
+        match = _BLOCK_NAME.match(name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(f"/dev/shm/{name}")
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+_BLOCK_NAME = re.compile(r"^ma(\d+)_[0-9a-f]+$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
 def _take(name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """The array in shared memory block ``name``, mapped (not copied); the block's name is unlinked at once,
     and its memory goes when the array does."""
@@ -130,6 +164,7 @@ def _shared_pool(processes: int) -> ProcessPoolExecutor:
             # One resource tracker for the workers and this process (the forks inherit it): a block
             # registered by a worker is unregistered when this process unlinks it, and none is
             # reported as leaked at exit.
+            remove_orphan_blocks()
             resource_tracker.ensure_running()
             fork = multiprocessing.get_context("fork")
             pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_worker, initargs=(os.getpid(),))

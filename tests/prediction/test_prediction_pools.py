@@ -389,3 +389,26 @@ import os; print(os.getpid())
     assert done.returncode == 0, done.stderr
     assert "resource_tracker" not in done.stderr and "leaked" not in done.stderr, done.stderr
     assert shm_blocks(int(done.stdout.split()[-1])) == set()
+
+
+def test_blocks_of_a_process_killed_outright_are_removed_when_workers_start_again(tmp_path):
+    """A run killed with its resource tracker (a process group SIGKILLed) leaves its reads' blocks in /dev/shm:
+    the next start of reading workers removes those of processes that are gone, and no one else's."""
+    from adapter_base.prediction.batch_reader import BatchReader
+    from adapter_base.prediction.decoders import remove_orphan_blocks
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    dead = f"/dev/shm/{block_prefix(int(gone))}0123456789ab"
+    live = f"/dev/shm/{block_prefix(os.getpid())}ba9876543210"
+    other = "/dev/shm/not-ours-ma1_ab"
+    for path in (dead, live, other):
+        with open(path, "wb") as fh:
+            fh.write(b"x" * 4096)
+    try:
+        BatchReader(LocalStore(tmp_path / "store"), 2, fetch_threads=3).start()  # a new pool: workers start again
+        assert not os.path.exists(dead) and os.path.exists(live) and os.path.exists(other)
+        assert remove_orphan_blocks() == 0
+    finally:
+        for path in (dead, live, other):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
