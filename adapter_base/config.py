@@ -18,6 +18,7 @@ FRAMEWORK_DEFAULTS: dict[str, Any] = {
     "write_workers": None,
     "decode_processes": None,
     "prepare_in_processes": None,
+    "write_in_processes": None,
     "adaptive_prefetch": True,
     "predict_timeout_s": None,
     # A load() still running after this long fails the command or step (None: wait forever).

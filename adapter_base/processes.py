@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import os
 import subprocess
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable
 
 
 def stop_process(proc: subprocess.Popen, grace_s: float = 10.0) -> int:
@@ -47,3 +51,56 @@ def lower_priority(step: int = WORKER_NICENESS) -> None:
         os.nice(step)
     except (AttributeError, OSError):  # pragma: no cover - no nice here, or not allowed
         pass
+
+
+class KeptPool:
+    """A pool of worker processes forked once and kept for every later run that asks with the same key.
+
+    Forked (not spawned: the workers get the parent's objects, nothing pickled, and the user's
+    ``__main__`` is never imported again) from the thread that first asks, every worker at once,
+    each started with ``initializer(parent_pid, *initargs)``. Asking with another key replaces
+    the pool; ``discard`` forgets it (after a worker died); it is shut down when the process exits.
+    """
+
+    def __init__(self, initializer: Callable[..., None], *, before_fork: Callable[[], Any] | None = None) -> None:
+        self._initializer = initializer
+        self._before_fork = before_fork
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._key: tuple[Any, ...] | None = None
+        atexit.register(self.shutdown)
+
+    @property
+    def current(self) -> ProcessPoolExecutor | None:
+        """The pool kept now, if any."""
+        return self._pool
+
+    def get(self, key: tuple[Any, ...], processes: int, *initargs: Any) -> ProcessPoolExecutor:
+        """The pool for ``key`` (``processes`` workers started with ``initargs``), forked now if not kept."""
+        with self._lock:
+            if self._pool is None or self._key != key:
+                if self._before_fork is not None:
+                    self._before_fork()
+                fork = multiprocessing.get_context("fork")
+                pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=self._initializer, initargs=(os.getpid(), *initargs))
+                old, self._pool, self._key = self._pool, pool, key
+                if old is not None:
+                    old.shutdown(wait=False, cancel_futures=False)
+                for started in [pool.submit(int) for _ in range(processes)]:
+                    started.result()  # every worker forked now, from this thread
+            return self._pool
+
+    def discard(self, pool: ProcessPoolExecutor | None = None) -> None:
+        """Forget the kept pool (only if it is ``pool``, when given): the next ``get`` forks new workers."""
+        with self._lock:
+            if self._pool is None or (pool is not None and self._pool is not pool):
+                return
+            old, self._pool, self._key = self._pool, None, None
+        old.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        """Stop the kept pool's workers, waiting for them."""
+        with self._lock:
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

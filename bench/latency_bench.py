@@ -101,10 +101,11 @@ def measure(
     if report.succeeded != report.total or not report.ok:
         raise RuntimeError(f"the run did not predict every item: {report.summary()}")
     n = report.succeeded
-    # Items read in worker processes are read there, one GET each, on stores those processes open
-    # themselves: the counting wrapper here does not see them.
+    # Items read in worker processes are read there, one GET each, and their sets written from the writing
+    # processes, one PUT each, on stores those processes open themselves: the counting wrapper here does not see them.
     worker_gets = n if pools.batch_processes else 0
-    counts = dict(counts, get=counts.get("get", 0) + worker_gets)
+    worker_puts = n if pools.write_processes else 0
+    counts = dict(counts, get=counts.get("get", 0) + worker_gets, put=counts.get("put", 0) + worker_puts)
     per_item = {op: counts.get(op, 0) / n for op in ("get", "put")}
     requests = sum(counts.values())
     gets_puts_per_item = per_item["get"] + per_item["put"]  # what grows with N; the listing is amortized
@@ -118,6 +119,7 @@ def measure(
         "items_per_s": round(items_per_s, 1),
         "requests": counts,
         "gets_in_worker_processes": worker_gets,
+        "puts_in_worker_processes": worker_puts,
         "requests_total": requests,
         "requests_per_item": round(requests / n, 4),
         "gets_per_item": round(per_item["get"], 4),
@@ -173,6 +175,7 @@ def run(
         f"{out['fraction_of_bound']:.2f} of the bound, {'met' if out['met_throughput'] else 'MISSED'} (target >= {MIN_FRACTION_OF_BOUND:g}); "
         f"in flight on average {out['mean_in_flight'].get('get', 0):.1f} GETs + {out['mean_in_flight'].get('put', 0):.1f} PUTs of {out['in_flight']} threads"
         + (f" ({out['gets_in_worker_processes']} GETs made in the reading worker processes, not timed here)" if out["gets_in_worker_processes"] else "")
+        + (f" ({out.get('puts_in_worker_processes', 0)} PUTs made in the writing worker processes, not timed here)" if out.get("puts_in_worker_processes") else "")
     )
     progress(
         f"  CPU: {out['cpu_ms_per_item']:.2f} ms/item here (with decoding processes), {out['server_cpu_ms_per_item']:.2f} ms/item "

@@ -6,8 +6,9 @@ import dataclasses
 import functools
 import json
 import math
+import os
+import random
 import re
-import uuid
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Mapping, TypeVar
 
@@ -16,9 +17,16 @@ from ..errors import ValidationError
 E = TypeVar("E", bound="Entity")
 
 
+#: Ids come from a generator of their own, seeded from the system's randomness here and again in each forked
+#: child (so two processes never draw the same ids); the module-level ``random`` is the user's to seed.
+#: A uuid4 asks the system for its bytes each time, which costs a model that makes many annotations.
+_IDS = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _IDS.seed(os.urandom(32)))
+
+
 def new_id() -> str:
     """A fresh random id (32 hex digits)."""
-    return uuid.uuid4().hex
+    return f"{_IDS.getrandbits(128):032x}"
 
 
 def utc_now() -> str:

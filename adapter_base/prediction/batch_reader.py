@@ -22,14 +22,11 @@ kept for the next run of the same store; they end with the process.
 
 from __future__ import annotations
 
-import atexit
 import math
 import mmap
-import multiprocessing
 import os
 import secrets
 import sys
-import threading
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import resource_tracker, shared_memory
@@ -39,13 +36,10 @@ import numpy as np
 
 from ..entities import Item
 from ..media import decode_image, decode_item, map_large_allocations, read_image_header
-from ..processes import exit_with_parent, lower_priority
+from ..processes import KeptPool, exit_with_parent, lower_priority
 from ..registry import layout
-from .decoders import block_prefix, remove_orphan_blocks
+from .decoders import before_fork, block_prefix
 
-_lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
-_pool_key: tuple[Any, int, int] | None = None  # the store the workers reopened, their count, their fetch threads
 _store: Any = None  # in a worker: the store it opened
 _fetch_pool: ThreadPoolExecutor | None = None  # in a worker: its threads reading from a remote store
 
@@ -88,7 +82,7 @@ class BatchReader:
         """Each item's prepared input (an array viewing the batch's block, a ``str``), the exception it raised,
         or ``Deferred`` (it did not fit in the read's allowance: read it again)."""
         name, size, entries = result
-        block = _map_and_unlink(name, size) if name else None
+        block = _map_and_unlink(name, size, populate=True) if name else None
         out: list[Any] = []
         for kind, value in entries:
             if kind == "array":
@@ -217,11 +211,16 @@ def _cost(data: Any, mimetype: str) -> int:
     return 5 * len(data) + 100  # the file and a str of it (up to 4 bytes a character, and its header)
 
 
-def _map_and_unlink(name: str, size: int) -> mmap.mmap:
+#: Map every page of a block at once (one call, on the thread taking it) rather than one fault at a time on
+#: the thread that first reads each page, the one calling ``predict``.
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _map_and_unlink(name: str, size: int, *, populate: bool = False) -> mmap.mmap:
     path = f"/dev/shm/{name}"
     fd = os.open(path, os.O_RDWR)
     try:
-        return mmap.mmap(fd, max(1, size))
+        return mmap.mmap(fd, max(1, size), flags=mmap.MAP_SHARED | (_POPULATE if populate else 0))
     finally:
         os.close(fd)
         os.unlink(path)
@@ -229,20 +228,7 @@ def _map_and_unlink(name: str, size: int) -> mmap.mmap:
 
 
 def _shared_pool(store: Any, processes: int, fetch_threads: int) -> ProcessPoolExecutor:
-    global _pool, _pool_key
-    with _lock:
-        if _pool is None or _pool_key is None or _pool_key[0] is not store or _pool_key[1:] != (processes, fetch_threads):
-            remove_orphan_blocks()  # left by a run killed outright
-            resource_tracker.ensure_running()  # one tracker for the workers and this process (see decoders)
-            fork = multiprocessing.get_context("fork")
-            # forked: the worker gets ``store`` itself (nothing pickled) and opens it anew
-            pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_worker, initargs=(os.getpid(), store, fetch_threads))
-            old, _pool, _pool_key = _pool, pool, (store, processes, fetch_threads)
-            if old is not None:
-                old.shutdown(wait=False, cancel_futures=False)
-            for f in [_pool.submit(int) for _ in range(processes)]:
-                f.result()  # fork every worker now, from this thread
-        return _pool
+    return _POOL.get((store, processes, fetch_threads), processes, store, fetch_threads)
 
 
 def _start_worker(parent_pid: int, store: Any, fetch_threads: int) -> None:
@@ -258,16 +244,7 @@ def _start_worker(parent_pid: int, store: Any, fetch_threads: int) -> None:
 
 def discard() -> None:
     """Forget the worker processes (the next run forks new ones): after one of them died."""
-    global _pool
-    with _lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+    _POOL.discard()
 
 
-@atexit.register
-def _shutdown() -> None:
-    with _lock:
-        pool = _pool
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+_POOL = KeptPool(_start_worker, before_fork=before_fork)

@@ -17,14 +17,11 @@ They are kept for the next run and end with the process.
 
 from __future__ import annotations
 
-import atexit
 import math
 import mmap
-import multiprocessing
 import os
 import re
 import secrets
-import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import resource_tracker, shared_memory
@@ -33,11 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..media import Reserve, decode_image, map_large_allocations, read_image_header
-from ..processes import exit_with_parent, lower_priority
+from ..processes import KeptPool, exit_with_parent, lower_priority
 
-_lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
-_pool_size = 0
 
 
 class ProcessDecoder:
@@ -66,7 +60,7 @@ class ProcessDecoder:
             try:
                 name, shape, dtype = pool.submit(_decode_to_shared_memory, data, what).result()  # re-raises its ValidationError
             except BrokenProcessPool:
-                _discard(pool)
+                _POOL.discard(pool)
                 raise RuntimeError(f"{what}: the image decoding process died (out of memory?); the next items get a new one") from None
             arr = _take(name, shape, dtype)
             kept = arr.nbytes
@@ -157,22 +151,16 @@ def _take(name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     return np.frombuffer(block, np.dtype(dtype), count=math.prod(shape)).reshape(shape)
 
 
+def before_fork() -> None:
+    """Before workers that make shared memory blocks are forked: the blocks of processes killed outright are
+    removed, and the resource tracker is started here, so that the forks share it (a block a worker
+    registers is unregistered when this process unlinks it, and none is reported as leaked at exit)."""
+    remove_orphan_blocks()
+    resource_tracker.ensure_running()
+
+
 def _shared_pool(processes: int) -> ProcessPoolExecutor:
-    global _pool, _pool_size
-    with _lock:
-        if _pool is None or _pool_size != processes:
-            # One resource tracker for the workers and this process (the forks inherit it): a block
-            # registered by a worker is unregistered when this process unlinks it, and none is
-            # reported as leaked at exit.
-            remove_orphan_blocks()
-            resource_tracker.ensure_running()
-            fork = multiprocessing.get_context("fork")
-            pool = ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_worker, initargs=(os.getpid(),))
-            old, _pool, _pool_size = _pool, pool, processes
-            if old is not None:
-                old.shutdown(wait=False, cancel_futures=False)
-            _pool.submit(int).result()  # fork every worker now, from this thread
-        return _pool
+    return _POOL.get((processes,), processes)
 
 
 def _start_worker(parent_pid: int) -> None:
@@ -182,17 +170,4 @@ def _start_worker(parent_pid: int) -> None:
     map_large_allocations()
 
 
-def _discard(pool: ProcessPoolExecutor) -> None:
-    global _pool
-    with _lock:
-        if _pool is pool:
-            _pool = None
-    pool.shutdown(wait=False)
-
-
-@atexit.register
-def _shutdown() -> None:
-    with _lock:
-        pool = _pool
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+_POOL = KeptPool(_start_worker, before_fork=before_fork)

@@ -35,10 +35,12 @@ from .oom import BatchHalving
 from .options import PredictionOptions
 from .batch_feed import BatchFeed
 from .batch_reader import BatchReader
+from .batch_release import BatchRelease
 from .pools import plan_pools, uses_default_prepare, uses_default_read
 from .report import PredictionReport, Tally, error_text
 from .tasks import PREDICT, Task
-from .writer import Collector, ResultWriter, registry_store
+from .write_process import WriteProcess
+from .writer import Collector, ResultWriter, registry_store, stores_by_default
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +127,16 @@ class PredictionRun:
         if pools.batch_processes:
             self._batch_reader = BatchReader(store, pools.batch_processes, max_bytes=opts.prepared_bytes_budget, fetch_threads=pools.fetch_threads).start()
             self._reserving = False  # each read reserves what it may hold (``BatchFeed``)
+        remote = self._write_process(pools.write_processes, pools.write_threads)
         prepare_pool = WorkerPool(pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(
             registry_store(self.adapter.registry, self.task, self.dataset_id) if self.write else None,
             collect=self.on_result,
             workers=pools.write_threads,
-            chunk=opts.io_chunk,
+            chunk=opts.batch_size if remote is not None else opts.io_chunk,  # a hand-off to a process costs more than to a thread
             on_written=self._on_written(tally),
             backlog=max(4 * pools.write_threads, opts.prefetch_batches * opts.batch_size),
+            remote=remote,
         )
         producer = threading.Thread(
             target=self._produce_batches if self._batch_reader else self._produce,
@@ -140,6 +144,7 @@ class PredictionRun:
             name="producer",
             daemon=True,
         )
+        release = BatchRelease(self.backpressure.release)
         producer.start()
         try:
             while True:
@@ -150,8 +155,8 @@ class PredictionRun:
                 self.deletion.check()
                 held = sum(size for _, _, size in batch)
                 self._predict(batch, writer, tally)
-                del batch  # its inputs are no longer needed: give their bytes back
-                self.backpressure.release(held)
+                release.release(batch, held)  # its inputs are no longer needed: they go, then their bytes
+                del batch
                 writer.flush()
                 if self._stopped_early:
                     break
@@ -162,6 +167,7 @@ class PredictionRun:
             raise
         finally:
             self._stop.set()
+            release.close()
             writer.close()
             self.deletion.take_back()
             prepare_pool.shutdown(wait=True, cancel_futures=True)
@@ -175,6 +181,17 @@ class PredictionRun:
         self.report.duration_s = time.monotonic() - start
         self.report.check_accounted()
         return self.report
+
+    def _write_process(self, processes: int, threads: int) -> WriteProcess | None:
+        """Worker processes storing this run's records (forked now, before the run's threads start), where planned
+        and the registry stores records the framework's way; else None (the write threads store them)."""
+        registry = self.adapter.registry
+        if not (self.write and processes and stores_by_default(registry)):
+            return None
+        dataset_id, key = self.dataset_id, self.task.key
+        return WriteProcess(
+            registry.store, lambda item, record: key(record, dataset_id or item.dataset_id), processes=processes, threads=max(1, threads // processes)
+        ).start()
 
     # --- the dataset being predicted; what the writer reports back ---------------------------
 

@@ -51,6 +51,14 @@ class PredictionOptions:
     reopened. Without them, a batch's items that run past ``prepare_timeout_s`` each fail the whole batch's
     deadline (``prepare_timeout_s`` x its items) instead of their own."""
 
+    write_in_processes: bool | None = FRAMEWORK_DEFAULTS["write_in_processes"]
+    """Store the run's records (prediction sets, embeddings) from a worker process with the store opened anew,
+    so that the predicting process spends no CPU or GIL turns on encoding and writing them (``write_process``).
+
+    None: automatic (on where the store can be reopened by a worker, on 2 CPUs or more, and the registry
+    stores records the framework's way); False: never (``write_workers`` threads of this process);
+    True: whenever the store can be reopened. A chunk its process fails to take is written by the threads here."""
+
     io_chunk: int = FRAMEWORK_DEFAULTS["io_chunk"]
     """Items per I/O-pool task (prepare and write): fewer thread hand-offs, less GIL traffic."""
 
@@ -89,8 +97,10 @@ class PredictionOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lowest):
                 raise ValidationError("PredictionOptions", name, f"must be a whole number >= {lowest} or None (automatic), got {value!r}")
-        if self.prepare_in_processes is not None and not isinstance(self.prepare_in_processes, bool):
-            raise ValidationError("PredictionOptions", "prepare_in_processes", f"must be true, false or None (automatic), got {self.prepare_in_processes!r}")
+        for name in ("prepare_in_processes", "write_in_processes"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise ValidationError("PredictionOptions", name, f"must be true, false or None (automatic), got {value!r}")
         for name in ("predict_timeout_s", "prepare_timeout_s", "prepared_bytes_budget"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
@@ -117,6 +127,7 @@ class PredictionOptions:
             write_workers=_optional_count(cfg, "write_workers", lowest=1),
             decode_processes=_optional_count(cfg, "decode_processes", lowest=0),
             prepare_in_processes=_optional_bool(cfg, "prepare_in_processes"),
+            write_in_processes=_optional_bool(cfg, "write_in_processes"),
             adaptive_prefetch=bool(cfg.get("adaptive_prefetch", cls.adaptive_prefetch)),
             adaptive_batch_size=bool(cfg.get("adaptive_batch_size", cls.adaptive_batch_size)),
             predict_timeout_s=positive_or_none(cfg, "predict_timeout_s"),

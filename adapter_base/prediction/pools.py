@@ -51,6 +51,9 @@ class Pools:
     fetch_threads: int = 1
     """Reads in flight in each of those processes (a remote store answers in milliseconds: several at once)."""
 
+    write_processes: int = 0
+    """Processes storing the records (``write_process``), ``write_threads`` writes in flight among them (0: the write threads here)."""
+
 
 def cpu_count() -> int:
     """CPUs this process may run on (its affinity mask where the platform has one)."""
@@ -75,9 +78,22 @@ def uses_default_prepare(adapter: AdapterHooks) -> bool:
     return type(adapter).prepare_item_func is AdapterHooks.prepare_item_func and "prepare_item_func" not in vars(adapter)
 
 
+#: What a worker process calls on the store it reopened.
+_WORKER_CALLS = ("get_bytes", "put_bytes", "put_json")
+
+
 def reopenable(store: Any) -> bool:
-    """True for a store a worker process can open again (``ObjectStore.reopened``: local or S3, as configured here)."""
-    return str(getattr(store, "uri", "")).startswith(("file:", "s3:")) and getattr(type(store), "reopened", ObjectStore.reopened) is not ObjectStore.reopened
+    """True for a store a worker process can open again (``ObjectStore.reopened``: local or S3, as configured here),
+    with its reads and writes there the same as here: a subclass that changes them but not ``reopened`` (whose
+    copy would be of the class that defines it), or a store whose methods were replaced on the object itself,
+    keeps its reads and writes in this process."""
+    if not str(getattr(store, "uri", "")).startswith(("file:", "s3:")):
+        return False
+    if any(name in getattr(store, "__dict__", {}) for name in _WORKER_CALLS):
+        return False
+    cls = type(store)
+    owner = next((c for c in cls.__mro__ if "reopened" in vars(c)), ObjectStore)
+    return owner is not ObjectStore and all(getattr(cls, name, None) is getattr(owner, name, None) for name in _WORKER_CALLS)
 
 
 def plan_pools(
@@ -94,9 +110,15 @@ def plan_pools(
     CPUs or more and shared memory, else none. On a local store: prepare threads = the CPUs when they decode (up to
     ``io_workers``), 2 per decoding process (reading while one waits) otherwise; two write threads.
     On a remote store: ``io_workers`` requests in flight for reading and as many for writing.
+    The writes are made by ``write_processes`` worker processes (one on a local store, two on a remote
+    one, the write threads shared among them) where the store can be reopened, on 2 CPUs or more,
+    unless ``write_in_processes`` says otherwise.
     """
     cpus = cpus or cpu_count()
     local = is_local(store)
+    write = options.write_workers if options.write_workers is not None else options.io_workers if not local else min(options.io_workers, 2)
+    in_processes = options.write_in_processes if options.write_in_processes is not None else cpus >= 2
+    write_processes = (1 if local else 2) if in_processes and reopenable(store) else 0
     batch = default_prepare and default_read and reopenable(store) and shared_memory_available() and options.prepare_in_processes is not False
     if batch and options.prepare_in_processes is None:
         # resuming checks each item's stored result first (on the threads); decode_processes set alone
@@ -104,9 +126,10 @@ def plan_pools(
         batch = cpus >= 2 and not resume and options.decode_processes is None
     if batch:
         processes = options.decode_processes or min(cpus, MAX_AUTO_PROCESSES)
-        write = options.write_workers if options.write_workers is not None else options.io_workers if not local else min(options.io_workers, 2)
         fetch = 1 if local else max(2, options.io_workers // processes)  # as many reads in flight as the threads would have
-        return Pools(prepare_threads=1, decode_processes=0, write_threads=max(1, write), batch_processes=processes, fetch_threads=fetch)
+        return Pools(
+            prepare_threads=1, decode_processes=0, write_threads=max(1, write), batch_processes=processes, fetch_threads=fetch, write_processes=write_processes
+        )
     if options.decode_processes is not None:
         processes = options.decode_processes if default_prepare else 0
     else:
@@ -118,8 +141,7 @@ def plan_pools(
         prepare = options.io_workers
     else:
         prepare = min(options.io_workers, 2 * processes if processes else cpus)
-    write = options.write_workers if options.write_workers is not None else options.io_workers if not local else min(options.io_workers, 2)
-    return Pools(prepare_threads=max(1, prepare), decode_processes=processes, write_threads=max(1, write))
+    return Pools(prepare_threads=max(1, prepare), decode_processes=processes, write_threads=max(1, write), write_processes=write_processes)
 
 
 def shared_memory_available() -> bool:

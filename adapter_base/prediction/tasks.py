@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..entities import Item, Model
-from ..registry import Registry
+from ..registry import Registry, layout
 from .contract import embedding_of, stamp
 
 
@@ -25,6 +25,8 @@ class Task:
     record: Callable[[Model, str, Item, Any], Any]
     #: ``(registry, record, dataset_id)``: stores a record, replacing the earlier one of its model version (embedding: of its model).
     put: Callable[[Registry, Any, str], None]
+    #: ``(record, dataset_id) -> key``: where ``put`` stores it, as a JSON document (what a writing process stores there).
+    key: Callable[[Any, str], str]
     #: ``(registry, item, model) -> record or None``: what an earlier run stored for this model version
     #: (prediction sets are kept per version; an embedding per model, the latest run's).
     get: Callable[[Registry, Item, Model], Any]
@@ -34,6 +36,7 @@ PREDICT = Task(
     hook="predict",
     record=stamp,
     put=lambda registry, record, dataset_id: registry.put_predictions(record, dataset_id, validated=True),
+    key=lambda record, dataset_id: layout.predictions(dataset_id, record.item_id, record.model_id, record.model_version),
     get=lambda registry, item, model: registry.get_predictions(item, model.id, model.version),
 )
 
@@ -41,5 +44,6 @@ EMBED = Task(
     hook="embed",
     record=embedding_of,
     put=lambda registry, record, dataset_id: registry.put_embedding(record, dataset_id, validated=True),
+    key=lambda record, dataset_id: layout.embedding(dataset_id, record.item_id, record.model_id),
     get=lambda registry, item, model: registry.get_embedding(item, model.id),
 )

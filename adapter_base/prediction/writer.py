@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 from ..entities import Item, PredictionSet
 from ..registry import Registry
 from .tasks import PREDICT, Task
+from .write_process import WriteProcess
 
 #: Stores one item's prediction set (raises when it cannot).
 Store = Callable[[Item, PredictionSet], None]
@@ -27,6 +28,13 @@ def registry_store(registry: Registry, task: Task = PREDICT, dataset_id: str | N
     return lambda item, record: task.put(registry, record, dataset_id or item.dataset_id)
 
 
+def stores_by_default(registry: Registry) -> bool:
+    """True when ``registry`` stores records as ``Registry`` does (a JSON document at the task's key), so that a
+    writing process can store them at that key itself."""
+    cls = type(registry)
+    return cls.put_predictions is Registry.put_predictions and cls.put_embedding is Registry.put_embedding
+
+
 class ResultWriter:
     """Takes each batch's results: gives them to the collector at once, stores them while ``predict`` goes on.
 
@@ -35,18 +43,31 @@ class ResultWriter:
     when the store falls behind. A backlog of a few batches lets ``predict`` go on while a
     batch's sets are written, instead of waiting at each batch for its first ones.
     Without a store the items count as written as soon as they are flushed.
+
+    With a ``remote`` (``WriteProcess``), the chunks are stored by its worker processes instead,
+    and by the threads here only where it fails as a whole (its process died: from then on, all of them).
     """
 
     def __init__(
-        self, store: Store | None, *, collect: Collector | None, workers: int, chunk: int, on_written: Outcomes, backlog: int | None = None
+        self,
+        store: Store | None,
+        *,
+        collect: Collector | None,
+        workers: int,
+        chunk: int,
+        on_written: Outcomes,
+        backlog: int | None = None,
+        remote: WriteProcess | None = None,
     ) -> None:
         self.store = store
         self.collect = collect
         self.chunk = chunk
         self.on_written = on_written
+        self.remote = remote if store is not None else None
         self._pending: list[tuple[Item, PredictionSet]] = []
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="write")
-        self._in_flight = threading.BoundedSemaphore(max(1, (backlog or 4 * workers) // chunk))  # tasks waiting or being written
+        self._tasks = max(1, (backlog or 4 * workers) // chunk)
+        self._in_flight = threading.BoundedSemaphore(self._tasks)  # tasks waiting or being written
 
     def accept(self, item: Item, pset: PredictionSet) -> None:
         """One item's result: collected now, stored at the next ``flush``."""
@@ -63,12 +84,48 @@ class ResultWriter:
         for start in range(0, len(done), self.chunk):
             chunk = done[start : start + self.chunk]
             self._in_flight.acquire()
-            fut = self._pool.submit(self._write_chunk, chunk)
-            fut.add_done_callback(lambda f, c=chunk: self._finish(f, c))  # type: ignore[misc]
+            if self.remote is not None:
+                try:
+                    fut = self.remote.submit(chunk)
+                except Exception:  # noqa: BLE001 - its processes are gone: this run writes here from now on
+                    self._stop_remote()
+                else:
+                    fut.add_done_callback(lambda f, c=chunk: self._finish_remote(f, c))  # type: ignore[misc]
+                    continue
+            self._write_here(chunk)
 
     def close(self) -> None:
         """Wait for every write started."""
+        for _ in range(self._tasks):  # every task gives its place back once its outcomes are told
+            self._in_flight.acquire()
         self._pool.shutdown(wait=True)
+        for _ in range(self._tasks):
+            self._in_flight.release()
+
+    def _write_here(self, chunk: list[tuple[Item, PredictionSet]]) -> None:
+        fut = self._pool.submit(self._write_chunk, chunk)
+        fut.add_done_callback(lambda f, c=chunk: self._finish(f, c))  # type: ignore[misc]
+
+    def _stop_remote(self) -> None:
+        remote, self.remote = self.remote, None
+        if remote is not None:
+            remote.discard()
+
+    def _finish_remote(self, fut: "Future[list[BaseException | None]]", chunk: list[tuple[Item, PredictionSet]]) -> None:
+        try:
+            errors = fut.result()
+        except BaseException:  # noqa: BLE001 - not the items' errors: the process died, or the chunk did not reach it
+            self._stop_remote()
+            try:
+                self._write_here(chunk)  # keeps its place until written here
+            except RuntimeError as exc:  # closed meanwhile (the run ended on an error)
+                self._in_flight.release()
+                self.on_written([it for it, _ in chunk], [exc] * len(chunk))
+            return
+        try:
+            self.on_written([it for it, _ in chunk], errors)
+        finally:
+            self._in_flight.release()
 
     def _write_chunk(self, chunk: list[tuple[Item, PredictionSet]]) -> list[BaseException | None]:
         """Write a few items' prediction sets one after the other: one pool task, one hand-off."""
@@ -83,9 +140,11 @@ class ResultWriter:
         return out
 
     def _finish(self, fut: "Future[list[BaseException | None]]", chunk: list[tuple[Item, PredictionSet]]) -> None:
-        self._in_flight.release()
         try:
             errors = fut.result()
         except BaseException as exc:  # noqa: BLE001 - the task itself failed: every item in it
             errors = [exc] * len(chunk)
-        self.on_written([it for it, _ in chunk], errors)
+        try:
+            self.on_written([it for it, _ in chunk], errors)
+        finally:
+            self._in_flight.release()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from ..errors import InvalidKeyError
 
 #: S3's limit on a whole key, and the usual file-system limit on one path part (the local store).
 MAX_KEY_BYTES = 1024
 MAX_PART_BYTES = 255
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters and the backslash
 
 
 def validate_key(key: object) -> str:
@@ -20,7 +23,7 @@ def validate_key(key: object) -> str:
         raise InvalidKeyError(f"store key must be a non-empty string, got {key!r}")
     if key.startswith("/"):
         raise InvalidKeyError(f"store key must be relative, got absolute {key!r}")
-    if "\\" in key or any(ord(c) < 32 or ord(c) == 127 for c in key):
+    if _UNSAFE.search(key):
         raise InvalidKeyError(f"store key has a backslash or control character: {key!r}")
     try:
         size = len(key.encode("utf-8"))

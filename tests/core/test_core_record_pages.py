@@ -178,8 +178,8 @@ def test_predict_dataset_costs_two_requests_per_item_plus_the_listing(registry):
     reader = Registry(counting, io_workers=4)
     try:
         adapter = MetadataAdapter(registry=reader)
-        # read on the threads: reading workers open the store anew, where this wrapper cannot count their GETs
-        adapter.load_from_model(reader.create_model("per-item", configuration={"prepare_in_processes": False}))
+        # read and write on the threads: worker processes open the store anew, where this wrapper cannot count their requests
+        adapter.load_from_model(reader.create_model("per-item", configuration={"prepare_in_processes": False, "write_in_processes": False}))
         counting.reset()
         report = adapter.predict_dataset(ds, batch_size=4)
         assert report.succeeded == n, report.summary()

@@ -44,20 +44,34 @@ LOCAL.uri = "file:///tmp/x"
     ("cpus", "store", "default_prepare", "expected"),
     [
         # the default prepare on a store a worker can reopen: whole batches read and decoded in processes
-        (2, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=2)),
-        (2, LOCAL, False, Pools(prepare_threads=2, decode_processes=0, write_threads=2)),
+        (2, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=2, write_processes=1)),
+        (2, LOCAL, False, Pools(prepare_threads=2, decode_processes=0, write_threads=2, write_processes=1)),
         (1, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2)),
-        (4, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=4)),
-        (4, LOCAL, False, Pools(prepare_threads=4, decode_processes=0, write_threads=2)),
-        (64, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=8)),
-        (2, FakeS3(), True, Pools(prepare_threads=1, decode_processes=0, write_threads=16, batch_processes=2, fetch_threads=8)),  # 16 reads in flight
-        (2, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),  # many requests in flight
-        (8, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),
+        (4, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=4, write_processes=1)),
+        (4, LOCAL, False, Pools(prepare_threads=4, decode_processes=0, write_threads=2, write_processes=1)),
+        (64, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=8, write_processes=1)),
+        (2, FakeS3(), True, Pools(prepare_threads=1, decode_processes=0, write_threads=16, batch_processes=2, fetch_threads=8, write_processes=2)),  # 16 reads in flight
+        (2, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16, write_processes=2)),  # many requests in flight
+        (8, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16, write_processes=2)),
     ],
 )
 def test_automatic_sizes_follow_the_cpus_and_the_store(cpus, store, default_prepare, expected):
     unbudgeted = PredictionOptions(prepared_bytes_budget=None)
     assert plan_pools(unbudgeted, store, default_prepare=default_prepare, cpus=cpus) == expected
+
+
+@pytest.mark.parametrize("cpus", [1, 2, 4])
+def test_writes_in_processes_follow_the_setting_the_store_and_the_cpus(cpus):
+    """Records are stored from worker processes on 2 CPUs or more where a worker can reopen the store; the setting forces either way."""
+    auto, on, off = PredictionOptions(), PredictionOptions(write_in_processes=True), PredictionOptions(write_in_processes=False)
+    assert plan_pools(auto, LOCAL, default_prepare=False, cpus=cpus).write_processes == (1 if cpus >= 2 else 0)
+    assert plan_pools(auto, FakeS3(), default_prepare=True, cpus=cpus).write_processes == (2 if cpus >= 2 else 0)
+    assert plan_pools(on, LOCAL, default_prepare=True, cpus=cpus).write_processes == 1
+    assert plan_pools(off, FakeS3(), default_prepare=True, cpus=cpus).write_processes == 0
+    not_reopenable = type("Elsewhere", (), {"uri": "s3://bucket/x"})()
+    assert plan_pools(on, not_reopenable, default_prepare=True, cpus=cpus).write_processes == 0
+    with pytest.raises(ValidationError, match="write_in_processes"):
+        PredictionOptions.from_configuration({"write_in_processes": "sometimes"})
 
 
 @pytest.mark.parametrize("cpus", [1, 2, 4, 64])
@@ -71,7 +85,7 @@ def test_a_byte_budget_reads_in_processes_too(cpus, store):
 
 def test_whole_batches_in_processes_follow_the_setting_the_store_and_resuming():
     on, off = PredictionOptions(prepare_in_processes=True), PredictionOptions(prepare_in_processes=False)
-    assert plan_pools(off, LOCAL, default_prepare=True, cpus=2) == Pools(prepare_threads=2, decode_processes=0, write_threads=2)
+    assert plan_pools(off, LOCAL, default_prepare=True, cpus=2) == Pools(prepare_threads=2, decode_processes=0, write_threads=2, write_processes=1)
     assert plan_pools(on, LOCAL, default_prepare=True, cpus=1).batch_processes == 1  # forced: even on one CPU
     assert plan_pools(PredictionOptions(), LOCAL, default_prepare=True, cpus=2, resume=True).batch_processes == 0
     assert plan_pools(on, LOCAL, default_prepare=True, cpus=2, resume=True).batch_processes == 2
@@ -85,9 +99,9 @@ def test_whole_batches_in_processes_follow_the_setting_the_store_and_resuming():
 
 def test_configured_counts_win_and_a_custom_prepare_never_runs_in_processes():
     opts = PredictionOptions.from_configuration({"prepare_workers": 3, "write_workers": 5, "decode_processes": 0})
-    assert plan_pools(opts, LOCAL, default_prepare=True, cpus=8) == Pools(prepare_threads=3, decode_processes=0, write_threads=5)
+    assert plan_pools(opts, LOCAL, default_prepare=True, cpus=8) == Pools(prepare_threads=3, decode_processes=0, write_threads=5, write_processes=1)
     opts = PredictionOptions.from_configuration({"decode_processes": 3, "io_workers": 4})
-    assert plan_pools(opts, FakeS3(), default_prepare=False, cpus=8) == Pools(prepare_threads=4, decode_processes=0, write_threads=4)
+    assert plan_pools(opts, FakeS3(), default_prepare=False, cpus=8) == Pools(prepare_threads=4, decode_processes=0, write_threads=4, write_processes=2)
     assert plan_pools(opts, FakeS3(), default_prepare=True, cpus=1).decode_processes == 3
 
 
@@ -302,7 +316,7 @@ def test_reading_workers_run_below_the_predicting_process(tmp_path):
     from adapter_base.prediction import batch_reader
 
     BatchReader(LocalStore(tmp_path / "store"), 2).start()
-    workers = [psutil.Process(pid) for pid in batch_reader._pool._processes]
+    workers = [psutil.Process(pid) for pid in batch_reader._POOL.current._processes]
     assert len(workers) == 2 and all(w.nice() == min(19, psutil.Process().nice() + WORKER_NICENESS) for w in workers)
 
 

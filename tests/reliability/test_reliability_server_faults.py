@@ -74,6 +74,28 @@ def test_predict_dataset_completes_through_a_server_restart(own_registry: Regist
     assert own_registry.store.get_json(layout.run_prefix(report.run_id) + "prediction-report.json")["succeeded"] == 40
 
 
+def test_predict_dataset_completes_through_a_server_restart_with_worker_processes(own_registry: Registry, own_seaweed) -> None:
+    """The same outage while the items are read and their sets written by worker processes (the default on 2 CPUs):
+    their own stores retry through it as this process's do."""
+    from adapter_base.prediction.options import PredictionOptions
+    from adapter_base.prediction.pools import plan_pools
+
+    ds, items, model = dataset_with_model(own_registry, 40, configuration={"batch_size": 4, "delay_s": 0.02})
+    adapter = SlowAdapter(registry=own_registry)
+    adapter.load_from_model(model)
+    pools = plan_pools(PredictionOptions.from_configuration(adapter.configuration), own_registry.store, default_prepare=True, cpus=2)
+    assert pools.batch_processes and pools.write_processes
+    outage = Outage(own_seaweed, down_s=2.5).after_calls(adapter, "predict", 3)  # during the third batch, reads and writes in flight
+
+    report = adapter.predict_dataset(ds)
+
+    assert outage.fired and outage.restarted_at is not None
+    assert report.ok, report.summary()
+    assert report.succeeded == 40 and report.total == 40 and report.skipped == 0
+    sets = one_set_each(own_registry, items, model)
+    assert {p.run_id for p in sets.values()} == {report.run_id}
+
+
 def test_predict_process_outliving_the_retries_is_resumed_without_redoing_items(own_registry: Registry, own_seaweed, tmp_path: Path) -> None:
     """The server stays down past the retry deadline: the CLI run fails cleanly; rerun with
     ``--resume`` after the server is back predicts only the missing items."""

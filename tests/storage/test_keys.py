@@ -77,3 +77,11 @@ def test_one_bad_part_spoils_a_key(parts: list[str], bad: str, at: int) -> None:
 def test_non_strings_rejected(key: object) -> None:
     with pytest.raises(InvalidKeyError):
         validate_key(key)
+
+
+@settings(max_examples=400, deadline=None)
+@given(prefix=safe_part, bad=st.sampled_from([chr(c) for c in (*range(32), 127)] + ["\\"]), suffix=safe_part)
+def test_control_characters_and_backslashes_are_refused_anywhere(prefix: str, bad: str, suffix: str) -> None:
+    with pytest.raises(InvalidKeyError, match="backslash or control character"):
+        validate_key(f"{prefix}{bad}{suffix}")
+    validate_key(f"{prefix}/{suffix}")  # the same parts without it are a key
