@@ -12,7 +12,9 @@ handed back in one shared-memory block per batch (``batch_reader``), as a PyTorc
 more than it saved on 2 CPUs (input stage 423 vs 670 items/s); one block per read did not:
 whole ``model-adapter predict`` runs, processes vs threads, 1.25 vs 1.11x a hand-written DataLoader
 loop model-bound and 0.85 vs 0.86x device-bound on a local store, 0.74 vs 0.60x and 1.20 vs 0.72x
-on S3 (docs/benchmarks.md). ``prepare_in_processes`` forces either way.
+on S3 (docs/benchmarks.md). ``prepare_in_processes`` forces either way. The records are stored from
+a worker process too (``write_process``), where a worker can reopen the store: encoding and writing
+them in this process took the ``predict`` thread's GIL turns (``write_in_processes`` forces either way).
 """
 
 from __future__ import annotations

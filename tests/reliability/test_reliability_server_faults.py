@@ -58,11 +58,25 @@ def assert_complete_version(registry: Registry, model_id: str, version: int, des
 # --------------------------------------------------------------------------- predict
 
 
-def test_predict_dataset_completes_through_a_server_restart(own_registry: Registry, own_seaweed) -> None:
+@pytest.mark.parametrize("workers", [False, True], ids=["threads", "worker-processes"])
+def test_predict_dataset_completes_through_a_server_restart(own_registry: Registry, own_seaweed, workers: bool) -> None:
+    """The server is killed and started again mid-run. On the threads (the store's ``put_bytes`` wrapped on the
+    object, which keeps reads and writes in this process) the fault lands on the 8th prediction write; with
+    the items read and their sets written by worker processes (the default on 2 CPUs), during the third
+    batch, with reads and writes in flight there: their own stores retry through it as this process's do."""
+    from adapter_base.prediction.options import PredictionOptions
+    from adapter_base.prediction.pools import plan_pools
+
     ds, items, model = dataset_with_model(own_registry, 40, configuration={"batch_size": 4, "delay_s": 0.02})
     adapter = SlowAdapter(registry=own_registry)
     adapter.load_from_model(model)
-    outage = Outage(own_seaweed, down_s=2.5).after_calls(own_registry.store, "put_bytes", 8)  # the 8th prediction write
+    outage = Outage(own_seaweed, down_s=2.5)
+    if workers:
+        outage.after_calls(adapter, "predict", 3)
+    else:
+        outage.after_calls(own_registry.store, "put_bytes", 8)
+    pools = plan_pools(PredictionOptions.from_configuration(adapter.configuration), own_registry.store, default_prepare=True, cpus=2)
+    assert bool(pools.batch_processes and pools.write_processes) == workers
 
     report = adapter.predict_dataset(ds)
 
@@ -72,28 +86,6 @@ def test_predict_dataset_completes_through_a_server_restart(own_registry: Regist
     sets = one_set_each(own_registry, items, model)
     assert {p.run_id for p in sets.values()} == {report.run_id}
     assert own_registry.store.get_json(layout.run_prefix(report.run_id) + "prediction-report.json")["succeeded"] == 40
-
-
-def test_predict_dataset_completes_through_a_server_restart_with_worker_processes(own_registry: Registry, own_seaweed) -> None:
-    """The same outage while the items are read and their sets written by worker processes (the default on 2 CPUs):
-    their own stores retry through it as this process's do."""
-    from adapter_base.prediction.options import PredictionOptions
-    from adapter_base.prediction.pools import plan_pools
-
-    ds, items, model = dataset_with_model(own_registry, 40, configuration={"batch_size": 4, "delay_s": 0.02})
-    adapter = SlowAdapter(registry=own_registry)
-    adapter.load_from_model(model)
-    pools = plan_pools(PredictionOptions.from_configuration(adapter.configuration), own_registry.store, default_prepare=True, cpus=2)
-    assert pools.batch_processes and pools.write_processes
-    outage = Outage(own_seaweed, down_s=2.5).after_calls(adapter, "predict", 3)  # during the third batch, reads and writes in flight
-
-    report = adapter.predict_dataset(ds)
-
-    assert outage.fired and outage.restarted_at is not None
-    assert report.ok, report.summary()
-    assert report.succeeded == 40 and report.total == 40 and report.skipped == 0
-    sets = one_set_each(own_registry, items, model)
-    assert {p.run_id for p in sets.values()} == {report.run_id}
 
 
 def test_predict_process_outliving_the_retries_is_resumed_without_redoing_items(own_registry: Registry, own_seaweed, tmp_path: Path) -> None:
