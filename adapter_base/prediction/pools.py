@@ -12,9 +12,11 @@ handed back in one shared-memory block per batch (``batch_reader``), as a PyTorc
 more than it saved on 2 CPUs (input stage 423 vs 670 items/s); one block per read did not:
 whole ``model-adapter predict`` runs, processes vs threads, 1.25 vs 1.11x a hand-written DataLoader
 loop model-bound and 0.85 vs 0.86x device-bound on a local store, 0.74 vs 0.60x and 1.20 vs 0.72x
-on S3 (docs/benchmarks.md). ``prepare_in_processes`` forces either way. The records are stored from
-a worker process too (``write_process``), where a worker can reopen the store: encoding and writing
-them in this process took the ``predict`` thread's GIL turns (``write_in_processes`` forces either way).
+on S3 (docs/benchmarks.md). ``prepare_in_processes`` forces either way. On a local store the records
+are stored from a worker process too (``write_process``): encoding and writing them in this process took
+the ``predict`` thread's GIL turns (in-process A/B, 800 items: 457 vs 431 items/s device-bound, 241 vs
+227 model-bound). On S3 the write threads mostly wait on the network, and writing from processes
+made fewer items/s through 20 ms of latency (181-196 vs 204-236); ``write_in_processes`` forces either way.
 """
 
 from __future__ import annotations
@@ -112,14 +114,15 @@ def plan_pools(
     CPUs or more and shared memory, else none. On a local store: prepare threads = the CPUs when they decode (up to
     ``io_workers``), 2 per decoding process (reading while one waits) otherwise; two write threads.
     On a remote store: ``io_workers`` requests in flight for reading and as many for writing.
-    The writes are made by ``write_processes`` worker processes (one on a local store, two on a remote
-    one, the write threads shared among them) where the store can be reopened, on 2 CPUs or more,
-    unless ``write_in_processes`` says otherwise.
+    The writes are made by a worker process on a local store a worker can reopen, on 2 CPUs or more
+    (``write_processes``), unless ``write_in_processes`` says otherwise; forced on a remote store, by
+    two processes sharing the write threads.
     """
     cpus = cpus or cpu_count()
     local = is_local(store)
     write = options.write_workers if options.write_workers is not None else options.io_workers if not local else min(options.io_workers, 2)
-    in_processes = options.write_in_processes if options.write_in_processes is not None else cpus >= 2
+    # automatic on a local store only: through 20 ms of latency, S3 writes from processes made 0.85-0.88x the items/s of the threads'
+    in_processes = options.write_in_processes if options.write_in_processes is not None else cpus >= 2 and local
     write_processes = (1 if local else 2) if in_processes and reopenable(store) else 0
     batch = default_prepare and default_read and reopenable(store) and shared_memory_available() and options.prepare_in_processes is not False
     if batch and options.prepare_in_processes is None:

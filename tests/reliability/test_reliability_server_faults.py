@@ -67,7 +67,7 @@ def test_predict_dataset_completes_through_a_server_restart(own_registry: Regist
     from adapter_base.prediction.options import PredictionOptions
     from adapter_base.prediction.pools import plan_pools
 
-    ds, items, model = dataset_with_model(own_registry, 40, configuration={"batch_size": 4, "delay_s": 0.02})
+    ds, items, model = dataset_with_model(own_registry, 40, configuration={"batch_size": 4, "delay_s": 0.02, "write_in_processes": workers})
     adapter = SlowAdapter(registry=own_registry)
     adapter.load_from_model(model)
     outage = Outage(own_seaweed, down_s=2.5)
