@@ -35,7 +35,8 @@ from adapter_base.concurrency import ordered_map
 from adapter_base.entities import Dataset
 from adapter_base.prediction.contract import stamp
 from adapter_base.prediction.pools import plan_pools, uses_default_prepare
-from adapter_base.prediction.writer import ResultWriter, registry_store
+from adapter_base.prediction.tasks import PREDICT
+from adapter_base.prediction.writer import ResultWriter, registry_store, started_write_process
 
 from . import baselines
 from .common import Meter, Sample, fmt_spread, median, png_images, rate_spread
@@ -135,7 +136,11 @@ def write_only(adapter: CostModelAdapter, items: list[Item], outs: list[Any], ba
                 raise e
         done[0] += len(its)
 
-    writer = ResultWriter(registry_store(adapter.registry), collect=None, workers=pools.write_threads, chunk=options.io_chunk, on_written=written)
+    remote = started_write_process(adapter.registry, PREDICT, None, processes=pools.write_processes, threads=pools.write_threads)  # as the engine does
+    writer = ResultWriter(
+        registry_store(adapter.registry), collect=None, workers=pools.write_threads, chunk=batch_size if remote else options.io_chunk,
+        on_written=written, backlog=max(4 * pools.write_threads, options.prefetch_batches * batch_size), remote=remote,
+    )  # fmt: skip
     try:
         for start in range(0, len(items), batch_size):
             for it, coll in zip(items[start : start + batch_size], outs[start : start + batch_size]):

@@ -39,8 +39,7 @@ from .batch_release import BatchRelease
 from .pools import plan_pools, uses_default_prepare, uses_default_read
 from .report import PredictionReport, Tally, error_text
 from .tasks import PREDICT, Task
-from .write_process import WriteProcess
-from .writer import Collector, ResultWriter, registry_store, stores_by_default
+from .writer import Collector, ResultWriter, registry_store, started_write_process
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,11 @@ class PredictionRun:
         if pools.batch_processes:
             self._batch_reader = BatchReader(store, pools.batch_processes, max_bytes=opts.prepared_bytes_budget, fetch_threads=pools.fetch_threads).start()
             self._reserving = False  # each read reserves what it may hold (``BatchFeed``)
-        remote = self._write_process(pools.write_processes, pools.write_threads)
+        remote = (  # forked now, before the run's threads start
+            started_write_process(self.adapter.registry, self.task, self.dataset_id, processes=pools.write_processes, threads=pools.write_threads)
+            if self.write
+            else None
+        )
         prepare_pool = WorkerPool(pools.prepare_threads, thread_name_prefix="prepare")
         writer = ResultWriter(
             registry_store(self.adapter.registry, self.task, self.dataset_id) if self.write else None,
@@ -181,17 +184,6 @@ class PredictionRun:
         self.report.duration_s = time.monotonic() - start
         self.report.check_accounted()
         return self.report
-
-    def _write_process(self, processes: int, threads: int) -> WriteProcess | None:
-        """Worker processes storing this run's records (forked now, before the run's threads start), where planned
-        and the registry stores records the framework's way; else None (the write threads store them)."""
-        registry = self.adapter.registry
-        if not (self.write and processes and stores_by_default(registry)):
-            return None
-        dataset_id, key = self.dataset_id, self.task.key
-        return WriteProcess(
-            registry.store, lambda item, record: key(record, dataset_id or item.dataset_id), processes=processes, threads=max(1, threads // processes)
-        ).start()
 
     # --- the dataset being predicted; what the writer reports back ---------------------------
 

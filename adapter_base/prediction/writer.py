@@ -35,6 +35,18 @@ def stores_by_default(registry: Registry) -> bool:
     return cls.put_predictions is Registry.put_predictions and cls.put_embedding is Registry.put_embedding
 
 
+def started_write_process(registry: Registry, task: Task, dataset_id: str | None, *, processes: int, threads: int) -> WriteProcess | None:
+    """Worker processes storing ``task``'s records on ``registry``'s store under ``dataset_id`` (default: each item's),
+    ``threads`` writes in flight in all, forked now: where ``processes`` are planned and the registry stores records
+    the framework's way; else None (the write threads store them)."""
+    if not (processes and stores_by_default(registry)):
+        return None
+    key = task.key
+    return WriteProcess(
+        registry.store, lambda item, record: key(record, dataset_id or item.dataset_id), processes=processes, threads=max(1, threads // processes)
+    ).start()
+
+
 class ResultWriter:
     """Takes each batch's results: gives them to the collector at once, stores them while ``predict`` goes on.
 
