@@ -522,3 +522,29 @@ def test_with_model_copies_and_leaves_the_annotation_as_it_was() -> None:
     assert new.model is info and ann.model is not info and ann.model.model_id is None
     assert (new.id, new.type, new.label, new.coordinates) == (ann.id, ann.type, ann.label, ann.coordinates)
     assert type(new) is type(ann)
+
+
+def test_ids_are_unaffected_by_the_users_seed_and_differ_across_a_fork():
+    """Annotation, item and model ids come from the framework's own generator: a model that seeds ``random``
+    for reproducibility must not make two runs (or two forked workers) draw the same ids."""
+    import os
+    import random
+
+    from adapter_base.entities._base import new_id
+
+    random.seed(0)
+    first = [new_id() for _ in range(3)]
+    random.seed(0)
+    again = [new_id() for _ in range(3)]
+    assert len(set(first + again)) == 6 and all(len(i) == 32 and int(i, 16) >= 0 for i in first)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child's first ids, sent back
+        os.write(write, "".join(new_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 96).decode()
+    mine = "".join(new_id() for _ in range(3))
+    os.close(read)
+    os.close(write)
+    assert len(child) == 96 and child != mine
