@@ -23,13 +23,12 @@ kept for the next run of the same store; they end with the process.
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import secrets
 import sys
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,7 +37,7 @@ from ..entities import Item
 from ..media import decode_image, decode_item, map_large_allocations, read_image_header
 from ..processes import KeptPool, exit_with_parent, lower_priority
 from ..registry import layout
-from .decoders import before_fork, block_prefix
+from .decoders import before_fork, block_prefix, map_and_unlink
 
 _store: Any = None  # in a worker: the store it opened
 _fetch_pool: ThreadPoolExecutor | None = None  # in a worker: its threads reading from a remote store
@@ -75,14 +74,14 @@ class BatchReader:
         if fut.cancel():
             return  # a block the worker makes later is freed when it comes back (``_follow``)
         if fut.done() and fut.exception() is None and fut.result()[0]:
-            _map_and_unlink(fut.result()[0], fut.result()[1]).close()
+            map_and_unlink(fut.result()[0], fut.result()[1]).close()
 
     @staticmethod
     def take(result: tuple[Any, ...]) -> list[Any]:
         """Each item's prepared input (an array viewing the batch's block, a ``str``), the exception it raised,
         or ``Deferred`` (it did not fit in the read's allowance: read it again)."""
         name, size, entries = result
-        block = _map_and_unlink(name, size, populate=True) if name else None
+        block = map_and_unlink(name, size, populate=True) if name else None
         out: list[Any] = []
         for kind, value in entries:
             if kind == "array":
@@ -121,7 +120,7 @@ def _follow(inner: "Future[Any]", outer: "Future[Any]") -> None:
             outer.set_result(inner.result())
     except InvalidStateError:  # failed at its deadline meanwhile: a block it made is unlinked here
         if not inner.cancelled() and inner.exception() is None and inner.result()[0]:
-            _map_and_unlink(inner.result()[0], inner.result()[1]).close()
+            map_and_unlink(inner.result()[0], inner.result()[1]).close()
 
 
 def _read_batch(jobs: list[tuple[str, str, str, str]], max_bytes: int | None, allowance: int | None) -> tuple[Any, ...]:
@@ -209,22 +208,6 @@ def _cost(data: Any, mimetype: str) -> int:
         except Exception:  # noqa: BLE001 - it fails again, by name, when it is read
             return len(data)
     return 5 * len(data) + 100  # the file and a str of it (up to 4 bytes a character, and its header)
-
-
-#: Map every page of a block at once (one call, on the thread taking it) rather than one fault at a time on
-#: the thread that first reads each page, the one calling ``predict``.
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
-
-
-def _map_and_unlink(name: str, size: int, *, populate: bool = False) -> mmap.mmap:
-    path = f"/dev/shm/{name}"
-    fd = os.open(path, os.O_RDWR)
-    try:
-        return mmap.mmap(fd, max(1, size), flags=mmap.MAP_SHARED | (_POPULATE if populate else 0))
-    finally:
-        os.close(fd)
-        os.unlink(path)
-        resource_tracker.unregister(f"/{name}", "shared_memory")  # registered by the worker that made it
 
 
 def _shared_pool(store: Any, processes: int, fetch_threads: int) -> ProcessPoolExecutor:

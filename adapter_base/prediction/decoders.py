@@ -140,15 +140,25 @@ def _alive(pid: int) -> bool:
 def _take(name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """The array in shared memory block ``name``, mapped (not copied); the block's name is unlinked at once,
     and its memory goes when the array does."""
+    return np.frombuffer(map_and_unlink(name), np.dtype(dtype), count=math.prod(shape)).reshape(shape)
+
+
+#: Map every page of a block at once (one call, on the thread taking it) rather than one fault at a time on
+#: the thread that first reads each page, the one calling ``predict``.
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+def map_and_unlink(name: str, size: int | None = None, *, populate: bool = False) -> mmap.mmap:
+    """Shared memory block ``name`` (a worker made it), mapped in this process (``size`` bytes, default all of it),
+    its name unlinked at once: its memory goes with the last view of the mapping."""
     path = f"/dev/shm/{name}"
     fd = os.open(path, os.O_RDWR)
     try:
-        block = mmap.mmap(fd, os.fstat(fd).st_size)
+        return mmap.mmap(fd, max(1, os.fstat(fd).st_size if size is None else size), flags=mmap.MAP_SHARED | (_POPULATE if populate else 0))
     finally:
         os.close(fd)
         os.unlink(path)
         resource_tracker.unregister(f"/{name}", "shared_memory")  # registered by the worker that made it
-    return np.frombuffer(block, np.dtype(dtype), count=math.prod(shape)).reshape(shape)
 
 
 def before_fork() -> None:
