@@ -20,11 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .common import REPO, fmt_spread, gpu_status, machine_info, s3_uri, seaweed_server
+from .common import REPEATS, REPO, fmt_spread, gpu_status, machine_info, s3_uri, seaweed_server
 
 SECTIONS = ("predict", "user", "memory", "artifacts", "pipeline", "torch", "latency", "s3bulk")
 #: Repeats of every timed row in a full run: each row reports their median with the min-max (``common.spread``).
-REPEATS = 5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -194,8 +193,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "latency" in a.only:
             from . import latency_bench
 
-            say(f"== 6. cloud latency: {a.latency_n} items through a {latency_bench.LATENCY_MS:g} ms-per-request proxy in front of SeaweedFS")
-            results["latency"] = latency_bench.run(scratch, n=a.latency_n, batch_size=a.batch_size, progress=say)
+            say(f"== 6. cloud latency: {a.latency_n} items through a {latency_bench.LATENCY_MS:g} ms-per-request proxy in front of SeaweedFS, {a.repeats} run(s)")
+            results["latency"] = latency_bench.run(scratch, n=a.latency_n, batch_size=a.batch_size, repeats=a.repeats, progress=say)
         if "s3bulk" in a.only:
             from . import s3_bulk_bench
 

@@ -95,6 +95,10 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
+#: Interleaved repeats of every measure by default: single runs swing by +-20 % on a shared 2-CPU machine.
+REPEATS = 5
+
+
 def spread(values: list[float], digits: int = 1) -> dict[str, float]:
     """The median of ``values`` with their min and max: how every bench row reports its repeats."""
     return {"median": round(statistics.median(values), digits), "min": round(min(values), digits), "max": round(max(values), digits)}

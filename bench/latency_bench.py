@@ -16,7 +16,7 @@ run, the store server and the proxy are reported apart (the server and the proxy
 children of this process; they are not counted in the run's), with the rate the machine's
 CPUs allow when the three share them: on a few CPUs that, not the latency, can be the bound.
 
-    python -m bench.latency_bench --n 2000 --latency-ms 20
+    python -m bench.latency_bench --n 2000 --latency-ms 20 --repeats 5
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from adapter_base.storage import open_store
 from adapter_base.storage.counting import CountingStore
 from adapter_base.storage.s3 import S3Store
 
-from .common import REPO, s3_uri, scratch_dir, seaweed_server
+from .common import REPEATS, REPO, figure, fmt_spread, s3_uri, scratch_dir, seaweed_server, spread
 from .memory_bench import build
 
 LATENCY_MS = 20.0
@@ -152,38 +152,62 @@ def run(
     latency_ms: float = LATENCY_MS,
     batch_size: int = 16,
     configuration: dict[str, Any] | None = None,
+    repeats: int = 1,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Build ``n`` items in a fresh SeaweedFS, predict them through the latency proxy; the figures and targets."""
+    """Build ``n`` items in a fresh SeaweedFS, predict them ``repeats`` times through the latency proxy (each run
+    writes new sets); the figures (with more than one repeat, the median and min-max of each) and targets."""
     with seaweed_server(scratch) as server:
         uri = s3_uri()
         with Registry(open_store(uri)) as registry:
             name = build(registry, "latency", n)
         with latency_proxy(server.s3_port, latency_ms) as port:
-            out = measure(uri, port, name, batch_size=batch_size, latency_ms=latency_ms, server_pid=server.pid, configuration=configuration)
+            runs = [
+                measure(uri, port, name, batch_size=batch_size, latency_ms=latency_ms, server_pid=server.pid, configuration=configuration)
+                for _ in range(max(1, repeats))
+            ]
+    out = _combined(runs)
     out["configuration"] = dict(configuration or {})
     out["met_requests"] = out["requests_per_item"] <= MAX_REQUESTS_PER_ITEM + 0.05  # + the amortized listing
-    out["met_throughput"] = out["fraction_of_bound"] >= MIN_FRACTION_OF_BOUND
+    out["met_throughput"] = figure(out["fraction_of_bound"]) >= MIN_FRACTION_OF_BOUND
     progress(
         f"  {n} items at {latency_ms:g} ms a request: {out['requests_per_item']:.3f} requests/item "
         f"({out['gets_per_item']:.3f} GET + {out['puts_per_item']:.3f} PUT, then {out['requests'].get('list', 0)} listing); "
         f"{'met' if out['met_requests'] else 'MISSED'} (target <= {MAX_REQUESTS_PER_ITEM:g} + the listing)"
     )
     progress(
-        f"  {out['items_per_s']:,.1f} items/s vs in_flight / (requests_per_item x latency) = {out['in_flight']} / "
+        f"  {fmt_spread(out['items_per_s'], ',.1f')} items/s vs in_flight / (requests_per_item x latency) = {out['in_flight']} / "
         f"({out['gets_puts_per_item']:.3f} GET + PUT x {latency_ms / 1000:g} s) = {out['bound_items_per_s']:,.1f}: "
-        f"{out['fraction_of_bound']:.2f} of the bound, {'met' if out['met_throughput'] else 'MISSED'} (target >= {MIN_FRACTION_OF_BOUND:g}); "
+        f"{fmt_spread(out['fraction_of_bound'], '.2f')} of the bound, {'met' if out['met_throughput'] else 'MISSED'} (target >= {MIN_FRACTION_OF_BOUND:g}); "
         f"in flight on average {out['mean_in_flight'].get('get', 0):.1f} GETs + {out['mean_in_flight'].get('put', 0):.1f} PUTs of {out['in_flight']} threads"
         + (f" ({out['gets_in_worker_processes']} GETs made in the reading worker processes, not timed here)" if out["gets_in_worker_processes"] else "")
         + (f" ({out.get('puts_in_worker_processes', 0)} PUTs made in the writing worker processes, not timed here)" if out.get("puts_in_worker_processes") else "")
     )
     progress(
-        f"  CPU: {out['cpu_ms_per_item']:.2f} ms/item here (with decoding processes), {out['server_cpu_ms_per_item']:.2f} ms/item "
-        f"in the store server, {out['proxy_cpu_ms_per_item']:.2f} in the proxy; {out['other_cpu_s']} s by everything else on the machine "
-        f"({out['cpus']} CPUs, load {out['loadavg']}): CPU allows at most {out['cpu_bound_items_per_s']:,.0f} items/s here "
-        f"({out['cpu_bound_items_per_s'] / out['bound_items_per_s']:.2f} of the in-flight bound) with the machine to itself; "
-        f"the machine was {100 * out['machine_busy']:.0f}% busy during the run"
+        f"  CPU: {fmt_spread(out['cpu_ms_per_item'], '.2f')} ms/item here (with decoding processes), {fmt_spread(out['server_cpu_ms_per_item'], '.2f')} ms/item "
+        f"in the store server, {fmt_spread(out['proxy_cpu_ms_per_item'], '.2f')} in the proxy; {out['other_cpu_s']} s by everything else on the machine "
+        f"({out['cpus']} CPUs, load {out['loadavg']}): CPU allows at most {fmt_spread(out['cpu_bound_items_per_s'], ',.0f')} items/s here "
+        f"({figure(out['cpu_bound_items_per_s']) / out['bound_items_per_s']:.2f} of the in-flight bound) with the machine to itself; "
+        f"the machine was {100 * figure(out['machine_busy']):.0f}% busy during the run"
+        + (f" (figures: median (min-max) of {out['repeats']} runs)" if out["repeats"] > 1 else "")
     )
+    return out
+
+
+#: Figures that vary from run to run: with several repeats, each is reported as its median with the min-max.
+VARYING = (
+    "wall_s", "items_per_s", "fraction_of_bound", "cpu_ms_per_item", "server_cpu_ms_per_item", "proxy_cpu_ms_per_item",
+    "server_and_proxy_cpu_ms_per_item", "cpu_bound_items_per_s", "machine_busy",
+)  # fmt: skip
+
+
+def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result for ``runs`` of the same measure: the run of median throughput, its ``VARYING`` figures as spreads."""
+    middle = sorted(runs, key=lambda r: r["items_per_s"])[len(runs) // 2]
+    out = dict(middle, repeats=len(runs))
+    if len(runs) > 1:
+        for key in VARYING:
+            out[key] = spread([r[key] for r in runs], 3 if key in ("fraction_of_bound", "machine_busy") else 2)
     return out
 
 
@@ -192,10 +216,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--n", type=int, default=2000, help="items (default 2000)")
     ap.add_argument("--latency-ms", type=float, default=LATENCY_MS, help="delay added to every response (default 20)")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=REPEATS, help=f"runs of the measure (default {REPEATS})")
     ap.add_argument("--configuration", default="{}", help='framework settings for the run, JSON (e.g. \'{"io_chunk": 1}\'); default: the defaults')
     a = ap.parse_args(argv)
     with scratch_dir("latency-") as scratch:
-        out = run(scratch, n=a.n, latency_ms=a.latency_ms, batch_size=a.batch_size, configuration=json.loads(a.configuration))
+        out = run(scratch, n=a.n, latency_ms=a.latency_ms, batch_size=a.batch_size, configuration=json.loads(a.configuration), repeats=a.repeats)
     print(json.dumps(out))
     return out
 
