@@ -129,7 +129,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "target": f"items/s >= {MIN_FRACTION_OF_BOUND:g} x in_flight / (requests_per_item x latency)",
                 "case": case,
-                "value": lat["fraction_of_bound"],
+                "value": figure(lat["fraction_of_bound"]),
                 "limit": MIN_FRACTION_OF_BOUND,
                 "met": lat["met_throughput"],
                 "detail": f"{fmt_spread(lat['items_per_s'], ',.1f')} items/s of {figure(lat['bound_items_per_s']):,.1f}",

@@ -28,3 +28,21 @@ def test_the_latency_table_shows_each_process_cpu_and_what_the_cpus_allow():
     md = report.render({"latency": lat})
     assert "CPU ms/item (run; server; proxy)" in md
     assert "| 0.19 | 3.10; 2.80; 0.60 | 308 |" in md
+
+
+def test_repeated_runs_report_each_varying_figure_as_its_median_and_range():
+    from bench.latency_bench import VARYING, _combined
+
+    runs = [{"items_per_s": rate, "requests_per_item": 2.0, **{k: rate / 100 for k in VARYING if k != "items_per_s"}} for rate in (300.0, 240.0, 330.0)]
+    out = _combined(runs)
+    assert out["repeats"] == 3 and out["requests_per_item"] == 2.0
+    assert out["items_per_s"] == {"median": 300.0, "min": 240.0, "max": 330.0}
+    assert out["fraction_of_bound"] == {"median": 3.0, "min": 2.4, "max": 3.3}
+    assert _combined(runs[:1])["items_per_s"] == 300.0  # one run: plain figures
+    lat = {"items": 2000, "latency_ms": 20.0, "requests_per_item": 2.01, "gets_per_item": 1.0, "puts_per_item": 1.0, "requests": {"list": 2},
+           "in_flight": 32, "items_per_s": {"median": 330.0, "min": 300.0, "max": 340.0}, "bound_items_per_s": 800.0,
+           "fraction_of_bound": {"median": 0.41, "min": 0.38, "max": 0.43}, "cpu_ms_per_item": {"median": 2.5, "min": 2.4, "max": 2.6},
+           "server_cpu_ms_per_item": {"median": 2.3, "min": 2.2, "max": 2.4}, "proxy_cpu_ms_per_item": {"median": 0.3, "min": 0.3, "max": 0.4},
+           "cpu_bound_items_per_s": {"median": 392.0, "min": 380.0, "max": 400.0}, "met_requests": True, "met_throughput": False, "loadavg": [1, 1, 1]}  # fmt: skip
+    md = report.render({"latency": lat})
+    assert "| 330.0 (300.0-340.0) | 800.0 | 0.41 (0.38-0.43) |" in md
