@@ -6,11 +6,14 @@ record would, whatever was added, changed, deleted or broken since the pages wer
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapter_base import Registry
+from adapter_base.prediction.deletion import CHECK_INTERVAL_S
 from adapter_base.registry import layout, record_pages
 from adapter_base.storage import LocalStore
 from adapter_base.storage.counting import CountingStore
@@ -181,11 +184,16 @@ def test_predict_dataset_costs_two_requests_per_item_plus_the_listing(registry):
         # read and write on the threads: worker processes open the store anew, where this wrapper cannot count their requests
         adapter.load_from_model(reader.create_model("per-item", configuration={"prepare_in_processes": False, "write_in_processes": False}))
         counting.reset()
+        started = time.monotonic()
         report = adapter.predict_dataset(ds, batch_size=4)
+        took = time.monotonic() - started
         assert report.succeeded == n, report.summary()
         counts = counting.snapshot()
         # two listings (records, pages), one page, the report; then per item one binary GET and one PUT
         assert counts["get"] == n + 1 and counts["put"] == n + 1, counts
-        assert counting.requests <= 2 * n + 5, counts
+        # and whether the model still exists: at the end, and at most once every CHECK_INTERVAL_S before (a slow
+        # run on a busy machine makes more of those; they are per second, not per item)
+        assert counts.get("stat", 0) <= 2 + took / CHECK_INTERVAL_S, (counts, took)
+        assert counting.requests - counts.get("stat", 0) <= 2 * n + 4, counts
     finally:
         reader.pool.shutdown(wait=True)
