@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from adapter_base import Registry
 
-from .common import REPO, median, png_images, spread
+from .common import REPO, median, synthetic_images, spread
 
 IMAGE_SIZE = 64  # the question is growth with N, not per-item size: small images keep the setup short
 #: Issue 24, point 6: peak RSS at the large N within this factor of the small N's.
@@ -44,7 +44,7 @@ def build(registry: Registry, name: str, n: int) -> str:
             return name
     except NotFoundError:
         pass
-    images = png_images(16, IMAGE_SIZE)
+    images = synthetic_images(16, IMAGE_SIZE)
     ds = registry.create_dataset(name)
     with ThreadPoolExecutor(16) as pool:
         def add(i: int) -> None:

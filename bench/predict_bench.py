@@ -39,7 +39,7 @@ from adapter_base.prediction.tasks import PREDICT
 from adapter_base.prediction.writer import ResultWriter, registry_store, started_write_process
 
 from . import baselines
-from .common import Meter, Sample, fmt_spread, median, png_images, rate_spread
+from .common import IMAGE_FORMATS, Meter, Sample, fmt_spread, median, rate_spread, synthetic_images
 from .models import CostModelAdapter, seconds_per_work_unit
 
 log = logging.getLogger("bench.predict")
@@ -62,17 +62,18 @@ TARGETS: dict[str, tuple[float, str | None]] = {
 
 # ----------------------------------------------------------------------------- data
 @lru_cache(maxsize=2)
-def _images(n: int, size: int) -> tuple[bytes, ...]:
-    return tuple(png_images(n, size))
+def _images(n: int, size: int, fmt: str) -> tuple[bytes, ...]:
+    return tuple(synthetic_images(n, size, fmt=fmt))
 
 
-def build_dataset(registry: Registry, n: int, *, image_size: int = 256, name: str = "bench-images") -> Dataset:
-    """A dataset of ``n`` distinct PNG items (added with 16 threads)."""
-    images = _images(n, image_size)
+def build_dataset(registry: Registry, n: int, *, image_size: int = 256, image_format: str = "png", name: str = "bench-images") -> Dataset:
+    """A dataset of ``n`` distinct images (``image_format``: PNG by default), added with 16 threads."""
+    images = _images(n, image_size, image_format)
+    suffix = IMAGE_FORMATS[image_format]
     ds = registry.create_dataset(name, labels=[f"class-{i}" for i in range(8)])
     with ThreadPoolExecutor(16) as pool:
         def add(i: int) -> Item:
-            return registry.add_item(ds, f"img/{i:06d}.png", images[i], item_id=f"{i:08d}")
+            return registry.add_item(ds, f"img/{i:06d}.{suffix}", images[i], item_id=f"{i:08d}")
 
         for _, res in ordered_map(add, range(n), pool=pool, window=64):
             if isinstance(res, BaseException):

@@ -36,7 +36,7 @@ from typing import Any, Callable
 from adapter_base import Registry
 from adapter_base.registry import layout
 
-from .common import REPO, spread
+from .common import IMAGE_FORMATS, REPO, spread
 from .models import limit_blas_threads
 from .predict_bench import bench_adapter, build_dataset, calibrate, model_cost
 
@@ -89,6 +89,7 @@ def run_backend(
     repeats: int = 5,
     batch_size: int = 16,
     image_size: int = 256,
+    image_format: str = "png",
     settings: dict[str, tuple[str, float]] | None = None,
     variants: dict[str, dict[str, Any]] | None = None,
     loop_reader: str = "s3torch",
@@ -107,7 +108,7 @@ def run_backend(
         variants.setdefault("user_loop_minio", {"loop_reader": "minio"})
     programs = (*PROGRAMS, *variants)
     limiter = limit_blas_threads(1)  # noqa: F841 - the model-only bound on one BLAS thread, as in the children
-    datasets = {n: build_dataset(registry, n, image_size=image_size, name=f"user-compare-{n}-{uuid.uuid4().hex[:6]}") for n in (small, large)}
+    datasets = {n: build_dataset(registry, n, image_size=image_size, image_format=image_format, name=f"user-compare-{n}-{uuid.uuid4().hex[:6]}") for n in (small, large)}
     keys = {}
     for n, ds in datasets.items():
         path = workdir / f"items-{backend}-{n}.json"
@@ -147,7 +148,7 @@ def run_backend(
             probe.configuration.update(work=work, device_s_per_item=device_s)
             bound[setting].append(model_only_rate(probe, prepared, large - small, batch_size))
         progress(f"  [{backend}] repeat {r + 1}/{repeats} done (load {os.getloadavg()[0]:.2f})")
-    out: dict[str, Any] = {"small": small, "large": large, "repeats": repeats, "batch_size": batch_size, "image_size": image_size,
+    out: dict[str, Any] = {"small": small, "large": large, "repeats": repeats, "batch_size": batch_size, "image_size": image_size, "image_format": image_format,
                            "calibration": cal, "settings": {}, "loop_reader": loop_reader if uri.startswith("s3://") else "file"}  # fmt: skip
     for setting in settings:
         work, device_s = costs[setting]
@@ -215,7 +216,7 @@ def render(results: dict[str, Any]) -> list[str]:
         "### 1b. The user's comparison: `model-adapter predict` processes vs a hand-written DataLoader loop process (items/s; higher is better)",
         "",
         f"Steady state = ({any_row['large']} - {any_row['small']}) items / (t({any_row['large']}) - t({any_row['small']})), whole processes "
-        f"(`bench/user_compare.py`, the loop is `bench/user_loop.py`), {any_row['image_size']}x{any_row['image_size']} PNGs, batch "
+        f"(`bench/user_compare.py`, the loop is `bench/user_loop.py`), {any_row['image_size']}x{any_row['image_size']} {any_row.get('image_format', 'png').upper()}s, batch "
         f"{any_row['batch_size']}, default settings, {any_row['repeats']} interleaved repeats: the rate from each size's median time, "
         "and in brackets the min-max of each repeat's own rate (a loaded machine makes single differences swing). `model alone`: "
         "`predict` on prepared batches in one thread (the model's own bound); `highest ratio possible`: that bound over the loop's "
@@ -259,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--small", type=int, default=200)
     ap.add_argument("--large", type=int, default=1000)
     ap.add_argument("--image-size", type=int, default=256)
+    ap.add_argument("--image-format", default="png", choices=tuple(IMAGE_FORMATS), help="the items' format (default png)")
     ap.add_argument("--backends", default="local,s3")
     ap.add_argument("--settings", default=",".join(SETTINGS), help=f"cost models among {', '.join(SETTINGS)}")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
         for backend in backends:
             uri = s3_uri() if backend == "s3" else str(work / "store")
             with Registry(open_store(uri)) as registry:
-                results[backend] = run_backend(registry, backend, uri, work, small=a.small, large=a.large, repeats=a.repeats, image_size=a.image_size, variants=variants, loop_reader=a.loop_reader,
+                results[backend] = run_backend(registry, backend, uri, work, small=a.small, large=a.large, repeats=a.repeats, image_size=a.image_size, image_format=a.image_format, variants=variants, loop_reader=a.loop_reader,
                     settings={k: SETTINGS[k] for k in a.settings.split(",")})
     print(f"load average at the end: {os.getloadavg()}")
     for t in targets(results):

@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 pytest.importorskip("s3torchconnector")
 
 from adapter_base.storage import open_store  # noqa: E402
-from bench.common import REPO, png_images, s3_uri, seaweed_server  # noqa: E402
+from bench.common import REPO, synthetic_images, s3_uri, seaweed_server  # noqa: E402
 
 
 @pytest.mark.slow
@@ -24,7 +24,7 @@ def test_the_loop_reads_every_item_from_seaweedfs_and_writes_one_json_each(tmp_p
         uri = s3_uri()
         store = open_store(uri)
         keys = [f"items/{i}.png" for i in range(5)]
-        for key, png in zip(keys, png_images(5, size=32)):
+        for key, png in zip(keys, synthetic_images(5, size=32)):
             store.put_bytes(key, png)
         (tmp_path / "items.json").write_text(json.dumps(keys))
         env = dict(os.environ, PYTHONPATH=str(REPO))
