@@ -247,6 +247,22 @@ def render(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def parse_costs(specs: list[str]) -> dict[str, tuple[str, float]]:
+    """Cost models given as ``NAME=KIND:FACTOR`` (KIND ``device`` or ``numpy``, FACTOR x reading + decoding an item)."""
+    out = {}
+    for spec in specs:
+        name, _, model = spec.partition("=")
+        kind, _, factor = model.partition(":")
+        try:
+            value = float(factor)
+        except ValueError:
+            value = -1.0
+        if not name or kind not in ("device", "numpy") or value < 0:
+            raise ValueError(f"--cost {spec!r}: expected NAME=device:FACTOR or NAME=numpy:FACTOR, FACTOR a number >= 0")
+        out[name] = (kind, value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m bench.user_compare [--repeats 5] [--backends local,s3]``: this comparison alone, printed."""
     import argparse
@@ -263,11 +279,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--image-format", default="png", choices=tuple(IMAGE_FORMATS), help="the items' format (default png)")
     ap.add_argument("--backends", default="local,s3")
     ap.add_argument("--settings", default=",".join(SETTINGS), help=f"cost models among {', '.join(SETTINGS)}")
+    ap.add_argument("--cost", action="append", default=[], metavar="NAME=KIND:FACTOR",
+                    help="one more cost model, e.g. light_device=device:0.5 (a wait of 0.5x reading + decoding) or "
+                    "light_model=numpy:1 (NumPy work of 1x); measured beside --settings, with no target of its own")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--loop-reader", default="s3torch", choices=tuple(READER_NAMES), help="how the hand-written loop reads on S3 (default s3torch)")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=JSON[,KEY=JSON]",
                     help="one more model-adapter predict row with these configuration keys, e.g. threads:prepare_in_processes=false")
     a = ap.parse_args(argv)
+    try:
+        chosen = {**{k: SETTINGS[k] for k in a.settings.split(",") if k}, **parse_costs(a.cost)}
+    except (KeyError, ValueError) as exc:
+        ap.error(str(exc))
     work = Path(tempfile.mkdtemp(prefix="user-compare-", dir=REPO / ".bench" if (REPO / ".bench").is_dir() else None))
     os.environ["MODEL_ADAPTER_HOME"] = str(work / "home")
     print(f"load average at the start: {os.getloadavg()}")
@@ -284,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
             uri = s3_uri() if backend == "s3" else str(work / "store")
             with Registry(open_store(uri)) as registry:
                 results[backend] = run_backend(registry, backend, uri, work, small=a.small, large=a.large, repeats=a.repeats, image_size=a.image_size, image_format=a.image_format, variants=variants, loop_reader=a.loop_reader,
-                    settings={k: SETTINGS[k] for k in a.settings.split(",")})
+                    settings=chosen)
     print(f"load average at the end: {os.getloadavg()}")
     for t in targets(results):
         print(f"  {'ok  ' if t['met'] else 'MISS'} {t['target']} [{t['case']}]: {t['value']} ({t['detail']})")

@@ -44,3 +44,12 @@ def test_user_comparison_targets_are_marked_from_the_medians():
     assert rows[("the model alone (model-bound)", "s3 / model_bound")]["met"] is False
     assert "110/s (100-120) vs 100/s (90-110)" in rows[("the hand-written DataLoader loop (processes, steady state)", "s3 / device_bound")]["detail"]
     assert "| s3 | device_bound | device 1.00 ms/item | 110 (100-120) | 100 (90-110) | 1.10 (0.90-1.30) | 120 | 0.92 | 1.20 |" in report.render({"user_compare": uc})
+
+
+def test_more_cost_models_are_named_kinds_and_factors():
+    from bench.user_compare import parse_costs
+
+    assert parse_costs(["light=device:0.3", "heavy=numpy:4"]) == {"light": ("device", 0.3), "heavy": ("numpy", 4.0)}
+    for bad in ("light", "light=gpu:1", "light=device:", "light=device:x", "=numpy:1", "light=device:-1"):
+        with pytest.raises(ValueError, match="NAME=device:FACTOR"):
+            parse_costs([bad])
