@@ -121,7 +121,8 @@ def map_large_allocations() -> None:
     one gives its memory back to the system at once (glibc; elsewhere nothing happens).
 
     A process-wide allocator setting: only for the worker processes the framework forks to read and
-    decode (``decoders``, ``batch_reader``), never in the user's process. glibc raises that threshold
+    decode one image at a time (``decoders``), never in the user's process; ``batch_reader``'s workers leave glibc its own
+    threshold, which reuses freed buffers instead of faulting in new pages for every image. glibc raises that threshold
     itself as large blocks are freed, then serves them from per-thread arenas that keep what is
     freed. Done once per process.
     """
