@@ -23,7 +23,6 @@ from typing import Any
 from .common import REPEATS, REPO, fmt_spread, gpu_status, machine_info, s3_uri, seaweed_server
 
 SECTIONS = ("predict", "user", "memory", "artifacts", "pipeline", "torch", "latency", "s3bulk")
-#: Repeats of every timed row in a full run: each row reports their median with the min-max (``common.spread``).
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

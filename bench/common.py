@@ -95,7 +95,8 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-#: Interleaved repeats of every measure by default: single runs swing by +-20 % on a shared 2-CPU machine.
+#: Interleaved repeats of every measure by default (single runs swing by +-20 % on a shared 2-CPU machine);
+#: each row reports their median with the min-max (``spread``).
 REPEATS = 5
 
 

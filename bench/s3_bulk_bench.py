@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from adapter_base.storage.s3 import S3Store
 
-from .common import BENCH_BUCKET, scratch_dir, seaweed_server, spread
+from .common import BENCH_BUCKET, REPEATS, scratch_dir, seaweed_server, spread
 from .latency_bench import LATENCY_MS, latency_proxy
 
 CLIENTS = ("minio", "obstore")
@@ -118,7 +118,7 @@ def run(
     *,
     count: int = 2000,
     sizes_kib: tuple[int, ...] = (16, 100),
-    repeats: int = 5,
+    repeats: int = REPEATS,
     latency_ms: float = LATENCY_MS,
     concurrency: int = CONCURRENCY,
     progress: Callable[[str], None] = print,
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python -m bench.s3_bulk_bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=2000, help="objects per size (default 2000)")
     ap.add_argument("--sizes", default="16,100", help="object sizes in KiB (default 16,100)")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=REPEATS)
     ap.add_argument("--latency-ms", type=float, default=LATENCY_MS)
     ap.add_argument("--concurrency", type=int, default=CONCURRENCY)
     a = ap.parse_args(argv)

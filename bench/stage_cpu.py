@@ -25,6 +25,8 @@ from typing import Any
 
 import psutil
 
+from .common import REPEATS
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -97,7 +99,7 @@ class StageSampler:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.stage_cpu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=REPEATS)
     ap.add_argument("--device-ms", type=float, default=1.5)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--config", action="append", default=[], metavar="KEY=JSON", help="a configuration key of the run, e.g. prepare_in_processes=true")

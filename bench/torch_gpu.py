@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .common import fmt_spread, median, rate_spread
+from .common import REPEATS, fmt_spread, median, rate_spread
 
 MEASURES = ("plain_no_write", "plain_loop", "predict_items")
 
@@ -84,7 +84,7 @@ def run(
     workdir: Path,
     *,
     n: int = 512,
-    repeats: int = 5,
+    repeats: int = REPEATS,
     batch_size: int = 64,
     image_size: int = 128,
     input_size: int = 64,
@@ -159,7 +159,7 @@ def run(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.torch_gpu", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2048)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=REPEATS)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--image-size", type=int, default=128, help="stored PNG size")
     ap.add_argument("--input-size", type=int, default=64, help="network input size (items are resized to it)")

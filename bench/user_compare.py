@@ -36,7 +36,7 @@ from typing import Any, Callable
 from adapter_base import Registry
 from adapter_base.registry import layout
 
-from .common import IMAGE_FORMATS, REPO, spread
+from .common import IMAGE_FORMATS, REPEATS, REPO, spread
 from .models import limit_blas_threads
 from .predict_bench import bench_adapter, build_dataset, calibrate, model_cost
 
@@ -86,7 +86,7 @@ def run_backend(
     *,
     small: int = 200,
     large: int = 1000,
-    repeats: int = 5,
+    repeats: int = REPEATS,
     batch_size: int = 16,
     image_size: int = 256,
     image_format: str = "png",
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     from .common import s3_uri, seaweed_server
 
     ap = argparse.ArgumentParser(prog="python -m bench.user_compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=REPEATS)
     ap.add_argument("--small", type=int, default=200)
     ap.add_argument("--large", type=int, default=1000)
     ap.add_argument("--image-size", type=int, default=256)
