@@ -22,7 +22,7 @@ BENCH_BUCKET = "model-adapter-bench"
 
 
 # ----------------------------------------------------------------------------- timing
-def _cpu(proc: Any) -> float:
+def tree_cpu(proc: Any) -> float:
     """User + system CPU seconds of ``proc`` and its children (psutil), 0 when unavailable: the live ones, and
     those that ended and were waited for (a pool of worker processes replaced during a run keeps counting)."""
     if proc is None:
@@ -81,11 +81,11 @@ class Meter:
         self._server = psutil.Process(server_pid) if server_pid else None
 
     def measure(self, fn: Callable[[], Any]) -> tuple[Sample, Any]:
-        c0, s0, m0 = self._me.cpu_times(), _cpu(self._server), machine_busy_s()
+        c0, s0, m0 = self._me.cpu_times(), tree_cpu(self._server), machine_busy_s()
         t0 = time.perf_counter()
         result = fn()
         wall = time.perf_counter() - t0
-        c1, s1, m1 = self._me.cpu_times(), _cpu(self._server), machine_busy_s()
+        c1, s1, m1 = self._me.cpu_times(), tree_cpu(self._server), machine_busy_s()
         cpu = (c1.user - c0.user) + (c1.system - c0.system)
         other = max(0.0, (m1 - m0) - cpu - (s1 - s0))
         return Sample(wall, cpu, s1 - s0, other), result

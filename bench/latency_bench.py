@@ -73,7 +73,7 @@ def measure(
     """One ``predict_dataset`` run through the proxy: requests per item, items/s, the bound they imply, CPU spent."""
     import psutil
 
-    from .common import _cpu, machine_busy_s
+    from .common import machine_busy_s, tree_cpu
     from .models import CostModelAdapter
 
     proxy_port, proxy_pid = proxy
@@ -88,10 +88,10 @@ def measure(
         options = PredictionOptions.from_configuration(adapter.configuration, batch_size=batch_size)
         pools = plan_pools(options, store, default_prepare=uses_default_prepare(adapter))
         store.reset()
-        cpu0, busy0, t0 = {k: _cpu(p) for k, p in procs.items()}, machine_busy_s(), time.perf_counter()
+        cpu0, busy0, t0 = {k: tree_cpu(p) for k, p in procs.items()}, machine_busy_s(), time.perf_counter()
         report = adapter.predict_dataset(ds, batch_size=batch_size, save_report=False)
         wall = time.perf_counter() - t0
-        cpu = {k: _cpu(p) - cpu0[k] for k, p in procs.items()}  # each process with its children (the decoding processes)
+        cpu = {k: tree_cpu(p) - cpu0[k] for k, p in procs.items()}  # each process with its children (the decoding processes)
         # The server and the proxy are children of this process where it started them: count them once, as theirs.
         descendants = {c.pid for c in procs["run"].children(recursive=True)}
         cpu["run"] -= sum(cpu[k] for k in ("server", "proxy") if procs[k].pid in descendants)

@@ -12,8 +12,9 @@ figure is a number or a ``spread`` (median with min-max); its median is compared
 more than the noise floor of its unit; rows whose min-max ranges overlap are marked
 ``overlap`` (within the repeats' spread), but the threshold decides. Rows only on one side,
 or measured at other sizes or on another device (``n``, ``bytes``, ``device``... of the
-enclosing section), are
-listed and not compared. Exit status: 0, 1 when a row is worse, 2 when a file cannot be read.
+enclosing section), or against a model cost calibrated more than 10% apart (``work``,
+``device_ms_per_item``: each run sizes its model from its own reading and decoding, so a
+slower read makes every rate of that case lower by design), are listed and not compared. Exit status: 0, 1 when a row is worse, 2 when a file cannot be read.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ METRICS: dict[str, tuple[str, bool, float]] = {
 }
 #: Keys of a section that set the size of what its rows measure: rows are compared only at equal sizes.
 SCALE_KEYS = ("n", "items", "small", "large", "files", "bytes", "batch_size", "image_size", "input_size", "dataset_items", "epochs", "latency_ms", "device")
+#: Keys of a section that set the model cost its rows run against (calibrated by each run): rows are
+#: compared only where each is within ``COST_TOLERANCE`` of the baseline's.
+COST_KEYS = ("work", "device_ms_per_item")
+COST_TOLERANCE = 0.10
 #: Subtrees that hold raw repeats, settings or verdicts, not rows.
 SKIP = frozenset({"machine", "config", "targets", "samples", "runs", "seconds", "calibration", "configuration", "requests", "variants", "gpu"})
 #: Path parts that only group rows; left out of a row's name.
@@ -64,6 +69,7 @@ class Figure:
     low: float | None = None
     high: float | None = None
     scale: tuple[tuple[str, Any], ...] = ()
+    cost: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class Change:
 
 @dataclass
 class Comparison:
-    """Every row of two runs: the ones compared, the ones on one side only, the ones at other sizes."""
+    """Every row of two runs: the ones compared, the ones on one side only, the ones at other sizes or model costs."""
 
     changes: list[Change]
     only_baseline: list[str]
@@ -121,8 +127,9 @@ def figures(results: dict[str, Any]) -> dict[str, Figure]:
     """Every row of a bench results file (see ``METRICS``), keyed by row name and unit."""
     out: dict[str, Figure] = {}
 
-    def walk(node: dict[str, Any], path: tuple[str, ...], scale: tuple[tuple[str, Any], ...]) -> Iterator[Figure]:
+    def walk(node: dict[str, Any], path: tuple[str, ...], scale: tuple[tuple[str, Any], ...], cost: tuple[tuple[str, float], ...]) -> Iterator[Figure]:
         scale = scale + tuple((f"{'/'.join(path)}:{k}", node[k]) for k in SCALE_KEYS if k in node and not isinstance(node[k], dict))
+        cost = cost + tuple((k, float(node[k])) for k in COST_KEYS if isinstance(node.get(k), (int, float)) and not isinstance(node[k], bool))
         for key, value in node.items():
             if key in SKIP:
                 continue
@@ -133,17 +140,17 @@ def figures(results: dict[str, Any]) -> dict[str, Figure]:
                 for extra, got in named:
                     if got is not None:
                         parts = [p for p in (*path, *extra) if p not in GROUPS]
-                        yield Figure(" / ".join(parts), unit, higher, floor, got[0], got[1], got[2], scale)
+                        yield Figure(" / ".join(parts), unit, higher, floor, got[0], got[1], got[2], scale, cost)
             elif isinstance(value, dict):
-                yield from walk(value, (*path, key), scale)
+                yield from walk(value, (*path, key), scale, cost)
 
-    for f in walk(results, (), ()):
+    for f in walk(results, (), (), ()):
         out[f"{f.row} [{f.unit}]"] = f
     return out
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float = THRESHOLD) -> Comparison:
-    """Row by row: each row's change from ``baseline`` to ``current``, rows on one side only, rows at other sizes."""
+    """Row by row: each row's change from ``baseline`` to ``current``, rows on one side only, rows at other sizes or model costs."""
     base, new = figures(baseline), figures(current)
     changes, other = [], []
     for key in [k for k in base if k in new]:
@@ -153,8 +160,19 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float 
             what = ", ".join(sorted({name.rsplit(":", 1)[1] for name, _ in diff}))
             other.append((key, f"{what} differ"))
             continue
+        costs = _cost_changes(b.cost, n.cost)
+        if costs:
+            other.append((key, f"model cost differs: {costs}"))
+            continue
         changes.append(Change(b, n))
     return Comparison(changes, [k for k in base if k not in new], [k for k in new if k not in base], other, threshold)
+
+
+def _cost_changes(base: tuple[tuple[str, float], ...], new: tuple[tuple[str, float], ...]) -> str:
+    """The model costs both rows name that differ by more than ``COST_TOLERANCE`` (``"work 300 vs 452"``), or ``""``."""
+    b, n = dict(base), dict(new)
+    far = [k for k in COST_KEYS if k in b and k in n and abs(n[k] - b[k]) > COST_TOLERANCE * max(abs(b[k]), abs(n[k]))]
+    return ", ".join(f"{k} {b[k]:g} vs {n[k]:g}" for k in far)
 
 
 def _section(key: str) -> str:
@@ -171,7 +189,7 @@ def render(c: Comparison, *, every_row: bool = False) -> str:
     rows = c.changes if every_row else c.worse
     lines = [
         f"{len(c.changes)} rows compared, {len(c.worse)} more than {c.threshold:.0%} worse"
-        f"; {len(c.only_baseline)} only in the baseline, {len(c.only_current)} only in this run, {len(c.other_sizes)} at other sizes"
+        f"; {len(c.only_baseline)} only in the baseline, {len(c.only_current)} only in this run, {len(c.other_sizes)} at other sizes or model costs"
     ]
     if rows:
         width, uw = max(len(x.base.row) for x in rows), max(len(x.base.unit) for x in rows)
@@ -198,7 +216,7 @@ def render(c: Comparison, *, every_row: bool = False) -> str:
         groups: dict[tuple[str, str], int] = {}
         for key, why in c.other_sizes:
             groups[_section(key), why] = groups.get((_section(key), why), 0) + 1
-        lines += ["", "measured at other sizes (not compared):"] + [f"  {s}: {k} row(s), {why}" for (s, why), k in groups.items()]
+        lines += ["", "measured at other sizes or model costs (not compared):"] + [f"  {s}: {k} row(s), {why}" for (s, why), k in groups.items()]
     return "\n".join(lines)
 
 

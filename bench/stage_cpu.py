@@ -1,6 +1,6 @@
 """CPU per item of each stage of ``predict_dataset``, from the CPU time of its threads (``/proc/self/task``).
 
-    python -m bench.stage_cpu [--n 1000] [--repeats 5] [--device-ms 1.5] [--config prepare_in_processes=true]
+    python -m bench.stage_cpu [--n 1000] [--repeats 5] [--device-ms 1.5] [--store s3] [--config prepare_in_processes=true]
 
 A sampler reads every thread's CPU time (user + system) every 20 ms while the run goes on
 and keeps each thread's last figure, named after the thread (``prepare_*``: reading and
@@ -13,9 +13,11 @@ number; the figures are CPU milliseconds per item, median (min-max) over the rep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import shutil
 import statistics
 import tempfile
 import threading
@@ -25,7 +27,7 @@ from typing import Any
 
 import psutil
 
-from .common import REPEATS
+from .common import REPEATS, s3_uri, seaweed_server, tree_cpu
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=REPEATS)
     ap.add_argument("--device-ms", type=float, default=1.5)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--store", choices=("local", "s3"), default="local", help="the local store, or a SeaweedFS S3 server started here (its CPU shown as (S3 server))")
     ap.add_argument("--config", action="append", default=[], metavar="KEY=JSON", help="a configuration key of the run, e.g. prepare_in_processes=true")
     a = ap.parse_args(argv)
     config = {k: json.loads(v) for k, v in (c.split("=", 1) for c in a.config)}
@@ -110,23 +113,35 @@ def main(argv: list[str] | None = None) -> None:
     from adapter_base.storage import open_store
 
     from .models import limit_blas_threads
-    from .predict_bench import bench_adapter, build_dataset
 
     limiter = limit_blas_threads(1)  # noqa: F841
     work = Path(tempfile.mkdtemp(prefix="stage-cpu-"))
     os.environ["MODEL_ADAPTER_HOME"] = str(work / "home")
-    registry = Registry(open_store(str(work / "store")))
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(seaweed_server(work)) if a.store == "s3" else None
+        uri = s3_uri() if server is not None else str(work / "store")
+        registry = stack.enter_context(Registry(open_store(uri)))
+        measure(registry, a, config, server.pid if server is not None else None)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(registry: Any, a: argparse.Namespace, config: dict[str, Any], server_pid: int | None) -> None:
+    """Run ``predict_dataset`` ``a.repeats`` times on a new dataset of ``a.n`` items; print each stage's CPU per item."""
+    from .predict_bench import bench_adapter, build_dataset
+
     ds = build_dataset(registry, a.n)
+    server = psutil.Process(server_pid) if server_pid else None
     per_item: dict[str, list[float]] = {}
     walls = []
     for r in range(a.repeats):
-        adapter = bench_adapter(registry, f"stage-cpu-{r}", work=0, device_s_per_item=a.device_ms / 1e3, **config)
+        adapter = bench_adapter(registry, f"stage-cpu-{r}", **{"work": 0, "device_s_per_item": a.device_ms / 1e3, **config})
         with StageSampler() as sampler:
-            t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
+            t0, c0, k0, s0 = time.perf_counter(), time.process_time(), _children_cpu(), tree_cpu(server)
             report = adapter.predict_dataset(ds.id, batch_size=a.batch_size)
             walls.append(time.perf_counter() - t0)
             process_cpu = time.process_time() - c0
             children = _children_cpu() - k0
+            server_cpu = tree_cpu(server) - s0
         assert report.ok, report.summary()
         groups = sampler.by_group()
         for g, cpu in groups.items():
@@ -134,12 +149,13 @@ def main(argv: list[str] | None = None) -> None:
         per_item.setdefault("(process)", []).append(process_cpu * 1e3 / a.n)
         per_item.setdefault("(worker processes)", []).append(children * 1e3 / a.n)
         per_item.setdefault("(threads too short-lived to sample)", []).append(max(0.0, process_cpu - sum(groups.values())) * 1e3 / a.n)
-    print(f"{a.n} items, local store, device {a.device_ms} ms/item, configuration {config}, {a.repeats} repeats; load average {os.getloadavg()}")
+        if server is not None:
+            per_item.setdefault("(S3 server)", []).append(server_cpu * 1e3 / a.n)
+    print(f"{a.n} items, {a.store} store, device {a.device_ms} ms/item, configuration {config}, {a.repeats} repeats; load average {os.getloadavg()}")
     print(f"items/s: median {a.n / statistics.median(walls):.0f} ({a.n / max(walls):.0f}-{a.n / min(walls):.0f})")
     for g, v in sorted(per_item.items(), key=lambda kv: -statistics.median(kv[1])):
         v = v + [0.0] * (a.repeats - len(v))
         print(f"  {g:24s} {statistics.median(v):6.3f} ms/item ({min(v):.3f}-{max(v):.3f})")
-    registry.close()
 
 
 if __name__ == "__main__":

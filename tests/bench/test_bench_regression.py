@@ -158,3 +158,21 @@ def test_the_baseline_defaults_to_the_results_committed_at_head():
     assert regression.figures(head)
     with pytest.raises(ValueError, match="cannot read bench/results/latest.json at git no-such-ref"):
         regression.committed("no-such-ref")
+
+
+def test_rows_measured_against_a_model_cost_calibrated_apart_are_listed_not_failed(committed):
+    """Each run calibrates its model from its own read + decode: a 50% slower device wait lowers every rate by design."""
+    new = copy.deepcopy(committed)
+    device = new["predict"]["s3"]["settings"]["device_bound"]
+    device["device_ms_per_item"] = device["device_ms_per_item"] * 1.5
+    for name in device["items_per_s"]:
+        _scale(new, f"predict/s3/settings/device_bound/items_per_s/{name}", 0.7)
+    model = new["predict"]["local"]["settings"]["model_bound"]
+    model["work"] = round(model["work"] * 1.05)  # within 10%: compared
+    _scale(new, "predict/local/settings/model_bound/items_per_s/predict_dataset", 0.8)
+    result = regression.compare(committed, new)
+    assert _worse(committed, new) == {"predict / local / model_bound / predict_dataset [items/s]"}
+    other = dict(result.other_sizes)
+    why = other["predict / s3 / device_bound / predict_dataset [items/s]"]
+    assert why.startswith("model cost differs: device_ms_per_item") and "vs" in why
+    assert "model cost differs" in regression.render(result)
