@@ -41,10 +41,14 @@ def _thread_cpu(tid: int) -> float | None:
         return None
 
 
-def _children_cpu() -> float:
-    """User + system CPU seconds of this process's live child processes (the reading and decoding workers)."""
+def _children_cpu(server: psutil.Process | None = None) -> float:
+    """User + system CPU seconds of this process's live child processes (the reading, decoding and writing
+    workers), less ``server`` and its children (an S3 server started by this process)."""
     total = 0.0
+    skip = {server.pid, *(c.pid for c in server.children(recursive=True))} if server is not None else set()
     for child in psutil.Process().children(recursive=True):
+        if child.pid in skip:
+            continue
         try:
             t = child.cpu_times()
             total += t.user + t.system
@@ -136,11 +140,11 @@ def measure(registry: Any, a: argparse.Namespace, config: dict[str, Any], server
     for r in range(a.repeats):
         adapter = bench_adapter(registry, f"stage-cpu-{r}", **{"work": 0, "device_s_per_item": a.device_ms / 1e3, **config})
         with StageSampler() as sampler:
-            t0, c0, k0, s0 = time.perf_counter(), time.process_time(), _children_cpu(), tree_cpu(server)
+            t0, c0, k0, s0 = time.perf_counter(), time.process_time(), _children_cpu(server), tree_cpu(server)
             report = adapter.predict_dataset(ds.id, batch_size=a.batch_size)
             walls.append(time.perf_counter() - t0)
             process_cpu = time.process_time() - c0
-            children = _children_cpu() - k0
+            children = _children_cpu(server) - k0
             server_cpu = tree_cpu(server) - s0
         assert report.ok, report.summary()
         groups = sampler.by_group()

@@ -9,6 +9,7 @@ past its timeout, a ``TimeoutError``.
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -38,19 +39,34 @@ def prepare_input(
     return prepared
 
 
-def call_predict(adapter: AdapterHooks, inputs: list[Any], items: Sequence[Item], timeout_s: float | None, hook: str = "predict") -> Any:
+def call_predict(
+    adapter: AdapterHooks,
+    inputs: list[Any],
+    items: Sequence[Item],
+    timeout_s: float | None,
+    hook: str = "predict",
+    on_cpu: Callable[[float, float], None] | None = None,
+) -> Any:
     """``predict(inputs, items=...)`` (or the hook named ``hook``, e.g. ``embed``), given its own copies of
-    ``items``; a ``TimeoutError`` after ``timeout_s``.
+    ``items``; a ``TimeoutError`` after ``timeout_s``. ``on_cpu``: told, once the call returns, the CPU
+    seconds it spent on the thread it ran on and the seconds it lasted.
 
     The copies mean sorting, popping or editing them cannot change which item a result
     is stored on.
     """
     given = [copy.copy(it) for it in items]
+
+    def run() -> Any:
+        cpu, wall = time.thread_time(), time.monotonic()
+        try:
+            return call_hook(adapter, hook, inputs, items=given)
+        finally:
+            if on_cpu is not None:
+                on_cpu(time.thread_time() - cpu, time.monotonic() - wall)
+
     if not timeout_s:
-        return call_hook(adapter, hook, inputs, items=given)
-    return call_with_deadline(
-        lambda: call_hook(adapter, hook, inputs, items=given), float(timeout_s), hook, f"{hook} did not return within predict_timeout_s={timeout_s}"
-    )
+        return run()
+    return call_with_deadline(run, float(timeout_s), hook, f"{hook} did not return within predict_timeout_s={timeout_s}")
 
 
 def check_results(results: Any, count: int) -> AdapterContractError | None:

@@ -39,7 +39,7 @@ from .batch_release import BatchRelease
 from .pools import plan_pools, uses_default_prepare, uses_default_read
 from .report import PredictionReport, Tally, error_text
 from .tasks import PREDICT, Task
-from .writer import Collector, ResultWriter, registry_store, started_write_process
+from .writer import Collector, PredictShare, ResultWriter, registry_store, started_write_process
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class PredictionRun:
         self._batch: list[Prepared] = []  # the batch being filled (the producer's; flushed by a waiting decode too)
         self._batch_lock = threading.Lock()
         self._batches: queue.Queue[Any] = queue.Queue(maxsize=options.prefetch_batches)
+        self.predict_share = PredictShare()  # where the writes go on S3 (``Pools.writes_follow_predict``)
 
     def run(self, source: ItemSource) -> PredictionReport:
         """Predict every item of ``source``; the report, or the error that ended the run (recorded in it too)."""
@@ -136,10 +137,12 @@ class PredictionRun:
             registry_store(self.adapter.registry, self.task, self.dataset_id) if self.write else None,
             collect=self.on_result,
             workers=pools.write_threads,
-            chunk=opts.batch_size if remote is not None else opts.io_chunk,  # a hand-off to a process costs more than to a thread
+            chunk=opts.io_chunk,
             on_written=self._on_written(tally),
             backlog=max(4 * pools.write_threads, opts.prefetch_batches * opts.batch_size),
             remote=remote,
+            remote_chunk=opts.batch_size,
+            route=self.predict_share.busy if pools.writes_follow_predict else None,
         )
         producer = threading.Thread(
             target=self._produce_batches if self._batch_reader else self._produce,
@@ -384,7 +387,9 @@ class PredictionRun:
         """
 
         def call(chunk: list[Prepared]) -> Any:
-            return call_predict(self.adapter, [x for _, x, _ in chunk], [it for it, _, _ in chunk], self.options.predict_timeout_s, self.task.hook)
+            return call_predict(
+                self.adapter, [x for _, x, _ in chunk], [it for it, _, _ in chunk], self.options.predict_timeout_s, self.task.hook, on_cpu=self.predict_share.add
+            )
 
         errors: set[str | None] = set()  # what each call on a part of the batch ended with
         for chunk, results in self.halving.run(batch, call):

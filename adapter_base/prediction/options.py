@@ -55,10 +55,13 @@ class PredictionOptions:
     """Store the run's records (prediction sets, embeddings) from a worker process with the store opened anew,
     so that the predicting process spends no CPU or GIL turns on encoding and writing them (``write_process``).
 
-    None: automatic (on for a local store a worker can reopen, on 2 CPUs or more, where the registry
-    stores records the framework's way; off for S3, whose writes mostly wait on the network); False: never
-    (``write_workers`` threads of this process); True: whenever the store can be reopened (S3: two
-    processes sharing ``write_workers``). A chunk its process fails to take is written by the threads here."""
+    None: automatic, on 2 CPUs or more where a worker can reopen the store and the registry stores records
+    the framework's way: on a local store, always; on S3, two processes sharing ``write_workers`` take a
+    batch's records only while ``predict`` keeps its thread on the CPU for half the run's time or more
+    (a model computing here, whose GIL turns the write threads would take), else the write threads here
+    do (a model waiting on a device leaves them the GIL). False: never (``write_workers`` threads of this
+    process); True: every record, whenever the store can be reopened (S3: two processes sharing
+    ``write_workers``). A chunk its process fails to take is written by the threads here."""
 
     io_chunk: int = FRAMEWORK_DEFAULTS["io_chunk"]
     """Items per I/O-pool task (prepare and write): fewer thread hand-offs, less GIL traffic."""

@@ -15,8 +15,12 @@ loop model-bound and 0.85 vs 0.86x device-bound on a local store, 0.74 vs 0.60x 
 on S3 (docs/benchmarks.md). ``prepare_in_processes`` forces either way. On a local store the records
 are stored from a worker process too (``write_process``): encoding and writing them in this process took
 the ``predict`` thread's GIL turns (in-process A/B, 800 items: 457 vs 431 items/s device-bound, 241 vs
-227 model-bound). On S3 the write threads mostly wait on the network, and writing from processes
-made fewer items/s through 20 ms of latency (181-196 vs 204-236); ``write_in_processes`` forces either way.
+227 model-bound). On S3 the processes are started too, and each batch's records go to them only while
+``predict`` keeps this process's CPU busy (``writer.PredictShare``): there the write threads' Python
+(HTTP requests, ~0.8 ms of CPU a record) took the ``predict`` thread's GIL turns (paired in-process runs,
+800 items on SeaweedFS: 150 vs 138 items/s model-bound), while with a model that waits on a device the
+threads cost nothing to ``predict`` and the processes' hand-off cost CPU (273 vs 284 items/s device-bound).
+``write_in_processes`` forces either way.
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ class Pools:
 
     write_processes: int = 0
     """Processes storing the records (``write_process``), ``write_threads`` writes in flight among them (0: the write threads here)."""
+
+    writes_follow_predict: bool = False
+    """Records go to the write processes only while ``predict`` keeps this process's CPU busy, else to the write threads."""
 
 
 def cpu_count() -> int:
@@ -115,15 +122,17 @@ def plan_pools(
     ``io_workers``), 2 per decoding process (reading while one waits) otherwise; two write threads.
     On a remote store: ``io_workers`` requests in flight for reading and as many for writing.
     The writes are made by a worker process on a local store a worker can reopen, on 2 CPUs or more
-    (``write_processes``), unless ``write_in_processes`` says otherwise; forced on a remote store, by
-    two processes sharing the write threads.
+    (``write_processes``), unless ``write_in_processes`` says otherwise. On a remote store two processes
+    share the write threads: by default they take a batch's records only while ``predict`` keeps this
+    process's CPU busy (``writes_follow_predict``), and all of them where ``write_in_processes`` is on.
     """
     cpus = cpus or cpu_count()
     local = is_local(store)
     write = options.write_workers if options.write_workers is not None else options.io_workers if not local else min(options.io_workers, 2)
-    # automatic on a local store only: through 20 ms of latency, S3 writes from processes made 0.85-0.88x the items/s of the threads'
-    in_processes = options.write_in_processes if options.write_in_processes is not None else cpus >= 2 and local
+    in_processes = options.write_in_processes if options.write_in_processes is not None else cpus >= 2
     write_processes = (1 if local else 2) if in_processes and reopenable(store) else 0
+    # on S3 by default, only while predict is CPU-bound here: a model waiting on a device leaves the GIL to the write threads
+    follow = bool(write_processes) and not local and options.write_in_processes is None
     batch = default_prepare and default_read and reopenable(store) and shared_memory_available() and options.prepare_in_processes is not False
     if batch and options.prepare_in_processes is None:
         # resuming checks each item's stored result first (on the threads); decode_processes set alone
@@ -133,7 +142,8 @@ def plan_pools(
         processes = options.decode_processes or min(cpus, MAX_AUTO_PROCESSES)
         fetch = 1 if local else max(2, options.io_workers // processes)  # as many reads in flight as the threads would have
         return Pools(
-            prepare_threads=1, decode_processes=0, write_threads=max(1, write), batch_processes=processes, fetch_threads=fetch, write_processes=write_processes
+            prepare_threads=1, decode_processes=0, write_threads=max(1, write), batch_processes=processes, fetch_threads=fetch, write_processes=write_processes,
+            writes_follow_predict=follow,
         )
     if options.decode_processes is not None:
         processes = options.decode_processes if default_prepare else 0
@@ -146,7 +156,9 @@ def plan_pools(
         prepare = options.io_workers
     else:
         prepare = min(options.io_workers, 2 * processes if processes else cpus)
-    return Pools(prepare_threads=max(1, prepare), decode_processes=processes, write_threads=max(1, write), write_processes=write_processes)
+    return Pools(
+        prepare_threads=max(1, prepare), decode_processes=processes, write_threads=max(1, write), write_processes=write_processes, writes_follow_predict=follow
+    )
 
 
 def shared_memory_available() -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -47,6 +49,38 @@ def started_write_process(registry: Registry, task: Task, dataset_id: str | None
     ).start()
 
 
+class PredictShare:
+    """How much of a run's time ``predict`` spends on the CPU of the thread it runs on (``time.thread_time``).
+
+    A ``predict`` that computes on this process's CPU needs the GIL back after every call into
+    native code, and loses turns to every Python thread writing records; one that waits on a
+    device sleeps with the GIL released, and those threads cost it nothing.
+    """
+
+    #: From this share of the run's time on, ``busy`` is true.
+    BUSY = 0.5
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._cpu = 0.0
+
+    def add(self, cpu_s: float, wall_s: float) -> None:
+        """A ``predict`` call lasted ``wall_s`` seconds, ``cpu_s`` of them on the CPU of the thread it ran on."""
+        if self._start is None:  # counted from the first call's start: not the run's start-up, while no input was there yet
+            self._start = time.monotonic() - wall_s
+        self._cpu += cpu_s
+
+    def share(self) -> float:
+        """CPU seconds spent in ``predict`` over the seconds since its first call began (0 before any call)."""
+        if self._start is None:
+            return 0.0
+        return self._cpu / max(time.monotonic() - self._start, 1e-9)
+
+    def busy(self) -> bool:
+        """True while ``predict`` has kept its thread on the CPU for ``BUSY`` of the time since its first call or more."""
+        return self.share() >= self.BUSY
+
+
 class ResultWriter:
     """Takes each batch's results: gives them to the collector at once, stores them while ``predict`` goes on.
 
@@ -57,7 +91,9 @@ class ResultWriter:
     Without a store the items count as written as soon as they are flushed.
 
     With a ``remote`` (``WriteProcess``), the chunks are stored by its worker processes instead,
-    and by the threads here only where it fails as a whole (its process died: from then on, all of them).
+    ``remote_chunk`` items each, and by the threads here only where it fails as a whole (its process
+    died: from then on, all of them). With ``route`` too, a batch's records go to the processes only
+    where ``route()`` is true when they are flushed (``PredictShare.busy``), else to the threads.
     """
 
     def __init__(
@@ -70,10 +106,14 @@ class ResultWriter:
         on_written: Outcomes,
         backlog: int | None = None,
         remote: WriteProcess | None = None,
+        remote_chunk: int | None = None,
+        route: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
         self.collect = collect
         self.chunk = chunk
+        self.remote_chunk = max(chunk, remote_chunk or chunk)  # a hand-off to a process costs more than to a thread
+        self.route = route
         self.on_written = on_written
         self.remote = remote if store is not None else None
         self._pending: list[tuple[Item, PredictionSet]] = []
@@ -93,18 +133,32 @@ class ResultWriter:
         if self.store is None:
             self.on_written([it for it, _ in done], [None] * len(done))
             return
+        if self.remote is not None and (self.route is None or self.route()):
+            for start in range(0, len(done), self.remote_chunk):
+                chunk = done[start : start + self.remote_chunk]
+                places = self._places(chunk)
+                for _ in range(places):
+                    self._in_flight.acquire()
+                if self.remote is not None:
+                    try:
+                        fut = self.remote.submit(chunk)
+                    except Exception:  # noqa: BLE001 - its processes are gone: this run writes here from now on
+                        self._stop_remote()
+                    else:
+                        fut.add_done_callback(lambda f, c=chunk: self._finish_remote(f, c))  # type: ignore[misc]
+                        continue
+                for _ in range(places - 1):  # written here instead, in one task: one place is enough
+                    self._in_flight.release()
+                self._write_here(chunk)
+            return
         for start in range(0, len(done), self.chunk):
             chunk = done[start : start + self.chunk]
             self._in_flight.acquire()
-            if self.remote is not None:
-                try:
-                    fut = self.remote.submit(chunk)
-                except Exception:  # noqa: BLE001 - its processes are gone: this run writes here from now on
-                    self._stop_remote()
-                else:
-                    fut.add_done_callback(lambda f, c=chunk: self._finish_remote(f, c))  # type: ignore[misc]
-                    continue
             self._write_here(chunk)
+
+    def _places(self, chunk: Sequence[object]) -> int:
+        """Places in the backlog a chunk sent to the processes takes: one per ``chunk`` items (all of them at most)."""
+        return min(self._tasks, math.ceil(len(chunk) / self.chunk))
 
     def close(self) -> None:
         """Wait for every write started."""
@@ -124,12 +178,15 @@ class ResultWriter:
             remote.discard()
 
     def _finish_remote(self, fut: "Future[list[BaseException | None]]", chunk: list[tuple[Item, PredictionSet]]) -> None:
+        places = self._places(chunk)
         try:
             errors = fut.result()
         except BaseException:  # noqa: BLE001 - not the items' errors: the process died, or the chunk did not reach it
             self._stop_remote()
+            for _ in range(places - 1):  # one place kept until written here
+                self._in_flight.release()
             try:
-                self._write_here(chunk)  # keeps its place until written here
+                self._write_here(chunk)
             except RuntimeError as exc:  # closed meanwhile (the run ended on an error)
                 self._in_flight.release()
                 self.on_written([it for it, _ in chunk], [exc] * len(chunk))
@@ -137,7 +194,8 @@ class ResultWriter:
         try:
             self.on_written([it for it, _ in chunk], errors)
         finally:
-            self._in_flight.release()
+            for _ in range(places):
+                self._in_flight.release()
 
     def _write_chunk(self, chunk: list[tuple[Item, PredictionSet]]) -> list[BaseException | None]:
         """Write a few items' prediction sets one after the other: one pool task, one hand-off."""

@@ -50,9 +50,11 @@ LOCAL.uri = "file:///tmp/x"
         (4, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=4, write_processes=1)),
         (4, LOCAL, False, Pools(prepare_threads=4, decode_processes=0, write_threads=2, write_processes=1)),
         (64, LOCAL, True, Pools(prepare_threads=1, decode_processes=0, write_threads=2, batch_processes=8, write_processes=1)),
-        (2, FakeS3(), True, Pools(prepare_threads=1, decode_processes=0, write_threads=16, batch_processes=2, fetch_threads=8)),  # 16 reads in flight
-        (2, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),  # many requests in flight
-        (8, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),
+        # 16 reads in flight; the write processes take the records while predict keeps the CPU busy
+        (2, FakeS3(), True, Pools(prepare_threads=1, decode_processes=0, write_threads=16, batch_processes=2, fetch_threads=8, write_processes=2, writes_follow_predict=True)),
+        (2, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16, write_processes=2, writes_follow_predict=True)),  # many requests in flight
+        (8, FakeS3(), False, Pools(prepare_threads=16, decode_processes=0, write_threads=16, write_processes=2, writes_follow_predict=True)),
+        (1, FakeS3(), True, Pools(prepare_threads=16, decode_processes=0, write_threads=16)),
     ],
 )
 def test_automatic_sizes_follow_the_cpus_and_the_store(cpus, store, default_prepare, expected):
@@ -62,12 +64,16 @@ def test_automatic_sizes_follow_the_cpus_and_the_store(cpus, store, default_prep
 
 @pytest.mark.parametrize("cpus", [1, 2, 4])
 def test_writes_in_processes_follow_the_setting_the_store_and_the_cpus(cpus):
-    """Records are stored from a worker process on 2 CPUs or more on a local store a worker can reopen (on S3 the write
-    threads mostly wait on the network); the setting forces either way, with two processes on S3."""
+    """Records are stored from a worker process on 2 CPUs or more on a local store a worker can reopen; on S3 two
+    processes are there, taking the records only while predict keeps the CPU busy (the write threads mostly wait on
+    the network); the setting forces either way, with two processes on S3 taking every record."""
     auto, on, off = PredictionOptions(), PredictionOptions(write_in_processes=True), PredictionOptions(write_in_processes=False)
     assert plan_pools(auto, LOCAL, default_prepare=False, cpus=cpus).write_processes == (1 if cpus >= 2 else 0)
-    assert plan_pools(auto, FakeS3(), default_prepare=True, cpus=cpus).write_processes == 0
+    assert not plan_pools(auto, LOCAL, default_prepare=False, cpus=cpus).writes_follow_predict
+    s3_auto = plan_pools(auto, FakeS3(), default_prepare=True, cpus=cpus)
+    assert (s3_auto.write_processes, s3_auto.writes_follow_predict) == ((2, True) if cpus >= 2 else (0, False))
     assert plan_pools(on, FakeS3(), default_prepare=True, cpus=cpus).write_processes == 2
+    assert not plan_pools(on, FakeS3(), default_prepare=True, cpus=cpus).writes_follow_predict
     assert plan_pools(on, LOCAL, default_prepare=True, cpus=cpus).write_processes == 1
     assert plan_pools(off, FakeS3(), default_prepare=True, cpus=cpus).write_processes == 0
     not_reopenable = type("Elsewhere", (), {"uri": "s3://bucket/x"})()
@@ -103,7 +109,9 @@ def test_configured_counts_win_and_a_custom_prepare_never_runs_in_processes():
     opts = PredictionOptions.from_configuration({"prepare_workers": 3, "write_workers": 5, "decode_processes": 0})
     assert plan_pools(opts, LOCAL, default_prepare=True, cpus=8) == Pools(prepare_threads=3, decode_processes=0, write_threads=5, write_processes=1)
     opts = PredictionOptions.from_configuration({"decode_processes": 3, "io_workers": 4})
-    assert plan_pools(opts, FakeS3(), default_prepare=False, cpus=8) == Pools(prepare_threads=4, decode_processes=0, write_threads=4)
+    assert plan_pools(opts, FakeS3(), default_prepare=False, cpus=8) == Pools(
+        prepare_threads=4, decode_processes=0, write_threads=4, write_processes=2, writes_follow_predict=True
+    )
     assert plan_pools(opts, FakeS3(), default_prepare=True, cpus=1).decode_processes == 3
 
 

@@ -3,7 +3,9 @@ when the process dies; and the predicted batches let go of on a thread of their 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 import threading
 import uuid
 from pathlib import Path
@@ -192,3 +194,46 @@ def test_batches_are_let_go_of_on_the_releasing_thread_then_their_bytes(tmp_path
     release.close()
     assert dropped_on == ["batch-release"] * 4
     assert given_back == [(10, 2), (20, 4)]  # each batch's bytes only once its items are gone
+
+
+class Computing(Labeler):
+    """Keeps its thread on the CPU for ``work_s`` a batch (a model on this machine's CPU), or waits as long (on a device)."""
+
+    compute = True
+    work_s = 0.05
+
+    def predict(self, batch: Any, **kwargs: Any) -> list[AnnotationCollection]:
+        start = time.thread_time()
+        if self.compute:
+            while time.thread_time() - start < self.work_s:
+                pass
+        else:
+            time.sleep(self.work_s)
+        return super().predict(batch)
+
+
+def test_records_follow_predict_to_the_processes_only_while_it_keeps_the_cpu_busy(tmp_path, monkeypatch):
+    """How a run on S3 stores by default (``Pools.writes_follow_predict``): the write processes take the records while
+    ``predict`` computes on this process's CPU, the write threads here while it waits on a device."""
+    from adapter_base.prediction import engine
+
+    planned = engine.plan_pools
+    monkeypatch.setattr(engine, "plan_pools", lambda *a, **k: dataclasses.replace(planned(*a, **k), writes_follow_predict=True))
+    store = Noting(tmp_path / "store")
+    with Registry(store) as registry:
+        ds = dataset(registry, 24)
+        for compute in (True, False):
+            for f in store.root.glob("writers-*"):
+                f.unlink()
+            model = registry.create_model(f"m-{compute}", labels=["a"], configuration={"batch_size": 4})
+            adapter = Computing(registry=registry)
+            adapter.compute = compute
+            adapter.load_from_model(model)
+            report = adapter.predict_dataset(ds)
+            assert report.ok and report.succeeded == 24, report.summary()
+            by_process = writers(store.root)
+            assert sum(by_process.values()) == 24 and len(labels(registry, ds, model)) == 24
+            if compute:
+                assert by_process.get(os.getpid(), 0) <= 8  # the first batches' at most, while predict's share builds up
+            else:
+                assert by_process == {os.getpid(): 24}

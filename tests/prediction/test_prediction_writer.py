@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 
 from adapter_base import Annotation, Item, PredictionSet, Registry
 from adapter_base.prediction.contract import stamp
@@ -136,3 +137,90 @@ def test_flush_waits_only_once_the_backlog_is_full(tmp_path):
         waiting.join(30)
         writer.close()
         assert outcomes.seen == {it.id: None for it, _ in results}
+
+
+class FakeRemote:
+    """A ``WriteProcess`` stand-in: stores each chunk on a thread of its own, noting its size; can fail to take them."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.chunks: list[int] = []
+        self.refuse = False
+
+    def submit(self, chunk):
+        if self.refuse:
+            raise RuntimeError("its processes are gone")
+        self.chunks.append(len(chunk))
+        fut: Future = Future()
+
+        def run() -> None:
+            fut.set_result([self.store(item, pset) for item, pset in chunk])
+
+        threading.Thread(target=run, daemon=True).start()
+        return fut
+
+    def discard(self) -> None:
+        pass
+
+
+def test_each_batch_goes_to_the_processes_or_the_threads_as_the_route_says(tmp_path):
+    """With a ``route``, a flushed batch's records go to the write processes only where it is true when flushed,
+    in chunks of ``remote_chunk``; the threads take the others in chunks of ``chunk``; every item's outcome comes back."""
+    with Registry(LocalStore(tmp_path / "store"), io_workers=2) as registry:
+        results = items_and_sets(registry, 48)
+        here: list[str] = []
+
+        def store(item: Item, pset: PredictionSet) -> None:
+            if threading.current_thread().name.startswith("write"):
+                here.append(item.id)
+            registry.put_predictions(pset, item.dataset_id)
+
+        remote = FakeRemote(store)
+        busy = [True]
+        outcomes = Outcomes()
+        writer = ResultWriter(store, collect=None, workers=2, chunk=4, on_written=outcomes, backlog=16, remote=remote, remote_chunk=16, route=lambda: busy[0])
+        for n, start in enumerate(range(0, 48, 16)):
+            busy[0] = n != 1  # the second batch while predict is not busy
+            remote.refuse = n == 2  # the third: the processes are gone, so it is written here
+            for item, pset in results[start : start + 16]:
+                writer.accept(item, pset)
+            writer.flush()
+        writer.close()  # returns: every place in the backlog came back
+        assert remote.chunks == [16]
+        assert sorted(here) == sorted(it.id for it, _ in results[16:])
+        assert outcomes.seen == {it.id: None for it, _ in results}
+
+
+def test_predict_s_cpu_is_told_from_the_thread_it_ran_on():
+    """``call_predict`` tells how much CPU the call took on its own thread (also on the deadline's thread): a predict
+    that computes is busy, one that waits on a device is not."""
+    from adapter_base.prediction.contract import call_predict
+    from adapter_base.prediction.writer import PredictShare
+
+    class Model:
+        def __init__(self, compute: bool) -> None:
+            self.compute = compute
+
+        def predict(self, batch, **kwargs):
+            start = time.thread_time()
+            while self.compute and time.thread_time() - start < 0.2:
+                pass
+            if not self.compute:
+                time.sleep(0.2)
+            return [[] for _ in batch]
+
+    item = Item(dataset_id="d", path="a.txt", mimetype="text/plain")
+    for timeout_s in (None, 30.0):
+        told: list[tuple[float, float]] = []
+        call_predict(Model(True), [1], [item], timeout_s, on_cpu=lambda cpu, wall: told.append((cpu, wall)))
+        call_predict(Model(False), [1], [item], timeout_s, on_cpu=lambda cpu, wall: told.append((cpu, wall)))
+        (busy_cpu, busy_wall), (idle_cpu, idle_wall) = told
+        assert busy_cpu >= 0.2 and busy_wall >= 0.2
+        assert idle_cpu < 0.05 and idle_wall >= 0.2
+    share = PredictShare()
+    assert not share.busy() and share.share() == 0.0  # no call yet
+    share.add(0.9, 1.0)  # the first call: counted from its start
+    assert 0.6 < share.share() <= 0.9 and share.busy()  # 0.9 s of the 1 s since the call began, and what passed since
+    idle = PredictShare()
+    idle.add(0.01, 1.0)  # waited on a device
+    assert idle.share() < 0.05 and not idle.busy()
