@@ -101,10 +101,11 @@ def measure(
     if report.succeeded != report.total or not report.ok:
         raise RuntimeError(f"the run did not predict every item: {report.summary()}")
     n = report.succeeded
-    # Items read in worker processes are read there, one GET each, and their sets written from the writing
+    # Items read in worker processes are read there, one GET each, and sets written from the writing
     # processes, one PUT each, on stores those processes open themselves: the counting wrapper here does not see them.
+    # Each item's set is written once, here or there (on S3 a batch's sets go there only while predict is CPU-bound).
     worker_gets = n if pools.batch_processes else 0
-    worker_puts = n if pools.write_processes else 0
+    worker_puts = max(0, n - counts.get("put", 0)) if pools.write_processes else 0
     counts = dict(counts, get=counts.get("get", 0) + worker_gets, put=counts.get("put", 0) + worker_puts)
     per_item = {op: counts.get(op, 0) / n for op in ("get", "put")}
     requests = sum(counts.values())
