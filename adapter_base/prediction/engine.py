@@ -122,6 +122,7 @@ class PredictionRun:
         pools = plan_pools(
             opts, store, default_prepare=default_prepare, resume=self.resume or self.resume_run, default_read=uses_default_read(self.adapter)
         )
+        log.debug("pools of this run: %s", pools)
         # forked before this run's threads start
         self._decoder = ProcessDecoder(pools.decode_processes).start() if pools.decode_processes else None
         if pools.batch_processes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -12,6 +13,8 @@ from ..entities import Item, PredictionSet
 from ..registry import Registry
 from .tasks import PREDICT, Task
 from .write_process import WriteProcess
+
+log = logging.getLogger(__name__)
 
 #: Stores one item's prediction set (raises when it cannot).
 Store = Callable[[Item, PredictionSet], None]
@@ -114,6 +117,7 @@ class ResultWriter:
         self.chunk = chunk
         self.remote_chunk = max(chunk, remote_chunk or chunk)  # a hand-off to a process costs more than to a thread
         self.route = route
+        self._routed: bool | None = None  # where the last flush's records went, with a route
         self.on_written = on_written
         self.remote = remote if store is not None else None
         self._pending: list[tuple[Item, PredictionSet]] = []
@@ -133,7 +137,7 @@ class ResultWriter:
         if self.store is None:
             self.on_written([it for it, _ in done], [None] * len(done))
             return
-        if self.remote is not None and (self.route is None or self.route()):
+        if self.remote is not None and self._to_processes():
             for start in range(0, len(done), self.remote_chunk):
                 chunk = done[start : start + self.remote_chunk]
                 places = self._places(chunk)
@@ -155,6 +159,16 @@ class ResultWriter:
             chunk = done[start : start + self.chunk]
             self._in_flight.acquire()
             self._write_here(chunk)
+
+    def _to_processes(self) -> bool:
+        """Whether this flush's records go to the write processes (``route``, where there is one); a change is logged."""
+        if self.route is None:
+            return True
+        chosen = self.route()
+        if chosen != self._routed:
+            self._routed = chosen
+            log.debug("the records now go to the %s", "write processes" if chosen else "write threads of this process")
+        return chosen
 
     def _places(self, chunk: Sequence[object]) -> int:
         """Places in the backlog a chunk sent to the processes takes: one per ``chunk`` items (all of them at most)."""
