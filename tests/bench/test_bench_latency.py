@@ -46,3 +46,15 @@ def test_repeated_runs_report_each_varying_figure_as_its_median_and_range():
            "cpu_bound_items_per_s": {"median": 392.0, "min": 380.0, "max": 400.0}, "met_requests": True, "met_throughput": False, "loadavg": [1, 1, 1]}  # fmt: skip
     md = report.render({"latency": lat})
     assert "| 330.0 (300.0-340.0) | 800.0 | 0.41 (0.38-0.43) |" in md
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+@pytest.mark.parametrize("configuration", [{}, {"write_in_processes": True}, {"write_in_processes": False}])
+def test_each_item_counts_one_put_wherever_its_set_was_written(tmp_path, configuration):
+    """The sets written from the writing processes are not seen by the counting store here; those written by the
+    threads are: each item is one PUT either way (on S3 the default sends a batch to the processes only while
+    predict is CPU-bound, so both happen in one run)."""
+    out = run(tmp_path, n=48, latency_ms=2.0, configuration=configuration, progress=lambda _: None)
+    assert out["puts_per_item"] == pytest.approx(1.0)
+    assert out["gets_per_item"] == pytest.approx(1.0, abs=0.05)
