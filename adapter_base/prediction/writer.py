@@ -139,26 +139,29 @@ class ResultWriter:
             return
         if self.remote is not None and self._to_processes():
             for start in range(0, len(done), self.remote_chunk):
-                chunk = done[start : start + self.remote_chunk]
-                places = self._places(chunk)
-                for _ in range(places):
-                    self._in_flight.acquire()
-                if self.remote is not None:
-                    try:
-                        fut = self.remote.submit(chunk)
-                    except Exception:  # noqa: BLE001 - its processes are gone: this run writes here from now on
-                        self._stop_remote()
-                    else:
-                        fut.add_done_callback(lambda f, c=chunk: self._finish_remote(f, c))  # type: ignore[misc]
-                        continue
-                for _ in range(places - 1):  # written here instead, in one task: one place is enough
-                    self._in_flight.release()
-                self._write_here(chunk)
+                self._send(done[start : start + self.remote_chunk])
             return
         for start in range(0, len(done), self.chunk):
             chunk = done[start : start + self.chunk]
             self._in_flight.acquire()
             self._write_here(chunk)
+
+    def _send(self, chunk: list[tuple[Item, PredictionSet]]) -> None:
+        """Hand ``chunk`` to the write processes once it has its places in the backlog; where they are gone, write it here."""
+        places = self._places(chunk)
+        for _ in range(places):
+            self._in_flight.acquire()
+        if self.remote is not None:  # an earlier chunk may have found them gone
+            try:
+                fut = self.remote.submit(chunk)
+            except Exception:  # noqa: BLE001 - its processes are gone: this run writes here from now on
+                self._stop_remote()
+            else:
+                fut.add_done_callback(lambda f, c=chunk: self._finish_remote(f, c))  # type: ignore[misc]
+                return
+        for _ in range(places - 1):  # written here instead, in one task: one place is enough
+            self._in_flight.release()
+        self._write_here(chunk)
 
     def _to_processes(self) -> bool:
         """Whether this flush's records go to the write processes (``route``, where there is one); a change is logged."""
