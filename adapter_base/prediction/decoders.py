@@ -148,30 +148,17 @@ def _take(name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
-def map_block(name: str, size: int | None = None, *, populate: bool = False, unlink: bool = False) -> mmap.mmap:
-    """Shared memory block ``name``, mapped in this process (``size`` bytes, default all of it); with ``unlink``,
-    its name removed at once (``unlink_block``)."""
-    fd = os.open(f"/dev/shm/{name}", os.O_RDWR)
+def map_and_unlink(name: str, size: int | None = None, *, populate: bool = False) -> mmap.mmap:
+    """Shared memory block ``name`` (a worker made it), mapped in this process (``size`` bytes, default all of it),
+    its name unlinked at once: its memory goes with the last view of the mapping."""
+    path = f"/dev/shm/{name}"
+    fd = os.open(path, os.O_RDWR)
     try:
         return mmap.mmap(fd, max(1, os.fstat(fd).st_size if size is None else size), flags=mmap.MAP_SHARED | (_POPULATE if populate else 0))
     finally:
         os.close(fd)
-        if unlink:
-            unlink_block(name)
-
-
-def unlink_block(name: str) -> None:
-    """Remove shared memory block ``name`` (a worker made it): its memory goes with the last mapping of it."""
-    try:
-        os.unlink(f"/dev/shm/{name}")
-    finally:
+        os.unlink(path)
         resource_tracker.unregister(f"/{name}", "shared_memory")  # registered by the worker that made it
-
-
-def map_and_unlink(name: str, size: int | None = None, *, populate: bool = False) -> mmap.mmap:
-    """Shared memory block ``name`` (a worker made it), mapped in this process (``size`` bytes, default all of it),
-    its name unlinked at once: its memory goes with the last view of the mapping."""
-    return map_block(name, size, populate=populate, unlink=True)
 
 
 def before_fork() -> None:

@@ -179,8 +179,6 @@ class PredictionRun:
             self.deletion.take_back()
             prepare_pool.shutdown(wait=True, cancel_futures=True)
             producer.join()
-            if self._batch_reader is not None:
-                self._batch_reader.close()
             tally.close()
         r = self.report
         if self._stopped_early and not (self._listed_all and r.total == r.succeeded + r.skipped + r.failed):
