@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,6 +24,19 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv(ENV_HOME, str(home))
     monkeypatch.delenv(ENV_STORE, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_is_an_interrupt() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` here and in the processes the tests start, even where the suite
+    itself was started with SIGINT ignored (``make test &`` from a script, ``nohup``): an ignored signal
+    stays ignored across ``exec``, and Python then never turns SIGINT into ``KeyboardInterrupt``."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # ---------------------------------------------------------------------------- S3
