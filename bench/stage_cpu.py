@@ -42,19 +42,11 @@ def _thread_cpu(tid: int) -> float | None:
 
 
 def _children_cpu(server: psutil.Process | None = None) -> float:
-    """User + system CPU seconds of this process's live child processes (the reading, decoding and writing
+    """User + system CPU seconds of this process's child processes (the reading, decoding and writing
     workers), less ``server`` and its children (an S3 server started by this process)."""
-    total = 0.0
-    skip = {server.pid, *(c.pid for c in server.children(recursive=True))} if server is not None else set()
-    for child in psutil.Process().children(recursive=True):
-        if child.pid in skip:
-            continue
-        try:
-            t = child.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
+    me = psutil.Process()
+    own = me.cpu_times()
+    return tree_cpu(me) - own.user - own.system - tree_cpu(server)
 
 
 def _group(name: str) -> str:
