@@ -22,6 +22,16 @@ import numpy as np
 from adapter_base import AnnotationCollection, BaseModelAdapter
 
 LABELS = [f"class-{i}" for i in range(8)]
+#: The smallest side of the square images ``CostModelAdapter.features`` can take: it reads ``dim`` (512) values
+#: from every 4th pixel of every 4th row, 3 each (14 x 14 x 3 >= 512).
+MIN_IMAGE_SIZE = 53
+
+
+def image_size_error(size: int) -> str | None:
+    """Why the bench model cannot take ``size`` x ``size`` images, or None where it can."""
+    if size < MIN_IMAGE_SIZE:
+        return f"--image-size {size}: the bench model reads 512 values from every 4th pixel, which needs images of {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} or more"
+    return None
 
 
 def limit_blas_threads(n: int = 1) -> Any:

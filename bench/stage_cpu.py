@@ -1,12 +1,13 @@
 """CPU per item of each stage of ``predict_dataset``, from the CPU time of its threads (``/proc/self/task``).
 
-    python -m bench.stage_cpu [--n 1000] [--repeats 5] [--device-ms 1.5] [--store s3] [--config prepare_in_processes=true]
+    python -m bench.stage_cpu [--n 1000] [--repeats 5] [--device-ms 1.5] [--work 0] [--image-size 256] [--store s3]
+                              [--config prepare_in_processes=true]
 
 A sampler reads every thread's CPU time (user + system) every 20 ms while the run goes on
 and keeps each thread's last figure, named after the thread (``prepare_*``: reading and
 decoding, ``write_*``: storing the sets, ``MainThread``: ``predict`` and stamping,
 ``producer``, ``watchdog``, ...; what threads that lived less than a sample took is the
-process's CPU time less theirs). Threads are grouped by name without the
+process's CPU time less theirs and the sampler's own, shown apart). Threads are grouped by name without the
 number; the figures are CPU milliseconds per item, median (min-max) over the repeats.
 """
 
@@ -62,6 +63,7 @@ class StageSampler:
         self.start: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stage-sampler", daemon=True)
+        self.own_cpu = 0.0
 
     def _sample(self) -> None:
         for t in threading.enumerate():
@@ -70,12 +72,14 @@ class StageSampler:
                 continue
             cpu = _thread_cpu(tid)
             if cpu is not None:
-                self.start.setdefault(tid, cpu)
+                # a thread alive at the first sample counts from there, one started later from its start
+                self.start.setdefault(tid, cpu if not self._thread.is_alive() else 0.0)
                 self.last[tid] = (t.name, cpu)
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
             self._sample()
+        self.own_cpu = time.thread_time()  # this thread's own: counted apart from the run's
 
     def __enter__(self) -> "StageSampler":
         self._sample()  # threads alive before the run count from here
@@ -100,15 +104,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=REPEATS)
     ap.add_argument("--device-ms", type=float, default=1.5)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--image-size", type=int, default=256, help="the PNGs' side in pixels (default 256)")
+    ap.add_argument("--work", type=int, default=0, help="NumPy layers of model work per item (model-bound; default 0: device wait only)")
     ap.add_argument("--store", choices=("local", "s3"), default="local", help="the local store, or a SeaweedFS S3 server started here (its CPU shown as (S3 server))")
     ap.add_argument("--config", action="append", default=[], metavar="KEY=JSON", help="a configuration key of the run, e.g. prepare_in_processes=true")
     a = ap.parse_args(argv)
+    from .models import image_size_error, limit_blas_threads
+
+    if (error := image_size_error(a.image_size)) is not None:
+        ap.error(error)
     config = {k: json.loads(v) for k, v in (c.split("=", 1) for c in a.config)}
 
     from adapter_base import Registry
     from adapter_base.storage import open_store
-
-    from .models import limit_blas_threads
 
     limiter = limit_blas_threads(1)  # noqa: F841
     work = Path(tempfile.mkdtemp(prefix="stage-cpu-"))
@@ -125,12 +133,12 @@ def measure(registry: Any, a: argparse.Namespace, config: dict[str, Any], server
     """Run ``predict_dataset`` ``a.repeats`` times on a new dataset of ``a.n`` items; print each stage's CPU per item."""
     from .predict_bench import bench_adapter, build_dataset
 
-    ds = build_dataset(registry, a.n)
+    ds = build_dataset(registry, a.n, image_size=a.image_size)
     server = psutil.Process(server_pid) if server_pid else None
     per_item: dict[str, list[float]] = {}
     walls = []
     for r in range(a.repeats):
-        adapter = bench_adapter(registry, f"stage-cpu-{r}", **{"work": 0, "device_s_per_item": a.device_ms / 1e3, **config})
+        adapter = bench_adapter(registry, f"stage-cpu-{r}", **{"work": a.work, "device_s_per_item": a.device_ms / 1e3, **config})
         with StageSampler() as sampler:
             t0, c0, k0, s0 = time.perf_counter(), time.process_time(), _children_cpu(server), tree_cpu(server)
             report = adapter.predict_dataset(ds.id, batch_size=a.batch_size)
@@ -142,12 +150,14 @@ def measure(registry: Any, a: argparse.Namespace, config: dict[str, Any], server
         groups = sampler.by_group()
         for g, cpu in groups.items():
             per_item.setdefault(g, []).append(cpu * 1e3 / a.n)
-        per_item.setdefault("(process)", []).append(process_cpu * 1e3 / a.n)
+        per_item.setdefault("(process, less this sampler)", []).append((process_cpu - sampler.own_cpu) * 1e3 / a.n)
         per_item.setdefault("(worker processes)", []).append(children * 1e3 / a.n)
-        per_item.setdefault("(threads too short-lived to sample)", []).append(max(0.0, process_cpu - sum(groups.values())) * 1e3 / a.n)
+        per_item.setdefault("(this sampler)", []).append(sampler.own_cpu * 1e3 / a.n)
+        short_lived = process_cpu - sum(groups.values()) - sampler.own_cpu
+        per_item.setdefault("(threads too short-lived to sample)", []).append(max(0.0, short_lived) * 1e3 / a.n)
         if server is not None:
             per_item.setdefault("(S3 server)", []).append(server_cpu * 1e3 / a.n)
-    print(f"{a.n} items, {a.store} store, device {a.device_ms} ms/item, configuration {config}, {a.repeats} repeats; load average {os.getloadavg()}")
+    print(f"{a.n} items of {a.image_size}x{a.image_size}, {a.store} store, device {a.device_ms} ms/item, work {a.work}, configuration {config}, {a.repeats} repeats; load average {os.getloadavg()}")
     print(f"items/s: median {a.n / statistics.median(walls):.0f} ({a.n / max(walls):.0f}-{a.n / min(walls):.0f})")
     for g, v in sorted(per_item.items(), key=lambda kv: -statistics.median(kv[1])):
         v = v + [0.0] * (a.repeats - len(v))

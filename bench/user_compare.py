@@ -37,7 +37,7 @@ from adapter_base import Registry
 from adapter_base.registry import layout
 
 from .common import IMAGE_FORMATS, REPEATS, REPO, spread
-from .models import limit_blas_threads
+from .models import image_size_error, limit_blas_threads
 from .predict_bench import bench_adapter, build_dataset, calibrate, model_cost
 
 PROGRAMS = ("predict", "user_loop")
@@ -287,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=JSON[,KEY=JSON]",
                     help="one more model-adapter predict row with these configuration keys, e.g. threads:prepare_in_processes=false")
     a = ap.parse_args(argv)
+    if (error := image_size_error(a.image_size)) is not None:
+        ap.error(error)
     try:
         chosen = {**{k: SETTINGS[k] for k in a.settings.split(",") if k}, **parse_costs(a.cost)}
     except (KeyError, ValueError) as exc:
