@@ -57,7 +57,7 @@ class PredictionOptions:
 
     None: automatic, on 2 CPUs or more where a worker can reopen the store and the registry stores records
     the framework's way: on a local store, always; on S3, two processes sharing ``write_workers`` take a
-    batch's records only while ``predict`` keeps its thread on the CPU for half the run's time or more
+    batch's records only while ``predict`` keeps its thread on the CPU for a quarter of the run's time or more
     (a model computing here, whose GIL turns the write threads would take), else the write threads here
     do (a model waiting on a device leaves them the GIL). False: never (``write_workers`` threads of this
     process); True: every record, whenever the store can be reopened (S3: two processes sharing

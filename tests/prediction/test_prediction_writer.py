@@ -224,3 +224,9 @@ def test_predict_s_cpu_is_told_from_the_thread_it_ran_on():
     idle = PredictShare()
     idle.add(0.01, 1.0)  # waited on a device
     assert idle.share() < 0.05 and not idle.busy()
+    crowded = PredictShare()
+    crowded.add(0.35, 1.0)  # computed, but had a CPU a third of the time: reads, writes and an S3 server on 2 CPUs
+    assert crowded.busy()
+    waiting = PredictShare()
+    waiting.add(0.15, 1.0)  # a device wait with some work around it
+    assert not waiting.busy()
