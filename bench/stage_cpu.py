@@ -42,12 +42,12 @@ def _thread_cpu(tid: int) -> float | None:
         return None
 
 
-def _children_cpu(server: psutil.Process | None = None) -> float:
+def _children_cpu(server_cpu: float = 0.0) -> float:
     """User + system CPU seconds of this process's child processes (the reading, decoding and writing
-    workers), less ``server`` and its children (an S3 server started by this process)."""
+    workers), less ``server_cpu`` (``tree_cpu`` of an S3 server started by this process and its children)."""
     me = psutil.Process()
     own = me.cpu_times()
-    return tree_cpu(me) - own.user - own.system - tree_cpu(server)
+    return tree_cpu(me) - own.user - own.system - server_cpu
 
 
 def _group(name: str) -> str:
@@ -140,12 +140,14 @@ def measure(registry: Any, a: argparse.Namespace, config: dict[str, Any], server
     for r in range(a.repeats):
         adapter = bench_adapter(registry, f"stage-cpu-{r}", **{"work": a.work, "device_s_per_item": a.device_ms / 1e3, **config})
         with StageSampler() as sampler:
-            t0, c0, k0, s0 = time.perf_counter(), time.process_time(), _children_cpu(server), tree_cpu(server)
+            t0, c0, s0 = time.perf_counter(), time.process_time(), tree_cpu(server)
+            k0 = _children_cpu(s0)
             report = adapter.predict_dataset(ds.id, batch_size=a.batch_size)
             walls.append(time.perf_counter() - t0)
             process_cpu = time.process_time() - c0
-            children = _children_cpu(server) - k0
-            server_cpu = tree_cpu(server) - s0
+            s1 = tree_cpu(server)
+            children = _children_cpu(s1) - k0
+            server_cpu = s1 - s0
         assert report.ok, report.summary()
         groups = sampler.by_group()
         for g, cpu in groups.items():
