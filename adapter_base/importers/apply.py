@@ -125,12 +125,32 @@ def apply_plan(
     reduced to one (``ImportResult.duplicates_removed``).
     """
     for _ in range(3):
-        result = _apply(registry, plan, _open_dataset(registry, plan, name), name, on_conflict, keep_broken, progress)
-        if registry.get_dataset(name).id == result.dataset.id:
+        try:
+            ds = _open_dataset(registry, plan, name)
+        except NotFoundError:
+            continue  # the dataset its name entry held was deleted before its record was read: look again
+        try:
+            result = _apply(registry, plan, ds, name, on_conflict, keep_broken, progress)
+        except AdapterError:
+            if _named_id(registry, name) == ds.id:
+                raise
+            # The import that created this dataset deleted it meanwhile, another's name entry having come last:
+            # what this import wrote into it since is removed, and it goes on in the dataset the name holds.
+            registry.delete_dataset(ds)
+            continue
+        if _named_id(registry, name) == result.dataset.id:
             return result
         # Two imports created the dataset at once and the other's name entry came last: import into that one.
         registry.delete_dataset(result.dataset)
-    raise DatasetImportError(f"dataset {name!r} was created again by another import three times while importing {plan.source}; run the same command again")
+    raise DatasetImportError(f"dataset {name!r} was created or replaced by other imports three times while importing {plan.source}; run the same command again")
+
+
+def _named_id(registry: Registry, name: str) -> str | None:
+    """The id of the dataset named ``name`` now; None when there is none."""
+    try:
+        return registry.get_dataset(name).id
+    except NotFoundError:
+        return None
 
 
 def _checked(planned: PlannedItem, verify: bool) -> tuple[str, str | None]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapter_base import NotFoundError, Registry, ValidationError
+from adapter_base import Dataset, NotFoundError, Registry, ValidationError
 from adapter_base.importers import import_directory
 from adapter_base.registry import layout
 from importers_support import coco_folder, run, write_broken_images, write_png
@@ -470,6 +470,42 @@ def test_an_import_whose_new_dataset_another_import_creates_meanwhile_joins_that
         assert overtaken and result.added == 0 and result.already_there == 3
         assert [d.name for d in second.list_datasets()] == ["pets"] and result.dataset.id == second.get_dataset("pets").id
         assert sorted(by_path(second, "pets")) == ["cat/a.png", "cat/c.png", "dog/b.png"]
+
+
+@pytest.mark.parametrize("moment", ["opening", "listing", "adding"])
+def test_an_import_whose_dataset_another_import_deletes_meanwhile_goes_on_in_the_dataset_the_name_holds(tmp_path, moment):
+    """CI: three imports of one source into a new dataset at once. Two created it; the third found the first's
+    and imported into it; then the second's name entry came last and the first deleted its own dataset, under
+    the third, which failed with "no dataset with id ...: it was deleted". The third now imports into the
+    named dataset, whether the delete came as it read the dataset's record, its items or added files, and
+    what it wrote into the deleted one is removed."""
+    root = tmp_path / "pets"
+    write_png(root / "cat/a.png")
+    store = str(tmp_path / "store")
+    with Registry.open(store) as first, Registry.open(store) as third:
+        lost = import_directory(first, root, "pets").dataset  # the first import's dataset, which it will delete
+        for rel in ("dog/b.png", "cat/c.png"):
+            write_png(root / rel)
+        won: list[Dataset] = []
+
+        def overtaken(method):
+            def call(key: str, *args, **kwargs):
+                if lost.id in key and not won:  # the third is about to read the lost dataset or add to it
+                    won.append(Dataset(name="pets", labels=lost.labels, metadata={"import": {**lost.metadata["import"], "complete": False}}))
+                    first.store.put_json(layout.dataset_record(won[0].id), won[0].to_dict())
+                    first.store.put_json(layout.dataset_name("pets"), {"id": won[0].id})
+                    first.delete_dataset(lost)
+                return method(key, *args, **kwargs)
+
+            return call
+
+        for method in {"opening": ("get_json",), "listing": ("list",), "adding": ("put_bytes", "put_file")}[moment]:
+            setattr(third.store, method, overtaken(getattr(third.store, method)))
+        result = import_directory(third, root, "pets")
+        assert won and result.dataset.id == won[0].id and result.added == 3
+        assert [d.id for d in third.list_datasets()] == [won[0].id] and third.get_dataset("pets").metadata["import"]["complete"] is True
+        assert sorted(by_path(third, "pets")) == ["cat/a.png", "cat/c.png", "dog/b.png"]
+        assert not list(first.store.list(layout.dataset_prefix(lost.id))) and not first.store.exists(layout.dataset_record(lost.id))
 
 
 # --------------------------------------------------------------------------- broken images, missing test subset
