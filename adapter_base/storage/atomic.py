@@ -47,7 +47,7 @@ class _Names:
 _unique = _Names()
 
 #: Renames of a finished temp file tried before giving up, each after making ``dest``'s directory again.
-_RENAME_TRIES = 5
+_RENAME_TRIES = 10
 
 
 @contextlib.contextmanager
@@ -80,8 +80,9 @@ def atomic_write(dest: P, *, tmp_dir: str | Path | None = None, unlink_old: bool
                 if attempt == _RENAME_TRIES - 1:
                     raise
                 # made again; a concurrent delete pruning empty directories may remove it (or a parent
-                # of it) meanwhile, so the rename is tried again
-                with contextlib.suppress(FileNotFoundError):
+                # of it) meanwhile, so the rename is tried again. makedirs raises FileExistsError when
+                # another writer made the directory and a delete pruned it between its mkdir and its check.
+                with contextlib.suppress(FileNotFoundError, FileExistsError):
                     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         renamed = True
     finally:

@@ -76,3 +76,26 @@ def test_a_directory_pruned_while_it_is_made_again_is_made_once_more(tmp_path, m
         fh.write(b"{}")
     assert dest.read_bytes() == b"{}" and len(made) > 1  # made, pruned, made again
     assert list(tmp_dir.iterdir()) == []
+
+
+def test_a_directory_made_by_another_writer_and_pruned_during_makedirs_is_made_once_more(tmp_path, monkeypatch):
+    """Another writer makes the directory and a delete prunes it between this makedirs' mkdir and its
+    check: makedirs raises FileExistsError for a directory that is not there (seen with six processes
+    creating one name, whose claims share a directory). The rename is tried again."""
+    real_makedirs = os.makedirs
+    calls: list[str] = []
+
+    def raced(path, exist_ok=False):
+        calls.append(path)
+        if len(calls) == 1:
+            raise FileExistsError(17, "File exists", path)
+        real_makedirs(path, exist_ok=exist_ok)
+
+    tmp_dir = tmp_path / "tmp"
+    tmp_dir.mkdir()
+    monkeypatch.setattr(os, "makedirs", raced)
+    dest = tmp_path / "name-claims" / "model" / "net" / "mine.json"
+    with atomic_write(str(dest), tmp_dir=str(tmp_dir)) as tmp, open(tmp, "wb") as fh:
+        fh.write(b"{}")
+    assert dest.read_bytes() == b"{}" and calls[:2] == [str(dest.parent)] * 2  # raised, then made
+    assert list(tmp_dir.iterdir()) == []

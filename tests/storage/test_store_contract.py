@@ -310,6 +310,29 @@ def _key_of(size: int) -> str:
     return "/".join([*parts, "k" * left])
 
 
+def test_puts_and_deletes_racing_in_one_folder_never_fail(store: ObjectStore) -> None:
+    """Writers each putting and deleting their own key in one folder: the local store prunes the folder
+    when a delete empties it, under another writer making it again (claims share folders so)."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def churn(writer: int) -> None:
+        start.wait()
+        try:
+            for n in range(60):
+                store.put_json(f"claims/net/{writer}.json", {"n": n})
+                store.delete(f"claims/net/{writer}.json")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and list(store.list("claims/")) == []
+
+
 def test_the_longest_key_a_backend_holds_is_stored_and_one_byte_more_is_refused_before_sending(store: ObjectStore) -> None:
     """Measured on both suite servers: a key part holds 255 bytes and the whole object name 1024, the S3 store's
     prefix included (SeaweedFS says KeyTooLongError, rclone a 400 or 500). The store refuses a longer key itself,
