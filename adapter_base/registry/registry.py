@@ -35,6 +35,7 @@ from ..storage import ObjectStore, open_store, validate_key
 from . import layout
 from .identity import check_identity, mismatch
 from .record_pages import iter_records
+from .name_claims import NameClaims
 from .version_claims import VersionClaim
 from .versions import ModelVersions
 
@@ -72,6 +73,7 @@ class Registry:
         self.io_workers = io_workers
         self.pool = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="registry-io")
         self.versions = ModelVersions(store, self.pool, io_workers)
+        self.name_claims = NameClaims(store)
         # Folders (path prefixes) of items this registry added, per dataset: no item can sit at one.
         self._folders: dict[str, set[str]] = {}
 
@@ -94,16 +96,24 @@ class Registry:
     # --- datasets -----------------------------------------------------------------------
 
     def create_dataset(self, name: str, labels: Iterable[str] = (), metadata: Mapping[str, Any] | None = None) -> Dataset:
-        """Create a dataset with a unique name (a name left by an interrupted delete is free)."""
+        """Create a dataset with a unique name (a name left by an interrupted delete is free); of creates of one name at once, exactly one succeeds."""
         check_name("Dataset", "name", name)
-        if self._named_id(layout.dataset_name(name), layout.dataset_record) is not None:
-            raise ConflictError(f"a dataset named {name!r} already exists")
         ds = Dataset(name=name, labels=list(labels), metadata=dict(metadata or {}))
         ds.validate()
-        self.store.put_json(layout.dataset_record(ds.id), ds.to_dict())
-        self.store.put_json(layout.dataset_name(name), {"id": ds.id})
+        self._create_named("dataset", name, layout.dataset_name(name), layout.dataset_record, ds.id, ds.to_dict())
         log.info("created dataset %s (%s)", name, ds.id)
         return ds
+
+    def _create_named(self, kind: str, name: str, name_key: str, record_key: Callable[[str], str], entity_id: str, record: Any) -> None:
+        """Write a record and its name entry, the name held by a claim (``name_claims``): of creates of one
+        name at once exactly one succeeds, the others get ``ConflictError``."""
+        if self._named_id(name_key, record_key) is not None:
+            raise ConflictError(f"a {kind} named {name!r} already exists")
+        with self.name_claims.held(kind, name):
+            if self._named_id(name_key, record_key) is not None:
+                raise ConflictError(f"a {kind} named {name!r} already exists")
+            self.store.put_json(record_key(entity_id), record)
+            self.store.put_json(name_key, {"id": entity_id})
 
     def get_dataset(self, name_or_id: str) -> Dataset:
         """A dataset by id or by name."""
@@ -581,14 +591,11 @@ class Registry:
     # --- models -------------------------------------------------------------------------
 
     def create_model(self, name: str, **fields: Any) -> Model:
-        """Create a model with a unique name (``fields`` are ``Model`` fields; a name left by an interrupted delete is free)."""
+        """Create a model with a unique name (``fields`` are ``Model`` fields; a name left by an interrupted delete is free); of creates of one name at once, exactly one succeeds."""
         check_name("Model", "name", name)
-        if self._named_id(layout.model_name(name), layout.model_record) is not None:
-            raise ConflictError(f"a model named {name!r} already exists")
         model = Model(name=name, **fields)
         model.validate()
-        self.store.put_json(layout.model_record(model.id), model.to_dict())
-        self.store.put_json(layout.model_name(name), {"id": model.id})
+        self._create_named("model", name, layout.model_name(name), layout.model_record, model.id, model.to_dict())
         log.info("created model %s (%s)", name, model.id)
         return model
 

@@ -33,8 +33,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import NotFoundError, StoreError, VersionConflictError
 from ..secrets import redact
@@ -43,14 +44,99 @@ from . import layout
 
 log = logging.getLogger(__name__)
 
+C = TypeVar("C")
+
 #: Seconds after which a claim counts as abandoned (its writer cannot be checked from here).
 CLAIM_EXPIRY_S = 3600.0
 #: Tries at a free number before a contended claim is refused.
 CLAIM_ATTEMPTS = 6
 
-_HOST = socket.gethostname()
+HOST = socket.gethostname()
 _held: set[str] = set()  # writer tokens of the claims this process holds
 _held_lock = threading.Lock()
+
+
+def new_writer() -> str:
+    """A writer token of this process, held (its claims live) until ``drop``."""
+    writer = f"{os.getpid()}-{uuid.uuid4().hex[:16]}"
+    with _held_lock:
+        _held.add(writer)
+    return writer
+
+
+def drop(writer: str) -> None:
+    """This process no longer holds ``writer``'s claims: others may take them over."""
+    with _held_lock:
+        _held.discard(writer)
+
+
+def writer_live(writer: str, host: str, pid: int, claimed_at: float) -> bool:
+    """Whether the writer of a claim may still be writing: not expired, and, on this host, its process
+    alive (in this process: the claim still held)."""
+    if time.time() - claimed_at > CLAIM_EXPIRY_S:
+        return False
+    if host != HOST:
+        return True
+    if pid == os.getpid():
+        with _held_lock:
+            return writer in _held
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # not ours to signal: it exists
+        return True
+    return True
+
+
+def read_claim(cls: type[C], data: Any, key: dict[str, Any], *, ints: tuple[str, ...], strs: tuple[str, ...]) -> C | None:
+    """The claim (a dataclass ``cls``) in record ``data``, or None if it is not one: every field there,
+    ``ints`` and ``strs`` of their types, ``claimed_at`` a finite number, and the fields its key names
+    (``key``: field -> value) equal to the key's."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        claim = cls(**{name: data[name] for name in cls.__dataclass_fields__})  # type: ignore[attr-defined]
+    except KeyError:
+        return None
+    if any(isinstance(data[f], bool) or not isinstance(data[f], int) for f in ints) or not all(isinstance(data[f], str) for f in strs):
+        return None
+    at = data["claimed_at"]
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        return None
+    if any(data[f] != value for f, value in key.items()):
+        return None
+    return claim
+
+
+def listed_claims(store: ObjectStore, prefix: str, read: Callable[[Any, str], C | None]) -> list[C]:
+    """The claims under ``prefix``, each ``read(record, writer)`` from its key; a file that is no claim of
+    its key (malformed, copied) is logged and ignored."""
+    found = []
+    for info in store.list(prefix):
+        writer = info.key[len(prefix):].removesuffix(".json")
+        try:
+            claim = read(store.get_json(info.key), writer)
+        except NotFoundError:
+            continue  # withdrawn meanwhile
+        except StoreError as exc:
+            claim = None
+            log.warning("claim %s is unreadable: %s", info.key, redact(str(exc)))
+        if claim is None:
+            log.warning("ignoring %s: it is not a claim of that key", info.key)
+            continue
+        found.append(claim)
+    return found
+
+
+def withdraw(store: ObjectStore, key: str, writer: str) -> None:
+    """Drop ``writer`` and delete its claim at ``key`` (best effort: a claim left behind is no longer held,
+    so others take it over)."""
+    drop(writer)
+    try:
+        store.delete(key)
+    except Exception as exc:  # noqa: BLE001 - the caller's own outcome matters more
+        log.warning("could not remove claim %s: %s", key, redact(str(exc)))
 
 
 @dataclass(frozen=True)
@@ -79,38 +165,14 @@ class VersionClaim:
         """Whether its writer may still be writing (seen by a writer of run ``run_id``)."""
         if self.run_id and self.run_id == run_id:
             return False  # an earlier attempt of the same run: a run commits once at a time
-        if time.time() - self.claimed_at > CLAIM_EXPIRY_S:
-            return False
-        if self.host != _HOST:
-            return True
-        if self.pid == os.getpid():
-            with _held_lock:
-                return self.writer in _held
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except OSError:  # not ours to signal: it exists
-            return True
-        return True
+        return writer_live(self.writer, self.host, self.pid, self.claimed_at)
 
     @classmethod
     def read(cls, data: Any, model_id: str, version: int, writer: str) -> "VersionClaim | None":
         """The claim in ``data`` read from the key of (``model_id``, ``version``, ``writer``); None if it is not one."""
-        if not isinstance(data, dict):
-            return None
-        try:
-            claim = cls(**{name: data[name] for name in cls.__dataclass_fields__})
-        except KeyError:
-            return None
-        ints = (claim.version, claim.base_version, claim.pid)
-        if any(isinstance(v, bool) or not isinstance(v, int) for v in ints) or not all(isinstance(s, str) for s in (claim.run_id, claim.host)):
-            return None
-        if isinstance(claim.claimed_at, bool) or not isinstance(claim.claimed_at, (int, float)) or not math.isfinite(claim.claimed_at):
-            return None
-        if (claim.model_id, claim.version, claim.writer) != (model_id, version, writer):
-            return None
-        return claim
+        return read_claim(
+            cls, data, {"model_id": model_id, "version": version, "writer": writer}, ints=("version", "base_version", "pid"), strs=("run_id", "host")
+        )
 
 
 class VersionClaims:
@@ -121,22 +183,9 @@ class VersionClaims:
 
     def claims(self, model_id: str, version: int) -> list[VersionClaim]:
         """The claims on ``version``; a file that is no claim of that key (malformed, copied) is logged and ignored."""
-        prefix = layout.version_claims_prefix(model_id, version)
-        found = []
-        for info in self.store.list(prefix):
-            writer = info.key[len(prefix):].removesuffix(".json")
-            try:
-                claim = VersionClaim.read(self.store.get_json(info.key), model_id, version, writer)
-            except NotFoundError:
-                continue  # withdrawn meanwhile
-            except StoreError as exc:
-                claim = None
-                log.warning("version claim %s is unreadable: %s", info.key, redact(str(exc)))
-            if claim is None:
-                log.warning("ignoring %s: it is not a claim of that key", info.key)
-                continue
-            found.append(claim)
-        return found
+        return listed_claims(
+            self.store, layout.version_claims_prefix(model_id, version), lambda data, writer: VersionClaim.read(data, model_id, version, writer)
+        )
 
     def reserve(self, model_id: str, model_name: str, base: int, run_id: str = "") -> VersionClaim:
         """Claim the version that follows ``base``; ``VersionConflictError`` when another writer holds it.
@@ -146,11 +195,9 @@ class VersionClaims:
         for attempt in range(CLAIM_ATTEMPTS):
             version = self._free_number(model_id, model_name, base, run_id)
             claim = VersionClaim(
-                model_id=model_id, version=version, base_version=base, writer=f"{os.getpid()}-{uuid.uuid4().hex[:16]}",
-                run_id=run_id, host=_HOST, pid=os.getpid(), claimed_at=time.time(),
+                model_id=model_id, version=version, base_version=base, writer=new_writer(),
+                run_id=run_id, host=HOST, pid=os.getpid(), claimed_at=time.time(),
             )
-            with _held_lock:
-                _held.add(claim.writer)
             try:
                 self.store.put_json(claim.key, asdict(claim))
                 rivals = self._rivals(claim)
@@ -174,12 +221,7 @@ class VersionClaims:
 
     def release(self, claim: VersionClaim) -> None:
         """Withdraw ``claim`` (best effort: a claim left behind is no longer held, so others take it over)."""
-        with _held_lock:
-            _held.discard(claim.writer)
-        try:
-            self.store.delete(claim.key)
-        except Exception as exc:  # noqa: BLE001 - the caller's own outcome matters more
-            log.warning("could not remove version claim %s: %s", claim.key, redact(str(exc)))
+        withdraw(self.store, claim.key, claim.writer)
 
     def _rivals(self, claim: VersionClaim) -> list[VersionClaim]:
         return [c for c in self.claims(claim.model_id, claim.version) if c.writer != claim.writer and c.live(claim.run_id)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -34,3 +36,12 @@ def home() -> Path:
     home = adapter_home()
     assert "pytest" in str(home) or str(home).startswith(tempfile.gettempdir()), f"home is not isolated: {home}"
     return home
+
+
+@pytest.fixture
+def live_process() -> Iterator[int]:
+    """The pid of a live process of this host (a claim's writer that is still there)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()

@@ -122,20 +122,12 @@ def test_training_overtaken_by_a_save_is_refused_and_leaves_the_status_alone(loc
 def _claim(model_id: str, version: int, *, pid: int, run_id: str = "", age: float = 0.0, host: str | None = None) -> VersionClaim:
     return VersionClaim(
         model_id=model_id, version=version, base_version=version - 1, writer=f"w{pid}-{version}", run_id=run_id,
-        host=host or version_claims._HOST, pid=pid, claimed_at=time.time() - age,
+        host=host or version_claims.HOST, pid=pid, claimed_at=time.time() - age,
     )
 
 
 def _put(registry: Registry, claim: VersionClaim) -> None:
     registry.store.put_json(claim.key, claim.__dict__)
-
-
-@pytest.fixture
-def live_process():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
 
 
 def test_a_live_writers_claim_refuses_until_it_expires(local_registry, tmp_path, live_process, monkeypatch):
