@@ -34,8 +34,8 @@ from ..secrets import redact
 from ..storage import ObjectStore, open_store, validate_key
 from . import layout
 from .identity import check_identity, mismatch
-from .record_pages import iter_records
 from .name_claims import NameClaims
+from .record_pages import iter_records
 from .version_claims import VersionClaim
 from .versions import ModelVersions
 

@@ -21,6 +21,9 @@ not live are taken over when they have no manifest (a writer that died uploading
 skipped when they have one (a complete version no record ever named). A holder checks its
 claim again right before writing the manifest, so a claim taken over after expiry stops
 its old holder there.
+
+The liveness of a writer and the reading, listing and withdrawing of claims are shared with
+``name_claims`` (claims on the name of a dataset or model being created).
 """
 
 from __future__ import annotations
