@@ -407,7 +407,7 @@ class Model(_View):
     def update(self, system_metadata: bool = False, reload_services: bool = True, **kwargs: Any) -> "Model":
         """Persist the configuration and labels now (the current version is unchanged)."""
         adapter = self._adapter
-        updated = adapter.registry.update_model(adapter.registry.get_model(self.record.id), configuration=dict(adapter.configuration), labels=list(self.record.labels))
+        updated = adapter.registry.modify_model(self.record, lambda _: {"configuration": dict(adapter.configuration), "labels": list(self.record.labels)})
         adapter._bound_model = updated
         object.__setattr__(self, "record", updated)
         return self

@@ -215,7 +215,7 @@ def evaluate_model(
     prefix = registry.write_evaluation(entity, safe, html, markdown)
     report_key = layout.evaluation_file(prefix, layout.EVALUATION_REPORT_HTML)
     summary = {**json_safe(headline(metrics)), "version": entity.version, "report": report_key, "dataset_id": ds.id}
-    updated = registry.update_model(registry.get_model(entity.id), metrics={**registry.get_model(entity.id).metrics, "evaluation": summary})
+    updated = registry.modify_model(entity, lambda latest: {"metrics": {**latest.metrics, "evaluation": summary}})
     adapter.bind_model(updated)
     log.info("evaluated %s v%d on %s: %s; report %s", entity.name, entity.version, ds.name, headline(metrics), registry.store.uri_of(report_key))
     return EvaluationResult(

@@ -2,7 +2,7 @@
 
     names/datasets/<name>.json          -> {"id": ...}   (unique names)
     names/models/<name>.json            -> {"id": ...}
-    name-claims/<dataset|model>/<name>/<writer>.json               a create's claim on that name (name_claims.py)
+    locks/<dataset-name|model-name|model>/<name or model_id>/<writer>.json   a holder's claim: a name being created, a model record being rewritten (locks.py)
     datasets/<dataset_id>/dataset.json
     datasets/<dataset_id>/records/<item_id>.json                   Item
     datasets/<dataset_id>/record-pages/<item_id>.json              "name TAB etag TAB record" lines: copies of the records from that one on (record_pages.py)
@@ -175,12 +175,12 @@ def manifest(model_id: str, version: int) -> str:
     return join_key(version_prefix(model_id, version), "manifest.json")
 
 
-def name_claims_prefix(kind: str, name: str) -> str:
-    return join_key("name-claims", kind, name) + "/"
+def lock_claims_prefix(kind: str, subject: str) -> str:
+    return join_key("locks", kind, subject) + "/"
 
 
-def name_claim(kind: str, name: str, writer: str) -> str:
-    return join_key(name_claims_prefix(kind, name), f"{writer}.json")
+def lock_claim(kind: str, subject: str, writer: str) -> str:
+    return join_key(lock_claims_prefix(kind, subject), f"{writer}.json")
 
 
 def version_claims_prefix(model_id: str, version: int) -> str:

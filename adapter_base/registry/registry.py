@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, TypeVar
 
 from ..concurrency import map_all, ordered_map
 from ..config import FRAMEWORK_DEFAULTS
@@ -34,7 +34,7 @@ from ..secrets import redact
 from ..storage import ObjectStore, open_store, validate_key
 from . import layout
 from .identity import check_identity, mismatch
-from .name_claims import NameClaims
+from .locks import Locks
 from .record_pages import iter_records
 from .version_claims import VersionClaim
 from .versions import ModelVersions
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 E = TypeVar("E")
 
 _MIMETYPE_FALLBACKS = {".txt": "text/plain", ".json": "application/json"}
+#: Model fields moved only by their own operations (a commit, an alias); ``update_model`` keeps the latest record's.
+_MOVED_BY_THEIR_OWN = ("version", "artifacts", "aliases")
 
 
 def guess_mimetype(path: str) -> str:
@@ -73,7 +75,7 @@ class Registry:
         self.io_workers = io_workers
         self.pool = ThreadPoolExecutor(max_workers=io_workers, thread_name_prefix="registry-io")
         self.versions = ModelVersions(store, self.pool, io_workers)
-        self.name_claims = NameClaims(store)
+        self.locks = Locks(store)
         # Folders (path prefixes) of items this registry added, per dataset: no item can sit at one.
         self._folders: dict[str, set[str]] = {}
 
@@ -105,11 +107,11 @@ class Registry:
         return ds
 
     def _create_named(self, kind: str, name: str, name_key: str, record_key: Callable[[str], str], entity_id: str, record: Any) -> None:
-        """Write a record and its name entry, the name held by a claim (``name_claims``): of creates of one
-        name at once exactly one succeeds, the others get ``ConflictError``."""
+        """Write a record and its name entry, the name held (``locks``): of creates of one name at once
+        exactly one succeeds, the others get ``ConflictError``."""
         if self._named_id(name_key, record_key) is not None:
             raise ConflictError(f"a {kind} named {name!r} already exists")
-        with self.name_claims.held(kind, name):
+        with self.locks.held("dataset-name" if kind == "dataset" else "model-name", name, f"the {kind} name {name!r}"):
             if self._named_id(name_key, record_key) is not None:
                 raise ConflictError(f"a {kind} named {name!r} already exists")
             self.store.put_json(record_key(entity_id), record)
@@ -622,15 +624,34 @@ class Registry:
         return sorted(found, key=lambda m: m.name)
 
     def update_model(self, model: Model, **changes: Any) -> Model:
-        """Persist ``model`` with ``changes`` applied; returns the updated record."""
-        updated = replace(model, **changes, updated_at=utc_now())
+        """Persist ``model`` with ``changes`` applied; returns the updated record.
+
+        Its version, artifacts and aliases are the latest record's unless ``changes`` names them:
+        only a commit or an alias moves them, never an update of a copy read before one.
+        """
+        with self._model_held(model):
+            latest = self.get_model(model.id)
+            return self._write_model(replace(model, **{**{f: getattr(latest, f) for f in _MOVED_BY_THEIR_OWN}, **changes}))
+
+    def modify_model(self, model: Model, change: Callable[[Model], Mapping[str, Any]]) -> Model:
+        """Apply ``change(latest record)`` (the fields to set) to the model's latest record and persist it;
+        returns it. One writer of a model's record at a time: no change is lost to another made meanwhile."""
+        with self._model_held(model):
+            latest = self.get_model(model.id)
+            return self._write_model(replace(latest, **change(latest)))
+
+    def _model_held(self, model: Model) -> ContextManager[None]:
+        return self.locks.held("model", model.id, f"the record of model {model.name!r}")
+
+    def _write_model(self, updated: Model) -> Model:
+        updated = replace(updated, updated_at=utc_now())
         updated.validate()
         self.store.put_json(layout.model_record(updated.id), updated.to_dict())
         return updated
 
     def set_status(self, model: Model, status: str, message: str | None = None) -> Model:
         """Record the model's status (and the error, for ``failed``) on the latest record."""
-        return self.update_model(self.get_model(model.id), status=status, status_message=message)
+        return self.modify_model(model, lambda _: {"status": status, "status_message": message})
 
     def clone_model(self, model: Model, name: str, *, version: int | None = None, **changes: Any) -> Model:
         """A new model (new id, unique name) whose version 1 is ``model``'s ``version`` (default: its current one)."""
@@ -771,11 +792,12 @@ class Registry:
             self._check_base(model, base)
             manifest = write(claim)
             try:
-                current = self._check_base(model, base)
-            except VersionConflictError:
+                with self._model_held(model):
+                    current = self._check_base(model, base)
+                    updated = self._write_model(replace(current, version=claim.version, artifacts=manifest, **changes))
+            except ConflictError:
                 self.versions.discard(model.id, claim.version)  # ours (the claim held): no orphan left to list
                 raise
-            updated = self.update_model(current, version=claim.version, artifacts=manifest, **changes)
         finally:
             self.versions.claims.release(claim)
         return manifest, updated
@@ -798,21 +820,35 @@ class Registry:
         """Download a version's files into ``dest_dir``, verifying every SHA-256 digest."""
         return self.versions.download(model, dest_dir, version)
 
-    def set_alias(self, model: Model, alias: str, version: int | None = None) -> Model:
-        """Point ``alias`` (e.g. ``production``) at a version (default: the current one)."""
-        current = self.get_model(model.id)
-        version = current.version if version is None else version
-        if version < 1:
-            raise ValidationError("Model", "aliases", f"model {model.name!r} has no version to alias")
-        self.get_manifest(current, version)  # the version must exist
-        return self.update_model(current, aliases={**current.aliases, alias: version})
+    def set_alias(self, model: Model, alias: str, version: int | None = None, *, forward_only: bool = False) -> Model:
+        """Point ``alias`` (e.g. ``production``) at a version (default: the current one).
+
+        ``forward_only``: ``VersionConflictError`` when the alias points at a newer version (it stays there).
+        """
+
+        def change(latest: Model) -> dict[str, Any]:
+            target = latest.version if version is None else version
+            if target < 1:
+                raise ValidationError("Model", "aliases", f"model {model.name!r} has no version to alias")
+            held = latest.aliases.get(alias)
+            if forward_only and isinstance(held, int) and held > target:
+                raise VersionConflictError(
+                    f"alias {alias!r} of model {latest.name!r} points at version {held}, newer than version {target}: it stays there"
+                )
+            self.get_manifest(latest, target)  # the version must exist
+            return {"aliases": {**latest.aliases, alias: target}}
+
+        return self.modify_model(model, change)
 
     def unset_alias(self, model: Model, alias: str) -> Model:
         """Remove ``alias`` from the model; ``NotFoundError`` if it has no such alias."""
-        current = self.get_model(model.id)
-        if alias not in current.aliases:
-            raise NotFoundError(f"model {model.name!r} has no alias {alias!r} (has: {', '.join(sorted(current.aliases)) or 'none'})")
-        return self.update_model(current, aliases={k: v for k, v in current.aliases.items() if k != alias})
+
+        def change(latest: Model) -> dict[str, Any]:
+            if alias not in latest.aliases:
+                raise NotFoundError(f"model {model.name!r} has no alias {alias!r} (has: {', '.join(sorted(latest.aliases)) or 'none'})")
+            return {"aliases": {k: v for k, v in latest.aliases.items() if k != alias}}
+
+        return self.modify_model(model, change)
 
     def list_versions(self, model: Model) -> list[ArtifactManifest]:
         """The manifests of the model's versions, oldest first (a version whose manifest is gone is left out)."""

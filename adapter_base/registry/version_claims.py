@@ -23,7 +23,7 @@ claim again right before writing the manifest, so a claim taken over after expir
 its old holder there.
 
 The liveness of a writer and the reading, listing and withdrawing of claims are shared with
-``name_claims`` (claims on the name of a dataset or model being created).
+``locks`` (short holds on a name being created or a model record being rewritten).
 """
 
 from __future__ import annotations
@@ -73,10 +73,10 @@ def drop(writer: str) -> None:
         _held.discard(writer)
 
 
-def writer_live(writer: str, host: str, pid: int, claimed_at: float) -> bool:
-    """Whether the writer of a claim may still be writing: not expired, and, on this host, its process
-    alive (in this process: the claim still held)."""
-    if time.time() - claimed_at > CLAIM_EXPIRY_S:
+def writer_live(writer: str, host: str, pid: int, claimed_at: float, *, expiry_s: float | None = None) -> bool:
+    """Whether the writer of a claim may still be writing: not older than ``expiry_s`` (default
+    ``CLAIM_EXPIRY_S``), and, on this host, its process alive (in this process: the claim still held)."""
+    if time.time() - claimed_at > (CLAIM_EXPIRY_S if expiry_s is None else expiry_s):
         return False
     if host != HOST:
         return True

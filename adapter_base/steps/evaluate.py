@@ -109,7 +109,6 @@ def evaluate(
             promote, reason = promotion_decision(metric, value, threshold)
             log.info("version %d: %s", ref.version, reason)
             decision = {"version": ref.version, "metric": metric, "value": value, "threshold": threshold, "promote": promote, "reason": reason}
-            latest = registry.get_model(current.id)
-            registry.update_model(latest, metrics=json_safe({**latest.metrics, "promotion": {"run_id": run_id, **decision}}))
+            registry.modify_model(current, lambda latest: {"metrics": json_safe({**latest.metrics, "promotion": {"run_id": run_id, **decision}})})
             record_step(registry, run_id, "evaluate", model_id=current.id, **decision)
             return Evaluated(result, metric, value, promote, reason, ref)

@@ -40,13 +40,10 @@ def promote(ref: ModelRef, alias: str, *, store_uri: str = "", run_id: str = "")
                         f"promote: run {run_id} evaluated version {decided['version']} of {current.name!r}, not version {ref.version}: not promoted"
                     )
                 reason = str(decided.get("reason", ""))
-            held = current.aliases.get(alias)
-            if isinstance(held, int) and held > ref.version:
-                raise VersionConflictError(
-                    f"promote: alias {alias!r} of model {current.name!r} points at version {held}, newer than version {ref.version} "
-                    "this run evaluated: it stays there"
-                )
-            updated = registry.set_alias(current, alias, ref.version)
+            try:
+                updated = registry.set_alias(current, alias, ref.version, forward_only=True)
+            except VersionConflictError as exc:  # another run promoted a newer version meanwhile
+                raise VersionConflictError(f"promote: {exc} (version {ref.version} is the one this run evaluated)") from None
             log.info("promoted %s v%d to %r (%s)", updated.name, ref.version, alias, reason)
             record_step(registry, run_id, "promote", model_id=updated.id, alias=alias, version=ref.version)
             return {"model_id": updated.id, "alias": alias, "version": ref.version, "aliases": dict(updated.aliases)}

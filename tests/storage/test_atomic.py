@@ -94,7 +94,7 @@ def test_a_directory_made_by_another_writer_and_pruned_during_makedirs_is_made_o
     tmp_dir = tmp_path / "tmp"
     tmp_dir.mkdir()
     monkeypatch.setattr(os, "makedirs", raced)
-    dest = tmp_path / "name-claims" / "model" / "net" / "mine.json"
+    dest = tmp_path / "locks" / "model-name" / "net" / "mine.json"
     with atomic_write(str(dest), tmp_dir=str(tmp_dir)) as tmp, open(tmp, "wb") as fh:
         fh.write(b"{}")
     assert dest.read_bytes() == b"{}" and calls[:2] == [str(dest.parent)] * 2  # raised, then made
