@@ -194,10 +194,8 @@ def _apply(
             f"{name!r} ({shown}{more}); nothing was written. To keep the dataset's items and add only the new files, "
             f"rerun with --on-conflict skip; to take the new versions, import into a new dataset with --name"
         )
-    labels = sorted(set(ds.labels) | set(plan.labels)) if set(plan.labels) - set(ds.labels) else ds.labels
-    if labels != ds.labels:
-        ds.labels = labels
-        registry.update_dataset(ds)
+    if set(plan.labels) - set(ds.labels):
+        ds = registry.modify_dataset(ds, lambda latest: {"labels": sorted(set(latest.labels) | set(plan.labels))})
     added = 0
     broken: list[tuple[str, str]] = []
     # Files are hashed and checked on the I/O pool, a window ahead of the upload of the file before.
@@ -232,8 +230,8 @@ def _apply(
                 raise DatasetImportError(_failed(planned, plan, name, why, len(planned_items) - len(todo) + n)) from exc
         except Exception as exc:
             raise DatasetImportError(_failed(planned, plan, name, exc, len(planned_items) - len(todo) + n)) from exc
-    ds.metadata[IMPORT_KEY] = {"source": plan.source, "format": plan.format, "complete": True}
-    registry.update_dataset(ds)
+    done = {"source": plan.source, "format": plan.format, "complete": True}
+    ds = registry.modify_dataset(ds, lambda latest: {"metadata": {**latest.metadata, IMPORT_KEY: done}})
     return ImportResult(
         ds, added, skipped + broken, already_there=already, conflicts_kept=len(conflicts), duplicates_removed=repairs, broken=broken
     )

@@ -2,7 +2,7 @@
 
     names/datasets/<name>.json          -> {"id": ...}   (unique names)
     names/models/<name>.json            -> {"id": ...}
-    locks/<dataset-name|model-name|model>/<name or model_id>/<writer>.json   a holder's claim: a name being created, a model record being rewritten (locks.py)
+    locks/<dataset-name|model-name|dataset|model>/<name or id>/<writer>.json   a holder's claim: a name being created, a record being rewritten (locks.py)
     datasets/<dataset_id>/dataset.json
     datasets/<dataset_id>/records/<item_id>.json                   Item
     datasets/<dataset_id>/record-pages/<item_id>.json              "name TAB etag TAB record" lines: copies of the records from that one on (record_pages.py)

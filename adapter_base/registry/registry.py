@@ -131,10 +131,19 @@ class Registry:
         return dataset.id if isinstance(dataset, Dataset) else self.get_dataset(dataset).id
 
     def update_dataset(self, dataset: Dataset) -> Dataset:
-        """Persist changed labels or metadata of a dataset."""
-        dataset.validate()
-        self.store.put_json(layout.dataset_record(dataset.id), dataset.to_dict())
-        return dataset
+        """Persist changed labels or metadata of a dataset (``NotFoundError`` when it was deleted meanwhile)."""
+        return self.modify_dataset(dataset, lambda _: {"labels": dataset.labels, "metadata": dataset.metadata})
+
+    def modify_dataset(self, dataset: Dataset, change: Callable[[Dataset], Mapping[str, Any]]) -> Dataset:
+        """Apply ``change(latest record)`` (the fields to set) to the dataset's latest record and persist it;
+        returns it. One writer of a dataset's record at a time: no change is lost to another made meanwhile,
+        and a dataset deleted meanwhile stays deleted (``NotFoundError``)."""
+        with self.locks.held("dataset", dataset.id, f"the record of dataset {dataset.name!r}"):
+            latest = self._load_dataset(dataset.id, dataset.id)
+            updated = replace(latest, **change(latest))
+            updated.validate()
+            self.store.put_json(layout.dataset_record(updated.id), updated.to_dict())
+            return updated
 
     def list_datasets(self) -> list[Dataset]:
         """Every dataset, sorted by name (names left by an interrupted delete are skipped)."""

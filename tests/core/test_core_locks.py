@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from adapter_base import ConflictError, Registry
+from adapter_base import ConflictError, NotFoundError, Registry
 from adapter_base.registry import layout, locks, version_claims
 from adapter_base.registry.locks import LockClaim
 from test_core_registry import write_tree
@@ -45,7 +45,7 @@ def test_creates_racing_for_one_name_make_exactly_one(registry, kind):
 
 _RACER = """
 import os, sys, time
-from adapter_base import ConflictError, Registry
+from adapter_base import ConflictError, NotFoundError, Registry
 store_uri, go = sys.argv[1:]
 with Registry.open(store_uri) as registry:
     print("ready", flush=True)
@@ -81,7 +81,7 @@ def _claim(kind: str, subject: str, *, pid: int, age: float = 0.0, host: str | N
 
 
 def test_a_live_creates_claim_refuses_and_claims_whose_writers_are_gone_do_not(local_registry, live_process, monkeypatch):
-    monkeypatch.setattr(locks, "CLAIM_ATTEMPTS", 2)
+    monkeypatch.setattr(locks, "LOCK_WAIT_S", 0.5)
     live = _claim("model-name", "held", pid=live_process)
     local_registry.store.put_json(live.key, live.__dict__)
     with pytest.raises(ConflictError, match=rf"the model name 'held' is held by another process \(process {live_process} on "):
@@ -138,7 +138,7 @@ def test_status_and_alias_updates_never_write_back_a_version_a_commit_moved_mean
 
 
 def test_a_live_hold_on_a_model_record_refuses_an_update_and_an_expired_one_does_not(local_registry, live_process, monkeypatch):
-    monkeypatch.setattr(locks, "CLAIM_ATTEMPTS", 2)
+    monkeypatch.setattr(locks, "LOCK_WAIT_S", 0.5)
     model = local_registry.create_model("held")
     live = _claim("model", model.id, pid=live_process)
     local_registry.store.put_json(live.key, live.__dict__)
@@ -148,3 +148,18 @@ def test_a_live_hold_on_a_model_record_refuses_an_update_and_an_expired_one_does
     stale = _claim("model", model.id, pid=1, host="elsewhere", age=locks.LOCK_EXPIRY_S + 1)  # its holder is gone
     local_registry.store.put_json(stale.key, stale.__dict__)
     assert local_registry.set_status(model, "trained").status == "trained" == local_registry.get_model(model.id).status
+
+
+def test_label_additions_racing_on_one_dataset_all_stay_and_a_deleted_dataset_stays_deleted(registry):
+    """An import wrote its copy of the dataset record back whole (labels, then the import state): an import
+    finding a new label lost it to another finishing meanwhile, and one whose dataset was deleted under it
+    wrote the record back. Each read-modify-write now holds the record and starts from the latest one."""
+    ds = registry.create_dataset("pets", labels=["cat"])
+    results = race(6, lambda i: registry.modify_dataset(ds, lambda latest: {"labels": sorted({*latest.labels, f"l{i}"})}))
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert registry.get_dataset("pets").labels == sorted(["cat", *(f"l{i}" for i in range(6))])
+    stale = registry.get_dataset("pets")
+    registry.delete_dataset(stale)
+    with pytest.raises(NotFoundError):
+        registry.update_dataset(stale)
+    assert not registry.store.exists(layout.dataset_record(stale.id)) and registry.list_datasets() == []
