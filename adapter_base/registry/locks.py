@@ -46,7 +46,7 @@ LockKind = Literal["dataset-name", "model-name", "dataset", "model"]
 
 @dataclass(frozen=True)
 class LockClaim:
-    """One holder's claim on ``subject`` (a name, or a model id) of a ``kind``."""
+    """One holder's claim on ``subject`` (a name, or a dataset or model id) of a ``kind``."""
 
     kind: str
     subject: str
@@ -79,7 +79,7 @@ def _order(claim: LockClaim) -> tuple[float, str]:
 
 
 class Locks:
-    """Holding names and model records of ``store`` for a block."""
+    """Holding names and records of ``store`` for a block."""
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
