@@ -75,8 +75,10 @@ def drop(writer: str) -> None:
 
 def writer_live(writer: str, host: str, pid: int, claimed_at: float, *, expiry_s: float | None = None) -> bool:
     """Whether the writer of a claim may still be writing: not older than ``expiry_s`` (default
-    ``CLAIM_EXPIRY_S``), and, on this host, its process alive (in this process: the claim still held)."""
-    if time.time() - claimed_at > (CLAIM_EXPIRY_S if expiry_s is None else expiry_s):
+    ``CLAIM_EXPIRY_S``) nor dated further ahead (a forged date or a clock that far off would hold it
+    for ever), and, on this host, its process alive (in this process: the claim still held)."""
+    expiry = CLAIM_EXPIRY_S if expiry_s is None else expiry_s
+    if abs(time.time() - claimed_at) > expiry:
         return False
     if host != HOST:
         return True

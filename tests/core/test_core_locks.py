@@ -94,6 +94,7 @@ def test_a_live_creates_claim_refuses_and_claims_whose_writers_are_gone_do_not(l
         _claim("dataset-name", "pets", pid=gone.pid),  # a process of this host that has ended
         _claim("dataset-name", "pets", pid=os.getpid(), writer="unheld"),  # this process, no longer held
         _claim("dataset-name", "pets", pid=1, host="elsewhere", age=locks.LOCK_EXPIRY_S + 1),  # expired
+        _claim("dataset-name", "pets", pid=2, host="elsewhere", age=-3 * locks.LOCK_EXPIRY_S),  # dated ahead: forged, or a clock far off
     ):
         local_registry.store.put_json(claim.key, claim.__dict__)
     local_registry.store.put_json(layout.lock_claim("dataset-name", "pets", "junk"), ["not", "a", "claim"])

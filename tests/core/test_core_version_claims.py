@@ -148,6 +148,7 @@ def test_claims_whose_writers_are_gone_are_taken_over(local_registry, tmp_path):
     _put(local_registry, _claim(model.id, 2, pid=gone.pid))  # a process of this host that has ended
     _put(local_registry, _claim(model.id, 2, pid=os.getpid()))  # this process, no longer held
     _put(local_registry, _claim(model.id, 2, pid=1, host="elsewhere", age=version_claims.CLAIM_EXPIRY_S + 1))  # expired
+    _put(local_registry, _claim(model.id, 2, pid=2, host="elsewhere", age=-2 * version_claims.CLAIM_EXPIRY_S))  # dated a day ahead: forged
     local_registry.store.put_json(layout.version_claim(model.id, 2, "junk"), ["not", "a", "claim"])
     assert local_registry.upload_artifacts(model, write_tree(tmp_path / "v2", {"w": b"2"})).version == 2
 
