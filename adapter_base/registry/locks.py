@@ -32,7 +32,7 @@ from typing import Any, Literal
 from ..errors import ConflictError
 from ..storage import ObjectStore
 from . import layout
-from .version_claims import HOST, listed_claims, new_writer, read_claim, withdraw, writer_live
+from .claims import HOST, listed_claims, new_writer, read_claim, withdraw, writer_live
 
 log = logging.getLogger(__name__)
 

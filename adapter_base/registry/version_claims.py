@@ -22,126 +22,29 @@ skipped when they have one (a complete version no record ever named). A holder c
 claim again right before writing the manifest, so a claim taken over after expiry stops
 its old holder there.
 
-The liveness of a writer and the reading, listing and withdrawing of claims are shared with
-``locks`` (short holds on a name being created or a model record being rewritten).
+A claim's liveness, reading, listing and withdrawal are in ``claims``, shared with ``locks``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
-import socket
-import threading
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from ..errors import NotFoundError, StoreError, VersionConflictError
-from ..secrets import redact
+from ..errors import VersionConflictError
 from ..storage import ObjectStore
 from . import layout
+from .claims import HOST, listed_claims, new_writer, read_claim, withdraw, writer_live
 
 log = logging.getLogger(__name__)
-
-C = TypeVar("C")
 
 #: Seconds after which a claim counts as abandoned (its writer cannot be checked from here).
 CLAIM_EXPIRY_S = 3600.0
 #: Tries at a free number before a contended claim is refused.
 CLAIM_ATTEMPTS = 6
-
-HOST = socket.gethostname()
-_held: set[str] = set()  # writer tokens of the claims this process holds
-_held_lock = threading.Lock()
-
-
-def new_writer() -> str:
-    """A writer token of this process, held (its claims live) until ``drop``."""
-    writer = f"{os.getpid()}-{uuid.uuid4().hex[:16]}"
-    with _held_lock:
-        _held.add(writer)
-    return writer
-
-
-def drop(writer: str) -> None:
-    """This process no longer holds ``writer``'s claims: others may take them over."""
-    with _held_lock:
-        _held.discard(writer)
-
-
-def writer_live(writer: str, host: str, pid: int, claimed_at: float, *, expiry_s: float | None = None) -> bool:
-    """Whether the writer of a claim may still be writing: not older than ``expiry_s`` (default
-    ``CLAIM_EXPIRY_S``) nor dated further ahead (a forged date or a clock that far off would hold it
-    for ever), and, on this host, its process alive (in this process: the claim still held)."""
-    expiry = CLAIM_EXPIRY_S if expiry_s is None else expiry_s
-    if abs(time.time() - claimed_at) > expiry:
-        return False
-    if host != HOST:
-        return True
-    if pid == os.getpid():
-        with _held_lock:
-            return writer in _held
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # not ours to signal: it exists
-        return True
-    return True
-
-
-def read_claim(cls: type[C], data: Any, key: dict[str, Any], *, ints: tuple[str, ...], strs: tuple[str, ...]) -> C | None:
-    """The claim (a dataclass ``cls``) in record ``data``, or None if it is not one: every field there,
-    ``ints`` and ``strs`` of their types, ``claimed_at`` a finite number, and the fields its key names
-    (``key``: field -> value) equal to the key's."""
-    if not isinstance(data, dict):
-        return None
-    try:
-        claim = cls(**{name: data[name] for name in cls.__dataclass_fields__})  # type: ignore[attr-defined]
-    except KeyError:
-        return None
-    if any(isinstance(data[f], bool) or not isinstance(data[f], int) for f in ints) or not all(isinstance(data[f], str) for f in strs):
-        return None
-    at = data["claimed_at"]
-    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
-        return None
-    if any(data[f] != value for f, value in key.items()):
-        return None
-    return claim
-
-
-def listed_claims(store: ObjectStore, prefix: str, read: Callable[[Any, str], C | None]) -> list[C]:
-    """The claims under ``prefix``, each ``read(record, writer)`` from its key; a file that is no claim of
-    its key (malformed, copied) is logged and ignored."""
-    found = []
-    for info in store.list(prefix):
-        writer = info.key[len(prefix):].removesuffix(".json")
-        try:
-            claim = read(store.get_json(info.key), writer)
-        except NotFoundError:
-            continue  # withdrawn meanwhile
-        except StoreError as exc:
-            claim = None
-            log.warning("claim %s is unreadable: %s", info.key, redact(str(exc)))
-        if claim is None:
-            log.warning("ignoring %s: it is not a claim of that key", info.key)
-            continue
-        found.append(claim)
-    return found
-
-
-def withdraw(store: ObjectStore, key: str, writer: str) -> None:
-    """Drop ``writer`` and delete its claim at ``key`` (best effort: a claim left behind is no longer held,
-    so others take it over)."""
-    drop(writer)
-    try:
-        store.delete(key)
-    except Exception as exc:  # noqa: BLE001 - the caller's own outcome matters more
-        log.warning("could not remove claim %s: %s", key, redact(str(exc)))
 
 
 @dataclass(frozen=True)
@@ -170,7 +73,7 @@ class VersionClaim:
         """Whether its writer may still be writing (seen by a writer of run ``run_id``)."""
         if self.run_id and self.run_id == run_id:
             return False  # an earlier attempt of the same run: a run commits once at a time
-        return writer_live(self.writer, self.host, self.pid, self.claimed_at)
+        return writer_live(self.writer, self.host, self.pid, self.claimed_at, expiry_s=CLAIM_EXPIRY_S)
 
     @classmethod
     def read(cls, data: Any, model_id: str, version: int, writer: str) -> "VersionClaim | None":

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from adapter_base import ConflictError, NotFoundError, Registry
-from adapter_base.registry import layout, locks, version_claims
+from adapter_base.registry import claims, layout, locks
 from adapter_base.registry.locks import LockClaim
 from test_core_registry import write_tree
 from test_core_version_claims import race
@@ -77,7 +77,7 @@ def test_processes_racing_for_one_name_make_exactly_one(store_uri, tmp_path):
 
 
 def _claim(kind: str, subject: str, *, pid: int, age: float = 0.0, host: str | None = None, writer: str | None = None) -> LockClaim:
-    return LockClaim(kind=kind, subject=subject, writer=writer or f"w{pid}", host=host or version_claims.HOST, pid=pid, claimed_at=time.time() - age)
+    return LockClaim(kind=kind, subject=subject, writer=writer or f"w{pid}", host=host or claims.HOST, pid=pid, claimed_at=time.time() - age)
 
 
 def test_a_live_creates_claim_refuses_and_claims_whose_writers_are_gone_do_not(local_registry, live_process, monkeypatch):

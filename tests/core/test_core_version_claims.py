@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from adapter_base import Registry, VersionConflictError
-from adapter_base.registry import layout, version_claims
+from adapter_base.registry import claims, layout, version_claims
 from adapter_base.registry.version_claims import VersionClaim
 from core_support import BRIGHT, DARK, BrightnessAdapter, brightness_dataset
 from test_core_registry import V1, read_tree, write_tree
@@ -122,7 +122,7 @@ def test_training_overtaken_by_a_save_is_refused_and_leaves_the_status_alone(loc
 def _claim(model_id: str, version: int, *, pid: int, run_id: str = "", age: float = 0.0, host: str | None = None) -> VersionClaim:
     return VersionClaim(
         model_id=model_id, version=version, base_version=version - 1, writer=f"w{pid}-{version}", run_id=run_id,
-        host=host or version_claims.HOST, pid=pid, claimed_at=time.time() - age,
+        host=host or claims.HOST, pid=pid, claimed_at=time.time() - age,
     )
 
 
