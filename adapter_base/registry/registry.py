@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, TypeVar
 
 from ..concurrency import map_all, ordered_map
 from ..config import FRAMEWORK_DEFAULTS
@@ -42,6 +42,7 @@ from .versions import ModelVersions
 log = logging.getLogger(__name__)
 
 E = TypeVar("E")
+R = TypeVar("R", Dataset, Model)
 
 _MIMETYPE_FALLBACKS = {".txt": "text/plain", ".json": "application/json"}
 #: Model fields moved only by their own operations (a commit, an alias); ``update_model`` keeps the latest record's.
@@ -109,7 +110,7 @@ class Registry:
     def _create_named(self, kind: str, name: str, name_key: str, record_key: Callable[[str], str], entity_id: str, record: Any) -> None:
         """Write a record and its name entry, the name held (``locks``): of creates of one name at once
         exactly one succeeds, the others get ``ConflictError``."""
-        if self._named_id(name_key, record_key) is not None:
+        if self._named_id(name_key, record_key) is not None:  # the usual refusal, without taking a hold
             raise ConflictError(f"a {kind} named {name!r} already exists")
         with self.locks.held("dataset-name" if kind == "dataset" else "model-name", name, f"the {kind} name {name!r}"):
             if self._named_id(name_key, record_key) is not None:
@@ -138,11 +139,14 @@ class Registry:
         """Apply ``change(latest record)`` (the fields to set) to the dataset's latest record and persist it;
         returns it. One writer of a dataset's record at a time: no change is lost to another made meanwhile,
         and a dataset deleted meanwhile stays deleted (``NotFoundError``)."""
-        with self.locks.held("dataset", dataset.id, f"the record of dataset {dataset.name!r}"):
-            latest = self._load_dataset(dataset.id, dataset.id)
-            updated = replace(latest, **change(latest))
+        return self._rewrite("dataset", dataset, lambda i: self._load_dataset(i, i), layout.dataset_record, lambda latest: replace(latest, **change(latest)))
+
+    def _rewrite(self, kind: Literal["dataset", "model"], entity: R, load: Callable[[str], R], key: Callable[[str], str], make: Callable[[R], R]) -> R:
+        """Holding ``entity``'s record, write ``make(its latest record)`` over it; returns what was written."""
+        with self.locks.held(kind, entity.id, f"the record of {kind} {entity.name!r}"):
+            updated = make(load(entity.id))
             updated.validate()
-            self.store.put_json(layout.dataset_record(updated.id), updated.to_dict())
+            self.store.put_json(key(updated.id), updated.to_dict())
             return updated
 
     def list_datasets(self) -> list[Dataset]:
@@ -638,25 +642,16 @@ class Registry:
         Its version, artifacts and aliases are the latest record's unless ``changes`` names them:
         only a commit or an alias moves them, never an update of a copy read before one.
         """
-        with self._model_held(model):
-            latest = self.get_model(model.id)
-            return self._write_model(replace(model, **{**{f: getattr(latest, f) for f in _MOVED_BY_THEIR_OWN}, **changes}))
+        return self._rewrite_model(model, lambda latest: replace(model, **{**{f: getattr(latest, f) for f in _MOVED_BY_THEIR_OWN}, **changes}))
 
     def modify_model(self, model: Model, change: Callable[[Model], Mapping[str, Any]]) -> Model:
         """Apply ``change(latest record)`` (the fields to set) to the model's latest record and persist it;
         returns it. One writer of a model's record at a time: no change is lost to another made meanwhile."""
-        with self._model_held(model):
-            latest = self.get_model(model.id)
-            return self._write_model(replace(latest, **change(latest)))
+        return self._rewrite_model(model, lambda latest: replace(latest, **change(latest)))
 
-    def _model_held(self, model: Model) -> ContextManager[None]:
-        return self.locks.held("model", model.id, f"the record of model {model.name!r}")
-
-    def _write_model(self, updated: Model) -> Model:
-        updated = replace(updated, updated_at=utc_now())
-        updated.validate()
-        self.store.put_json(layout.model_record(updated.id), updated.to_dict())
-        return updated
+    def _rewrite_model(self, model: Model, make: Callable[[Model], Model]) -> Model:
+        """``_rewrite`` of a model record, stamped ``updated_at``."""
+        return self._rewrite("model", model, self.get_model, layout.model_record, lambda latest: replace(make(latest), updated_at=utc_now()))
 
     def set_status(self, model: Model, status: str, message: str | None = None) -> Model:
         """Record the model's status (and the error, for ``failed``) on the latest record."""
@@ -801,9 +796,9 @@ class Registry:
             self._check_base(model, base)
             manifest = write(claim)
             try:
-                with self._model_held(model):
-                    current = self._check_base(model, base)
-                    updated = self._write_model(replace(current, version=claim.version, artifacts=manifest, **changes))
+                updated = self._rewrite_model(
+                    model, lambda latest: replace(self._at_base(latest, model, base), version=claim.version, artifacts=manifest, **changes)
+                )
             except ConflictError:
                 self.versions.discard(model.id, claim.version)  # ours (the claim held): no orphan left to list
                 raise
@@ -813,7 +808,10 @@ class Registry:
 
     def _check_base(self, model: Model, base: int) -> Model:
         """The model's latest record; ``VersionConflictError`` if it is no longer at version ``base``."""
-        current = self.get_model(model.id)
+        return self._at_base(self.get_model(model.id), model, base)
+
+    def _at_base(self, current: Model, model: Model, base: int) -> Model:
+        """``current`` (``model``'s latest record); ``VersionConflictError`` if it is not at version ``base``."""
         if current.version != base:
             raise VersionConflictError(
                 f"model {model.name!r} is at version {current.version}, not at version {base} this write started from: "
